@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what hozon needs on a fresh Debian machine (root, package registries only), then
+# links the Tesseract models into ocr-models/tessdata. Safe to run again: it only installs what
+# is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-jpn tesseract-ocr-jpn-vert
+  clang libclang-dev pkg-config
+  fonts-ipaexfont-gothic fonts-ipaexfont-mincho
+  poppler-utils
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Tesseract models: Debian's tesseract-ocr-jpn / -jpn-vert (tessdata_fast, Apache-2.0), copied so
+# the project reads them from one place it owns (see ocr-models/README.md).
+src=/usr/share/tesseract-ocr/5/tessdata
+for m in jpn jpn_vert osd eng; do
+  if [ -f "$src/$m.traineddata" ] && ! cmp -s "$src/$m.traineddata" "ocr-models/tessdata/$m.traineddata"; then
+    cp "$src/$m.traineddata" "ocr-models/tessdata/$m.traineddata"
+  fi
+done
+[ -f ocr-models/tessdata/jpn.traineddata ] || { echo "setup: jpn.traineddata missing" >&2; exit 1; }
+(cd ocr-models/tessdata && sha256sum -c --quiet ../tessdata.sha256) || {
+  echo "setup: warning: a Tesseract model differs from ocr-models/tessdata.sha256 (Debian package updated?); OCR figures may differ" >&2
+}

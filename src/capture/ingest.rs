@@ -1,0 +1,247 @@
+//! The ingest pipeline: file → checks → OCR → sealed blobs → index → visible record.
+//!
+//! Workers (one Tesseract engine each) pull files from a shared cursor; a bad file is
+//! quarantined (kept sealed, never indexed) and the batch goes on. The storage steps and their
+//! crash safety are described in `store`; this module only orders the calls. A source file is
+//! removed from the inbox after its record is durably stored, unless `keep_files` is set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::app::Hozon;
+use crate::audit::Event;
+use crate::capture::{Rejection, decode_page, scan_files};
+use crate::error::{Error, Result};
+use crate::index::normalise;
+use crate::ocr::TesseractEngine;
+use crate::store::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState};
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Parallel OCR workers (each holds a Tesseract engine, ~90 MB).
+    pub jobs: usize,
+    /// Leave source files in place after storing them.
+    pub keep_files: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            jobs: 2,
+            keep_files: false,
+            progress: false,
+        }
+    }
+}
+
+/// What happened to each file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stored(RecordId),
+    /// The same bytes were stored before: nothing was written.
+    Duplicate(RecordId),
+    Quarantined(RecordId, Rejection),
+    /// The file could not even be read (permissions, vanished); nothing was stored.
+    Failed(String),
+}
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub files: Vec<(PathBuf, Outcome)>,
+    pub seconds: f64,
+}
+
+impl IngestReport {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.files.iter().filter(|(_, o)| f(o)).count()
+    }
+    pub fn stored(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Stored(_)))
+    }
+    pub fn duplicates(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Duplicate(_)))
+    }
+    pub fn quarantined(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Quarantined(..)))
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct PageInfo<'a> {
+    file_name: &'a str,
+    width: u32,
+    height: u32,
+    format: &'a str,
+    ocr_mean_confidence: i32,
+}
+
+pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
+    let files = scan_files(dir).map_err(|e| Error::Io {
+        path: dir.to_owned(),
+        source: e,
+    })?;
+    let started = Instant::now();
+    // Blobs left by an earlier crash (sealed under keys that were never saved) go first. Safe
+    // here: sled's lock means no other process is writing to this data directory.
+    h.store.gc_orphans()?;
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(files.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} 取込中 [{bar:40}] {pos}/{len} ページ {per_sec} 残り {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(PathBuf, Outcome)>> = Mutex::new(Vec::with_capacity(files.len()));
+    let jobs = opts.jobs.clamp(1, 16).min(files.len().max(1));
+    let engine_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let mut engine = match TesseractEngine::new(&h.tessdata, "jpn") {
+                    Ok(e) => e,
+                    Err(e) => {
+                        *engine_error.lock().expect("lock") = Some(e.into());
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(path) = files.get(i) else { break };
+                    let outcome = ingest_file(h, &mut engine, path, opts)
+                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
+                    if let Outcome::Quarantined(_, why) = &outcome {
+                        bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
+                    }
+                    if let Outcome::Failed(why) = &outcome {
+                        bar.println(format!("失敗 (failed): {}: {why}", path.display()));
+                    }
+                    results.lock().expect("lock").push((path.clone(), outcome));
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = engine_error.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let mut files = results.into_inner().expect("lock");
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(IngestReport {
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Ingests one file; every outcome except an I/O failure on the source is a normal result.
+fn ingest_file(
+    h: &Hozon,
+    engine: &mut TesseractEngine,
+    path: &Path,
+    opts: &IngestOptions,
+) -> Result<Outcome> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let store = &h.store;
+    let fp = store.scan_fingerprint(&bytes);
+    if let Some(id) = store.dedupe_lookup(&fp)?
+        && store
+            .record(&id)?
+            .is_some_and(|r| r.state == RecordState::Stored)
+    {
+        remove_source(path, opts)?;
+        return Ok(Outcome::Duplicate(id));
+    }
+    let id = RecordId::from_fingerprint(&fp);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let key = store.new_data_key();
+    let received_at = chrono::Utc::now();
+    let decoded = decode_page(&bytes);
+    let (kind, blobs, text) = match &decoded {
+        Err(why) => {
+            let info = serde_json::json!({ "file_name": file_name, "size": bytes.len() });
+            let blobs = vec![
+                store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
+                store.put_blob(&id, &key, BlobRole::Info, info.to_string().as_bytes())?,
+            ];
+            (
+                RecordKind::Quarantined {
+                    reason: why.to_string(),
+                },
+                blobs,
+                None,
+            )
+        }
+        Ok(page) => {
+            let read = engine.read_page(&page.gray, 300)?;
+            let text = normalise(&read.text);
+            let info = PageInfo {
+                file_name: &file_name,
+                width: page.gray.width(),
+                height: page.gray.height(),
+                format: page.format.extensions_str().first().copied().unwrap_or("?"),
+                ocr_mean_confidence: read.mean_confidence,
+            };
+            let blobs: Vec<BlobRef> = vec![
+                store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
+                store.put_blob(&id, &key, BlobRole::Text, text.as_bytes())?,
+                store.put_blob(
+                    &id,
+                    &key,
+                    BlobRole::Info,
+                    &serde_json::to_vec(&info).expect("info serialises"),
+                )?,
+            ];
+            (RecordKind::Page, blobs, Some(text))
+        }
+    };
+    let mut rec = Record {
+        wrapped_key: store.wrap_data_key(&id, &key),
+        id: id.clone(),
+        state: RecordState::Pending,
+        kind,
+        received_at,
+        blobs,
+    };
+    store.put_pending(&rec)?;
+    if let Some(text) = &text {
+        h.index.put(id.as_str(), text, received_at)?;
+    }
+    rec.state = RecordState::Stored;
+    let (action, outcome) = match decoded {
+        Ok(_) => ("capture.store", Outcome::Stored(id.clone())),
+        Err(why) => ("capture.quarantine", Outcome::Quarantined(id.clone(), why)),
+    };
+    store.commit_stored(&rec, &fp, Event::new("system", action, id.as_str(), "ok"))?;
+    remove_source(path, opts)?;
+    Ok(outcome)
+}
+
+fn remove_source(path: &Path, opts: &IngestOptions) -> Result<()> {
+    if opts.keep_files {
+        return Ok(());
+    }
+    std::fs::remove_file(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e,
+    })
+}

@@ -1,0 +1,71 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::Cli;
+use crate::capture::ingest::{IngestOptions, Outcome, ingest_dir};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of scans (searched recursively for .png .tif .tiff .jpg .jpeg)
+    dir: PathBuf,
+    /// Parallel OCR workers
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Leave the scans in the folder after storing them (default: remove each once stored)
+    #[arg(long)]
+    keep: bool,
+}
+
+pub(crate) fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    let template = format!("{verb} [{{bar:40}}] {{pos}}/{{len}} {unit} 残り {{eta}}");
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    b
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let hozon = cli.open()?;
+    let opts = IngestOptions {
+        jobs: args.jobs,
+        keep_files: args.keep,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = ingest_dir(&hozon, &args.dir, &opts)?;
+    for (path, o) in &report.files {
+        match o {
+            Outcome::Quarantined(id, why) => {
+                println!("隔離 {}: {why} (record {id})", path.display())
+            }
+            Outcome::Failed(why) => println!("失敗 {}: {why}", path.display()),
+            _ => {}
+        }
+    }
+    let pages = report.stored() as f64;
+    println!(
+        "取込完了: 保存 {} / 重複 {} / 隔離 {} / 失敗 {} ({:.1} s, {:.2} pages/s)",
+        report.stored(),
+        report.duplicates(),
+        report.quarantined(),
+        report.failed(),
+        report.seconds,
+        if report.seconds > 0.0 {
+            pages / report.seconds
+        } else {
+            0.0
+        }
+    );
+    // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
+    Ok(if report.quarantined() + report.failed() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,86 @@
+//! cli/: the command line. One file per subcommand; each turns its arguments into a call of
+//! the library and prints the result. This list is the single place subcommands are named.
+
+mod admin;
+mod ingest;
+mod init;
+mod search;
+mod serve;
+mod synth;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hozon",
+    version,
+    about = "保存: document capture and records retention"
+)]
+pub struct Cli {
+    /// Data directory (sled metadata, sealed blobs, encrypted index)
+    #[arg(long, global = true, default_value = "./data", env = "HOZON_DATA")]
+    data: PathBuf,
+    /// Master key file [default: $HOZON_KEY_FILE, else DATA/master.key]
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+impl Cli {
+    fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| crate::app::default_key_file(&self.data))
+    }
+
+    fn open(&self) -> anyhow::Result<crate::Hozon> {
+        Ok(crate::Hozon::open(&self.data, &self.key_file())?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory, its master key file and the first administrator
+    Init(init::Args),
+    /// Write synthetic scanned submissions and truth.jsonl
+    Synth(synth::Args),
+    /// Store, OCR and index every scan in a folder
+    Ingest(ingest::Args),
+    /// Search stored pages
+    Search(search::Args),
+    /// Serve the web UI
+    Serve(serve::Args),
+    /// Master key operations
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// Rebuild the search index from the stored text
+    Reindex,
+    /// Check the audit log's hash chain
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// User accounts
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Remove blobs no record refers to (left by a crash)
+    Gc,
+}
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Init(a) => init::run(&cli, a),
+        Command::Synth(a) => synth::run(a),
+        Command::Ingest(a) => ingest::run(&cli, a),
+        Command::Search(a) => search::run(&cli, a),
+        Command::Serve(a) => serve::run(&cli, a),
+        Command::Key(c) => admin::key(&cli, c),
+        Command::Reindex => admin::reindex(&cli),
+        Command::Audit(c) => admin::audit(&cli, c),
+        Command::User(c) => admin::user(&cli, c),
+        Command::Gc => admin::gc(&cli),
+    }
+}

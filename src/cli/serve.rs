@@ -1,0 +1,19 @@
+use std::process::ExitCode;
+
+use super::Cli;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let hozon = cli.open()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::web::serve(hozon, args.addr))?;
+    Ok(ExitCode::SUCCESS)
+}

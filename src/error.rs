@@ -1,0 +1,26 @@
+//! The crate error: one variant per subsystem, so callers can tell a missing record from a
+//! broken disk. Messages name the thing that failed and never carry personal data.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Index(#[from] crate::index::Error),
+    #[error(transparent)]
+    Ocr(#[from] crate::ocr::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::Error),
+    #[error("record {0} not found")]
+    NotFound(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

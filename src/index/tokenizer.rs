@@ -1,0 +1,210 @@
+//! Japanese-aware tokenisers with real positions.
+//!
+//! [`BigramTokenizer`] splits text into runs: a run of CJK characters (kanji, kana, the long
+//! vowel mark, 々) yields overlapping bigrams, one position each, so a phrase query over the
+//! bigrams of `大腸炎` matches only where they stand next to each other (tantivy's own
+//! `NgramTokenizer` puts every gram at position 0, which turns phrases into "all grams
+//! somewhere"). A one-character run yields that character. A run of letters or digits yields
+//! one lower-cased word. Everything else separates tokens.
+//!
+//! [`UnigramTokenizer`] yields every CJK character on its own, for one-character queries
+//! (`田`), which have no bigram.
+//!
+//! Both expect text that is already NFKC-normalised (done once at ingest and on each query), so
+//! offsets point into the stored text and snippets highlight the right characters.
+
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+pub const BIGRAM: &str = "ja_bigram";
+pub const UNIGRAM: &str = "ja_unigram";
+
+pub fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3041}'..='\u{309F}' // hiragana
+        | '\u{30A0}'..='\u{30FF}' // katakana (incl. ー)
+        | '\u{3400}'..='\u{4DBF}' // CJK ext A
+        | '\u{4E00}'..='\u{9FFF}' // CJK unified
+        | '\u{F900}'..='\u{FAFF}' // compatibility ideographs
+        | '\u{3005}' | '\u{3006}' | '\u{3007}' // 々 〆 〇
+        | '\u{20000}'..='\u{2FFFF}')
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Class {
+    Cjk,
+    Word,
+    Sep,
+}
+
+fn class(c: char) -> Class {
+    if is_cjk(c) {
+        Class::Cjk
+    } else if c.is_alphanumeric() {
+        Class::Word
+    } else {
+        Class::Sep
+    }
+}
+
+/// Splits `text` into (class, byte start, chars with byte offsets) runs.
+fn runs(text: &str) -> Vec<(Class, Vec<(usize, char)>)> {
+    let mut out: Vec<(Class, Vec<(usize, char)>)> = Vec::new();
+    for (i, c) in text.char_indices() {
+        let k = class(c);
+        match out.last_mut() {
+            Some((last, chars)) if *last == k && k != Class::Sep => chars.push((i, c)),
+            _ if k == Class::Sep => out.push((k, Vec::new())),
+            _ => out.push((k, vec![(i, c)])),
+        }
+    }
+    out.retain(|(k, chars)| *k != Class::Sep && !chars.is_empty());
+    out
+}
+
+fn token(from: usize, to: usize, position: usize, text: String) -> Token {
+    Token {
+        offset_from: from,
+        offset_to: to,
+        position,
+        text,
+        position_length: 1,
+    }
+}
+
+pub fn bigram_tokens(text: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut pos = 0;
+    for (k, chars) in runs(text) {
+        let end_of = |j: usize| chars[j].0 + chars[j].1.len_utf8();
+        match k {
+            Class::Cjk if chars.len() == 1 => {
+                tokens.push(token(chars[0].0, end_of(0), pos, chars[0].1.to_string()));
+                pos += 1;
+            }
+            Class::Cjk => {
+                for j in 0..chars.len() - 1 {
+                    let s: String = [chars[j].1, chars[j + 1].1].iter().collect();
+                    tokens.push(token(chars[j].0, end_of(j + 1), pos, s));
+                    pos += 1;
+                }
+            }
+            Class::Word => {
+                let s: String = chars
+                    .iter()
+                    .map(|(_, c)| *c)
+                    .collect::<String>()
+                    .to_lowercase();
+                tokens.push(token(chars[0].0, end_of(chars.len() - 1), pos, s));
+                pos += 1;
+            }
+            Class::Sep => {}
+        }
+    }
+    tokens
+}
+
+pub fn unigram_tokens(text: &str) -> Vec<Token> {
+    text.char_indices()
+        .filter(|(_, c)| is_cjk(*c))
+        .enumerate()
+        .map(|(pos, (i, c))| token(i, i + c.len_utf8(), pos, c.to_string()))
+        .collect()
+}
+
+/// Yields pre-computed tokens.
+pub struct VecTokenStream {
+    tokens: Vec<Token>,
+    idx: usize,
+}
+
+impl TokenStream for VecTokenStream {
+    fn advance(&mut self) -> bool {
+        if self.idx < self.tokens.len() {
+            self.idx += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn token(&self) -> &Token {
+        &self.tokens[self.idx - 1]
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.idx - 1]
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct BigramTokenizer;
+
+impl Tokenizer for BigramTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        VecTokenStream {
+            tokens: bigram_tokens(text),
+            idx: 0,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct UnigramTokenizer;
+
+impl Tokenizer for UnigramTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        VecTokenStream {
+            tokens: unigram_tokens(text),
+            idx: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(tokens: &[Token]) -> Vec<(String, usize)> {
+        tokens
+            .iter()
+            .map(|t| (t.text.clone(), t.position))
+            .collect()
+    }
+
+    #[test]
+    fn bigrams_have_increasing_positions() {
+        let t = bigram_tokens("潰瘍性大腸炎");
+        assert_eq!(
+            texts(&t),
+            vec![
+                ("潰瘍".into(), 0),
+                ("瘍性".into(), 1),
+                ("性大".into(), 2),
+                ("大腸".into(), 3),
+                ("腸炎".into(), 4)
+            ]
+        );
+        assert_eq!(&"潰瘍性大腸炎"[t[3].offset_from..t[3].offset_to], "大腸");
+    }
+
+    #[test]
+    fn mixed_runs_words_and_single_chars() {
+        let t = bigram_tokens("氏名 山田 太郎 TEL 03-5320 田");
+        let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            words,
+            vec!["氏名", "山田", "太郎", "tel", "03", "5320", "田"]
+        );
+        let positions: Vec<_> = t.iter().map(|t| t.position).collect();
+        assert_eq!(positions, (0..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unigrams_cover_every_cjk_char() {
+        let t = unigram_tokens("山田 a 太");
+        assert_eq!(
+            texts(&t),
+            vec![("山".into(), 0), ("田".into(), 1), ("太".into(), 2)]
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! store/: "here is a record id, give me its pages". The only module that opens files holding
+//! personal data, and it only ever writes ciphertext.
+//!
+//! Layout of a data directory:
+//! - `meta/`   sled database: trees `meta` (key check, wrapped index and dedupe keys, audit head),
+//!   `records` (record metadata, no personal data in the clear), `dedupe` (keyed scan hash →
+//!   record id), `audit` (append-only), `users`.
+//! - `blobs/`  content-addressed ciphertext (see [`blobs`]).
+//! - `index/`  tantivy index, every file sealed (see [`index_dir`]).
+//!
+//! Write protocol for one ingested page (each step durable before the next):
+//! 1. seal the image and text blobs with the record's data key; write each to `blobs/tmp`,
+//!    fsync, rename to its address, fsync the directory;
+//! 2. commit the record as `Pending` (wrapped data key + blob addresses) and flush sled;
+//! 3. delete any index document with the record id, add the new one, commit the index;
+//! 4. commit the record as `Stored` together with its dedupe entry and audit entry in one sled
+//!    transaction, and flush.
+//!
+//! Crash points: before 2, the blobs are orphans sealed under a key that was never persisted
+//! (`gc_orphans` removes them); between 2 and 4, the record is `Pending`, invisible to search
+//! and listings, and re-ingesting the same file finds it and redoes 3–4 (the delete in 3 makes
+//! the index entry unique); after 4, re-ingest is a no-op. The record id is derived from the
+//! keyed hash of the file, so the same file always maps to the same record.
+//!
+//! Assumptions: `rename` within one directory is atomic and, with the directory fsynced,
+//! durable (ext4/xfs with default mount options); sled is durable only after `flush`, which is
+//! why every step above flushes before the next begins.
+
+pub mod blobs;
+pub mod index_dir;
+pub(crate) mod keyfile;
+mod records;
+
+use std::path::{Path, PathBuf};
+
+use sled::Transactional;
+
+pub use records::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState};
+
+use crate::audit;
+use crate::crypto::{DataKey, Key, MasterKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error(
+        "the key file does not match this data directory (key check failed); wrong HOZON_KEY_FILE?"
+    )]
+    WrongKey,
+    #[error("{0} is not a hozon data directory; run `hozon init --data {0}` first")]
+    NotInitialised(String),
+    #[error("{0} is already a hozon data directory")]
+    AlreadyInitialised(String),
+    #[error("metadata database: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("crypto: {0}")]
+    Crypto(#[from] crate::crypto::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("record {0} not found")]
+    NoRecord(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const KEY_CHECK_PLAINTEXT: &[u8] = b"hozon key check v1";
+
+/// The opened data directory.
+pub struct Store {
+    root: PathBuf,
+    key_file: PathBuf,
+    master: MasterKey,
+    db: sled::Db,
+    meta: sled::Tree,
+    records: sled::Tree,
+    dedupe: sled::Tree,
+    audit: sled::Tree,
+    users: sled::Tree,
+    blobs: blobs::BlobStore,
+    dedupe_key: Key,
+    index_key: Key,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.root.display())
+    }
+}
+
+impl Store {
+    /// Creates a new data directory and its master key file.
+    pub fn init(root: &Path, key_file: &Path) -> Result<Store> {
+        if root.join("meta").exists() {
+            return Err(Error::AlreadyInitialised(root.display().to_string()));
+        }
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let master = if key_file.exists() {
+            // A key file without a data directory: reuse it (e.g. provisioned by an operator).
+            keyfile::read(key_file)?
+        } else {
+            let k = Key::generate();
+            keyfile::create(key_file, &k)?;
+            k
+        };
+        let db = sled::open(root.join("meta"))?;
+        let meta = db.open_tree("meta")?;
+        meta.insert("key_check", master.seal(b"key-check", KEY_CHECK_PLAINTEXT))?;
+        meta.insert("key_fingerprint", master.fingerprint().as_bytes())?;
+        meta.insert("dedupe_key", master.wrap(b"dedupe-key", &Key::generate()))?;
+        meta.insert("index_key", master.wrap(b"index-key", &Key::generate()))?;
+        db.flush()?;
+        drop((meta, db));
+        Store::open(root, key_file)
+    }
+
+    pub fn open(root: &Path, key_file: &Path) -> Result<Store> {
+        if !root.join("meta").exists() {
+            return Err(Error::NotInitialised(root.display().to_string()));
+        }
+        let db = sled::open(root.join("meta"))?;
+        let meta = db.open_tree("meta")?;
+        let check = meta
+            .get("key_check")?
+            .ok_or_else(|| Error::Corrupt("missing key check".into()))?;
+        let master = open_master_key(key_file, &check)?;
+        let dedupe_key = unwrap_meta_key(&meta, &master, "dedupe_key")?;
+        let index_key = unwrap_meta_key(&meta, &master, "index_key")?;
+        Ok(Store {
+            root: root.to_owned(),
+            key_file: key_file.to_owned(),
+            master,
+            records: db.open_tree("records")?,
+            dedupe: db.open_tree("dedupe")?,
+            audit: db.open_tree("audit")?,
+            users: db.open_tree("users")?,
+            meta,
+            db,
+            blobs: blobs::BlobStore::open(root.join("blobs"))?,
+            dedupe_key,
+            index_key,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens the encrypted directory that holds the search index.
+    pub fn index_directory(&self) -> Result<index_dir::EncryptedDirectory> {
+        let p = self.root.join("index");
+        index_dir::EncryptedDirectory::open(p.clone(), self.index_key.clone())
+            .map_err(|e| Error::io(&p, e))
+    }
+
+    /// Keyed hash used for duplicate detection of incoming files.
+    pub fn scan_fingerprint(&self, bytes: &[u8]) -> [u8; 32] {
+        self.dedupe_key.keyed_hash(bytes)
+    }
+
+    pub fn new_data_key(&self) -> DataKey {
+        Key::generate()
+    }
+
+    pub fn wrap_data_key(&self, id: &RecordId, key: &DataKey) -> Vec<u8> {
+        self.master.wrap(&record_key_context(id), key)
+    }
+
+    pub fn data_key(&self, rec: &Record) -> Result<DataKey> {
+        Ok(self
+            .master
+            .unwrap_key(&record_key_context(&rec.id), &rec.wrapped_key)?)
+    }
+
+    /// Seals `plain` with the record's key and stores it durably.
+    pub fn put_blob(
+        &self,
+        id: &RecordId,
+        key: &DataKey,
+        role: BlobRole,
+        plain: &[u8],
+    ) -> Result<BlobRef> {
+        let sealed = key.seal(&blob_context(id, role), plain);
+        let addr = self.blobs.put(&sealed)?;
+        Ok(BlobRef {
+            role,
+            addr,
+            len: plain.len() as u64,
+        })
+    }
+
+    /// Reads and decrypts one blob of a record.
+    pub fn read_blob(&self, rec: &Record, role: BlobRole) -> Result<Vec<u8>> {
+        let b = rec
+            .blob(role)
+            .ok_or_else(|| Error::Corrupt(format!("record {} has no {role:?} blob", rec.id)))?;
+        let sealed = self.blobs.get(&b.addr)?;
+        let key = self.data_key(rec)?;
+        Ok(key.open(&blob_context(&rec.id, role), &sealed)?)
+    }
+
+    pub fn record(&self, id: &RecordId) -> Result<Option<Record>> {
+        match self.records.get(id.as_str())? {
+            Some(v) => Ok(Some(Record::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Record id previously stored for this scan fingerprint, if any.
+    pub fn dedupe_lookup(&self, fp: &[u8; 32]) -> Result<Option<RecordId>> {
+        Ok(self.dedupe.get(fp)?.map(|v| RecordId::from_stored(&v)))
+    }
+
+    /// Step 2 of the write protocol: the record exists, not yet visible.
+    pub fn put_pending(&self, rec: &Record) -> Result<()> {
+        debug_assert_eq!(rec.state, RecordState::Pending);
+        self.records.insert(rec.id.as_str(), rec.encode())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Step 4: makes the record visible, with its dedupe entry and audit entry, atomically.
+    pub fn commit_stored(&self, rec: &Record, fp: &[u8; 32], event: audit::Event) -> Result<()> {
+        let encoded = rec.encode();
+        let now = chrono::Utc::now();
+        (&self.records, &self.dedupe, &self.meta, &self.audit)
+            .transaction(|(records, dedupe, meta, log)| {
+                records.insert(rec.id.as_str(), encoded.as_slice())?;
+                dedupe.insert(&fp[..], rec.id.as_str())?;
+                audit::append_in_tx(meta, log, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends an audit entry on its own (events with no state change, e.g. a search).
+    pub fn audit(&self, event: audit::Event) -> Result<()> {
+        let now = chrono::Utc::now();
+        (&self.meta, &self.audit)
+            .transaction(|(meta, log)| {
+                audit::append_in_tx(meta, log, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
+        self.audit
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("audit entry: {e}")))
+            })
+            .collect()
+    }
+
+    /// All records, in id order.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record>> + '_ {
+        self.records.iter().values().map(|v| Record::decode(&v?))
+    }
+
+    pub fn users_tree(&self) -> &sled::Tree {
+        &self.users
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes blobs that no record references (crash leftovers). Returns how many.
+    pub fn gc_orphans(&self) -> Result<usize> {
+        let mut referenced = std::collections::HashSet::new();
+        for rec in self.records() {
+            for b in rec?.blobs {
+                referenced.insert(b.addr);
+            }
+        }
+        let mut removed = 0;
+        for addr in self.blobs.list()? {
+            if !referenced.contains(&addr) {
+                self.blobs.remove(&addr)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Re-wraps every data key (and the store's own keys) under a new master key. Blobs are
+    /// not touched. See `keyfile` for the crash-safety argument. Returns the new fingerprint.
+    pub fn rotate_master_key(&mut self) -> Result<String> {
+        let new = Key::generate();
+        let pending = keyfile::pending_path(&self.key_file);
+        if pending.exists() {
+            std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?;
+        }
+        keyfile::create(&pending, &new)?;
+        let mut batch_meta = sled::Batch::default();
+        batch_meta.insert("key_check", new.seal(b"key-check", KEY_CHECK_PLAINTEXT));
+        batch_meta.insert("key_fingerprint", new.fingerprint().as_bytes());
+        batch_meta.insert("dedupe_key", new.wrap(b"dedupe-key", &self.dedupe_key));
+        batch_meta.insert("index_key", new.wrap(b"index-key", &self.index_key));
+        let mut batch_records = sled::Batch::default();
+        let mut count = 0usize;
+        for rec in self.records() {
+            let mut rec = rec?;
+            let dk = self.data_key(&rec)?;
+            rec.wrapped_key = new.wrap(&record_key_context(&rec.id), &dk);
+            batch_records.insert(rec.id.as_str(), rec.encode());
+            count += 1;
+        }
+        (&self.meta, &self.records)
+            .transaction(|(meta, records)| {
+                meta.apply_batch(&batch_meta)?;
+                records.apply_batch(&batch_records)?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| Error::Corrupt(format!("key rotation transaction: {e:?}")))?;
+        self.db.flush()?;
+        std::fs::rename(&pending, &self.key_file).map_err(|e| Error::io(&self.key_file, e))?;
+        keyfile::sync_parent(&self.key_file)?;
+        self.master = new;
+        self.audit(audit::Event::system(
+            "key.rotate",
+            &format!("{count} data keys re-wrapped"),
+        ))?;
+        Ok(self.master.fingerprint())
+    }
+}
+
+fn tx_error(e: sled::transaction::TransactionError<audit::TxAbort>) -> Error {
+    match e {
+        sled::transaction::TransactionError::Storage(s) => Error::Sled(s),
+        sled::transaction::TransactionError::Abort(a) => Error::Corrupt(a.0),
+    }
+}
+
+fn record_key_context(id: &RecordId) -> Vec<u8> {
+    format!("record-key:{id}").into_bytes()
+}
+
+fn blob_context(id: &RecordId, role: BlobRole) -> Vec<u8> {
+    format!("blob:{id}:{role:?}").into_bytes()
+}
+
+fn unwrap_meta_key(meta: &sled::Tree, master: &MasterKey, name: &str) -> Result<Key> {
+    let w = meta
+        .get(name)?
+        .ok_or_else(|| Error::Corrupt(format!("missing {name}")))?;
+    let ctx = name.replace('_', "-");
+    Ok(master.unwrap_key(ctx.as_bytes(), &w)?)
+}
+
+/// Reads the key file, finishing an interrupted rotation if one is found.
+fn open_master_key(key_file: &Path, check: &[u8]) -> Result<MasterKey> {
+    let pending = keyfile::pending_path(key_file);
+    let matches = |k: &Key| {
+        k.open(b"key-check", check)
+            .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT)
+    };
+    if pending.exists() {
+        let new = keyfile::read(&pending)?;
+        if matches(&new) {
+            std::fs::rename(&pending, key_file).map_err(|e| Error::io(key_file, e))?;
+            keyfile::sync_parent(key_file)?;
+            return Ok(new);
+        }
+        // The rotation never reached sled: the pending key is unused.
+        std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?;
+    }
+    let key = keyfile::read(key_file)?;
+    if matches(&key) {
+        Ok(key)
+    } else {
+        Err(Error::WrongKey)
+    }
+}
+
+#[cfg(test)]
+mod tests;

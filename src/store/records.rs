@@ -1,0 +1,109 @@
+//! Record metadata as kept in sled. Nothing here is personal data: ids, states, dates, blob
+//! addresses and the wrapped (encrypted) data key. Personal content lives only in sealed blobs.
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+
+/// Record id: 32 hex characters derived from the keyed hash of the scanned file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordId(String);
+
+impl RecordId {
+    pub fn from_fingerprint(fp: &[u8; 32]) -> RecordId {
+        RecordId(hex::encode(&fp[..16]))
+    }
+
+    /// Parses user input (CLI argument, URL segment).
+    pub fn parse(s: &str) -> Option<RecordId> {
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| RecordId(s.to_owned()))
+    }
+
+    pub(crate) fn from_stored(v: &[u8]) -> RecordId {
+        RecordId(String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordState {
+    /// Blobs are durable, the index entry may or may not exist; invisible to users.
+    Pending,
+    /// Fully stored: blobs, index entry, dedupe entry, audit entry.
+    Stored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordKind {
+    /// A scanned page that decoded and was read.
+    Page,
+    /// A file that could not be accepted; kept sealed so staff can inspect it, never indexed.
+    Quarantined { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobRole {
+    /// The file exactly as received.
+    Original,
+    /// Full-page OCR text (UTF-8).
+    Text,
+    /// JSON with the original file name and page facts.
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub role: BlobRole,
+    pub addr: String,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: RecordId,
+    pub state: RecordState,
+    pub kind: RecordKind,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "hex_bytes")]
+    pub wrapped_key: Vec<u8>,
+    pub blobs: Vec<BlobRef>,
+}
+
+impl Record {
+    pub fn blob(&self, role: BlobRole) -> Option<&BlobRef> {
+        self.blobs.iter().find(|b| b.role == role)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("record serialises")
+    }
+
+    pub(crate) fn decode(v: &[u8]) -> Result<Record, Error> {
+        serde_json::from_slice(v).map_err(|e| Error::Corrupt(format!("record metadata: {e}")))
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}

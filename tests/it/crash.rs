@@ -1,0 +1,80 @@
+//! Kill the ingest process mid-batch, run it again: every page stored exactly once.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hozon::store::RecordState;
+
+use crate::util::{TestEnv, hozon_bin, synth};
+
+fn blob_count(data: &std::path::Path) -> usize {
+    walkdir::WalkDir::new(data.join("blobs"))
+        .min_depth(2)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().parent().unwrap().ends_with("tmp"))
+        .count()
+}
+
+#[test]
+fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
+    let env = TestEnv::new();
+    let inbox = env.inbox();
+    let pages = synth().truth.len();
+    let ingest = || {
+        let mut c = Command::new(hozon_bin());
+        c.arg("--data")
+            .arg(env.data())
+            .arg("ingest")
+            .arg(&inbox)
+            .arg("--keep");
+        c
+    };
+    let mut child = ingest().spawn().unwrap();
+    // Wait until some pages are durably stored (3 blobs per page), then kill without warning.
+    let started = Instant::now();
+    while blob_count(&env.data()) < 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "ingest made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Something was left half-done or not started at all.
+    {
+        let h = env.open();
+        let stored = h
+            .store
+            .records()
+            .map(Result::unwrap)
+            .filter(|r| r.state == RecordState::Stored)
+            .count();
+        assert!(stored < pages, "the kill came too late to test anything");
+    }
+
+    let status = ingest().status().unwrap();
+    assert!(status.success(), "second ingest failed: {status}");
+
+    let h = env.open();
+    let records: Vec<_> = h.store.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), pages);
+    assert!(records.iter().all(|r| r.state == RecordState::Stored));
+    assert_eq!(h.index.num_docs(), pages as u64, "one index entry per page");
+    for rec in &records {
+        let text = h.page_text(&hozon::auth::Actor::system(), &rec.id).unwrap();
+        assert!(!text.is_empty());
+    }
+    // Nothing orphaned remains after a gc, and a third run is a no-op.
+    h.store.gc_orphans().unwrap();
+    assert_eq!(blob_count(&env.data()), pages * 3);
+    drop(h);
+    let out = ingest().output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("保存 0 / 重複 {pages}")));
+}
