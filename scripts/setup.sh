@@ -27,6 +27,7 @@ fi
 # Tesseract models: Debian's tesseract-ocr-jpn / -jpn-vert (tessdata_fast, Apache-2.0), copied so
 # the project reads them from one place it owns (see ocr-models/README.md).
 src=/usr/share/tesseract-ocr/5/tessdata
+mkdir -p ocr-models/tessdata
 for m in jpn jpn_vert osd eng; do
   if [ -f "$src/$m.traineddata" ] && ! cmp -s "$src/$m.traineddata" "ocr-models/tessdata/$m.traineddata"; then
     cp "$src/$m.traineddata" "ocr-models/tessdata/$m.traineddata"
