@@ -122,7 +122,7 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
                     let outcome = ingest_file(h, &mut engine, path, opts)
-                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
+                        .unwrap_or_else(|e| Outcome::Failed(crate::error::chain(&e)));
                     if let Outcome::Quarantined(_, why) = &outcome {
                         bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
                     }

@@ -22,7 +22,7 @@ use crate::store::index_dir::EncryptedDirectory;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("search index: {0}")]
+    #[error("search index")]
     Tantivy(#[from] tantivy::TantivyError),
     #[error("the query has no searchable words")]
     EmptyQuery,

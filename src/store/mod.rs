@@ -42,7 +42,7 @@ use crate::crypto::{DataKey, Key, MasterKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -58,10 +58,12 @@ pub enum Error {
     NotInitialised(String),
     #[error("{0} is already a hozon data directory")]
     AlreadyInitialised(String),
-    #[error("metadata database: {0}")]
+    #[error("metadata database")]
     Sled(#[from] sled::Error),
-    #[error("crypto: {0}")]
+    #[error("crypto")]
     Crypto(#[from] crate::crypto::Error),
+    #[error("data directory {0} is in use by another hozon process (stop `hozon serve` first)")]
+    Locked(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("record {0} not found")]
@@ -133,7 +135,7 @@ impl Store {
         if !root.join("meta").exists() {
             return Err(Error::NotInitialised(root.display().to_string()));
         }
-        let db = sled::open(root.join("meta"))?;
+        let db = open_db(root)?;
         let meta = db.open_tree("meta")?;
         let check = meta
             .get("key_check")?
@@ -346,6 +348,16 @@ impl Store {
         ))?;
         Ok(self.master.fingerprint())
     }
+}
+
+/// Opens the sled database, naming the usual cause of a lock failure.
+fn open_db(root: &Path) -> Result<sled::Db> {
+    sled::open(root.join("meta")).map_err(|e| match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            Error::Locked(root.display().to_string())
+        }
+        other => Error::Sled(other),
+    })
 }
 
 fn tx_error(e: sled::transaction::TransactionError<audit::TxAbort>) -> Error {

@@ -22,7 +22,7 @@ impl From<crate::error::Error> for WebError {
             crate::error::Error::Index(crate::index::Error::EmptyQuery) => {
                 WebError::BadRequest("検索できる語が含まれていません。".into())
             }
-            other => WebError::Internal(other.to_string()),
+            other => WebError::Internal(crate::error::chain(&other)),
         }
     }
 }
