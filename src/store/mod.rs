@@ -120,7 +120,7 @@ impl Store {
             keyfile::create(key_file, &k)?;
             k
         };
-        let db = sled::open(root.join("meta"))?;
+        let db = open_db(root)?;
         let meta = db.open_tree("meta")?;
         meta.insert("key_check", master.seal(b"key-check", KEY_CHECK_PLAINTEXT))?;
         meta.insert("key_fingerprint", master.fingerprint().as_bytes())?;
@@ -350,14 +350,24 @@ impl Store {
     }
 }
 
-/// Opens the sled database, naming the usual cause of a lock failure.
+/// Opens the sled database, naming the usual cause of a lock failure. sled releases its file
+/// lock from a background thread after the last handle drops, so a reopen within the same
+/// process may briefly see the lock still held: retry for up to two seconds before giving up.
 fn open_db(root: &Path) -> Result<sled::Db> {
-    sled::open(root.join("meta")).map_err(|e| match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-            Error::Locked(root.display().to_string())
+    let mut attempts = 0;
+    loop {
+        match sled::open(root.join("meta")) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                attempts += 1;
+                if attempts >= 100 {
+                    return Err(Error::Locked(root.display().to_string()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(other) => return Err(Error::Sled(other)),
         }
-        other => Error::Sled(other),
-    })
+    }
 }
 
 fn tx_error(e: sled::transaction::TransactionError<audit::TxAbort>) -> Error {
