@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audit::Event;
-use crate::auth::Actor;
+use crate::auth::{Actor, Function, Level};
 use crate::error::{Error, Result};
 use crate::index::SearchIndex;
 use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState, Store};
@@ -14,6 +14,7 @@ pub struct Hozon {
     pub store: Store,
     pub index: SearchIndex,
     pub tessdata: PathBuf,
+    pub config: crate::config::Config,
 }
 
 /// One search result as users see it.
@@ -31,30 +32,33 @@ pub fn default_key_file(data: &Path) -> PathBuf {
 
 impl Hozon {
     pub fn open(data: &Path, key_file: &Path) -> Result<Hozon> {
+        let config = crate::config::Config::load(data)?;
         let store = Store::open(data, key_file)?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Ok(Hozon {
-            store,
-            index,
-            tessdata: crate::ocr::default_tessdata(),
-        })
+        Ok(Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config })
     }
 
     /// Creates a data directory with its key file and the first administrator; returns the
     /// administrator's one-time password.
     pub fn init(data: &Path, key_file: &Path) -> Result<(Hozon, String)> {
         let store = Store::init(data, key_file)?;
-        let password = crate::auth::generate_password();
-        crate::auth::create_user(&store, "admin", "security_officer", &password)?;
+        let config_path = data.join("config.toml");
+        if !config_path.exists() {
+            std::fs::write(&config_path, crate::config::Config::default_text())
+                .map_err(|e| Error::Io { path: config_path.clone(), source: e })?;
+        }
         store.audit(Event::system("init", "data directory created"))?;
-        drop(store);
-        Ok((Hozon::open(data, key_file)?, password))
+        let password = crate::auth::bootstrap_admin(&store, chrono::Utc::now())?;
+        let config = crate::config::Config::load(data)?;
+        let index = SearchIndex::open(store.index_directory()?)?;
+        Ok((Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config }, password))
     }
 
     /// Full-text search over stored pages. Only fully stored pages are returned; the audit
     /// entry records who searched and how many results came back, never the query text
     /// (it may be a name).
     pub fn search(&self, actor: &Actor, query: &str, limit: usize) -> Result<Vec<SearchResult>> {
+        actor.require(Function::Search, Level::View)?;
         let hits = self.index.search(query, limit)?;
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
@@ -67,22 +71,14 @@ impl Hozon {
             if rec.state != RecordState::Stored || rec.kind != RecordKind::Page {
                 continue;
             }
-            out.push(SearchResult {
-                record_id: id,
-                received_at: rec.received_at,
-                snippet_html: h.snippet_html,
-            });
+            out.push(SearchResult { record_id: id, received_at: rec.received_at, snippet_html: h.snippet_html });
         }
-        self.store.audit(Event::new(
-            &actor.name,
-            "search",
-            &format!("{} results", out.len()),
-            "ok",
-        ))?;
+        self.store.audit(Event::new(&actor.name, "search", &format!("{} results", out.len()), "ok"))?;
         Ok(out)
     }
 
-    fn visible_page(&self, id: &RecordId) -> Result<Record> {
+    fn visible_page(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
+        actor.require(Function::Search, Level::View)?;
         match self.store.record(id)? {
             Some(r) if r.state == RecordState::Stored && r.kind == RecordKind::Page => Ok(r),
             _ => Err(Error::NotFound(id.to_string())),
@@ -91,20 +87,18 @@ impl Hozon {
 
     /// The page image as received (decrypted), audited as a view.
     pub fn page_original(&self, actor: &Actor, id: &RecordId) -> Result<Vec<u8>> {
-        let rec = self.visible_page(id)?;
+        let rec = self.visible_page(actor, id)?;
         let bytes = self.store.read_blob(&rec, BlobRole::Original)?;
-        self.store
-            .audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
+        self.store.audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
         Ok(bytes)
     }
 
     /// A PNG thumbnail `width` pixels wide, made in memory.
     pub fn page_thumbnail(&self, actor: &Actor, id: &RecordId, width: u32) -> Result<Vec<u8>> {
         let original = self.page_original(actor, id)?;
-        let page = crate::capture::decode_page(&original)
-            .map_err(|e| Error::Corrupt(format!("stored page {id}: {e}")))?;
-        let h = (u64::from(page.gray.height()) * u64::from(width)
-            / u64::from(page.gray.width().max(1))) as u32;
+        let page =
+            crate::capture::decode_page(&original).map_err(|e| Error::Corrupt(format!("stored page {id}: {e}")))?;
+        let h = (u64::from(page.gray.height()) * u64::from(width) / u64::from(page.gray.width().max(1))) as u32;
         let thumb = image::imageops::thumbnail(&page.gray, width, h.max(1));
         let mut out = Vec::new();
         thumb
@@ -115,38 +109,99 @@ impl Hozon {
 
     /// The OCR text of a page (decrypted), audited as a view.
     pub fn page_text(&self, actor: &Actor, id: &RecordId) -> Result<String> {
-        let rec = self.visible_page(id)?;
+        let rec = self.visible_page(actor, id)?;
         let text = self.store.read_blob(&rec, BlobRole::Text)?;
-        self.store
-            .audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
+        self.store.audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
     /// Rebuilds the search index from the stored OCR text. `progress` is called per record.
-    pub fn reindex(&self, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
+    pub fn reindex(&self, actor: &Actor, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
+        actor.require(Function::Search, Level::Update)?;
         let pages: Vec<Record> = self
             .store
             .records()
-            .filter(|r| {
-                r.as_ref().map_or(true, |r| {
-                    r.state == RecordState::Stored && r.kind == RecordKind::Page
-                })
-            })
+            .filter(|r| r.as_ref().map_or(true, |r| r.state == RecordState::Stored && r.kind == RecordKind::Page))
             .collect::<std::result::Result<_, _>>()?;
         self.index.clear()?;
         for (i, rec) in pages.iter().enumerate() {
             let text = self.store.read_blob(rec, BlobRole::Text)?;
-            self.index.put(
-                rec.id.as_str(),
-                &String::from_utf8_lossy(&text),
-                rec.received_at,
-            )?;
+            self.index.put(rec.id.as_str(), &String::from_utf8_lossy(&text), rec.received_at)?;
             progress(i + 1, pages.len());
         }
-        self.store.audit(Event::system(
-            "index.rebuild",
-            &format!("{} records", pages.len()),
-        ))?;
+        self.store.audit(Event::system("index.rebuild", &format!("{} records", pages.len())))?;
         Ok(pages.len())
     }
+}
+
+/// Audit log reading: rights are checked here so the web and the CLI agree.
+impl Hozon {
+    /// Entries matching `filter`, newest first, at most `limit`.
+    pub fn audit_search(
+        &self,
+        actor: &Actor,
+        filter: &crate::audit::report::Filter,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::Entry>> {
+        actor.require(Function::Audit, Level::View)?;
+        let mut out: Vec<_> = self.store.audit_entries()?.into_iter().filter(|e| filter.matches(e)).collect();
+        out.reverse();
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub fn audit_report(&self, actor: &Actor, year: i32, month: u32) -> Result<crate::audit::report::Monthly> {
+        actor.require(Function::Audit, Level::View)?;
+        let entries = self.store.audit_entries()?;
+        Ok(crate::audit::report::monthly(&entries, year, month, self.config.security.report_views_per_day))
+    }
+
+    /// CSV of matching entries (UTF-8 with BOM so Excel opens it); needs a recent second factor.
+    pub fn audit_csv(&self, actor: &Actor, filter: &crate::audit::report::Filter) -> Result<Vec<u8>> {
+        actor.require(Function::Audit, Level::View)?;
+        actor.require_second_factor()?;
+        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+        w.write_record(["seq", "at", "actor", "action", "target", "outcome", "hash"]).map_err(csv_err)?;
+        for e in self.store.audit_entries()?.iter().filter(|e| filter.matches(e)) {
+            w.write_record([
+                &e.seq.to_string(),
+                &e.at.to_rfc3339(),
+                &e.actor,
+                &e.action,
+                &e.target,
+                &e.outcome,
+                &e.hash,
+            ])
+            .map_err(csv_err)?;
+        }
+        self.store.audit(Event::new(&actor.name, "audit.export", "csv", "ok"))?;
+        w.into_inner().map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// The account review list as CSV (UTF-8 with BOM).
+    pub fn users_csv(&self, actor: &Actor) -> Result<Vec<u8>> {
+        let users = crate::auth::list_users(&self.store, actor)?;
+        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+        w.write_record(["user", "role", "rights", "expires_on", "locked", "totp", "last_login", "password_changed"])
+            .map_err(csv_err)?;
+        for u in &users {
+            w.write_record([
+                u.name.as_str(),
+                u.role.label_ja(),
+                &u.rights.summary(),
+                &u.expires_on.to_string(),
+                if u.locked { "yes" } else { "no" },
+                if u.totp_enrolled() { "yes" } else { "no" },
+                &u.last_login_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                &u.password_changed_at.to_rfc3339(),
+            ])
+            .map_err(csv_err)?;
+        }
+        self.store.audit(Event::new(&actor.name, "users.export", "csv", "ok"))?;
+        w.into_inner().map_err(|e| Error::Corrupt(e.to_string()))
+    }
+}
+
+fn csv_err(e: csv::Error) -> Error {
+    Error::Corrupt(format!("csv: {e}"))
 }

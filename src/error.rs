@@ -11,6 +11,8 @@ pub enum Error {
     Ocr(#[from] crate::ocr::Error),
     #[error(transparent)]
     Auth(#[from] crate::auth::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
     #[error("record {0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]

@@ -4,26 +4,15 @@
 use chrono::{Datelike, NaiveDate};
 
 /// Eras in order, with their first day.
-const ERAS: &[(&str, i32, u32, u32)] = &[
-    ("明治", 1868, 1, 25),
-    ("大正", 1912, 7, 30),
-    ("昭和", 1926, 12, 25),
-    ("平成", 1989, 1, 8),
-    ("令和", 2019, 5, 1),
-];
+const ERAS: &[(&str, i32, u32, u32)] =
+    &[("明治", 1868, 1, 25), ("大正", 1912, 7, 30), ("昭和", 1926, 12, 25), ("平成", 1989, 1, 8), ("令和", 2019, 5, 1)];
 
 /// Writes a date the way forms do: `昭和45年3月12日`, with `元年` for the first year.
 pub fn format_era(date: NaiveDate) -> Option<String> {
-    let (name, start_year, ..) = ERAS
-        .iter()
-        .rev()
-        .find(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).is_some_and(|s| date >= s))?;
+    let (name, start_year, ..) =
+        ERAS.iter().rev().find(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).is_some_and(|s| date >= s))?;
     let n = date.year() - start_year + 1;
-    let year = if n == 1 {
-        "元".to_string()
-    } else {
-        n.to_string()
-    };
+    let year = if n == 1 { "元".to_string() } else { n.to_string() };
     Some(format!("{name}{year}年{}月{}日", date.month(), date.day()))
 }
 
@@ -43,31 +32,21 @@ pub fn parse_era(s: &str) -> Option<NaiveDate> {
     }
     let date = NaiveDate::from_ymd_opt(start_year + n - 1, m.parse().ok()?, d.parse().ok()?)?;
     let start = NaiveDate::from_ymd_opt(start_year, sm, sd)?;
-    let next_start = ERAS
-        .get(idx + 1)
-        .and_then(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d));
+    let next_start = ERAS.get(idx + 1).and_then(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d));
     (date >= start && next_start.is_none_or(|ns| date < ns)).then_some(date)
 }
 
 /// The check digit of an 11-digit My Number body (平成26年総務省令第85号 第5条).
 pub fn my_number_check_digit(body: &[u8; 11]) -> u8 {
     const WEIGHTS: [u32; 11] = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
-    let sum: u32 = body
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(*d) * w)
-        .sum();
+    let sum: u32 = body.iter().zip(WEIGHTS).map(|(d, w)| u32::from(*d) * w).sum();
     let r = sum % 11;
     if r <= 1 { 0 } else { (11 - r) as u8 }
 }
 
 /// True when `s` is 12 ASCII digits with a correct check digit.
 pub fn my_number_valid(s: &str) -> bool {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| b - b'0')
-        .collect();
+    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
     if digits.len() != 12 || s.len() != 12 {
         return false;
     }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod index;

@@ -1,12 +1,26 @@
-//! auth/: "who is this, and what may they do?" Users, password hashing (argon2id) and the
-//! [`Actor`] that domain functions take. Roles and the full rights matrix come with the
-//! users-and-rights work; today there is the first-run administrator and personal accounts.
+//! auth/: "who is this, and what may they do?" Personal accounts, argon2id password hashes,
+//! lockout, password and account expiry, TOTP second factor, and the [`Actor`] every domain
+//! function takes. Time is always passed in (`now`), so the rules are testable without a clock.
+//!
+//! Account rules (from the PIA's safeguards): personal IDs only; a rights matrix per user,
+//! edited by the security officer and never by the user themself; lockout after
+//! `lockout_threshold` failures in a row until unlocked; passwords expire after
+//! `password_max_age_days` (forced change at the next login); accounts expire at the end of the
+//! fiscal year (31 March) unless renewed; TOTP secrets are sealed at rest.
+
+pub mod rights;
+pub mod totp;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub use rights::{Function, Level, Rights, Role};
+
+use crate::audit::Event;
+use crate::config::Security;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,184 +31,409 @@ pub enum Error {
     NoUser(String),
     #[error("invalid user name {0:?}: use 3-32 letters, digits, '.', '_' or '-'")]
     BadName(String),
-    #[error("password must be at least 12 characters")]
-    WeakPassword,
-    #[error("user store: {0}")]
-    Store(String),
+    #[error("password must be at least {0} characters and must not contain the user name")]
+    WeakPassword(usize),
+    #[error("the new password must differ from the current one")]
+    SamePassword,
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("a second-factor check (TOTP) is required first")]
+    SecondFactorRequired,
+    #[error("the one-time code is wrong or expired")]
+    BadCode,
+    #[error("user store")]
+    Store(#[from] crate::store::Error),
+    #[error("user record {0} is corrupt")]
+    Corrupt(String),
 }
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Error::Store(e.to_string())
+        Error::Store(e.into())
+    }
+}
+
+/// An authenticated person, or hozon itself. Domain functions take `&Actor` and check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Option<Role>,
+    pub rights: Rights,
+    /// The session passed a TOTP check recently enough for exports and user administration.
+    pub second_factor: bool,
+}
+
+impl Actor {
+    /// hozon itself (ingest from a hot folder, scheduled jobs).
+    pub fn system() -> Actor {
+        Actor::operator("system")
+    }
+
+    /// Someone at the server's command line: holding the key file is the strongest factor
+    /// there is, so the operator has every right.
+    pub fn operator(name: &str) -> Actor {
+        let mut rights = Rights::default();
+        for f in Function::ALL {
+            rights.set(f, Level::Update);
+        }
+        rights.my_number = true;
+        Actor { name: name.to_owned(), role: None, rights, second_factor: true }
+    }
+
+    pub fn require(&self, f: Function, level: Level) -> Result<(), Error> {
+        if self.rights.allows(f, level) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("{} needs {}={}", self.name, f.key(), level.key())))
+        }
+    }
+
+    pub fn require_second_factor(&self) -> Result<(), Error> {
+        if self.second_factor { Ok(()) } else { Err(Error::SecondFactorRequired) }
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct UserRecord {
-    name: String,
-    role: String,
-    password_phc: String,
-    created_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// An authenticated person (or the system itself). Domain functions take `&Actor`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
+pub struct UserRecord {
     pub name: String,
-    pub role: String,
+    pub role: Role,
+    pub rights: Rights,
+    password_phc: String,
+    pub password_changed_at: DateTime<Utc>,
+    /// Set for a password someone else chose (first login, reset).
+    pub must_change_password: bool,
+    pub failed_logins: u32,
+    pub locked: bool,
+    /// Last day the account may log in (a fiscal-year end).
+    pub expires_on: NaiveDate,
+    #[serde(default, with = "opt_hex")]
+    totp_sealed: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
-impl Actor {
-    pub fn system() -> Actor {
-        Actor {
-            name: "system".into(),
-            role: "system".into(),
+impl UserRecord {
+    pub fn totp_enrolled(&self) -> bool {
+        self.totp_sealed.is_some()
+    }
+
+    fn actor(&self) -> Actor {
+        Actor { name: self.name.clone(), role: Some(self.role), rights: self.rights.clone(), second_factor: false }
+    }
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
         }
     }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|s| hex::decode(s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// 31 March ending the fiscal year (1 April – 31 March) that contains `day`.
+pub fn fiscal_year_end(day: NaiveDate) -> NaiveDate {
+    let year = if day.month() >= 4 { day.year() + 1 } else { day.year() };
+    NaiveDate::from_ymd_opt(year, 3, 31).expect("31 March exists")
 }
 
 fn valid_name(name: &str) -> bool {
-    (3..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (3..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn hash_password(password: &str) -> Result<String, Error> {
-    if password.chars().count() < 12 {
-        return Err(Error::WeakPassword);
+fn check_password(name: &str, password: &str, policy: &Security) -> Result<(), Error> {
+    let n = password.chars().count();
+    if n < policy.password_min_length || n > 256 || password.to_lowercase().contains(&name.to_lowercase()) {
+        return Err(Error::WeakPassword(policy.password_min_length));
     }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| Error::Store(e.to_string()))?
-        .to_string())
+    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashes any input").to_string()
+}
+
+fn password_matches(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// A random password that is easy to read out and type: 4 groups of 4 from an alphabet
-/// without look-alikes.
+/// without look-alikes (95 bits).
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
     (0..4)
-        .map(|_| {
-            (0..4)
-                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-                .collect::<String>()
-        })
+        .map(|_| (0..4).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect::<String>())
         .collect::<Vec<_>>()
         .join("-")
 }
 
-pub fn create_user(store: &Store, name: &str, role: &str, password: &str) -> Result<(), Error> {
-    if !valid_name(name) {
-        return Err(Error::BadName(name.into()));
-    }
-    let rec = UserRecord {
-        name: name.into(),
-        role: role.into(),
-        password_phc: hash_password(password)?,
-        created_at: chrono::Utc::now(),
-    };
-    let tree = store.users_tree();
-    let res = tree.compare_and_swap(
-        name,
-        None as Option<&[u8]>,
-        Some(serde_json::to_vec(&rec).expect("user serialises")),
-    )?;
-    if res.is_err() {
-        return Err(Error::Exists(name.into()));
-    }
-    store.flush().map_err(|e| Error::Store(e.to_string()))?;
-    Ok(())
-}
-
-pub fn set_password(store: &Store, name: &str, password: &str) -> Result<(), Error> {
-    let tree = store.users_tree();
-    let mut rec = load(tree, name)?.ok_or_else(|| Error::NoUser(name.into()))?;
-    rec.password_phc = hash_password(password)?;
-    tree.insert(name, serde_json::to_vec(&rec).expect("user serialises"))?;
-    store.flush().map_err(|e| Error::Store(e.to_string()))?;
-    Ok(())
-}
-
-fn load(tree: &sled::Tree, name: &str) -> Result<Option<UserRecord>, Error> {
-    match tree.get(name)? {
-        Some(v) => Ok(Some(
-            serde_json::from_slice(&v).map_err(|e| Error::Store(e.to_string()))?,
-        )),
+pub fn load(store: &Store, name: &str) -> Result<Option<UserRecord>, Error> {
+    match store.users_tree().get(name)? {
+        Some(v) => serde_json::from_slice(&v).map(Some).map_err(|_| Error::Corrupt(name.to_owned())),
         None => Ok(None),
     }
 }
 
-/// Checks a login. Unknown users cost the same hashing time as known ones, so timing does not
-/// reveal which names exist.
-pub fn authenticate(store: &Store, name: &str, password: &str) -> Result<Option<Actor>, Error> {
-    let rec = if valid_name(name) {
-        load(store.users_tree(), name)?
-    } else {
-        None
-    };
+fn save(store: &Store, rec: &UserRecord, event: Event) -> Result<(), Error> {
+    store.put_user(&rec.name, &serde_json::to_vec(rec).expect("user serialises"), event)?;
+    Ok(())
+}
+
+fn totp_context(name: &str) -> Vec<u8> {
+    format!("totp:{name}").into_bytes()
+}
+
+/// Creates the first administrator (security officer) at init, outside any session.
+pub fn bootstrap_admin(store: &Store, now: DateTime<Utc>) -> Result<String, Error> {
+    let password = generate_password();
+    let rec = new_record("admin", Role::SecurityOfficer, &password, now);
+    if load(store, "admin")?.is_some() {
+        return Err(Error::Exists("admin".into()));
+    }
+    save(store, &rec, Event::new("system", "user.create", "admin", "ok"))?;
+    Ok(password)
+}
+
+fn new_record(name: &str, role: Role, password: &str, now: DateTime<Utc>) -> UserRecord {
+    UserRecord {
+        name: name.to_owned(),
+        role,
+        rights: role.preset(),
+        password_phc: hash_password(password),
+        password_changed_at: now,
+        must_change_password: true,
+        failed_logins: 0,
+        locked: false,
+        expires_on: fiscal_year_end(now.date_naive()),
+        totp_sealed: None,
+        created_at: now,
+        last_login_at: None,
+    }
+}
+
+/// The checks every user-administration call makes: the right, a recent second factor, and
+/// never on one's own account.
+fn admin_check(by: &Actor, target: &str) -> Result<(), Error> {
+    by.require(Function::Users, Level::Update)?;
+    by.require_second_factor()?;
+    if by.name == target {
+        return Err(Error::Forbidden("nobody administers their own account".into()));
+    }
+    Ok(())
+}
+
+/// Creates a personal account with the role's preset rights; returns its one-time password.
+pub fn create_user(store: &Store, by: &Actor, name: &str, role: Role, now: DateTime<Utc>) -> Result<String, Error> {
+    admin_check(by, name)?;
+    if !valid_name(name) {
+        return Err(Error::BadName(name.into()));
+    }
+    if load(store, name)?.is_some() {
+        return Err(Error::Exists(name.into()));
+    }
+    let password = generate_password();
+    save(store, &new_record(name, role, &password, now), Event::new(&by.name, "user.create", name, role.key()))?;
+    Ok(password)
+}
+
+fn update(
+    store: &Store,
+    by: &Actor,
+    name: &str,
+    action: &str,
+    f: impl FnOnce(&mut UserRecord),
+) -> Result<UserRecord, Error> {
+    admin_check(by, name)?;
+    let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.into()))?;
+    f(&mut rec);
+    save(store, &rec, Event::new(&by.name, action, name, "ok"))?;
+    Ok(rec)
+}
+
+pub fn set_rights(store: &Store, by: &Actor, name: &str, role: Role, rights: Rights) -> Result<(), Error> {
+    update(store, by, name, "user.rights", |r| {
+        r.role = role;
+        r.rights = rights;
+    })
+    .map(drop)
+}
+
+pub fn unlock(store: &Store, by: &Actor, name: &str) -> Result<(), Error> {
+    update(store, by, name, "user.unlock", |r| {
+        r.locked = false;
+        r.failed_logins = 0;
+    })
+    .map(drop)
+}
+
+/// Extends an account to the end of the next fiscal year after its current expiry (or after
+/// today, if it has already expired).
+pub fn renew(store: &Store, by: &Actor, name: &str, today: NaiveDate) -> Result<NaiveDate, Error> {
+    update(store, by, name, "user.renew", |r| {
+        let from = r.expires_on.max(today) + chrono::Duration::days(1);
+        r.expires_on = fiscal_year_end(from);
+    })
+    .map(|r| r.expires_on)
+}
+
+/// Sets a new one-time password, clears the lock, and forces a change at the next login.
+pub fn reset_password(store: &Store, by: &Actor, name: &str, now: DateTime<Utc>) -> Result<String, Error> {
+    let password = generate_password();
+    update(store, by, name, "user.reset_password", |r| {
+        r.password_phc = hash_password(&password);
+        r.password_changed_at = now;
+        r.must_change_password = true;
+        r.locked = false;
+        r.failed_logins = 0;
+    })?;
+    Ok(password)
+}
+
+/// Removes the TOTP enrolment (lost phone); the user enrols again at the next step-up.
+pub fn reset_totp(store: &Store, by: &Actor, name: &str) -> Result<(), Error> {
+    update(store, by, name, "user.reset_totp", |r| r.totp_sealed = None).map(drop)
+}
+
+/// Every account, for the account review page.
+pub fn list_users(store: &Store, by: &Actor) -> Result<Vec<UserRecord>, Error> {
+    by.require(Function::Users, Level::View)?;
+    by.require_second_factor()?;
+    store
+        .users_tree()
+        .iter()
+        .values()
+        .map(|v| {
+            let v = v?;
+            serde_json::from_slice(&v).map_err(|_| Error::Corrupt("?".into()))
+        })
+        .collect()
+}
+
+/// What a password login led to.
+#[derive(Debug)]
+pub enum Login {
+    Ok {
+        actor: Actor,
+        /// The password is expired or was set by someone else: change it before anything else.
+        must_change_password: bool,
+        totp_enrolled: bool,
+    },
+    BadCredentials,
+    Locked,
+    AccountExpired,
+}
+
+/// Checks a password login and records the outcome (failure count, lock, audit entry).
+/// Unknown users cost the same hashing time as known ones.
+pub fn login(
+    store: &Store,
+    policy: &Security,
+    name: &str,
+    password: &str,
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<Login, Error> {
+    let rec = if valid_name(name) { load(store, name)? } else { None };
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("dummy-password-for-timing").expect("hashes"));
-    let phc = rec
-        .as_ref()
-        .map_or(dummy.as_str(), |r| r.password_phc.as_str());
-    let parsed = PasswordHash::new(phc).map_err(|e| Error::Store(e.to_string()))?;
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    Ok(match (ok, rec) {
-        (true, Some(r)) => Some(Actor {
-            name: r.name,
-            role: r.role,
-        }),
-        _ => None,
+    let dummy = DUMMY.get_or_init(|| hash_password("dummy-password-for-timing"));
+    let ok = password_matches(rec.as_ref().map_or(dummy.as_str(), |r| r.password_phc.as_str()), password);
+    let Some(mut rec) = rec else {
+        store.audit(Event::new("anonymous", "login", &format!("unknown user from {from}"), "denied"))?;
+        return Ok(Login::BadCredentials);
+    };
+    let event = |outcome: &str| Event::new(&rec.name, "login", from, outcome);
+    if rec.locked {
+        store.audit(event("locked"))?;
+        return Ok(Login::Locked);
+    }
+    if now.date_naive() > rec.expires_on {
+        store.audit(event("account_expired"))?;
+        return Ok(Login::AccountExpired);
+    }
+    if !ok {
+        rec.failed_logins += 1;
+        let locked_now = rec.failed_logins >= policy.lockout_threshold;
+        rec.locked = locked_now;
+        save(store, &rec, event(if locked_now { "denied_and_locked" } else { "denied" }))?;
+        return Ok(if locked_now { Login::Locked } else { Login::BadCredentials });
+    }
+    let expired = now - rec.password_changed_at > chrono::Duration::days(i64::from(policy.password_max_age_days));
+    rec.failed_logins = 0;
+    rec.last_login_at = Some(now);
+    save(store, &rec, event("ok"))?;
+    Ok(Login::Ok {
+        actor: rec.actor(),
+        must_change_password: rec.must_change_password || expired,
+        totp_enrolled: rec.totp_enrolled(),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_authenticate_reset() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::init(&tmp.path().join("d"), &tmp.path().join("k")).unwrap();
-        let pw = generate_password();
-        assert_eq!(pw.len(), 19);
-        create_user(&store, "admin", "security_officer", &pw).unwrap();
-        assert!(matches!(
-            create_user(&store, "admin", "x", &pw),
-            Err(Error::Exists(_))
-        ));
-        assert!(matches!(
-            create_user(&store, "a", "x", &pw),
-            Err(Error::BadName(_))
-        ));
-        assert!(matches!(
-            create_user(&store, "bob", "x", "short"),
-            Err(Error::WeakPassword)
-        ));
-        assert_eq!(
-            authenticate(&store, "admin", &pw).unwrap().unwrap().name,
-            "admin"
-        );
-        assert!(
-            authenticate(&store, "admin", "wrong-password-1")
-                .unwrap()
-                .is_none()
-        );
-        assert!(authenticate(&store, "nobody", &pw).unwrap().is_none());
-        set_password(&store, "admin", "a-new-password-123").unwrap();
-        assert!(authenticate(&store, "admin", &pw).unwrap().is_none());
-        assert!(
-            authenticate(&store, "admin", "a-new-password-123")
-                .unwrap()
-                .is_some()
-        );
-        // The stored record holds a PHC hash, not the password.
-        let raw = store.users_tree().get("admin").unwrap().unwrap();
-        assert!(!String::from_utf8_lossy(&raw).contains("a-new-password-123"));
+/// A user changes their own password (knowing the current one).
+pub fn change_password(
+    store: &Store,
+    policy: &Security,
+    actor: &Actor,
+    current: &str,
+    new: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let mut rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
+    if !password_matches(&rec.password_phc, current) {
+        return Err(Error::Forbidden("current password is wrong".into()));
     }
+    check_password(&rec.name, new, policy)?;
+    if current == new {
+        return Err(Error::SamePassword);
+    }
+    rec.password_phc = hash_password(new);
+    rec.password_changed_at = now;
+    rec.must_change_password = false;
+    save(store, &rec, Event::new(&actor.name, "user.change_password", &actor.name, "ok"))?;
+    Ok(())
 }
+
+/// Starts TOTP enrolment: a new secret, returned to show once (QR); it is stored only when
+/// [`confirm_totp`] sees a valid code from it.
+pub fn begin_totp(actor: &Actor) -> (Vec<u8>, Option<(String, String)>) {
+    let secret = totp::new_secret();
+    let shown = totp::enrolment(&secret, &actor.name);
+    (secret, shown)
+}
+
+pub fn confirm_totp(store: &Store, actor: &Actor, secret: &[u8], code: &str, unix_time: u64) -> Result<(), Error> {
+    if !totp::verify(secret, code, unix_time) {
+        store.audit(Event::new(&actor.name, "totp.enrol", &actor.name, "bad_code"))?;
+        return Err(Error::BadCode);
+    }
+    let mut rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
+    rec.totp_sealed = Some(store.seal_secret(&totp_context(&rec.name), secret));
+    save(store, &rec, Event::new(&actor.name, "totp.enrol", &actor.name, "ok"))?;
+    Ok(())
+}
+
+/// Checks a TOTP code for an enrolled user.
+pub fn check_totp(store: &Store, actor: &Actor, code: &str, unix_time: u64) -> Result<(), Error> {
+    let rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
+    let sealed = rec.totp_sealed.as_ref().ok_or(Error::SecondFactorRequired)?;
+    let secret = store.open_secret(&totp_context(&rec.name), sealed)?;
+    let ok = totp::verify(&secret, code, unix_time);
+    store.audit(Event::new(&actor.name, "totp.check", &actor.name, if ok { "ok" } else { "denied" }))?;
+    if ok { Ok(()) } else { Err(Error::BadCode) }
+}
+
+/// For the command line: a new one-time password for any user, without a session.
+pub fn operator_reset_password(store: &Store, operator: &str, name: &str, now: DateTime<Utc>) -> Result<String, Error> {
+    let mut by = Actor::operator(operator);
+    by.name = format!("cli:{operator}");
+    reset_password(store, &by, name, now)
+}
+
+#[cfg(test)]
+mod tests;

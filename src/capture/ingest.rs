@@ -30,11 +30,7 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions {
-            jobs: 2,
-            keep_files: false,
-            progress: false,
-        }
+        IngestOptions { jobs: 2, keep_files: false, progress: false }
     }
 }
 
@@ -83,10 +79,7 @@ struct PageInfo<'a> {
 }
 
 pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
-    let files = scan_files(dir).map_err(|e| Error::Io {
-        path: dir.to_owned(),
-        source: e,
-    })?;
+    let files = scan_files(dir).map_err(|e| Error::Io { path: dir.to_owned(), source: e })?;
     let started = Instant::now();
     // Blobs left by an earlier crash (sealed under keys that were never saved) go first. Safe
     // here: sled's lock means no other process is writing to this data directory.
@@ -141,38 +134,22 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
     }
     let mut files = results.into_inner().expect("lock");
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(IngestReport {
-        files,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// Ingests one file; every outcome except an I/O failure on the source is a normal result.
-fn ingest_file(
-    h: &Hozon,
-    engine: &mut TesseractEngine,
-    path: &Path,
-    opts: &IngestOptions,
-) -> Result<Outcome> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.to_owned(),
-        source: e,
-    })?;
+fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &IngestOptions) -> Result<Outcome> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
     let store = &h.store;
     let fp = store.scan_fingerprint(&bytes);
     if let Some(id) = store.dedupe_lookup(&fp)?
-        && store
-            .record(&id)?
-            .is_some_and(|r| r.state == RecordState::Stored)
+        && store.record(&id)?.is_some_and(|r| r.state == RecordState::Stored)
     {
         remove_source(path, opts)?;
         return Ok(Outcome::Duplicate(id));
     }
     let id = RecordId::from_fingerprint(&fp);
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let key = store.new_data_key();
     let received_at = chrono::Utc::now();
     let decoded = decode_page(&bytes);
@@ -183,13 +160,7 @@ fn ingest_file(
                 store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
                 store.put_blob(&id, &key, BlobRole::Info, info.to_string().as_bytes())?,
             ];
-            (
-                RecordKind::Quarantined {
-                    reason: why.to_string(),
-                },
-                blobs,
-                None,
-            )
+            (RecordKind::Quarantined { reason: why.to_string() }, blobs, None)
         }
         Ok(page) => {
             let read = engine.read_page(&page.gray, 300)?;
@@ -204,12 +175,7 @@ fn ingest_file(
             let blobs: Vec<BlobRef> = vec![
                 store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
                 store.put_blob(&id, &key, BlobRole::Text, text.as_bytes())?,
-                store.put_blob(
-                    &id,
-                    &key,
-                    BlobRole::Info,
-                    &serde_json::to_vec(&info).expect("info serialises"),
-                )?,
+                store.put_blob(&id, &key, BlobRole::Info, &serde_json::to_vec(&info).expect("info serialises"))?,
             ];
             (RecordKind::Page, blobs, Some(text))
         }
@@ -240,8 +206,5 @@ fn remove_source(path: &Path, opts: &IngestOptions) -> Result<()> {
     if opts.keep_files {
         return Ok(());
     }
-    std::fs::remove_file(path).map_err(|e| Error::Io {
-        path: path.to_owned(),
-        source: e,
-    })
+    std::fs::remove_file(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })
 }

@@ -28,9 +28,7 @@ pub enum Rejection {
     TooBig(u64),
     #[error("画像ファイルではありません (not an image: unrecognised format)")]
     NotAnImage,
-    #[error(
-        "画像の寸法が大きすぎます (image is {0}×{1} px, limit {MAX_SIDE} px a side and {MAX_PIXELS} px)"
-    )]
+    #[error("画像の寸法が大きすぎます (image is {0}×{1} px, limit {MAX_SIDE} px a side and {MAX_PIXELS} px)")]
     TooLarge(u32, u32),
     #[error("画像が壊れているか途中で切れています (corrupt or truncated image: {0})")]
     Corrupt(String),
@@ -40,10 +38,7 @@ pub enum Rejection {
 /// notes, hidden files) are not pages and are left alone.
 pub fn scan_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !dir.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{} is not a folder", dir.display()),
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is not a folder", dir.display())));
     }
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .follow_links(false)
@@ -78,10 +73,7 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
         return Err(Rejection::TooBig(bytes.len() as u64));
     }
     let format = image::guess_format(bytes).map_err(|_| Rejection::NotAnImage)?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff
-    ) {
+    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff) {
         return Err(Rejection::NotAnImage);
     }
     // Reading the dimensions parses the header only; no pixel memory is allocated.
@@ -104,10 +96,7 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
         image::ImageError::Limits(_) => Rejection::TooLarge(w, h),
         other => Rejection::Corrupt(other.to_string()),
     })?;
-    Ok(DecodedPage {
-        gray: img.into_luma8(),
-        format,
-    })
+    Ok(DecodedPage { gray: img.into_luma8(), format })
 }
 
 #[cfg(test)]
@@ -117,8 +106,7 @@ mod tests {
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = GrayImage::from_pixel(w, h, image::Luma([200]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-            .unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
         out
     }
 
@@ -131,33 +119,17 @@ mod tests {
     #[test]
     fn bad_inputs_are_named() {
         assert_eq!(decode_page(b"").err(), Some(Rejection::Empty));
-        assert_eq!(
-            decode_page("これはテキストです".as_bytes()).err(),
-            Some(Rejection::NotAnImage)
-        );
+        assert_eq!(decode_page("これはテキストです".as_bytes()).err(), Some(Rejection::NotAnImage));
         let full = png(400, 300);
-        assert!(matches!(
-            decode_page(&full[..full.len() / 2]),
-            Err(Rejection::Corrupt(_))
-        ));
+        assert!(matches!(decode_page(&full[..full.len() / 2]), Err(Rejection::Corrupt(_))));
         // One pixel too wide: refused from the header, before decoding.
-        assert!(matches!(
-            decode_page(&png(MAX_SIDE + 1, 1)),
-            Err(Rejection::TooLarge(..))
-        ));
+        assert!(matches!(decode_page(&png(MAX_SIDE + 1, 1)), Err(Rejection::TooLarge(..))));
     }
 
     #[test]
     fn scan_files_filters_by_extension() {
         let tmp = tempfile::tempdir().unwrap();
-        for n in [
-            "b.png",
-            "a.TIF",
-            "truth.jsonl",
-            ".hidden.png",
-            "c.jpg",
-            "notes.txt",
-        ] {
+        for n in ["b.png", "a.TIF", "truth.jsonl", ".hidden.png", "c.jpg", "notes.txt"] {
             std::fs::write(tmp.path().join(n), b"x").unwrap();
         }
         let names: Vec<_> = scan_files(tmp.path())

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::Cli;
@@ -15,13 +16,31 @@ pub enum KeyCommand {
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Check the whole hash chain and name the first bad entry
-    Verify,
+    Verify {
+        /// Checkpoints exported earlier (`hozon audit checkpoints`), to detect truncation
+        #[arg(long)]
+        checkpoints: Option<std::path::PathBuf>,
+    },
+    /// Print the checkpoints recorded in the log (JSON lines) for safekeeping elsewhere
+    Checkpoints,
 }
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Set a new random password for a user and print it
+    /// Set a new one-time password for a user (also unlocks) and print it
     ResetPassword { name: String },
+    /// Create a personal account with a role's preset rights; prints its one-time password
+    Add {
+        name: String,
+        /// mailroom, reviewer, records_officer, security_officer or auditor
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn operator() -> crate::auth::Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    crate::auth::Actor::operator(&format!("cli:{user}"))
 }
 
 pub fn key(cli: &Cli, c: &KeyCommand) -> anyhow::Result<ExitCode> {
@@ -38,7 +57,7 @@ pub fn key(cli: &Cli, c: &KeyCommand) -> anyhow::Result<ExitCode> {
 pub fn reindex(cli: &Cli) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
     let bar = super::ingest::progress_bar(0, "再索引", "件");
-    let n = hozon.reindex(|done, total| {
+    let n = hozon.reindex(&operator(), |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
@@ -48,31 +67,51 @@ pub fn reindex(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
     match c {
-        AuditCommand::Verify => {
-            let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
-            match crate::audit::verify(&store.audit_entries()?) {
+        AuditCommand::Verify { checkpoints } => {
+            let cps: Vec<crate::audit::Checkpoint> = match checkpoints {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .enumerate()
+                    .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}: line {}", p.display(), i + 1)))
+                    .collect::<anyhow::Result<_>>()?,
+                None => Vec::new(),
+            };
+            match store.verify_audit(&cps)? {
                 Ok(n) => {
-                    println!("監査ログは正常です: {n} entries, chain intact");
+                    println!("監査ログは正常です: {n} entries, chain intact ({} checkpoints checked)", cps.len());
                     Ok(ExitCode::SUCCESS)
                 }
-                Err((seq, why)) => {
-                    println!("監査ログの改ざんを検出しました: entry {seq}: {why}");
+                Err(broken) => {
+                    println!("監査ログの改ざんを検出しました (audit log tampered): {broken}");
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        AuditCommand::Checkpoints => {
+            for cp in crate::audit::checkpoints(&store.audit_entries()?) {
+                println!("{}", serde_json::to_string(&cp)?);
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
+    let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
     match c {
         UserCommand::ResetPassword { name } => {
-            let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
-            let pw = crate::auth::generate_password();
-            crate::auth::set_password(&store, name, &pw)?;
-            store.audit(crate::audit::Event::system("user.reset_password", name))?;
-            println!("ユーザー {name} の新しいパスワード: {pw}");
+            let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+            let pw = crate::auth::operator_reset_password(&store, &user, name, chrono::Utc::now())?;
+            println!("ユーザー {name} の新しい一時パスワード: {pw} (次回ログイン時に変更が必要です)");
+        }
+        UserCommand::Add { name, role } => {
+            let role = crate::auth::Role::parse(role).with_context(|| format!("unknown role {role:?}"))?;
+            let pw = crate::auth::create_user(&store, &operator(), name, role, chrono::Utc::now())?;
+            println!("ユーザー {name} ({}) を作成しました。一時パスワード: {pw}", role.label_ja());
         }
     }
     Ok(ExitCode::SUCCESS)

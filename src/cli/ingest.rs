@@ -23,21 +23,13 @@ pub(crate) fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::Progr
     }
     let b = indicatif::ProgressBar::new(len);
     let template = format!("{verb} [{{bar:40}}] {{pos}}/{{len}} {unit} 残り {{eta}}");
-    b.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    b.set_style(indicatif::ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
     b
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
-    let opts = IngestOptions {
-        jobs: args.jobs,
-        keep_files: args.keep,
-        progress: std::io::stderr().is_terminal(),
-    };
+    let opts = IngestOptions { jobs: args.jobs, keep_files: args.keep, progress: std::io::stderr().is_terminal() };
     let report = ingest_dir(&hozon, &args.dir, &opts)?;
     for (path, o) in &report.files {
         match o {
@@ -56,16 +48,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         report.quarantined(),
         report.failed(),
         report.seconds,
-        if report.seconds > 0.0 {
-            pages / report.seconds
-        } else {
-            0.0
-        }
+        if report.seconds > 0.0 { pages / report.seconds } else { 0.0 }
     );
     // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
-    Ok(if report.quarantined() + report.failed() > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if report.quarantined() + report.failed() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

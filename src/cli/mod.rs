@@ -14,11 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "hozon",
-    version,
-    about = "保存: document capture and records retention"
-)]
+#[command(name = "hozon", version, about = "保存: document capture and records retention")]
 pub struct Cli {
     /// Data directory (sled metadata, sealed blobs, encrypted index)
     #[arg(long, global = true, default_value = "./data", env = "HOZON_DATA")]
@@ -32,9 +28,7 @@ pub struct Cli {
 
 impl Cli {
     fn key_file(&self) -> PathBuf {
-        self.key_file
-            .clone()
-            .unwrap_or_else(|| crate::app::default_key_file(&self.data))
+        self.key_file.clone().unwrap_or_else(|| crate::app::default_key_file(&self.data))
     }
 
     fn open(&self) -> anyhow::Result<crate::Hozon> {

@@ -26,23 +26,11 @@ fn plain(snippet_html: &str) -> String {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
-    let actor = Actor {
-        name: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
-        role: "cli".into(),
-    };
+    let actor = Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())));
     let results = hozon.search(&actor, &args.query, args.limit)?;
     println!("{} 件", results.len());
     for r in &results {
-        println!(
-            "{}  {}  {}",
-            r.record_id,
-            r.received_at.format("%Y-%m-%d %H:%M"),
-            plain(&r.snippet_html)
-        );
+        println!("{}  {}  {}", r.record_id, r.received_at.format("%Y-%m-%d %H:%M"), plain(&r.snippet_html));
     }
-    Ok(if results.is_empty() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if results.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

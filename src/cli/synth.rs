@@ -20,19 +20,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = super::ingest::progress_bar(args.count as u64, "生成中", "件");
-    let opts = SynthOptions {
-        out: args.out.clone(),
-        count: args.count,
-        seed: args.seed,
-        max_skew_deg: args.max_skew,
-    };
+    let opts = SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, max_skew_deg: args.max_skew };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();
-    println!(
-        "{} submissions, {} pages → {}",
-        args.count,
-        truths.len(),
-        args.out.display()
-    );
+    println!("{} submissions, {} pages → {}", args.count, truths.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }

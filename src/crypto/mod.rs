@@ -52,9 +52,7 @@ impl Key {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Key, Error> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::KeyLength(bytes.len()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::KeyLength(bytes.len()))?;
         Ok(Key(arr))
     }
 
@@ -76,13 +74,7 @@ impl Key {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
         out.push(SEAL_VERSION);
@@ -98,15 +90,7 @@ impl Key {
         }
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
-        cipher
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
-                    aad,
-                },
-            )
-            .map_err(|_| Error::Decrypt)
+        cipher.decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad }).map_err(|_| Error::Decrypt)
     }
 
     /// Wraps another key under this one (key-encryption-key use).

@@ -11,9 +11,7 @@ use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
-};
+use tantivy::schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use unicode_normalization::UnicodeNormalization;
@@ -88,61 +86,31 @@ fn schema() -> (Schema, Fields) {
         .set_stored();
     let text = b.add_text_field("text", text_opts);
     let uni_opts = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(tokenizer::UNIGRAM)
-            .set_index_option(IndexRecordOption::WithFreqs),
+        TextFieldIndexing::default().set_tokenizer(tokenizer::UNIGRAM).set_index_option(IndexRecordOption::WithFreqs),
     );
     let text_uni = b.add_text_field("text_uni", uni_opts);
     let received = b.add_date_field("received", tantivy::schema::INDEXED | STORED);
-    (
-        b.build(),
-        Fields {
-            record_id,
-            text,
-            text_uni,
-            received,
-        },
-    )
+    (b.build(), Fields { record_id, text, text_uni, received })
 }
 
 impl SearchIndex {
     pub fn open(dir: EncryptedDirectory) -> Result<SearchIndex> {
         let (schema, f) = schema();
         let index = Index::open_or_create(dir, schema)?;
-        index
-            .tokenizers()
-            .register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
-        index
-            .tokenizers()
-            .register(tokenizer::UNIGRAM, tokenizer::UnigramTokenizer);
+        index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
+        index.tokenizers().register(tokenizer::UNIGRAM, tokenizer::UnigramTokenizer);
         let writer = index.writer_with_num_threads(1, 50_000_000)?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        Ok(SearchIndex {
-            index,
-            reader,
-            writer: Mutex::new(writer),
-            f,
-        })
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
     }
 
     /// Replaces the index entry of `record_id` and commits (durable on return).
-    pub fn put(
-        &self,
-        record_id: &str,
-        text: &str,
-        received: chrono::DateTime<chrono::Utc>,
-    ) -> Result<()> {
+    pub fn put(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> Result<()> {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.f.record_id, record_id);
         doc.add_text(self.f.text, text);
         doc.add_text(self.f.text_uni, text);
-        doc.add_date(
-            self.f.received,
-            DateTime::from_timestamp_secs(received.timestamp()),
-        );
+        doc.add_date(self.f.received, DateTime::from_timestamp_secs(received.timestamp()));
         let mut w = self.writer.lock().expect("index writer lock poisoned");
         w.delete_term(Term::from_field_text(self.f.record_id, record_id));
         w.add_document(doc)?;
@@ -167,20 +135,15 @@ impl SearchIndex {
             let toks = tokenizer::bigram_tokens(word);
             let sub: Box<dyn Query> = match toks.as_slice() {
                 [] => continue,
-                [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => {
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(self.f.text_uni, &t.text),
-                        IndexRecordOption::WithFreqs,
-                    ))
-                }
+                [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => Box::new(
+                    TermQuery::new(Term::from_field_text(self.f.text_uni, &t.text), IndexRecordOption::WithFreqs),
+                ),
                 [t] => Box::new(TermQuery::new(
                     Term::from_field_text(self.f.text, &t.text),
                     IndexRecordOption::WithFreqsAndPositions,
                 )),
                 many => Box::new(PhraseQuery::new_with_offset(
-                    many.iter()
-                        .map(|t| (t.position, Term::from_field_text(self.f.text, &t.text)))
-                        .collect(),
+                    many.iter().map(|t| (t.position, Term::from_field_text(self.f.text, &t.text))).collect(),
                 )),
             };
             clauses.push((Occur::Must, sub));
@@ -200,24 +163,12 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let record_id = doc
-                .get_first(self.f.record_id)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned();
+            let record_id = doc.get_first(self.f.record_id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
             let snippet_html = snippets.snippet_from_doc(&doc).to_html();
-            hits.push(Hit {
-                record_id,
-                score,
-                snippet_html,
-            });
+            hits.push(Hit { record_id, score, snippet_html });
         }
         // Equal scores in a stable order (by id), so the same query gives the same list.
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.record_id.cmp(&b.record_id))
-        });
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
         Ok(hits)
     }
 
@@ -260,25 +211,15 @@ mod tests {
         let now = chrono::Utc::now();
         idx.put("a", &normalise("病名 潰瘍性大腸炎"), now).unwrap();
         idx.put("b", &normalise("東京に行って京都へ"), now).unwrap();
-        idx.put("c", &normalise("住所 東京都新宿区 氏名 山田 太郎"), now)
-            .unwrap();
+        idx.put("c", &normalise("住所 東京都新宿区 氏名 山田 太郎"), now).unwrap();
         let ids = |q: &str| -> Vec<String> {
-            let mut v: Vec<_> = idx
-                .search(q, 10)
-                .unwrap()
-                .into_iter()
-                .map(|h| h.record_id)
-                .collect();
+            let mut v: Vec<_> = idx.search(q, 10).unwrap().into_iter().map(|h| h.record_id).collect();
             v.sort();
             v
         };
         assert_eq!(ids("大腸炎"), vec!["a"]);
         assert_eq!(ids("腸炎"), vec!["a"]);
-        assert_eq!(
-            ids("東京都"),
-            vec!["c"],
-            "bigrams must be adjacent, not just present"
-        );
+        assert_eq!(ids("東京都"), vec!["c"], "bigrams must be adjacent, not just present");
         assert_eq!(ids("田"), vec!["c"]);
         assert_eq!(ids("山田太郎"), vec!["c"]);
         assert_eq!(ids("東京 新宿"), vec!["c"]);

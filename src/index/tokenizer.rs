@@ -62,13 +62,7 @@ fn runs(text: &str) -> Vec<(Class, Vec<(usize, char)>)> {
 }
 
 fn token(from: usize, to: usize, position: usize, text: String) -> Token {
-    Token {
-        offset_from: from,
-        offset_to: to,
-        position,
-        text,
-        position_length: 1,
-    }
+    Token { offset_from: from, offset_to: to, position, text, position_length: 1 }
 }
 
 pub fn bigram_tokens(text: &str) -> Vec<Token> {
@@ -89,11 +83,7 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
                 }
             }
             Class::Word => {
-                let s: String = chars
-                    .iter()
-                    .map(|(_, c)| *c)
-                    .collect::<String>()
-                    .to_lowercase();
+                let s: String = chars.iter().map(|(_, c)| *c).collect::<String>().to_lowercase();
                 tokens.push(token(chars[0].0, end_of(chars.len() - 1), pos, s));
                 pos += 1;
             }
@@ -140,10 +130,7 @@ pub struct BigramTokenizer;
 impl Tokenizer for BigramTokenizer {
     type TokenStream<'a> = VecTokenStream;
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream {
-            tokens: bigram_tokens(text),
-            idx: 0,
-        }
+        VecTokenStream { tokens: bigram_tokens(text), idx: 0 }
     }
 }
 
@@ -153,10 +140,7 @@ pub struct UnigramTokenizer;
 impl Tokenizer for UnigramTokenizer {
     type TokenStream<'a> = VecTokenStream;
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream {
-            tokens: unigram_tokens(text),
-            idx: 0,
-        }
+        VecTokenStream { tokens: unigram_tokens(text), idx: 0 }
     }
 }
 
@@ -165,10 +149,7 @@ mod tests {
     use super::*;
 
     fn texts(tokens: &[Token]) -> Vec<(String, usize)> {
-        tokens
-            .iter()
-            .map(|t| (t.text.clone(), t.position))
-            .collect()
+        tokens.iter().map(|t| (t.text.clone(), t.position)).collect()
     }
 
     #[test]
@@ -176,13 +157,7 @@ mod tests {
         let t = bigram_tokens("潰瘍性大腸炎");
         assert_eq!(
             texts(&t),
-            vec![
-                ("潰瘍".into(), 0),
-                ("瘍性".into(), 1),
-                ("性大".into(), 2),
-                ("大腸".into(), 3),
-                ("腸炎".into(), 4)
-            ]
+            vec![("潰瘍".into(), 0), ("瘍性".into(), 1), ("性大".into(), 2), ("大腸".into(), 3), ("腸炎".into(), 4)]
         );
         assert_eq!(&"潰瘍性大腸炎"[t[3].offset_from..t[3].offset_to], "大腸");
     }
@@ -191,10 +166,7 @@ mod tests {
     fn mixed_runs_words_and_single_chars() {
         let t = bigram_tokens("氏名 山田 太郎 TEL 03-5320 田");
         let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
-        assert_eq!(
-            words,
-            vec!["氏名", "山田", "太郎", "tel", "03", "5320", "田"]
-        );
+        assert_eq!(words, vec!["氏名", "山田", "太郎", "tel", "03", "5320", "田"]);
         let positions: Vec<_> = t.iter().map(|t| t.position).collect();
         assert_eq!(positions, (0..7).collect::<Vec<_>>());
     }
@@ -202,9 +174,6 @@ mod tests {
     #[test]
     fn unigrams_cover_every_cjk_char() {
         let t = unigram_tokens("山田 a 太");
-        assert_eq!(
-            texts(&t),
-            vec![("山".into(), 0), ("田".into(), 1), ("太".into(), 2)]
-        );
+        assert_eq!(texts(&t), vec![("山".into(), 0), ("田".into(), 1), ("太".into(), 2)]);
     }
 }

@@ -18,11 +18,7 @@ pub enum Error {
     #[error(
         "Tesseract could not load language {lang:?} from {path}: {detail} (run `make setup`, or set HOZON_TESSDATA)"
     )]
-    Init {
-        lang: String,
-        path: String,
-        detail: String,
-    },
+    Init { lang: String, path: String, detail: String },
     #[error("Tesseract failed on the page: {0}")]
     Recognise(String),
 }
@@ -55,24 +51,14 @@ pub struct TesseractEngine {
 
 impl TesseractEngine {
     pub fn new(tessdata: &Path, lang: &str) -> Result<TesseractEngine, Error> {
-        let init_err = |detail: String| Error::Init {
-            lang: lang.into(),
-            path: tessdata.display().to_string(),
-            detail,
-        };
-        let path = tessdata
-            .to_str()
-            .ok_or_else(|| init_err("path is not UTF-8".into()))?;
+        let init_err = |detail: String| Error::Init { lang: lang.into(), path: tessdata.display().to_string(), detail };
+        let path = tessdata.to_str().ok_or_else(|| init_err("path is not UTF-8".into()))?;
         let tess = Tesseract::new(Some(path), Some(lang))
             .map_err(|e| init_err(e.to_string()))?
             // Tesseract prints diagnostics ("Detected 35 diacritics") to stderr otherwise.
             .set_variable("debug_file", "/dev/null")
             .map_err(|e| init_err(e.to_string()))?;
-        Ok(TesseractEngine {
-            tess: Some(tess),
-            tessdata: tessdata.to_owned(),
-            lang: lang.into(),
-        })
+        Ok(TesseractEngine { tess: Some(tess), tessdata: tessdata.to_owned(), lang: lang.into() })
     }
 
     /// Reads a whole page with automatic layout analysis.
@@ -80,10 +66,7 @@ impl TesseractEngine {
         // A failed call consumes the handle; open a fresh one rather than poison the worker.
         let tess = match self.tess.take() {
             Some(t) => t,
-            None => TesseractEngine::new(&self.tessdata, &self.lang)?
-                .tess
-                .take()
-                .expect("just opened"),
+            None => TesseractEngine::new(&self.tessdata, &self.lang)?.tess.take().expect("just opened"),
         };
         let (w, h) = (page.width() as i32, page.height() as i32);
         let mut tess = match tess.set_frame(page.as_raw(), w, h, 1, w) {
@@ -95,9 +78,6 @@ impl TesseractEngine {
         let result = tess.get_text().map_err(|e| Error::Recognise(e.to_string()));
         let conf = tess.mean_text_conf();
         self.tess = Some(tess);
-        Ok(PageText {
-            text: result?,
-            mean_confidence: conf,
-        })
+        Ok(PageText { text: result?, mean_confidence: conf })
     }
 }

@@ -67,9 +67,7 @@ impl BlobStore {
         let p = self.path_of(addr);
         let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
         if blake3::hash(&bytes).to_hex().as_str() != addr {
-            return Err(Error::Corrupt(format!(
-                "blob {addr} does not match its address"
-            )));
+            return Err(Error::Corrupt(format!("blob {addr} does not match its address")));
         }
         Ok(bytes)
     }
@@ -88,8 +86,7 @@ impl BlobStore {
         let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&self.root).min_depth(2).max_depth(2) {
             let entry = entry.map_err(|e| Error::Corrupt(format!("walking blobs: {e}")))?;
-            let parent_is_tmp =
-                entry.path().parent().and_then(Path::file_name) == Some("tmp".as_ref());
+            let parent_is_tmp = entry.path().parent().and_then(Path::file_name) == Some("tmp".as_ref());
             if entry.file_type().is_file() && !parent_is_tmp {
                 out.push(entry.file_name().to_string_lossy().into_owned());
             }

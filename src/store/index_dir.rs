@@ -23,8 +23,8 @@ use std::sync::{Arc, RwLock};
 use rand::RngCore;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
-    AntiCallToken, Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, TerminatingWrite,
-    WatchCallback, WatchCallbackList, WatchHandle, WritePtr,
+    AntiCallToken, Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, TerminatingWrite, WatchCallback,
+    WatchCallbackList, WatchHandle, WritePtr,
 };
 
 use crate::crypto::Key;
@@ -90,13 +90,7 @@ impl EncryptedDirectory {
     }
 
     fn read_plain(&self, path: &Path) -> Result<OwnedBytes, OpenReadError> {
-        if let Some(b) = self
-            .inner
-            .cache
-            .read()
-            .expect("index cache lock poisoned")
-            .get(path)
-        {
+        if let Some(b) = self.inner.cache.read().expect("index cache lock poisoned").get(path) {
             return Ok(b.clone());
         }
         let full = self.inner.root.join(path);
@@ -114,11 +108,7 @@ impl EncryptedDirectory {
             )
         })?;
         let bytes = OwnedBytes::new(plain);
-        self.inner
-            .cache
-            .write()
-            .expect("index cache lock poisoned")
-            .insert(path.to_owned(), bytes.clone());
+        self.inner.cache.write().expect("index cache lock poisoned").insert(path.to_owned(), bytes.clone());
         Ok(bytes)
     }
 }
@@ -152,20 +142,11 @@ impl Directory for EncryptedDirectory {
     }
 
     fn delete(&self, path: &Path) -> Result<(), DeleteError> {
-        self.inner
-            .cache
-            .write()
-            .expect("index cache lock poisoned")
-            .remove(path);
+        self.inner.cache.write().expect("index cache lock poisoned").remove(path);
         match fs::remove_file(self.inner.root.join(path)) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(DeleteError::FileDoesNotExist(path.to_owned()))
-            }
-            Err(e) => Err(DeleteError::IoError {
-                io_error: Arc::new(e),
-                filepath: path.to_owned(),
-            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(DeleteError::FileDoesNotExist(path.to_owned())),
+            Err(e) => Err(DeleteError::IoError { io_error: Arc::new(e), filepath: path.to_owned() }),
         }
     }
 
@@ -180,11 +161,7 @@ impl Directory for EncryptedDirectory {
         }
         // Reserve the name now, as tantivy expects `open_write` to create the file.
         fs::File::create(&full).map_err(|e| OpenWriteError::wrap_io_error(e, path.to_owned()))?;
-        let w = SealingWriter {
-            dir: self.clone(),
-            path: path.to_owned(),
-            buf: Vec::new(),
-        };
+        let w = SealingWriter { dir: self.clone(), path: path.to_owned(), buf: Vec::new() };
         Ok(BufWriter::new(Box::new(w)))
     }
 
@@ -241,11 +218,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
         let mut w = dir.open_write(Path::new("seg.idx")).unwrap();
-        w.write_all("潰瘍性大腸炎 plaintext-marker".as_bytes())
-            .unwrap();
+        w.write_all("潰瘍性大腸炎 plaintext-marker".as_bytes()).unwrap();
         w.terminate().unwrap();
-        dir.atomic_write(Path::new("meta.json"), b"{\"marker\":1}")
-            .unwrap();
+        dir.atomic_write(Path::new("meta.json"), b"{\"marker\":1}").unwrap();
         for e in fs::read_dir(tmp.path()).unwrap() {
             let bytes = fs::read(e.unwrap().path()).unwrap();
             assert!(!bytes.windows(6).any(|w| w == b"marker"));
@@ -253,20 +228,10 @@ mod tests {
         // A fresh handle (empty cache) decrypts from disk.
         let key2 = dir.inner.key.clone();
         let dir2 = EncryptedDirectory::open(tmp.path().to_owned(), key2).unwrap();
-        let bytes = dir2
-            .open_read(Path::new("seg.idx"))
-            .unwrap()
-            .read_bytes()
-            .unwrap();
+        let bytes = dir2.open_read(Path::new("seg.idx")).unwrap().read_bytes().unwrap();
         assert_eq!(bytes.as_slice(), "潰瘍性大腸炎 plaintext-marker".as_bytes());
-        assert_eq!(
-            dir2.atomic_read(Path::new("meta.json")).unwrap(),
-            b"{\"marker\":1}"
-        );
-        assert!(matches!(
-            dir2.open_write(Path::new("seg.idx")),
-            Err(OpenWriteError::FileAlreadyExists(_))
-        ));
+        assert_eq!(dir2.atomic_read(Path::new("meta.json")).unwrap(), b"{\"marker\":1}");
+        assert!(matches!(dir2.open_write(Path::new("seg.idx")), Err(OpenWriteError::FileAlreadyExists(_))));
         dir2.delete(Path::new("seg.idx")).unwrap();
         assert!(!dir2.exists(Path::new("seg.idx")).unwrap());
     }

@@ -24,12 +24,8 @@ pub(crate) fn create(path: &Path, key: &Key) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let mut f =
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| Error::io(path, e))?;
     f.write_all(hex::encode(key.expose()).as_bytes())
         .and_then(|_| f.write_all(b"\n"))
         .and_then(|_| f.sync_all())
@@ -52,22 +48,12 @@ pub(crate) fn read(path: &Path) -> Result<Key, Error> {
         });
     }
     let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let raw = hex::decode(text.trim()).map_err(|_| Error::KeyFile {
-        path: path.to_owned(),
-        reason: "not a hex-encoded key".into(),
-    })?;
-    Key::from_bytes(&raw).map_err(|e| Error::KeyFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
+    let raw = hex::decode(text.trim())
+        .map_err(|_| Error::KeyFile { path: path.to_owned(), reason: "not a hex-encoded key".into() })?;
+    Key::from_bytes(&raw).map_err(|e| Error::KeyFile { path: path.to_owned(), reason: e.to_string() })
 }
 
 pub(crate) fn sync_parent(path: &Path) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }

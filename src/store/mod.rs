@@ -50,9 +50,7 @@ pub enum Error {
     },
     #[error("key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
-    #[error(
-        "the key file does not match this data directory (key check failed); wrong HOZON_KEY_FILE?"
-    )]
+    #[error("the key file does not match this data directory (key check failed); wrong HOZON_KEY_FILE?")]
     WrongKey,
     #[error("{0} is not a hozon data directory; run `hozon init --data {0}` first")]
     NotInitialised(String),
@@ -72,10 +70,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_owned(),
-            source,
-        }
+        Error::Io { path: path.to_owned(), source }
     }
 }
 
@@ -97,6 +92,10 @@ pub struct Store {
     blobs: blobs::BlobStore,
     dedupe_key: Key,
     index_key: Key,
+    /// Seals small secrets kept in metadata (TOTP seeds).
+    secrets_key: Key,
+    /// Seals audit entries.
+    audit_key: Key,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,11 +123,9 @@ impl Store {
         let meta = db.open_tree("meta")?;
         meta.insert("key_check", master.seal(b"key-check", KEY_CHECK_PLAINTEXT))?;
         meta.insert("key_fingerprint", master.fingerprint().as_bytes())?;
-        meta.insert("dedupe_key", master.wrap(b"dedupe-key", &Key::generate()))?;
-        meta.insert("index_key", master.wrap(b"index-key", &Key::generate()))?;
         db.flush()?;
-        drop((meta, db));
-        Store::open(root, key_file)
+        drop(meta);
+        Store::from_db(root, key_file, db, master)
     }
 
     pub fn open(root: &Path, key_file: &Path) -> Result<Store> {
@@ -137,12 +134,15 @@ impl Store {
         }
         let db = open_db(root)?;
         let meta = db.open_tree("meta")?;
-        let check = meta
-            .get("key_check")?
-            .ok_or_else(|| Error::Corrupt("missing key check".into()))?;
+        let check = meta.get("key_check")?.ok_or_else(|| Error::Corrupt("missing key check".into()))?;
         let master = open_master_key(key_file, &check)?;
-        let dedupe_key = unwrap_meta_key(&meta, &master, "dedupe_key")?;
-        let index_key = unwrap_meta_key(&meta, &master, "index_key")?;
+        Store::from_db(root, key_file, db, master)
+    }
+
+    fn from_db(root: &Path, key_file: &Path, db: sled::Db, master: MasterKey) -> Result<Store> {
+        let meta = db.open_tree("meta")?;
+        let [dedupe_key, index_key, secrets_key, audit_key] = STORE_KEYS.map(|name| meta_key(&meta, &master, name));
+        db.flush()?;
         Ok(Store {
             root: root.to_owned(),
             key_file: key_file.to_owned(),
@@ -154,8 +154,10 @@ impl Store {
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
-            dedupe_key,
-            index_key,
+            dedupe_key: dedupe_key?,
+            index_key: index_key?,
+            secrets_key: secrets_key?,
+            audit_key: audit_key?,
         })
     }
 
@@ -166,8 +168,7 @@ impl Store {
     /// Opens the encrypted directory that holds the search index.
     pub fn index_directory(&self) -> Result<index_dir::EncryptedDirectory> {
         let p = self.root.join("index");
-        index_dir::EncryptedDirectory::open(p.clone(), self.index_key.clone())
-            .map_err(|e| Error::io(&p, e))
+        index_dir::EncryptedDirectory::open(p.clone(), self.index_key.clone()).map_err(|e| Error::io(&p, e))
     }
 
     /// Keyed hash used for duplicate detection of incoming files.
@@ -184,33 +185,19 @@ impl Store {
     }
 
     pub fn data_key(&self, rec: &Record) -> Result<DataKey> {
-        Ok(self
-            .master
-            .unwrap_key(&record_key_context(&rec.id), &rec.wrapped_key)?)
+        Ok(self.master.unwrap_key(&record_key_context(&rec.id), &rec.wrapped_key)?)
     }
 
     /// Seals `plain` with the record's key and stores it durably.
-    pub fn put_blob(
-        &self,
-        id: &RecordId,
-        key: &DataKey,
-        role: BlobRole,
-        plain: &[u8],
-    ) -> Result<BlobRef> {
+    pub fn put_blob(&self, id: &RecordId, key: &DataKey, role: BlobRole, plain: &[u8]) -> Result<BlobRef> {
         let sealed = key.seal(&blob_context(id, role), plain);
         let addr = self.blobs.put(&sealed)?;
-        Ok(BlobRef {
-            role,
-            addr,
-            len: plain.len() as u64,
-        })
+        Ok(BlobRef { role, addr, len: plain.len() as u64 })
     }
 
     /// Reads and decrypts one blob of a record.
     pub fn read_blob(&self, rec: &Record, role: BlobRole) -> Result<Vec<u8>> {
-        let b = rec
-            .blob(role)
-            .ok_or_else(|| Error::Corrupt(format!("record {} has no {role:?} blob", rec.id)))?;
+        let b = rec.blob(role).ok_or_else(|| Error::Corrupt(format!("record {} has no {role:?} blob", rec.id)))?;
         let sealed = self.blobs.get(&b.addr)?;
         let key = self.data_key(rec)?;
         Ok(key.open(&blob_context(&rec.id, role), &sealed)?)
@@ -244,7 +231,7 @@ impl Store {
             .transaction(|(records, dedupe, meta, log)| {
                 records.insert(rec.id.as_str(), encoded.as_slice())?;
                 dedupe.insert(&fp[..], rec.id.as_str())?;
-                audit::append_in_tx(meta, log, &event, now)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
                 Ok(())
             })
             .map_err(tx_error)?;
@@ -252,28 +239,87 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an audit entry on its own (events with no state change, e.g. a search).
+    /// Writes a user record and its audit entry atomically, durably.
+    pub fn put_user(&self, name: &str, value: &[u8], event: audit::Event) -> Result<()> {
+        let now = chrono::Utc::now();
+        (&self.users, &self.meta, &self.audit)
+            .transaction(|(users, meta, log)| {
+                users.insert(name, value)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Seals a small secret (a TOTP seed) for keeping in metadata.
+    pub fn seal_secret(&self, context: &[u8], secret: &[u8]) -> Vec<u8> {
+        self.secrets_key.seal(context, secret)
+    }
+
+    pub fn open_secret(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.secrets_key.open(context, sealed)?)
+    }
+
+    /// Appends an audit entry on its own (events with no state change: a login, a search) and
+    /// flushes.
     pub fn audit(&self, event: audit::Event) -> Result<()> {
+        self.audit_unflushed(event)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends an audit entry without waiting for the disk: sled writes it out within its
+    /// flush interval (500 ms). Used for the per-request access log, where an fsync per page
+    /// view would cap the server at the disk's sync rate.
+    pub fn audit_unflushed(&self, event: audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
         (&self.meta, &self.audit)
             .transaction(|(meta, log)| {
-                audit::append_in_tx(meta, log, &event, now)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
                 Ok(())
             })
-            .map_err(tx_error)?;
-        self.db.flush()?;
-        Ok(())
+            .map_err(tx_error)
     }
 
-    pub fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
+    /// Every stored audit entry as (sequence key, sealed bytes), for verification.
+    pub fn audit_raw(&self) -> Result<Vec<(u64, Vec<u8>)>> {
         self.audit
             .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("audit entry: {e}")))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq = <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Corrupt("audit key is not a sequence number".into()))?;
+                Ok((seq, v.to_vec()))
             })
             .collect()
+    }
+
+    /// The chain head recorded in metadata (0 for an empty log).
+    pub fn audit_head_seq(&self) -> Result<u64> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            seq: u64,
+        }
+        match self.meta.get("audit_head")? {
+            Some(v) => {
+                Ok(serde_json::from_slice::<Head>(&v).map_err(|e| Error::Corrupt(format!("audit head: {e}")))?.seq)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Checks the audit chain (see `audit::verify`).
+    pub fn verify_audit(&self, checkpoints: &[audit::Checkpoint]) -> Result<Result<u64, audit::Broken>> {
+        Ok(audit::verify(self.audit_raw()?, &self.audit_key, self.audit_head_seq()?, checkpoints))
+    }
+
+    /// Decrypted audit entries in order; entries that do not open are skipped (`verify`
+    /// reports them).
+    pub fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
+        Ok(self.audit_raw()?.into_iter().filter_map(|(seq, v)| audit::open_entry(&self.audit_key, seq, &v)).collect())
     }
 
     /// All records, in id order.
@@ -320,8 +366,11 @@ impl Store {
         let mut batch_meta = sled::Batch::default();
         batch_meta.insert("key_check", new.seal(b"key-check", KEY_CHECK_PLAINTEXT));
         batch_meta.insert("key_fingerprint", new.fingerprint().as_bytes());
-        batch_meta.insert("dedupe_key", new.wrap(b"dedupe-key", &self.dedupe_key));
-        batch_meta.insert("index_key", new.wrap(b"index-key", &self.index_key));
+        for (name, key) in
+            STORE_KEYS.iter().zip([&self.dedupe_key, &self.index_key, &self.secrets_key, &self.audit_key])
+        {
+            batch_meta.insert(*name, new.wrap(&key_context(name), key));
+        }
         let mut batch_records = sled::Batch::default();
         let mut count = 0usize;
         for rec in self.records() {
@@ -342,10 +391,7 @@ impl Store {
         std::fs::rename(&pending, &self.key_file).map_err(|e| Error::io(&self.key_file, e))?;
         keyfile::sync_parent(&self.key_file)?;
         self.master = new;
-        self.audit(audit::Event::system(
-            "key.rotate",
-            &format!("{count} data keys re-wrapped"),
-        ))?;
+        self.audit(audit::Event::system("key.rotate", &format!("{count} data keys re-wrapped")))?;
         Ok(self.master.fingerprint())
     }
 }
@@ -385,21 +431,29 @@ fn blob_context(id: &RecordId, role: BlobRole) -> Vec<u8> {
     format!("blob:{id}:{role:?}").into_bytes()
 }
 
-fn unwrap_meta_key(meta: &sled::Tree, master: &MasterKey, name: &str) -> Result<Key> {
-    let w = meta
-        .get(name)?
-        .ok_or_else(|| Error::Corrupt(format!("missing {name}")))?;
-    let ctx = name.replace('_', "-");
-    Ok(master.unwrap_key(ctx.as_bytes(), &w)?)
+/// The store's own keys, each wrapped by the master key under its name in `meta`.
+const STORE_KEYS: [&str; 4] = ["dedupe_key", "index_key", "secrets_key", "audit_key"];
+
+fn key_context(name: &str) -> Vec<u8> {
+    name.replace('_', "-").into_bytes()
+}
+
+/// Unwraps a store key, creating it first if this data directory predates it.
+fn meta_key(meta: &sled::Tree, master: &MasterKey, name: &str) -> Result<Key> {
+    match meta.get(name)? {
+        Some(w) => Ok(master.unwrap_key(&key_context(name), &w)?),
+        None => {
+            let k = Key::generate();
+            meta.insert(name, master.wrap(&key_context(name), &k))?;
+            Ok(k)
+        }
+    }
 }
 
 /// Reads the key file, finishing an interrupted rotation if one is found.
 fn open_master_key(key_file: &Path, check: &[u8]) -> Result<MasterKey> {
     let pending = keyfile::pending_path(key_file);
-    let matches = |k: &Key| {
-        k.open(b"key-check", check)
-            .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT)
-    };
+    let matches = |k: &Key| k.open(b"key-check", check).is_ok_and(|p| p == KEY_CHECK_PLAINTEXT);
     if pending.exists() {
         let new = keyfile::read(&pending)?;
         if matches(&new) {
@@ -411,11 +465,7 @@ fn open_master_key(key_file: &Path, check: &[u8]) -> Result<MasterKey> {
         std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?;
     }
     let key = keyfile::read(key_file)?;
-    if matches(&key) {
-        Ok(key)
-    } else {
-        Err(Error::WrongKey)
-    }
+    if matches(&key) { Ok(key) } else { Err(Error::WrongKey) }
 }
 
 #[cfg(test)]

@@ -17,10 +17,8 @@ impl RecordId {
 
     /// Parses user input (CLI argument, URL segment).
     pub fn parse(s: &str) -> Option<RecordId> {
-        (s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .then(|| RecordId(s.to_owned()))
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            .then(|| RecordId(s.to_owned()))
     }
 
     pub(crate) fn from_stored(v: &[u8]) -> RecordId {

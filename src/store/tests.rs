@@ -22,18 +22,12 @@ fn init_open_and_wrong_key() {
     let data = tmp.path().join("data");
     let key = tmp.path().join("k");
     drop(Store::init(&data, &key).unwrap());
-    assert!(matches!(
-        Store::init(&data, &key),
-        Err(Error::AlreadyInitialised(_))
-    ));
+    assert!(matches!(Store::init(&data, &key), Err(Error::AlreadyInitialised(_))));
     drop(Store::open(&data, &key).unwrap());
     let other = tmp.path().join("other");
     keyfile::create(&other, &Key::generate()).unwrap();
     assert!(matches!(Store::open(&data, &other), Err(Error::WrongKey)));
-    assert!(matches!(
-        Store::open(&tmp.path().join("nope"), &key),
-        Err(Error::NotInitialised(_))
-    ));
+    assert!(matches!(Store::open(&tmp.path().join("nope"), &key), Err(Error::NotInitialised(_))));
 }
 
 #[test]
@@ -57,9 +51,7 @@ fn blobs_roundtrip_and_rotation_keeps_them_readable() {
     store.put_pending(&rec).unwrap();
     let mut stored = rec.clone();
     stored.state = RecordState::Stored;
-    store
-        .commit_stored(&stored, &fp, audit::Event::system("test", "x"))
-        .unwrap();
+    store.commit_stored(&stored, &fp, audit::Event::system("test", "x")).unwrap();
     let old_fp = store.master.fingerprint();
     let new_fp = store.rotate_master_key().unwrap();
     assert_ne!(old_fp, new_fp);
@@ -67,10 +59,7 @@ fn blobs_roundtrip_and_rotation_keeps_them_readable() {
     // The key file now holds the new key, and every blob still opens.
     let store = Store::open(&data, &key).unwrap();
     let rec = store.record(&rec.id).unwrap().unwrap();
-    assert_eq!(
-        store.read_blob(&rec, BlobRole::Original).unwrap(),
-        "山田太郎の申請書".as_bytes()
-    );
+    assert_eq!(store.read_blob(&rec, BlobRole::Original).unwrap(), "山田太郎の申請書".as_bytes());
     assert_eq!(store.dedupe_lookup(&fp).unwrap(), Some(rec.id.clone()));
 }
 
@@ -106,9 +95,7 @@ fn tampered_blob_is_detected_and_orphans_are_collected() {
     assert!(store.read_blob(&rec, BlobRole::Original).is_err());
     // An unreferenced blob is removed by gc; the referenced one stays.
     let id2 = RecordId::from_fingerprint(&[7u8; 32]);
-    store
-        .put_blob(&id2, &Key::generate(), BlobRole::Original, b"orphan")
-        .unwrap();
+    store.put_blob(&id2, &Key::generate(), BlobRole::Original, b"orphan").unwrap();
     assert_eq!(store.gc_orphans().unwrap(), 1);
     assert!(path.exists());
 }

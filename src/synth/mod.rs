@@ -44,12 +44,7 @@ enum Form {
 }
 
 impl Form {
-    const ALL: [Form; 4] = [
-        Form::ApplicationSheet1,
-        Form::ApplicationSheet2,
-        Form::MyNumber,
-        Form::ClinicalCover,
-    ];
+    const ALL: [Form; 4] = [Form::ApplicationSheet1, Form::ApplicationSheet2, Form::MyNumber, Form::ClinicalCover];
 
     fn slug(self) -> &'static str {
         match self {
@@ -78,104 +73,88 @@ impl Form {
 
     /// The printed page and the (field name, value) pairs it carries.
     fn spec(self, p: &Person) -> (PageSpec<'_>, Vec<(&'static str, &str)>) {
-        let row = |label, value| Row {
-            label,
-            value,
-            comb: false,
+        let row = |label, value| Row { label, value, comb: false };
+        let (title, subtitle, rows, fields): (&str, &str, Vec<Row>, Vec<(&'static str, &str)>) = match self {
+            Form::ApplicationSheet1 | Form::ApplicationSheet2 => (
+                "特定医療費（指定難病）支給認定申請書",
+                if matches!(self, Form::ApplicationSheet1) {
+                    "（新規・更新）申請書原本"
+                } else {
+                    "（新規・更新）入力票"
+                },
+                vec![
+                    row("フリガナ", p.kana.as_str()),
+                    row("受診者氏名", &p.name),
+                    row("生年月日", &p.birth_date),
+                    row("性別", &p.sex),
+                    row("郵便番号", &p.postal_code),
+                    row("住所", &p.address),
+                    row("電話番号", &p.phone),
+                    row("保険者番号", &p.insurer_number),
+                    row("記号・番号", &p.insured_symbol),
+                    row("病名", &p.disease),
+                    row("申請日", &p.application_date),
+                ],
+                vec![
+                    ("kana", p.kana.as_str()),
+                    ("name", &p.name),
+                    ("birth_date", &p.birth_date),
+                    ("sex", &p.sex),
+                    ("postal_code", &p.postal_code),
+                    ("address", &p.address),
+                    ("phone", &p.phone),
+                    ("insurer_number", &p.insurer_number),
+                    ("insured_symbol", &p.insured_symbol),
+                    ("disease", &p.disease),
+                    ("application_date", &p.application_date),
+                ],
+            ),
+            Form::MyNumber => (
+                "個人番号に係る調書",
+                "（特定医療費（指定難病）支給認定申請）",
+                vec![
+                    row("フリガナ", &p.kana),
+                    row("氏名", &p.name),
+                    row("生年月日", &p.birth_date),
+                    row("住所", &p.address),
+                    Row { label: "個人番号", value: &p.my_number, comb: true },
+                ],
+                vec![
+                    ("kana", p.kana.as_str()),
+                    ("name", &p.name),
+                    ("birth_date", &p.birth_date),
+                    ("address", &p.address),
+                    ("my_number", &p.my_number),
+                ],
+            ),
+            Form::ClinicalCover => (
+                "臨床調査個人票",
+                "（新規・更新）",
+                vec![
+                    row("病名", &p.disease),
+                    row("氏名", &p.name),
+                    row("生年月日", &p.birth_date),
+                    row("性別", &p.sex),
+                    row("医療機関名", &p.hospital),
+                    row("指定医氏名", &p.doctor),
+                ],
+                vec![
+                    ("disease", p.disease.as_str()),
+                    ("name", &p.name),
+                    ("birth_date", &p.birth_date),
+                    ("sex", &p.sex),
+                    ("hospital", &p.hospital),
+                    ("doctor", &p.doctor),
+                ],
+            ),
         };
-        let (title, subtitle, rows, fields): (&str, &str, Vec<Row>, Vec<(&'static str, &str)>) =
-            match self {
-                Form::ApplicationSheet1 | Form::ApplicationSheet2 => (
-                    "特定医療費（指定難病）支給認定申請書",
-                    if matches!(self, Form::ApplicationSheet1) {
-                        "（新規・更新）申請書原本"
-                    } else {
-                        "（新規・更新）入力票"
-                    },
-                    vec![
-                        row("フリガナ", p.kana.as_str()),
-                        row("受診者氏名", &p.name),
-                        row("生年月日", &p.birth_date),
-                        row("性別", &p.sex),
-                        row("郵便番号", &p.postal_code),
-                        row("住所", &p.address),
-                        row("電話番号", &p.phone),
-                        row("保険者番号", &p.insurer_number),
-                        row("記号・番号", &p.insured_symbol),
-                        row("病名", &p.disease),
-                        row("申請日", &p.application_date),
-                    ],
-                    vec![
-                        ("kana", p.kana.as_str()),
-                        ("name", &p.name),
-                        ("birth_date", &p.birth_date),
-                        ("sex", &p.sex),
-                        ("postal_code", &p.postal_code),
-                        ("address", &p.address),
-                        ("phone", &p.phone),
-                        ("insurer_number", &p.insurer_number),
-                        ("insured_symbol", &p.insured_symbol),
-                        ("disease", &p.disease),
-                        ("application_date", &p.application_date),
-                    ],
-                ),
-                Form::MyNumber => (
-                    "個人番号に係る調書",
-                    "（特定医療費（指定難病）支給認定申請）",
-                    vec![
-                        row("フリガナ", &p.kana),
-                        row("氏名", &p.name),
-                        row("生年月日", &p.birth_date),
-                        row("住所", &p.address),
-                        Row {
-                            label: "個人番号",
-                            value: &p.my_number,
-                            comb: true,
-                        },
-                    ],
-                    vec![
-                        ("kana", p.kana.as_str()),
-                        ("name", &p.name),
-                        ("birth_date", &p.birth_date),
-                        ("address", &p.address),
-                        ("my_number", &p.my_number),
-                    ],
-                ),
-                Form::ClinicalCover => (
-                    "臨床調査個人票",
-                    "（新規・更新）",
-                    vec![
-                        row("病名", &p.disease),
-                        row("氏名", &p.name),
-                        row("生年月日", &p.birth_date),
-                        row("性別", &p.sex),
-                        row("医療機関名", &p.hospital),
-                        row("指定医氏名", &p.doctor),
-                    ],
-                    vec![
-                        ("disease", p.disease.as_str()),
-                        ("name", &p.name),
-                        ("birth_date", &p.birth_date),
-                        ("sex", &p.sex),
-                        ("hospital", &p.hospital),
-                        ("doctor", &p.doctor),
-                    ],
-                ),
-            };
-        let spec = PageSpec {
-            title,
-            subtitle,
-            rows,
-            footer: "東京都福祉局　難病医療費助成担当",
-        };
+        let spec = PageSpec { title, subtitle, rows, footer: "東京都福祉局　難病医療費助成担当" };
         (spec, fields)
     }
 }
 
 fn submission_rng(seed: u64, index: usize) -> rand_chacha::ChaCha8Rng {
-    rand_chacha::ChaCha8Rng::seed_from_u64(
-        seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    )
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Renders one submission's pages; returns (file name, PNG bytes, truth) per page.
@@ -198,10 +177,8 @@ fn submission(
         let mut png = Vec::new();
         scanned.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
         let file = format!("s{:04}-p{}-{}.png", index + 1, page_no + 1, form.slug());
-        let fields: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into()))
-            .collect();
+        let fields: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
         let truth = PageTruth {
             file: file.clone(),
             submission: index + 1,
@@ -216,12 +193,8 @@ fn submission(
 
 /// Writes `count` submissions (4 pages each) and truth.jsonl into `out`. Two threads render;
 /// each submission has its own seeded generator, so the output does not depend on timing.
-pub fn generate(
-    opts: &SynthOptions,
-    progress: &indicatif::ProgressBar,
-) -> anyhow::Result<Vec<PageTruth>> {
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
+pub fn generate(opts: &SynthOptions, progress: &indicatif::ProgressBar) -> anyhow::Result<Vec<PageTruth>> {
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let fonts = Fonts::load()?;
     let reference = people::Reference::load();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -262,9 +235,7 @@ pub fn generate(
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

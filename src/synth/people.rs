@@ -41,10 +41,7 @@ impl Reference {
             if cols.len() < 4 {
                 continue;
             }
-            let n = Name {
-                kanji: cols[1],
-                katakana: cols[3],
-            };
+            let n = Name { kanji: cols[1], katakana: cols[3] };
             match cols[0] {
                 "surname" => surnames.push(n),
                 "given_male" => male.push(n),
@@ -58,27 +55,15 @@ impl Reference {
             .filter_map(|l| {
                 let c: Vec<&str> = l.split('\t').collect();
                 // Rows whose note is set are catch-alls ("以下に掲載がない場合"), not addresses.
-                (c.len() >= 7 && !c[3].is_empty() && c[6].is_empty() && !c[3].contains('（')).then(
-                    || Town {
-                        postal: c[0],
-                        city: c[2],
-                        town: c[3],
-                    },
-                )
+                (c.len() >= 7 && !c[3].is_empty() && c[6].is_empty() && !c[3].contains('（')).then(|| Town {
+                    postal: c[0],
+                    city: c[2],
+                    town: c[3],
+                })
             })
             .collect();
-        let diseases = DISEASES
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split('\t').nth(1))
-            .collect();
-        Reference {
-            surnames,
-            male,
-            female,
-            towns,
-            diseases,
-        }
+        let diseases = DISEASES.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).collect();
+        Reference { surnames, male, female, towns, diseases }
     }
 }
 
@@ -103,9 +88,7 @@ pub struct Person {
 }
 
 fn digits(rng: &mut impl Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
+    (0..n).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
 }
 
 pub fn my_number(rng: &mut impl Rng) -> String {
@@ -114,10 +97,7 @@ pub fn my_number(rng: &mut impl Rng) -> String {
         *d = rng.gen_range(0..10);
     }
     let check = jp::my_number_check_digit(&body);
-    body.iter()
-        .chain(std::iter::once(&check))
-        .map(|d| char::from(b'0' + d))
-        .collect()
+    body.iter().chain(std::iter::once(&check)).map(|d| char::from(b'0' + d)).collect()
 }
 
 /// The most common designated diseases and their rough share of certified patients (MHLW
@@ -143,23 +123,15 @@ fn disease(r: &Reference, rng: &mut impl Rng) -> String {
     r.diseases.choose(rng).expect("diseases").to_string()
 }
 
-const HOSPITALS: &[&str] = &[
-    "都立駒込病院",
-    "都立広尾病院",
-    "都立墨東病院",
-    "都立多摩総合医療センター",
-    "都立大塚病院",
-    "都立松沢病院",
-];
+const HOSPITALS: &[&str] =
+    &["都立駒込病院", "都立広尾病院", "都立墨東病院", "都立多摩総合医療センター", "都立大塚病院", "都立松沢病院"];
 
 pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
     let male = rng.gen_bool(0.5);
     let sur = r.surnames.choose(rng).expect("surnames");
-    let given = if male { &r.male } else { &r.female }
-        .choose(rng)
-        .expect("given names");
-    let birth = NaiveDate::from_ymd_opt(1935, 1, 1).expect("date")
-        + chrono::Duration::days(rng.gen_range(0..(85 * 365)));
+    let given = if male { &r.male } else { &r.female }.choose(rng).expect("given names");
+    let birth =
+        NaiveDate::from_ymd_opt(1935, 1, 1).expect("date") + chrono::Duration::days(rng.gen_range(0..(85 * 365)));
     let town = r.towns.choose(rng).expect("towns");
     let address = format!(
         "東京都{}{}{}丁目{}番{}号",
@@ -169,8 +141,7 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         rng.gen_range(1..30),
         rng.gen_range(1..20)
     );
-    let applied = NaiveDate::from_ymd_opt(2026, 4, 1).expect("date")
-        + chrono::Duration::days(rng.gen_range(0..200));
+    let applied = NaiveDate::from_ymd_opt(2026, 4, 1).expect("date") + chrono::Duration::days(rng.gen_range(0..200));
     let doctor_sur = r.surnames.choose(rng).expect("surnames");
     let doctor_given = r.male.choose(rng).expect("names");
     Person {
@@ -182,11 +153,7 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         postal_code: format!("{}-{}", &town.postal[..3], &town.postal[3..]),
         address,
         phone: format!("03-{}-{}", digits(rng, 4), digits(rng, 4)),
-        insurer_number: format!(
-            "{}{}",
-            ["01", "06", "31", "67"].choose(rng).expect("x"),
-            digits(rng, 6)
-        ),
+        insurer_number: format!("{}{}", ["01", "06", "31", "67"].choose(rng).expect("x"), digits(rng, 6)),
         insured_symbol: format!("{}・{}", digits(rng, 4), digits(rng, 5)),
         my_number: my_number(rng),
         disease: disease(r, rng),
@@ -211,11 +178,7 @@ mod tests {
             assert!(jp::my_number_valid(&p.my_number), "{}", p.my_number);
             assert!(p.address.starts_with("東京都"));
             assert_eq!(jp::parse_era(&p.birth_date), Some(p.birth_date_iso));
-            assert!(
-                r.diseases.contains(&p.disease.as_str()),
-                "{} is a designated disease",
-                p.disease
-            );
+            assert!(r.diseases.contains(&p.disease.as_str()), "{} is a designated disease", p.disease);
         }
     }
 }

@@ -28,14 +28,13 @@ impl Fonts {
     pub fn load() -> anyhow::Result<Fonts> {
         let load = |p: &str| -> anyhow::Result<FontVec> {
             let bytes = std::fs::read(p).map_err(|e| {
-                anyhow::anyhow!("font {p}: {e} (install fonts-ipaexfont-gothic and fonts-ipaexfont-mincho: `make setup`)")
+                anyhow::anyhow!(
+                    "font {p}: {e} (install fonts-ipaexfont-gothic and fonts-ipaexfont-mincho: `make setup`)"
+                )
             })?;
             FontVec::try_from_vec(bytes).map_err(|e| anyhow::anyhow!("font {p}: {e}"))
         };
-        Ok(Fonts {
-            gothic: load(GOTHIC)?,
-            mincho: load(MINCHO)?,
-        })
+        Ok(Fonts { gothic: load(GOTHIC)?, mincho: load(MINCHO)? })
     }
 }
 
@@ -70,26 +69,10 @@ pub fn draw(spec: &PageSpec, fonts: &Fonts, rng: &mut impl Rng) -> GrayImage {
     let mut img = GrayImage::from_pixel(PAGE_W, PAGE_H, Luma([255]));
     let title_scale = PxScale::from(76.0);
     let (tw, _) = text_size(title_scale, &fonts.gothic, spec.title);
-    draw_text_mut(
-        &mut img,
-        INK,
-        (PAGE_W as i32 - tw as i32) / 2,
-        230,
-        title_scale,
-        &fonts.gothic,
-        spec.title,
-    );
+    draw_text_mut(&mut img, INK, (PAGE_W as i32 - tw as i32) / 2, 230, title_scale, &fonts.gothic, spec.title);
     let sub_scale = PxScale::from(44.0);
     let (sw, _) = text_size(sub_scale, &fonts.gothic, spec.subtitle);
-    draw_text_mut(
-        &mut img,
-        INK,
-        (PAGE_W as i32 - sw as i32) / 2,
-        340,
-        sub_scale,
-        &fonts.gothic,
-        spec.subtitle,
-    );
+    draw_text_mut(&mut img, INK, (PAGE_W as i32 - sw as i32) / 2, 340, sub_scale, &fonts.gothic, spec.subtitle);
     let table_w = PAGE_W as i32 - 2 * MARGIN;
     let mut y = 520;
     let label_scale = PxScale::from(46.0);
@@ -97,15 +80,7 @@ pub fn draw(spec: &PageSpec, fonts: &Fonts, rng: &mut impl Rng) -> GrayImage {
     for row in &spec.rows {
         boxed(&mut img, MARGIN, y, table_w as u32, ROW_H as u32);
         line(&mut img, MARGIN + LABEL_W, y, 3, ROW_H as u32);
-        draw_text_mut(
-            &mut img,
-            INK,
-            MARGIN + 30,
-            y + 55,
-            label_scale,
-            &fonts.gothic,
-            row.label,
-        );
+        draw_text_mut(&mut img, INK, MARGIN + 30, y + 55, label_scale, &fonts.gothic, row.label);
         let vx = MARGIN + LABEL_W + 40;
         if row.comb {
             let cell = 118;
@@ -113,39 +88,15 @@ pub fn draw(spec: &PageSpec, fonts: &Fonts, rng: &mut impl Rng) -> GrayImage {
                 let cx = vx + i as i32 * cell;
                 boxed(&mut img, cx, y + 20, cell as u32, (ROW_H - 40) as u32);
                 let jitter = rng.gen_range(-4..=4);
-                draw_text_mut(
-                    &mut img,
-                    INK,
-                    cx + 38 + jitter,
-                    y + 42,
-                    value_scale,
-                    &fonts.mincho,
-                    &ch.to_string(),
-                );
+                draw_text_mut(&mut img, INK, cx + 38 + jitter, y + 42, value_scale, &fonts.mincho, &ch.to_string());
             }
         } else {
             let jitter = rng.gen_range(-6..=6);
-            draw_text_mut(
-                &mut img,
-                INK,
-                vx + jitter,
-                y + 45 + jitter,
-                value_scale,
-                &fonts.mincho,
-                row.value,
-            );
+            draw_text_mut(&mut img, INK, vx + jitter, y + 45 + jitter, value_scale, &fonts.mincho, row.value);
         }
         y += ROW_H;
     }
-    draw_text_mut(
-        &mut img,
-        INK,
-        MARGIN,
-        y + 80,
-        PxScale::from(40.0),
-        &fonts.gothic,
-        spec.footer,
-    );
+    draw_text_mut(&mut img, INK, MARGIN, y + 80, PxScale::from(40.0), &fonts.gothic, spec.footer);
     img
 }
 
@@ -181,10 +132,5 @@ pub fn scan(img: &GrayImage, rng: &mut impl Rng, max_skew_deg: f32) -> GrayImage
     }
     let deg = rng.gen_range(-max_skew_deg..=max_skew_deg);
     let paper = Luma([240]);
-    rotate_about_center(
-        &out,
-        deg.to_radians(),
-        Interpolation::Bilinear,
-        Border::Constant(paper),
-    )
+    rotate_about_center(&out, deg.to_radians(), Interpolation::Bilinear, Border::Constant(paper))
 }

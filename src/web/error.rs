@@ -11,6 +11,12 @@ pub enum WebError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("status {0}")]
+    Status(StatusCode),
+    #[error("CSRF token missing or wrong")]
+    Csrf,
+    #[error("too many requests")]
+    TooMany,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -22,6 +28,27 @@ impl From<crate::error::Error> for WebError {
             crate::error::Error::Index(crate::index::Error::EmptyQuery) => {
                 WebError::BadRequest("検索できる語が含まれていません。".into())
             }
+            crate::error::Error::Auth(a) => a.into(),
+            other => WebError::Internal(crate::error::chain(&other)),
+        }
+    }
+}
+
+impl From<crate::auth::Error> for WebError {
+    fn from(e: crate::auth::Error) -> Self {
+        use crate::auth::Error as A;
+        match e {
+            A::Forbidden(_) | A::SecondFactorRequired => WebError::Status(StatusCode::FORBIDDEN),
+            A::NoUser(_) => WebError::NotFound,
+            A::Exists(n) => WebError::BadRequest(format!("ユーザーID {n} は既に存在します。")),
+            A::BadName(n) => {
+                WebError::BadRequest(format!("ユーザーID {n:?} は使用できません（英数字と . _ - の3〜32文字）。"))
+            }
+            A::WeakPassword(n) => {
+                WebError::BadRequest(format!("パスワードは{n}文字以上で、ユーザーIDを含まないものにしてください。"))
+            }
+            A::SamePassword => WebError::BadRequest("新しいパスワードは現在のものと別にしてください。".into()),
+            A::BadCode => WebError::BadRequest("確認コードが正しくないか、期限切れです。".into()),
             other => WebError::Internal(crate::error::chain(&other)),
         }
     }
@@ -30,6 +57,7 @@ impl From<crate::error::Error> for WebError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    nav: Option<super::Nav>,
     title: &'a str,
     message: &'a str,
     request_id: String,
@@ -37,16 +65,29 @@ struct ErrorPage<'a> {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let request_id = crate::auth::generate_password().replace('-', "");
+        let request_id = super::session::random_token()[..12].to_owned();
         let (status, title, message) = match &self {
-            WebError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "見つかりません",
-                "指定された文書はありません。",
+            WebError::NotFound => (StatusCode::NOT_FOUND, "見つかりません", "指定されたものはありません。"),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "入力に誤りがあります", m.as_str()),
+            WebError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "送信を受け付けられません",
+                "画面を開き直してから、もう一度操作してください（CSRF 確認に失敗しました）。",
             ),
-            WebError::BadRequest(m) => {
-                (StatusCode::BAD_REQUEST, "入力に誤りがあります", m.as_str())
+            WebError::TooMany => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "試行回数が多すぎます",
+                "しばらく待ってから、もう一度ログインしてください。",
+            ),
+            WebError::Status(StatusCode::FORBIDDEN) => (
+                StatusCode::FORBIDDEN,
+                "権限がありません",
+                "この操作を行う権限がありません。必要な場合は情報セキュリティ責任者に相談してください。",
+            ),
+            WebError::Status(StatusCode::UNAUTHORIZED) => {
+                (StatusCode::UNAUTHORIZED, "ログインが必要です", "ログインしてから操作してください。")
             }
+            WebError::Status(s) => (*s, "エラー", "要求を処理できませんでした。"),
             WebError::Internal(cause) => {
                 eprintln!("hozon: request {request_id}: {cause}");
                 (
@@ -56,11 +97,7 @@ impl IntoResponse for WebError {
                 )
             }
         };
-        let page = ErrorPage {
-            title,
-            message,
-            request_id,
-        };
+        let page = ErrorPage { nav: None, title, message, request_id };
         let body = page.render().unwrap_or_else(|_| "error".into());
         (status, Html(body)).into_response()
     }

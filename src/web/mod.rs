@@ -1,34 +1,76 @@
 //! web/: the browser UI (Japanese) over HTTP. The only module that knows HTTP and HTML.
 //! Handlers extract the request, call one `Hozon` function (on a blocking thread: sled,
 //! tantivy, decryption and image work are all blocking) and render the result.
+//!
+//! Every route is declared once in [`routes`] with its [`Rule`]; the router is built from that
+//! table and the gate (`guard::authorize`) enforces the rule, checks CSRF and writes the
+//! request's audit entry. The authorization-matrix test walks the same table.
 
+mod account;
+mod admin;
+mod auditlog;
 mod error;
+pub mod guard;
 mod pages;
 mod session;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use askama::Template;
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::{Method, header};
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::app::Hozon;
+use crate::auth::{Function, Level};
 pub use error::WebError;
-use session::Sessions;
+pub use guard::Rule;
 
 pub struct AppState {
     pub hozon: Hozon,
-    sessions: Sessions,
+    sessions: session::Sessions,
+    limiter: session::LoginLimiter,
 }
 
 impl AppState {
     pub fn new(hozon: Hozon) -> Arc<AppState> {
-        Arc::new(AppState {
-            hozon,
-            sessions: Sessions::default(),
-        })
+        let sec = &hozon.config.security;
+        let sessions = session::Sessions::new(Duration::from_secs(sec.session_idle_minutes * 60));
+        let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
+        Arc::new(AppState { hozon, sessions, limiter })
     }
+
+    /// For tests of the idle timeout: the same state with a shorter one.
+    pub fn with_idle_timeout(hozon: Hozon, idle: Duration) -> Arc<AppState> {
+        let limiter = session::LoginLimiter::new(hozon.config.security.login_attempts_per_minute);
+        Arc::new(AppState { hozon, sessions: session::Sessions::new(idle), limiter })
+    }
+}
+
+/// What the page header needs: who is logged in, which menu entries to show, the CSRF token
+/// for the logout form.
+pub struct Nav {
+    pub user: String,
+    pub csrf: String,
+    pub can_users: bool,
+    pub can_audit: bool,
+}
+
+impl Nav {
+    fn of(ctx: &guard::Ctx) -> Nav {
+        Nav {
+            user: ctx.actor.name.clone(),
+            csrf: ctx.csrf.clone(),
+            can_users: ctx.actor.rights.allows(Function::Users, Level::View),
+            can_audit: ctx.actor.rights.allows(Function::Audit, Level::View),
+        }
+    }
+}
+
+pub(crate) fn render(t: &impl Template) -> Result<Html<String>, WebError> {
+    t.render().map(Html).map_err(|e| WebError::Internal(e.to_string()))
 }
 
 /// Runs blocking domain work off the async executor.
@@ -44,56 +86,87 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 async fn style() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../static/style.css"),
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
 }
 
-async fn security_headers(
+/// Unknown paths: a Japanese 404, audited like every other request.
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+) -> WebError {
+    let target = format!("{} {}", req.method(), req.uri().path());
+    let who = session::cookie(req.headers(), session::COOKIE)
+        .and_then(|t| state.sessions.touch(&t))
+        .map_or("anonymous".to_owned(), |s| s.actor.name);
+    match state.hozon.store.audit_unflushed(crate::audit::Event::new(&who, "http", &target, "404")) {
+        Ok(()) => WebError::NotFound,
+        Err(e) => WebError::Internal(crate::error::chain(&e)),
+    }
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+}
+
+type Handler = MethodRouter<Arc<AppState>>;
+
+/// The route table: every route, its method and its rule. The router is built from it, so a
+/// route without a rule cannot exist.
+fn routes() -> Vec<(RouteSpec, Handler)> {
+    use Function::*;
+    use Level::*;
+    use Rule::*;
+    let r = |method: Method, path: &'static str, rule: Rule, h: Handler| (RouteSpec { method, path, rule }, h);
+    vec![
+        r(Method::GET, "/", LoggedIn, get(|| async { Redirect::to("/search") })),
+        r(Method::GET, "/static/style.css", Public, get(style)),
+        r(Method::GET, "/login", Public, get(account::login_form)),
+        r(Method::POST, "/login", Public, post(account::login)),
+        r(Method::POST, "/logout", Account, post(account::logout)),
+        r(Method::GET, "/account/password", Account, get(account::password_form)),
+        r(Method::POST, "/account/password", Account, post(account::change_password)),
+        r(Method::GET, "/account/totp", Account, get(account::totp_form)),
+        r(Method::POST, "/account/totp", Account, post(account::totp_check)),
+        r(Method::GET, "/search", Need(Search, View), get(pages::search)),
+        r(Method::GET, "/pages/{id}", Need(Search, View), get(pages::page)),
+        r(Method::GET, "/pages/{id}/thumb", Need(Search, View), get(pages::thumb)),
+        r(Method::GET, "/pages/{id}/image", Need(Search, View), get(pages::image)),
+        r(Method::GET, "/admin/users", Need2fa(Users, View), get(admin::list)),
+        r(Method::GET, "/admin/users.csv", Need2fa(Users, View), get(admin::csv)),
+        r(Method::POST, "/admin/users", Need2fa(Users, Update), post(admin::create)),
+        r(Method::GET, "/admin/users/{name}", Need2fa(Users, View), get(admin::edit)),
+        r(Method::POST, "/admin/users/{name}/rights", Need2fa(Users, Update), post(admin::set_rights)),
+        r(Method::POST, "/admin/users/{name}/{action}", Need2fa(Users, Update), post(admin::action)),
+        r(Method::GET, "/audit", Need(Audit, View), get(auditlog::list)),
+        r(Method::GET, "/audit/report", Need(Audit, View), get(auditlog::report)),
+        r(Method::GET, "/audit/export.csv", Need2fa(Audit, View), get(auditlog::export)),
+    ]
+}
+
+/// The table without handlers, for tests and documentation.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().into_iter().map(|(spec, _)| spec).collect()
 }
 
 /// The whole application; tests drive it with `tower::ServiceExt::oneshot`.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { axum::response::Redirect::to("/search") }),
-        )
-        .route("/static/style.css", get(style))
-        .merge(session::router())
-        .merge(pages::router())
-        .layer(axum::middleware::from_fn(security_headers))
-        .with_state(state)
+    let mut app: Router<Arc<AppState>> = Router::new();
+    for (spec, handler) in routes() {
+        let gate = axum::middleware::from_fn_with_state((state.clone(), spec.rule), guard::authorize);
+        app = app.route(spec.path, handler.route_layer(gate));
+    }
+    app.fallback(not_found).layer(axum::middleware::from_fn(guard::security_headers)).with_state(state)
 }
 
 pub async fn serve(hozon: Hozon, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = router(AppState::new(hozon));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!(
-        "hozon: http://{}/ で待ち受けています (Ctrl-C で終了)",
-        listener.local_addr()?
-    );
-    axum::serve(listener, app)
+    eprintln!("hozon: http://{}/ で待ち受けています (Ctrl-C で終了)", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Router;
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 
-use super::session::CurrentUser;
-use super::{AppState, WebError, blocking};
+use super::guard::Ctx;
+use super::{AppState, Nav, WebError, blocking, render};
 use crate::store::RecordId;
 
 struct ResultRow {
@@ -22,7 +21,7 @@ struct ResultRow {
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage {
-    user: String,
+    nav: Option<Nav>,
     query: String,
     searched: bool,
     results: Vec<ResultRow>,
@@ -31,25 +30,20 @@ struct SearchPage {
 }
 
 #[derive(serde::Deserialize)]
-struct SearchParams {
+pub struct SearchParams {
     #[serde(default)]
     q: String,
 }
 
-fn render(t: &impl Template) -> Result<Html<String>, WebError> {
-    t.render()
-        .map(Html)
-        .map_err(|e| WebError::Internal(e.to_string()))
-}
-
-async fn search(
+pub async fn search(
     State(state): State<Arc<AppState>>,
-    CurrentUser(actor): CurrentUser,
+    Extension(ctx): Extension<Ctx>,
     Query(params): Query<SearchParams>,
 ) -> Result<Html<String>, WebError> {
     let query = params.q.trim().to_owned();
+    let actor = ctx.actor.clone();
     let mut page = SearchPage {
-        user: actor.name.clone(),
+        nav: Some(Nav::of(&ctx)),
         query: query.clone(),
         searched: !query.is_empty(),
         results: Vec::new(),
@@ -85,7 +79,7 @@ async fn search(
 #[derive(Template)]
 #[template(path = "page.html")]
 struct PageView {
-    user: String,
+    nav: Option<Nav>,
     record_id: String,
     text: String,
 }
@@ -94,54 +88,40 @@ fn parse_id(s: &str) -> Result<RecordId, WebError> {
     RecordId::parse(s).ok_or(WebError::NotFound)
 }
 
-async fn page(
+pub async fn page(
     State(state): State<Arc<AppState>>,
-    CurrentUser(actor): CurrentUser,
+    Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, WebError> {
     let id = parse_id(&id)?;
-    let user = actor.name.clone();
     let rid = id.to_string();
+    let actor = ctx.actor.clone();
     let text = blocking(&state, move |h| h.page_text(&actor, &id)).await?;
-    render(&PageView {
-        user,
-        record_id: rid,
-        text,
-    })
+    render(&PageView { nav: Some(Nav::of(&ctx)), record_id: rid, text })
 }
 
 fn png(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "image/png")], bytes).into_response()
 }
 
-async fn thumb(
-    State(state): State<Arc<AppState>>,
-    CurrentUser(actor): CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
+async fn page_png(state: Arc<AppState>, ctx: Ctx, id: String, width: u32) -> Result<Response, WebError> {
     let id = parse_id(&id)?;
-    Ok(png(blocking(&state, move |h| {
-        h.page_thumbnail(&actor, &id, 240)
-    })
-    .await?))
+    let actor = ctx.actor;
+    Ok(png(blocking(&state, move |h| h.page_thumbnail(&actor, &id, width)).await?))
 }
 
-async fn image(
+pub async fn thumb(
     State(state): State<Arc<AppState>>,
-    CurrentUser(actor): CurrentUser,
+    Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
-    Ok(png(blocking(&state, move |h| {
-        h.page_thumbnail(&actor, &id, 1240)
-    })
-    .await?))
+    page_png(state, ctx, id, 240).await
 }
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/search", get(search))
-        .route("/pages/{id}", get(page))
-        .route("/pages/{id}/thumb", get(thumb))
-        .route("/pages/{id}/image", get(image))
+pub async fn image(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    page_png(state, ctx, id, 1240).await
 }

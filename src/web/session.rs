@@ -1,149 +1,180 @@
-//! Login, logout and the session cookie. Sessions live in memory (a restart logs everyone
-//! out), expire after 30 idle minutes, and the cookie is HttpOnly and SameSite=Strict.
+//! Sessions, cookies, CSRF tokens and the login rate limiter. Sessions live in memory (a
+//! restart logs everyone out) and end after the configured idle time. The cookie is HttpOnly,
+//! SameSite=Strict and (by default) Secure; each session has its own CSRF token that every
+//! state-changing request must carry.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use askama::Template;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
 use rand::RngCore;
 
-use super::{AppState, WebError, blocking};
-use crate::audit::Event;
 use crate::auth::Actor;
 
-const COOKIE: &str = "hozon_session";
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const COOKIE: &str = "hozon_session";
+/// Pre-login double-submit CSRF cookie for the login form.
+pub const PRE_COOKIE: &str = "hozon_pre";
 
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, (Actor, Instant)>>);
+pub fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
+}
 
-impl Sessions {
-    fn create(&self, actor: Actor) -> String {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = hex::encode(raw);
-        self.0
-            .lock()
-            .expect("sessions")
-            .insert(token.clone(), (actor, Instant::now()));
-        token
-    }
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub actor: Actor,
+    pub csrf: String,
+    last_seen: Instant,
+    second_factor_at: Option<Instant>,
+    /// Password expired or temporary: only the change-password page is allowed.
+    pub must_change_password: bool,
+    /// Password accepted, the second factor still owed (when required at login).
+    pub pending_second_factor: bool,
+    pub totp_enrolled: bool,
+    /// A TOTP secret shown on the enrolment page, waiting for its first code.
+    pub enrolling_secret: Option<Vec<u8>>,
+}
 
-    fn touch(&self, token: &str) -> Option<Actor> {
-        let mut map = self.0.lock().expect("sessions");
-        let now = Instant::now();
-        map.retain(|_, (_, seen)| now.duration_since(*seen) < IDLE_TIMEOUT);
-        let (actor, seen) = map.get_mut(token)?;
-        *seen = now;
-        Some(actor.clone())
-    }
-
-    fn remove(&self, token: &str) {
-        self.0.lock().expect("sessions").remove(token);
+impl Session {
+    /// The actor with `second_factor` set if a TOTP check happened within `step_up`.
+    pub fn actor_now(&self, step_up: Duration) -> Actor {
+        let mut a = self.actor.clone();
+        a.second_factor = self.second_factor_at.is_some_and(|t| t.elapsed() < step_up);
+        a
     }
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+    idle: Duration,
+}
+
+impl Sessions {
+    pub fn new(idle: Duration) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), idle }
+    }
+
+    pub fn create(
+        &self,
+        actor: Actor,
+        must_change_password: bool,
+        pending_second_factor: bool,
+        totp_enrolled: bool,
+    ) -> String {
+        let token = random_token();
+        let s = Session {
+            actor,
+            csrf: random_token(),
+            last_seen: Instant::now(),
+            second_factor_at: None,
+            must_change_password,
+            pending_second_factor,
+            totp_enrolled,
+            enrolling_secret: None,
+        };
+        self.map.lock().expect("sessions").insert(token.clone(), s);
+        token
+    }
+
+    /// The live session for `token`, refreshing its idle timer; expired sessions are dropped.
+    pub fn touch(&self, token: &str) -> Option<Session> {
+        let mut map = self.map.lock().expect("sessions");
+        let idle = self.idle;
+        map.retain(|_, s| s.last_seen.elapsed() < idle);
+        let s = map.get_mut(token)?;
+        s.last_seen = Instant::now();
+        Some(s.clone())
+    }
+
+    pub fn update(&self, token: &str, f: impl FnOnce(&mut Session)) {
+        if let Some(s) = self.map.lock().expect("sessions").get_mut(token) {
+            f(s);
+        }
+    }
+
+    pub fn mark_second_factor(&self, token: &str) {
+        self.update(token, |s| {
+            s.second_factor_at = Some(Instant::now());
+            s.pending_second_factor = false;
+            s.totp_enrolled = true;
+            s.enrolling_secret = None;
+        });
+    }
+
+    pub fn remove(&self, token: &str) {
+        self.map.lock().expect("sessions").remove(token);
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
 
-/// The logged-in user; requests without a live session are sent to the login page.
-pub struct CurrentUser(pub Actor);
-
-impl FromRequestParts<Arc<AppState>> for CurrentUser {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        cookie_token(&parts.headers)
-            .and_then(|t| state.sessions.touch(&t))
-            .map(CurrentUser)
-            .ok_or_else(|| Redirect::to("/login").into_response())
+pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+    let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
+    if let Some(a) = max_age {
+        c.push_str(&format!("; Max-Age={a}"));
     }
+    if secure {
+        c.push_str("; Secure");
+    }
+    c
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    error: Option<String>,
+/// Sliding one-minute window of login attempts per client address.
+pub struct LoginLimiter {
+    per_minute: usize,
+    seen: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-#[derive(serde::Deserialize)]
-struct LoginForm {
-    username: String,
-    password: String,
-}
+impl LoginLimiter {
+    pub fn new(per_minute: u32) -> LoginLimiter {
+        LoginLimiter { per_minute: per_minute as usize, seen: Mutex::new(HashMap::new()) }
+    }
 
-async fn login_page() -> Result<Html<String>, WebError> {
-    Ok(Html(
-        LoginPage { error: None }
-            .render()
-            .map_err(|e| WebError::Internal(e.to_string()))?,
-    ))
-}
-
-async fn login(
-    State(state): State<Arc<AppState>>,
-    Form(form): Form<LoginForm>,
-) -> Result<Response, WebError> {
-    let username = form.username.trim().to_owned();
-    let actor = blocking(&state, move |h| {
-        let actor = crate::auth::authenticate(&h.store, &username, &form.password)?;
-        let (who, outcome) = match &actor {
-            Some(a) => (a.name.as_str(), "ok"),
-            None => ("anonymous", "denied"),
-        };
-        h.store.audit(Event::new(who, "login", "-", outcome))?;
-        Ok(actor)
-    })
-    .await?;
-    match actor {
-        Some(actor) => {
-            let token = state.sessions.create(actor);
-            let cookie = format!(
-                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-                IDLE_TIMEOUT.as_secs()
-            );
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/search")).into_response())
+    /// Records an attempt; false when the address is over its limit.
+    pub fn allow(&self, client: &str) -> bool {
+        let mut seen = self.seen.lock().expect("limiter");
+        let q = seen.entry(client.to_owned()).or_default();
+        let window = Duration::from_secs(60);
+        while q.front().is_some_and(|t| t.elapsed() > window) {
+            q.pop_front();
         }
-        None => {
-            let page = LoginPage {
-                error: Some("ユーザーIDまたはパスワードが正しくありません。".into()),
-            };
-            let html = page
-                .render()
-                .map_err(|e| WebError::Internal(e.to_string()))?;
-            Ok((axum::http::StatusCode::UNAUTHORIZED, Html(html)).into_response())
+        if q.len() >= self.per_minute {
+            return false;
         }
+        q.push_back(Instant::now());
+        true
     }
 }
 
-async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(t) = cookie_token(&headers) {
-        state.sessions.remove(&t);
-    }
-    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
+    #[test]
+    fn idle_sessions_expire() {
+        let s = Sessions::new(Duration::from_millis(50));
+        let t = s.create(Actor::system(), false, false, false);
+        assert!(s.touch(&t).is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(s.touch(&t).is_none());
+    }
+
+    #[test]
+    fn limiter_counts_per_client() {
+        let l = LoginLimiter::new(3);
+        assert!(l.allow("a") && l.allow("a") && l.allow("a"));
+        assert!(!l.allow("a"));
+        assert!(l.allow("b"));
+    }
 }

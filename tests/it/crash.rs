@@ -23,25 +23,15 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     let pages = synth().truth.len();
     let ingest = || {
         let mut c = Command::new(hozon_bin());
-        c.arg("--data")
-            .arg(env.data())
-            .arg("ingest")
-            .arg(&inbox)
-            .arg("--keep");
+        c.arg("--data").arg(env.data()).arg("ingest").arg(&inbox).arg("--keep");
         c
     };
     let mut child = ingest().spawn().unwrap();
     // Wait until some pages are durably stored (3 blobs per page), then kill without warning.
     let started = Instant::now();
     while blob_count(&env.data()) < 6 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "ingest made no progress"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ingest finished before it could be killed"
-        );
+        assert!(started.elapsed() < Duration::from_secs(120), "ingest made no progress");
+        assert!(child.try_wait().unwrap().is_none(), "ingest finished before it could be killed");
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -50,12 +40,7 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     // Something was left half-done or not started at all.
     {
         let h = env.open();
-        let stored = h
-            .store
-            .records()
-            .map(Result::unwrap)
-            .filter(|r| r.state == RecordState::Stored)
-            .count();
+        let stored = h.store.records().map(Result::unwrap).filter(|r| r.state == RecordState::Stored).count();
         assert!(stored < pages, "the kill came too late to test anything");
     }
 

@@ -1,16 +1,13 @@
 //! synth → ingest → search, bad files, duplicates, reindex.
 
-use hozon::auth::Actor;
+use hozon::auth::{Actor, Role};
 use hozon::capture::ingest::Outcome;
 use hozon::store::{RecordKind, RecordState};
 
 use crate::util::{TestEnv, synth};
 
 fn reviewer() -> Actor {
-    Actor {
-        name: "tester".into(),
-        role: "reviewer".into(),
-    }
+    Actor { name: "tester".into(), role: Some(Role::Reviewer), rights: Role::Reviewer.preset(), second_factor: false }
 }
 
 /// Drops the full-width space forms put between surname and given name; OCR text has none.
@@ -28,64 +25,33 @@ fn synth_ingest_search_finds_planted_names_and_diseases() {
     assert_eq!(report.stored(), pages, "{:?}", report.files);
     assert_eq!(h.index.num_docs(), pages as u64);
     // The inbox keeps only truth.jsonl: every scan was stored and removed.
-    let left: Vec<_> = std::fs::read_dir(&inbox)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("truth.jsonl")]);
 
     // Every applicant is found by name, and each hit is one of their pages.
     let mut names_found = 0;
     for sub in 1..=crate::util::SUBMISSIONS {
-        let page = synth()
-            .truth
-            .iter()
-            .find(|t| t["submission"] == sub)
-            .unwrap();
+        let page = synth().truth.iter().find(|t| t["submission"] == sub).unwrap();
         let name = compact(page["fields"]["name"].as_str().unwrap());
         let hits = h.search(&reviewer(), &name, 50).unwrap();
         if !hits.is_empty() {
             names_found += 1;
         }
-        assert!(
-            hits.len() <= 4,
-            "{name}: {} hits for a 4-page submission",
-            hits.len()
-        );
+        assert!(hits.len() <= 4, "{name}: {} hits for a 4-page submission", hits.len());
     }
-    assert_eq!(
-        names_found,
-        crate::util::SUBMISSIONS,
-        "every planted name must be findable"
-    );
+    assert_eq!(names_found, crate::util::SUBMISSIONS, "every planted name must be findable");
 
     // A partial disease name finds the full one (bigram phrase, not a whole-word match).
-    let uc_pages = synth()
-        .truth
-        .iter()
-        .filter(|t| t["fields"]["disease"] == "潰瘍性大腸炎")
-        .count();
-    assert!(
-        uc_pages >= 3,
-        "seed 1 must plant 潰瘍性大腸炎; synth changed?"
-    );
+    let uc_pages = synth().truth.iter().filter(|t| t["fields"]["disease"] == "潰瘍性大腸炎").count();
+    assert!(uc_pages >= 3, "seed 1 must plant 潰瘍性大腸炎; synth changed?");
     let hits = h.search(&reviewer(), "大腸炎", 50).unwrap();
-    assert!(
-        hits.len() >= uc_pages - 1,
-        "大腸炎 found {} of {uc_pages} pages",
-        hits.len()
-    );
+    assert!(hits.len() >= uc_pages - 1, "大腸炎 found {} of {uc_pages} pages", hits.len());
     assert!(hits.iter().all(|r| r.snippet_html.contains("<b>")));
 
     // Rebuilding the index from the store gives the same results.
     let mut before: Vec<_> = hits.iter().map(|r| r.record_id.clone()).collect();
-    assert_eq!(h.reindex(|_, _| {}).unwrap(), pages);
-    let mut after: Vec<_> = h
-        .search(&reviewer(), "大腸炎", 50)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.record_id)
-        .collect();
+    assert_eq!(h.reindex(&Actor::operator("test"), |_, _| {}).unwrap(), pages);
+    let mut after: Vec<_> = h.search(&reviewer(), "大腸炎", 50).unwrap().into_iter().map(|r| r.record_id).collect();
     before.sort();
     after.sort();
     assert_eq!(before, after);
@@ -109,23 +75,14 @@ fn bad_files_are_quarantined_and_the_batch_goes_on() {
     let h = env.open();
     let inbox = env.tmp.path().join("bad");
     std::fs::create_dir_all(&inbox).unwrap();
-    let good: Vec<_> = synth()
-        .truth
-        .iter()
-        .take(4)
-        .map(|t| t["file"].as_str().unwrap().to_owned())
-        .collect();
+    let good: Vec<_> = synth().truth.iter().take(4).map(|t| t["file"].as_str().unwrap().to_owned()).collect();
     for f in &good {
         std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
     }
     let png = std::fs::read(synth().path.join(&good[0])).unwrap();
     std::fs::write(inbox.join("zero.png"), b"").unwrap();
     std::fs::write(inbox.join("truncated.png"), &png[..png.len() / 3]).unwrap();
-    std::fs::write(
-        inbox.join("text.png"),
-        "申請書の写しではありません".as_bytes(),
-    )
-    .unwrap();
+    std::fs::write(inbox.join("text.png"), "申請書の写しではありません".as_bytes()).unwrap();
     std::fs::write(inbox.join("huge.png"), png_header(30_000, 30_000)).unwrap();
 
     let report = env.ingest(&h, &inbox);
@@ -145,18 +102,10 @@ fn bad_files_are_quarantined_and_the_batch_goes_on() {
     assert!(reason("zero.png").contains("empty file"));
     assert!(reason("truncated.png").contains("truncated"));
     assert!(reason("text.png").contains("not an image"));
-    assert!(
-        reason("huge.png").contains("30000×30000"),
-        "{}",
-        reason("huge.png")
-    );
+    assert!(reason("huge.png").contains("30000×30000"), "{}", reason("huge.png"));
     // Quarantined files are kept (sealed) but never indexed or listed as pages.
-    let quarantined: Vec<_> = h
-        .store
-        .records()
-        .map(Result::unwrap)
-        .filter(|r| matches!(r.kind, RecordKind::Quarantined { .. }))
-        .collect();
+    let quarantined: Vec<_> =
+        h.store.records().map(Result::unwrap).filter(|r| matches!(r.kind, RecordKind::Quarantined { .. })).collect();
     assert_eq!(quarantined.len(), 4);
     assert!(quarantined.iter().all(|r| r.state == RecordState::Stored));
     assert_eq!(h.index.num_docs(), 4);
@@ -169,22 +118,14 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [
-        (b"IHDR", ihdr.as_slice()),
-        (b"IDAT", &[0x78, 0x9c, 0x03, 0x00][..]),
-        (b"IEND", &[][..]),
-    ] {
+    for (kind, data) in [(b"IHDR", ihdr.as_slice()), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00][..]), (b"IEND", &[][..])] {
         let mut chunk = kind.to_vec();
         chunk.extend_from_slice(data);
         let mut crc = 0xFFFF_FFFFu32;
         for &b in &chunk {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             }
         }
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());

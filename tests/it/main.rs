@@ -1,6 +1,9 @@
 //! The one integration test binary: a module per stage, sharing `util`.
 
+mod audit;
+mod authz;
 mod crash;
+mod fuzz;
 mod ingest;
 mod plaintext;
 mod util;

@@ -11,15 +11,7 @@ const MIN_NEEDLE_BYTES: usize = 6;
 fn needles() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for t in &synth().truth {
-        for key in [
-            "name",
-            "kana",
-            "address",
-            "my_number",
-            "phone",
-            "insured_symbol",
-            "doctor",
-        ] {
+        for key in ["name", "kana", "address", "my_number", "phone", "insured_symbol", "doctor"] {
             let Some(v) = t["fields"][key].as_str() else {
                 continue;
             };
@@ -57,10 +49,7 @@ fn scan_tree(root: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
             }
         }
     }
-    assert!(
-        files > 10,
-        "expected a populated data directory, found {files} files"
-    );
+    assert!(files > 10, "expected a populated data directory, found {files} files");
     leaks
 }
 
@@ -69,25 +58,15 @@ fn nothing_personal_on_disk_after_ingest_search_and_reindex() {
     let env = TestEnv::new();
     let h = env.open();
     env.ingest(&h, &env.inbox());
-    let actor = hozon::auth::Actor {
-        name: "t".into(),
-        role: "reviewer".into(),
-    };
-    let name = synth().truth[0]["fields"]["name"]
-        .as_str()
-        .unwrap()
-        .replace('　', "");
+    let actor = hozon::auth::Actor::operator("t");
+    let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
     assert!(!h.search(&actor, &name, 10).unwrap().is_empty());
-    h.reindex(|_, _| {}).unwrap();
+    h.reindex(&actor, |_, _| {}).unwrap();
     drop(h);
     let needles = needles();
     assert!(needles.len() > 50);
     let leaks = scan_tree(&env.data(), &needles);
-    assert!(
-        leaks.is_empty(),
-        "plaintext personal data at rest:\n{}",
-        leaks.join("\n")
-    );
+    assert!(leaks.is_empty(), "plaintext personal data at rest:\n{}", leaks.join("\n"));
 }
 
 /// The check itself must be able to fail: the synthetic scans are plaintext PNGs, but their
@@ -98,11 +77,7 @@ fn the_leak_check_catches_a_planted_plaintext_file() {
     let h = env.open();
     env.ingest(&h, &env.inbox());
     drop(h);
-    std::fs::copy(
-        synth().path.join("truth.jsonl"),
-        env.data().join("blobs/leak.json"),
-    )
-    .unwrap();
+    std::fs::copy(synth().path.join("truth.jsonl"), env.data().join("blobs/leak.json")).unwrap();
     let leaks = scan_tree(&env.data(), &needles());
     assert!(!leaks.is_empty());
 }

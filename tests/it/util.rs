@@ -22,23 +22,14 @@ pub fn synth() -> &'static Synth {
     SYNTH.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scans");
-        let opts = hozon::synth::SynthOptions {
-            out: path.clone(),
-            count: SUBMISSIONS,
-            seed: SEED,
-            max_skew_deg: 2.0,
-        };
+        let opts = hozon::synth::SynthOptions { out: path.clone(), count: SUBMISSIONS, seed: SEED, max_skew_deg: 2.0 };
         hozon::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
         let truth = std::fs::read_to_string(path.join("truth.jsonl"))
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        Synth {
-            _dir: dir,
-            path,
-            truth,
-        }
+        Synth { _dir: dir, path, truth }
     })
 }
 
@@ -58,15 +49,8 @@ pub struct TestEnv {
 impl TestEnv {
     pub fn new() -> TestEnv {
         let tmp = tempfile::tempdir().unwrap();
-        let (_h, admin_password) = Hozon::init(
-            &tmp.path().join("data"),
-            &tmp.path().join("data/master.key"),
-        )
-        .unwrap();
-        TestEnv {
-            tmp,
-            admin_password,
-        }
+        let (_h, admin_password) = Hozon::init(&tmp.path().join("data"), &tmp.path().join("data/master.key")).unwrap();
+        TestEnv { tmp, admin_password }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -89,19 +73,135 @@ impl TestEnv {
     }
 
     pub fn ingest(&self, h: &Hozon, dir: &Path) -> IngestReport {
-        ingest_dir(
-            h,
-            dir,
-            &IngestOptions {
-                jobs: 2,
-                keep_files: false,
-                progress: false,
-            },
-        )
-        .unwrap()
+        ingest_dir(h, dir, &IngestOptions { jobs: 2, keep_files: false, progress: false }).unwrap()
     }
 }
 
 pub fn hozon_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hozon")
+}
+
+/// A browser stand-in over the router: keeps cookies, fills in the CSRF token from the last
+/// page it saw, follows nothing by itself.
+pub struct Browser {
+    pub app: axum::Router,
+    cookies: std::collections::BTreeMap<String, String>,
+    csrf: Option<String>,
+}
+
+pub struct Page {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get(axum::http::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+pub fn pct(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl Browser {
+    pub fn new(app: axum::Router) -> Browser {
+        Browser { app, cookies: Default::default(), csrf: None }
+    }
+
+    async fn send(&mut self, req: axum::http::request::Builder, body: axum::body::Body) -> Page {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let req = req.header(axum::http::header::COOKIE, cookie.join("; ")).body(body).unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        for c in headers.get_all(axum::http::header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(i) = body.find("name=\"csrf\" value=\"") {
+            let start = i + "name=\"csrf\" value=\"".len();
+            self.csrf = Some(body[start..start + 64].to_owned());
+        }
+        Page { status, headers, body }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.send(axum::http::Request::get(path), axum::body::Body::empty()).await
+    }
+
+    /// Posts a form, adding the CSRF token of the last page seen.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone().unwrap_or_default();
+        self.post_raw(path, fields, &csrf).await
+    }
+
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)], csrf: &str) -> Page {
+        let mut form: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", pct(v))).collect();
+        if !csrf.is_empty() {
+            form.push(format!("csrf={csrf}"));
+        }
+        let req = axum::http::Request::post(path)
+            .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(req, axum::body::Body::from(form.join("&"))).await
+    }
+
+    pub fn has_session(&self) -> bool {
+        self.cookies.contains_key("hozon_session")
+    }
+
+    /// Logs in; if the password is temporary, changes it to `new_password`.
+    pub async fn login(&mut self, user: &str, password: &str, new_password: &str) -> Page {
+        self.get("/login").await;
+        let p = self.post("/login", &[("username", user), ("password", password)]).await;
+        if p.location() == "/account/password" {
+            self.get("/account/password").await;
+            return self
+                .post("/account/password", &[("current", password), ("new", new_password), ("confirm", new_password)])
+                .await;
+        }
+        p
+    }
+
+    /// Passes the second-factor check (enrolling first if needed); returns the TOTP secret.
+    pub async fn second_factor(&mut self, secret: Option<Vec<u8>>) -> Vec<u8> {
+        let page = self.get("/account/totp").await;
+        let secret = match secret {
+            Some(s) => s,
+            None => {
+                let i = page.body.find("<code>").expect("enrolment page shows the key") + 6;
+                let j = page.body[i..].find("</code>").unwrap() + i;
+                totp_rs::Secret::try_from_base32(&page.body[i..j]).unwrap().as_bytes().to_vec()
+            }
+        };
+        let now = chrono::Utc::now().timestamp() as u64;
+        let code = hozon::auth::totp::code_at(&secret, now);
+        let p = self.post("/account/totp", &[("code", &code), ("next", "/search")]).await;
+        assert_eq!(p.status, axum::http::StatusCode::SEE_OTHER, "TOTP check failed: {}", p.body);
+        secret
+    }
+}
+
+impl TestEnv {
+    /// Writes `config.toml` for this data directory (before `open`).
+    pub fn configure(&self, toml: &str) {
+        std::fs::write(self.data().join("config.toml"), toml).unwrap();
+    }
+
+    /// Creates a user with a role; returns the one-time password.
+    pub fn add_user(&self, h: &Hozon, name: &str, role: hozon::auth::Role) -> String {
+        hozon::auth::create_user(&h.store, &hozon::auth::Actor::operator("test"), name, role, chrono::Utc::now())
+            .unwrap()
+    }
 }

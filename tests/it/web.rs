@@ -1,126 +1,178 @@
-//! The web UI through the router (no server): login, search, page views, and the walls.
+//! The web UI through the router (no server): login with forced password change, search and
+//! page views, CSRF, session timeout, rate limiting, security headers.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use std::time::Duration;
 
-use crate::util::{TestEnv, synth};
+use axum::http::{StatusCode, header};
+use hozon::auth::Role;
+use hozon::web::{AppState, router};
 
-async fn send(
-    app: &axum::Router,
-    req: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, String) {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
-}
+use crate::util::{Browser, TestEnv, pct, synth};
 
-fn get(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut b = Request::get(uri);
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    b.body(Body::empty()).unwrap()
-}
-
-fn login(user: &str, password: &str) -> Request<Body> {
-    let form = format!("username={user}&password={password}");
-    Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form))
-        .unwrap()
-}
-
-fn pct(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
-}
+const NEW_PW: &str = "a-long-new-passphrase-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_search_view_and_access_walls() {
+async fn reviewer_logs_in_changes_password_searches_and_views() {
     let env = TestEnv::new();
     let h = env.open();
     env.ingest(&h, &env.inbox());
-    let app = hozon::web::router(hozon::web::AppState::new(h));
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let mut b = Browser::new(router(AppState::new(h)));
 
     // Anonymous users are sent to the login page, which speaks Japanese.
-    let (status, headers, _) = send(&app, get("/search?q=x", None)).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(headers[header::LOCATION], "/login");
-    let (status, headers, body) = send(&app, get("/login", None)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("ログイン") && body.contains("パスワード"));
-    assert!(
-        headers[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
-    );
+    let p = b.get("/search?q=x").await;
+    assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, "/login"));
+    let p = b.get("/login").await;
+    assert!(p.body.contains("ログイン") && p.body.contains("パスワード"));
+    assert!(p.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(p.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
 
-    // A wrong password is refused without a session.
-    let (status, headers, body) = send(&app, login("admin", "wrong-password-000")).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(headers.get(header::SET_COOKIE).is_none());
-    assert!(body.contains("正しくありません"));
+    // A wrong password: no session.
+    let p = b.post("/login", &[("username", "rev01"), ("password", "wrong-password-000")]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert!(!b.has_session());
+    assert!(p.body.contains("正しくありません"));
 
-    let (status, headers, _) = send(&app, login("admin", &env.admin_password)).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let set_cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    // First login with the temporary password: everything else waits for a new password.
+    b.get("/login").await;
+    let p = b.post("/login", &[("username", "rev01"), ("password", &temp)]).await;
+    assert_eq!(p.location(), "/account/password");
+    let set_cookie = p
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict") && set_cookie.contains("Secure"));
+    let p = b.get("/search").await;
+    assert_eq!(p.location(), "/account/password");
+    b.get("/account/password").await;
+    let p = b.post("/account/password", &[("current", &temp), ("new", NEW_PW), ("confirm", "different-one-123")]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    let p = b.post("/account/password", &[("current", &temp), ("new", NEW_PW), ("confirm", NEW_PW)]).await;
+    assert_eq!(p.location(), "/search");
 
-    let name = synth().truth[0]["fields"]["name"]
-        .as_str()
-        .unwrap()
-        .replace('　', "");
-    let (status, _, body) = send(
-        &app,
-        get(&format!("/search?q={}", pct(&name)), Some(&cookie)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("件見つかりました"), "{body}");
-    let id_start = body.find("/pages/").expect("a result links to its page") + "/pages/".len();
-    let id = &body[id_start..id_start + 32];
+    let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
+    let p = b.get(&format!("/search?q={}", pct(&name))).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("件見つかりました"), "{}", p.body);
+    let id_start = p.body.find("/pages/").expect("a result links to its page") + "/pages/".len();
+    let id = p.body[id_start..id_start + 32].to_owned();
+    let p = b.get(&format!("/pages/{id}")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("OCR テキスト"));
+    let p = b.get(&format!("/pages/{id}/thumb")).await;
+    assert_eq!((p.status, p.headers[header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::OK, "image/png"));
 
-    let (status, _, body) = send(&app, get(&format!("/pages/{id}"), Some(&cookie))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("OCR テキスト"));
-    let (status, headers, body) =
-        send(&app, get(&format!("/pages/{id}/thumb"), Some(&cookie))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
-    assert!(!body.is_empty());
-    // The image is behind the login too.
-    let (status, _, _) = send(&app, get(&format!("/pages/{id}/thumb"), None)).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-
-    // Unknown and malformed ids are a Japanese 404, a query with nothing searchable a message.
-    let (status, _, body) = send(
-        &app,
-        get("/pages/0123456789abcdef0123456789abcdef", Some(&cookie)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body.contains("見つかりません"));
-    let (status, _, _) = send(&app, get("/pages/..%2Fetc", Some(&cookie))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, body) = send(
-        &app,
-        get(&format!("/search?q={}", pct("、。")), Some(&cookie)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("検索できる語が含まれていません"));
+    // Unknown and malformed ids are a Japanese 404; a query with nothing searchable a message.
+    let p = b.get("/pages/0123456789abcdef0123456789abcdef").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("見つかりません"));
+    assert_eq!(b.get("/pages/..%2Fetc").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get("/no/such/route").await.status, StatusCode::NOT_FOUND);
+    let p = b.get(&format!("/search?q={}", pct("、。"))).await;
+    assert!(p.body.contains("検索できる語が含まれていません"));
+    // A reviewer is not a security officer.
+    assert_eq!(b.get("/admin/users").await.status, StatusCode::FORBIDDEN);
 
     // Logging out ends the session.
-    let req = Request::post("/logout")
-        .header(header::COOKIE, &cookie)
-        .body(Body::empty())
-        .unwrap();
-    send(&app, req).await;
-    let (status, _, _) = send(&app, get("/search", Some(&cookie))).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    b.get("/search").await;
+    b.post("/logout", &[]).await;
+    assert_eq!(b.get("/search").await.location(), "/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_is_required_on_every_form() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let mut b = Browser::new(router(AppState::new(h)));
+    // Login without the pre-login token is refused before the password is even checked.
+    b.get("/login").await;
+    let p = b.post_raw("/login", &[("username", "rev01"), ("password", &temp)], "").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("CSRF"));
+    let p = b.post_raw("/login", &[("username", "rev01"), ("password", &temp)], &"0".repeat(64)).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    b.login("rev01", &temp, NEW_PW).await;
+    assert!(b.has_session());
+    // Logged in: a form without the session's token is refused and changes nothing.
+    let p = b.post_raw("/logout", &[], "").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/search").await.status, StatusCode::OK, "still logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_time_out() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let mut b = Browser::new(router(AppState::with_idle_timeout(h, Duration::from_millis(300))));
+    b.login("rev01", &temp, NEW_PW).await;
+    assert_eq!(b.get("/search").await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(b.get("/search").await.location(), "/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_are_rate_limited_and_accounts_lock() {
+    let env = TestEnv::new();
+    env.configure("[security]\nlogin_attempts_per_minute = 8\nlockout_threshold = 3\n");
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let mut b = Browser::new(router(AppState::new(h)));
+    for _ in 0..2 {
+        b.get("/login").await;
+        assert_eq!(
+            b.post("/login", &[("username", "rev01"), ("password", "bad-password-123")]).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    b.get("/login").await;
+    let p = b.post("/login", &[("username", "rev01"), ("password", "bad-password-123")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("ロックされています"));
+    b.get("/login").await;
+    assert_eq!(b.post("/login", &[("username", "rev01"), ("password", &temp)]).await.status, StatusCode::FORBIDDEN);
+    let mut last = StatusCode::OK;
+    for _ in 0..6 {
+        b.get("/login").await;
+        last = b.post("/login", &[("username", "nobody"), ("password", "x-password-123")]).await.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_administration_needs_a_second_factor() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let mut b = Browser::new(router(AppState::new(h)));
+    b.login("admin", &env.admin_password, NEW_PW).await;
+    let p = b.get("/admin/users").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert!(p.location().starts_with("/account/totp?next="));
+    // A wrong code is refused; enrolment with a right one opens the page.
+    b.get("/account/totp").await;
+    assert_eq!(b.post("/account/totp", &[("code", "000000")]).await.status, StatusCode::BAD_REQUEST);
+    b.second_factor(None).await;
+    let p = b.get("/admin/users").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("アカウント棚卸し"));
+    // Create a user; the one-time password is shown once.
+    let p = b.post("/admin/users", &[("name", "mail01"), ("role", "mailroom")]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("mail01") && p.body.contains("一時パスワード"));
+    // Edit the new user's rights; the security officer cannot edit their own.
+    b.get("/admin/users/mail01").await;
+    let p = b
+        .post("/admin/users/mail01/rights", &[("role", "mailroom"), ("f_capture", "update"), ("f_search", "view")])
+        .await;
+    assert!(p.body.contains("権限を更新しました"), "{}", p.body);
+    let p = b.post("/admin/users/admin/rights", &[("role", "security_officer"), ("f_users", "update")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let csv = b.get("/admin/users.csv").await;
+    assert!(csv.body.starts_with('\u{feff}') && csv.body.contains("mail01"));
+    let p = b.post("/admin/users/mail01/renew", &[]).await;
+    assert!(p.body.contains("利用期限を"));
 }

@@ -1,0 +1,111 @@
+//! `DATA/config.toml`: settings an office changes without a rebuild (security policy today).
+//! Written with defaults by `hozon init`; unknown keys and out-of-range values are errors that
+//! name the key, so a typo never silently weakens a safeguard.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// Failed logins in a row that lock an account until the security officer unlocks it.
+    pub lockout_threshold: u32,
+    /// Days before a password must be changed.
+    pub password_max_age_days: u32,
+    pub password_min_length: usize,
+    /// Minutes of inactivity that end a session.
+    pub session_idle_minutes: u64,
+    /// Require the second factor at every login (it is always required for exports of personal
+    /// data and for user administration).
+    pub totp_for_login: bool,
+    /// How long a second-factor check counts for exports and user administration.
+    pub step_up_minutes: u64,
+    /// Mark cookies `Secure` (browsers still send them to http://localhost).
+    pub secure_cookies: bool,
+    /// Login attempts allowed per client address per minute.
+    pub login_attempts_per_minute: u32,
+    /// Record views by one user in one day above which the monthly report flags the user.
+    pub report_views_per_day: usize,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            lockout_threshold: 5,
+            password_max_age_days: 90,
+            password_min_length: 12,
+            session_idle_minutes: 30,
+            totp_for_login: false,
+            step_up_minutes: 15,
+            secure_cookies: true,
+            login_attempts_per_minute: 10,
+            report_views_per_day: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub security: Security,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    pub fn parse(text: &str, origin: &str) -> Result<Config, Error> {
+        let invalid = |message: String| Error::Invalid { path: origin.to_owned(), message };
+        let c: Config = toml::from_str(text).map_err(|e| invalid(e.message().to_owned()))?;
+        let s = &c.security;
+        let checks: [(&str, bool); 5] = [
+            ("security.lockout_threshold must be 1..=20", (1..=20).contains(&s.lockout_threshold)),
+            ("security.password_min_length must be 8..=128", (8..=128).contains(&s.password_min_length)),
+            ("security.password_max_age_days must be 1..=400", (1..=400).contains(&s.password_max_age_days)),
+            ("security.session_idle_minutes must be 1..=480", (1..=480).contains(&s.session_idle_minutes)),
+            ("security.login_attempts_per_minute must be 1..=1000", (1..=1000).contains(&s.login_attempts_per_minute)),
+        ];
+        if let Some((msg, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(invalid((*msg).to_owned()));
+        }
+        Ok(c)
+    }
+
+    /// Reads `DATA/config.toml`; a missing file means the defaults.
+    pub fn load(data: &Path) -> Result<Config, Error> {
+        let path = data.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Error::Invalid { path: path.display().to_string(), message: e.to_string() }),
+        }
+    }
+
+    pub fn default_text() -> String {
+        format!(
+            "# hozon settings. Unknown keys are errors. Restart `hozon serve` after a change.\n{}",
+            toml::to_string_pretty(&Config::default()).expect("config serialises")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_roundtrip_and_errors_name_the_key() {
+        assert_eq!(Config::parse(&Config::default_text(), "c").unwrap(), Config::default());
+        assert_eq!(Config::parse("", "c").unwrap(), Config::default());
+        let e = Config::parse("[security]\nlockout_treshold = 3\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("lockout_treshold"), "{e}");
+        let e = Config::parse("[security]\nlockout_threshold = 0\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("security.lockout_threshold"), "{e}");
+        let e = Config::parse("[security]\nsession_idle_minutes = \"ten\"\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("c.toml"), "{e}");
+    }
+}
