@@ -7,6 +7,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod config;

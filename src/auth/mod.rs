@@ -154,13 +154,45 @@ fn check_password(name: &str, password: &str, policy: &Security) -> Result<(), E
     Ok(())
 }
 
+/// Each argon2id hash takes 19 MiB for its duration; a burst of logins must not multiply that
+/// by the number of requests in flight. At most one hash per core runs at a time; the rest
+/// wait their turn (they would wait for a core anyway).
+struct HashPermits {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+static HASH_PERMITS: std::sync::LazyLock<HashPermits> = std::sync::LazyLock::new(|| HashPermits {
+    free: std::sync::Mutex::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+    freed: std::sync::Condvar::new(),
+});
+
+fn with_hash_permit<T>(f: impl FnOnce() -> T) -> T {
+    let p = &*HASH_PERMITS;
+    {
+        let mut free = p.free.lock().expect("hash permits");
+        while *free == 0 {
+            free = p.freed.wait(free).expect("hash permits");
+        }
+        *free -= 1;
+    }
+    let out = f();
+    *p.free.lock().expect("hash permits") += 1;
+    p.freed.notify_one();
+    out
+}
+
 fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashes any input").to_string()
+    with_hash_permit(|| {
+        Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashes any input").to_string()
+    })
 }
 
 fn password_matches(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    with_hash_permit(|| {
+        PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
 }
 
 /// A random password that is easy to read out and type: 4 groups of 4 from an alphabet

@@ -2,6 +2,7 @@
 //! the library and prints the result. This list is the single place subcommands are named.
 
 mod admin;
+mod bench;
 mod ingest;
 mod init;
 mod search;
@@ -61,6 +62,9 @@ enum Command {
     User(admin::UserCommand),
     /// Remove blobs no record refers to (left by a crash)
     Gc,
+    /// Benchmarks (last line of output: one JSON object with the figures)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -76,5 +80,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Audit(c) => admin::audit(&cli, c),
         Command::User(c) => admin::user(&cli, c),
         Command::Gc => admin::gc(&cli),
+        Command::Bench(c) => bench::run(c),
     }
 }

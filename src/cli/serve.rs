@@ -10,6 +10,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    crate::web::tune_allocator();
     let hozon = cli.open()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(crate::web::serve(hozon, args.addr))?;

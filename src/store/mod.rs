@@ -402,7 +402,10 @@ impl Store {
 fn open_db(root: &Path) -> Result<sled::Db> {
     let mut attempts = 0;
     loop {
-        match sled::open(root.join("meta")) {
+        // sled's page cache defaults to 1 GiB; metadata needs far less, and the search index
+        // and OCR engines want the memory more.
+        let config = sled::Config::new().path(root.join("meta")).cache_capacity(128 * 1024 * 1024);
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
                 attempts += 1;

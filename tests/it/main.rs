@@ -2,6 +2,7 @@
 
 mod audit;
 mod authz;
+mod bench;
 mod crash;
 mod fuzz;
 mod ingest;

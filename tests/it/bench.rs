@@ -1,0 +1,25 @@
+//! Benchmarks run end to end on a tiny load and end with one JSON line of figures.
+
+use std::process::Command;
+
+use crate::util::hozon_bin;
+
+#[test]
+fn bench_serve_prints_figures_and_audits_every_request() {
+    let out = Command::new(hozon_bin())
+        .args(["bench", "serve", "--users", "3", "--seconds", "1", "--submissions", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("requests/s"), "a readable table first: {stdout}");
+    let last = stdout.lines().last().unwrap();
+    let f: serde_json::Value = serde_json::from_str(last).unwrap();
+    for key in ["users", "requests", "errors", "p99_ms", "audited"] {
+        assert!(f.get(key).is_some(), "missing {key} in {last}");
+    }
+    assert_eq!(f["users"], 3);
+    assert_eq!(f["errors"], 0);
+    assert!(f["requests"].as_u64().unwrap() > 12, "{last}");
+    assert_eq!(f["audited"], f["requests"]);
+}
