@@ -176,3 +176,30 @@ async fn user_administration_needs_a_second_factor() {
     let p = b.post("/admin/users/mail01/renew", &[]).await;
     assert!(p.body.contains("利用期限を"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factor_at_login_when_configured() {
+    let env = TestEnv::new();
+    env.configure("[security]\ntotp_for_login = true\n");
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let app = router(AppState::new(h));
+    let mut b = Browser::new(app.clone());
+    b.get("/login").await;
+    let p = b.post("/login", &[("username", "rev01"), ("password", &temp)]).await;
+    assert_eq!(p.location(), "/account/totp");
+    // Nothing else opens until the code is given (enrolment on first use).
+    assert_eq!(b.get("/search").await.location(), "/account/totp");
+    let secret = b.second_factor(None).await;
+    // Then the temporary password must still be changed.
+    assert_eq!(b.get("/search").await.location(), "/account/password");
+    b.get("/account/password").await;
+    b.post("/account/password", &[("current", &temp), ("new", NEW_PW), ("confirm", NEW_PW)]).await;
+    assert_eq!(b.get("/search").await.status, StatusCode::OK);
+    // The next login asks for a code from the enrolled secret.
+    let mut b2 = Browser::new(app);
+    b2.get("/login").await;
+    assert_eq!(b2.post("/login", &[("username", "rev01"), ("password", NEW_PW)]).await.location(), "/account/totp");
+    b2.second_factor(Some(secret)).await;
+    assert_eq!(b2.get("/search").await.status, StatusCode::OK);
+}
