@@ -15,6 +15,7 @@ pub struct Hozon {
     pub index: SearchIndex,
     pub tessdata: PathBuf,
     pub config: crate::config::Config,
+    pub policies: crate::retention::policy::PolicySet,
 }
 
 /// One search result as users see it.
@@ -33,9 +34,10 @@ pub fn default_key_file(data: &Path) -> PathBuf {
 impl Hozon {
     pub fn open(data: &Path, key_file: &Path) -> Result<Hozon> {
         let config = crate::config::Config::load(data)?;
+        let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let store = Store::open(data, key_file)?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Ok(Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config })
+        Ok(Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config, policies })
     }
 
     /// Creates a data directory with its key file and the first administrator; returns the
@@ -50,8 +52,9 @@ impl Hozon {
         store.audit(Event::system("init", "data directory created"))?;
         let password = crate::auth::bootstrap_admin(&store, chrono::Utc::now())?;
         let config = crate::config::Config::load(data)?;
+        let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Ok((Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config }, password))
+        Ok((Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config, policies }, password))
     }
 
     /// Full-text search over stored pages. Only fully stored pages are returned; the audit
@@ -131,6 +134,15 @@ impl Hozon {
         }
         self.store.audit(Event::system("index.rebuild", &format!("{} records", pages.len())))?;
         Ok(pages.len())
+    }
+}
+
+/// Retention dates.
+impl Hozon {
+    /// The retention a record gets under the current policies.
+    pub fn retention_for(&self, rec: &Record) -> Result<crate::store::Retention> {
+        let p = self.policies.get(&rec.class)?;
+        Ok(crate::store::Retention { policy_version: p.version, due_on: p.due_on(&rec.dates()) })
     }
 }
 

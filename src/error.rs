@@ -13,6 +13,10 @@ pub enum Error {
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
     Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Policy(#[from] crate::retention::policy::Error),
+    #[error(transparent)]
+    Run(#[from] crate::retention::run::RunError),
     #[error("record {0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod index;
 pub mod jp;
 pub mod ocr;
+pub mod retention;
 pub mod store;
 pub mod synth;
 pub mod web;

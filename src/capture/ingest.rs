@@ -187,7 +187,12 @@ fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &Inge
         kind,
         received_at,
         blobs,
+        class: "scan".into(),
+        last_changed_at: None,
+        decided_on: None,
+        retention: None,
     };
+    rec.retention = Some(h.retention_for(&rec)?);
     store.put_pending(&rec)?;
     if let Some(text) = &text {
         h.index.put(id.as_str(), text, received_at)?;

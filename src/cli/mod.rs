@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod ingest;
 mod init;
+mod retention;
 mod search;
 mod serve;
 mod synth;
@@ -62,6 +63,15 @@ enum Command {
     User(admin::UserCommand),
     /// Remove blobs no record refers to (left by a crash)
     Gc,
+    /// Disposal runs: plan, review, approve (two people), execute, forecast
+    #[command(subcommand)]
+    Dispose(retention::DisposeCommand),
+    /// Holds that block disposal
+    #[command(subcommand)]
+    Hold(retention::HoldCommand),
+    /// Destruction certificates
+    #[command(subcommand)]
+    Certificate(retention::CertificateCommand),
     /// Benchmarks (last line of output: one JSON object with the figures)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -81,5 +91,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::User(c) => admin::user(&cli, c),
         Command::Gc => admin::gc(&cli),
         Command::Bench(c) => bench::run(c),
+        Command::Dispose(c) => retention::dispose(&cli, c),
+        Command::Hold(c) => retention::hold(&cli, c),
+        Command::Certificate(c) => retention::certificate(&cli, c),
     }
 }

@@ -172,6 +172,57 @@ impl SearchIndex {
         Ok(hits)
     }
 
+    /// Removes the documents of `record_ids` for good: deletes them, commits, merges every
+    /// segment that holds deleted documents, and deletes the old segment files. A delete alone
+    /// only marks a document dead; its terms and stored text stay in the segment until merged.
+    pub fn purge(&self, record_ids: &[String]) -> Result<()> {
+        let mut w = self.writer.lock().expect("index writer lock poisoned");
+        for id in record_ids {
+            w.delete_term(Term::from_field_text(self.f.record_id, id));
+        }
+        w.commit()?;
+        self.reader.reload()?;
+        let dirty: Vec<tantivy::index::SegmentId> = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .filter(|r| r.num_deleted_docs() > 0)
+            .map(|r| r.segment_id())
+            .collect();
+        if !dirty.is_empty() {
+            w.merge(&dirty).wait()?;
+        }
+        w.garbage_collect_files().wait()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// How many documents (alive or deleted but not yet merged away) carry this record id.
+    pub fn postings_for(&self, record_id: &str) -> Result<u64> {
+        let searcher = self.reader.searcher();
+        Ok(searcher.doc_freq(&Term::from_field_text(self.f.record_id, record_id))?)
+    }
+
+    /// Adds many documents with one commit (bulk import).
+    pub fn put_many(&self, docs: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()> {
+        let mut w = self.writer.lock().expect("index writer lock poisoned");
+        for (id, text, received) in docs {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(self.f.record_id, id);
+            doc.add_text(self.f.text, text);
+            doc.add_text(self.f.text_uni, text);
+            doc.add_date(self.f.received, DateTime::from_timestamp_secs(received.timestamp()));
+            w.delete_term(Term::from_field_text(self.f.record_id, id));
+            w.add_document(doc)?;
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
     /// Deletes every document (used by reindex).
     pub fn clear(&self) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");

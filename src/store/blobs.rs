@@ -60,6 +60,35 @@ impl BlobStore {
         Ok(addr)
     }
 
+    /// Like `put`, without the per-file fsync: the caller must call [`BlobStore::sync_all`]
+    /// before anything refers to the blob.
+    pub(crate) fn put_unsynced(&self, sealed: &[u8]) -> Result<String, Error> {
+        let addr = blake3::hash(sealed).to_hex().to_string();
+        let dest = self.path_of(&addr);
+        let dir = dest.parent().expect("blob path has a parent");
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // Still written under a temporary name and renamed, so a crash never leaves a partial
+        // file at a content address.
+        let mut tmp_name = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut tmp_name);
+        let tmp = self.root.join("tmp").join(hex::encode(tmp_name));
+        fs::write(&tmp, sealed).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        Ok(addr)
+    }
+
+    /// Flushes every pending write of the filesystem holding the blobs (`syncfs`).
+    pub(crate) fn sync_all(&self) -> Result<(), Error> {
+        let d = fs::File::open(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: syncfs takes a file descriptor we own for the duration of the call.
+        let rc = unsafe { libc::syncfs(d.as_raw_fd()) };
+        if rc != 0 {
+            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
     pub(crate) fn get(&self, addr: &str) -> Result<Vec<u8>, Error> {
         if addr.len() < 3 || !addr.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Corrupt(format!("bad blob address {addr:?}")));

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 
-pub use records::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState};
+pub use records::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState, Retention, Tombstone};
 
 use crate::audit;
 use crate::crypto::{DataKey, Key, MasterKey};
@@ -89,6 +89,9 @@ pub struct Store {
     dedupe: sled::Tree,
     audit: sled::Tree,
     users: sled::Tree,
+    /// Disposal runs, holds, paper boxes, certificates, tombstones: JSON values by id.
+    docs: sled::Tree,
+    tombstones: sled::Tree,
     blobs: blobs::BlobStore,
     dedupe_key: Key,
     index_key: Key,
@@ -151,6 +154,8 @@ impl Store {
             dedupe: db.open_tree("dedupe")?,
             audit: db.open_tree("audit")?,
             users: db.open_tree("users")?,
+            docs: db.open_tree("docs")?,
+            tombstones: db.open_tree("tombstones")?,
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
@@ -334,6 +339,178 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Stores a JSON document (a disposal run, a hold, a box, a certificate entry) under
+    /// `kind/id`, with its audit entry, atomically and durably.
+    pub fn put_doc(&self, kind: &str, id: &str, value: &[u8], event: audit::Event) -> Result<()> {
+        let key = format!("{kind}/{id}");
+        let now = chrono::Utc::now();
+        (&self.docs, &self.meta, &self.audit)
+            .transaction(|(docs, meta, log)| {
+                docs.insert(key.as_bytes(), value)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.docs.get(format!("{kind}/{id}"))?.map(|v| v.to_vec()))
+    }
+
+    /// Every document of a kind, in id order.
+    pub fn docs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = format!("{kind}/");
+        self.docs
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Updates record metadata in place (retention dates after a policy change, a
+    /// decision date), with its audit entry.
+    pub fn update_records(&self, recs: &[Record], event: audit::Event) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in recs {
+            batch.insert(r.id.as_str(), r.encode());
+        }
+        let now = chrono::Utc::now();
+        (&self.records, &self.meta, &self.audit)
+            .transaction(|(records, meta, log)| {
+                records.apply_batch(&batch)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Disposal step 1 (crypto-shredding): forgets each record's wrapped data key and marks it
+    /// `Shredding`. Once this returns, the records' blobs can never be decrypted again.
+    pub fn shred_keys(&self, approval: &crate::retention::run::ApprovedDisposal, recs: &[Record]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in recs {
+            let mut r = r.clone();
+            r.wrapped_key.clear();
+            r.state = RecordState::Shredding { run: approval.run_id().to_owned() };
+            batch.insert(r.id.as_str(), r.encode());
+        }
+        let event = audit::Event::new(
+            approval.executor(),
+            "dispose.shred_keys",
+            &format!("run {} records {}", approval.run_id(), recs.len()),
+            "ok",
+        );
+        let now = chrono::Utc::now();
+        (&self.records, &self.meta, &self.audit)
+            .transaction(|(records, meta, log)| {
+                records.apply_batch(&batch)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Disposal step 3: deletes the (already unreadable) blobs, then replaces each record's
+    /// metadata by its tombstone. Idempotent: a missing blob is not an error.
+    pub fn bury(
+        &self,
+        approval: &crate::retention::run::ApprovedDisposal,
+        recs: &[Record],
+        tombstones: &[Tombstone],
+    ) -> Result<()> {
+        for r in recs {
+            debug_assert!(matches!(r.state, RecordState::Shredding { .. }));
+            for b in &r.blobs {
+                self.blobs.remove(&b.addr)?;
+            }
+        }
+        let mut del = sled::Batch::default();
+        let mut tomb = sled::Batch::default();
+        for r in recs {
+            del.remove(r.id.as_str());
+        }
+        for t in tombstones {
+            tomb.insert(t.record_id.as_bytes(), serde_json::to_vec(t).expect("tombstone serialises"));
+        }
+        let event = audit::Event::new(
+            approval.executor(),
+            "dispose.bury",
+            &format!("run {} records {}", approval.run_id(), recs.len()),
+            "ok",
+        );
+        let now = chrono::Utc::now();
+        (&self.records, &self.tombstones, &self.meta, &self.audit)
+            .transaction(|(records, tombs, meta, log)| {
+                records.apply_batch(&del)?;
+                tombs.apply_batch(&tomb)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a destruction certificate (no personal data: ids, counts, digests) to
+    /// `certificates/<run>.pdf`, durably.
+    pub fn write_certificate(&self, run_id: &str, pdf: &[u8]) -> Result<PathBuf> {
+        let dir = self.root.join("certificates");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("{run_id}.pdf"));
+        let tmp = dir.join(format!("{run_id}.pdf.tmp"));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(pdf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| Error::io(&path, e))?;
+        keyfile::sync_parent(&path)?;
+        Ok(path)
+    }
+
+    pub fn tombstone(&self, id: &str) -> Result<Option<Tombstone>> {
+        match self.tombstones.get(id)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("tombstone: {e}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        self.tombstones
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| Error::Corrupt(format!("tombstone: {e}"))))
+            .collect()
+    }
+
+    /// Writes many blobs for one import, with a single filesystem sync instead of one fsync
+    /// per file; nothing may point at them until this returns.
+    pub fn put_blobs_bulk(&self, items: &[(RecordId, DataKey, BlobRole, Vec<u8>)]) -> Result<Vec<BlobRef>> {
+        let mut refs = Vec::with_capacity(items.len());
+        for (id, key, role, plain) in items {
+            let sealed = key.seal(&blob_context(id, *role), plain);
+            let addr = self.blobs.put_unsynced(&sealed)?;
+            refs.push(BlobRef { role: *role, addr, len: plain.len() as u64 });
+        }
+        self.blobs.sync_all()?;
+        Ok(refs)
+    }
+
+    /// Inserts fully stored records in one batch (bulk import; the caller indexed them).
+    pub fn insert_stored_bulk(&self, recs: &[Record], event: audit::Event) -> Result<()> {
+        self.update_records(recs, event)
     }
 
     /// Removes blobs that no record references (crash leftovers). Returns how many.

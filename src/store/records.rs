@@ -36,12 +36,15 @@ impl std::fmt::Display for RecordId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordState {
     /// Blobs are durable, the index entry may or may not exist; invisible to users.
     Pending,
     /// Fully stored: blobs, index entry, dedupe entry, audit entry.
     Stored,
+    /// An approved disposal destroyed the data key (the record is unreadable from here on);
+    /// removal of its blobs, index entry and metadata is under way.
+    Shredding { run: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,9 +81,53 @@ pub struct Record {
     #[serde(with = "hex_bytes")]
     pub wrapped_key: Vec<u8>,
     pub blobs: Vec<BlobRef>,
+    /// Record class, which picks the retention policy ("scan" until a form is recognised).
+    #[serde(default = "default_class")]
+    pub class: String,
+    /// Last change (異動) of the record; `None` means never changed since receipt.
+    #[serde(default)]
+    pub last_changed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Decision date of the case the record belongs to, once there is one.
+    #[serde(default)]
+    pub decided_on: Option<chrono::NaiveDate>,
+    /// The disposal date and the policy version that set it.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+fn default_class() -> String {
+    "scan".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub policy_version: u32,
+    /// `None` while the policy's trigger has not happened (no decision yet).
+    pub due_on: Option<chrono::NaiveDate>,
+}
+
+/// What remains of a destroyed record: ids, class, dates, policy and run; no personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub record_id: String,
+    pub class: String,
+    pub received_on: chrono::NaiveDate,
+    pub last_change_on: chrono::NaiveDate,
+    pub due_on: Option<chrono::NaiveDate>,
+    pub policy_version: u32,
+    pub run_id: String,
+    pub destroyed_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Record {
+    pub fn dates(&self) -> crate::retention::policy::RecordDates {
+        crate::retention::policy::RecordDates {
+            received: self.received_at.date_naive(),
+            last_change: self.last_changed_at.unwrap_or(self.received_at).date_naive(),
+            decided: self.decided_on,
+        }
+    }
+
     pub fn blob(&self, role: BlobRole) -> Option<&BlobRef> {
         self.blobs.iter().find(|b| b.role == role)
     }

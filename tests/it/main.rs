@@ -7,5 +7,6 @@ mod crash;
 mod fuzz;
 mod ingest;
 mod plaintext;
+mod retention;
 mod util;
 mod web;

@@ -1,0 +1,218 @@
+//! Retention on the command line: disposal runs (for cron and for officers at a terminal),
+//! holds, the forecast, and certificate verification.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Subcommand;
+
+use super::Cli;
+use crate::auth::{self, Actor, Login};
+use crate::retention::{certificate, run};
+
+#[derive(Subcommand)]
+pub enum DisposeCommand {
+    /// List the records due on a date in a new draft run (what a scheduled job does)
+    Plan {
+        /// Date the run is planned for [default: today]
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Disposal runs and their state
+    List,
+    /// One run: counts, and each item with its status
+    Show { run: String },
+    /// Take a record out of a draft run
+    Exclude {
+        run: String,
+        record: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Confirm a draft run (the preparer); password from HOZON_PASSWORD or standard input
+    Submit {
+        run: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Approve a submitted run (a second officer); password from HOZON_PASSWORD or standard input
+    Approve {
+        run: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Destroy the records of an approved run (resumes an interrupted one), issue the certificate
+    Execute { run: String },
+    /// What becomes due when, per class
+    Forecast {
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Hold records (legal, audit, disclosure request, open case): disposal skips them
+    Place {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        reason: String,
+        records: Vec<String>,
+    },
+    Release {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CertificateCommand {
+    /// Check a certificate PDF against the register and the audit log
+    Verify { file: std::path::PathBuf },
+    /// The certificate register
+    List,
+}
+
+fn operator() -> Actor {
+    Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
+}
+
+/// A named officer at the terminal: their password, their rights (the two-person rule needs
+/// real identities, not the operator).
+fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
+    let password = match std::env::var("HOZON_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprint!("{user} のパスワード: ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end().to_owned()
+        }
+    };
+    match auth::login(&h.store, &h.config.security, user, &password, "cli", chrono::Utc::now())? {
+        Login::Ok { actor, .. } => Ok(actor),
+        _ => anyhow::bail!("login failed for {user}"),
+    }
+}
+
+pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
+    let h = cli.open()?;
+    match c {
+        DisposeCommand::Plan { as_of } => {
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let r = run::plan(&h, &operator(), as_of)?;
+            println!(
+                "廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 件 / 保留 {} 件",
+                r.id,
+                r.count(|s| *s == run::ItemStatus::Due),
+                r.count(|s| matches!(s, run::ItemStatus::Held { .. }))
+            );
+        }
+        DisposeCommand::List => {
+            for r in run::list(&h, &operator())? {
+                let state = serde_json::to_value(&r.state)?;
+                println!(
+                    "{}  {:?}  基準日 {}  {}  {} items",
+                    r.id,
+                    r.kind,
+                    r.as_of,
+                    state["state"].as_str().unwrap_or("?"),
+                    r.items.len()
+                );
+            }
+        }
+        DisposeCommand::Show { run: id } => {
+            let r = run::load(&h, id)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "id": r.id, "kind": r.kind, "as_of": r.as_of, "state": r.state })
+                )?
+            );
+            for i in &r.items {
+                println!("{}  {}  {:?}  {:?}", i.id, i.class, i.due_on, i.status);
+            }
+        }
+        DisposeCommand::Exclude { run: id, record, reason, user } => {
+            run::exclude(&h, &officer(&h, user)?, id, record, reason)?;
+            println!("{record} を除外しました");
+        }
+        DisposeCommand::Submit { run: id, user } => {
+            run::submit(&h, &officer(&h, user)?, id)?;
+            println!("{id} を確認済みとして提出しました。別の担当者の承認が必要です。");
+        }
+        DisposeCommand::Approve { run: id, user } => {
+            run::approve(&h, &officer(&h, user)?, id)?;
+            println!("{id} を承認しました。");
+        }
+        DisposeCommand::Execute { run: id } => {
+            let bar = super::ingest::progress_bar(0, "廃棄中", "件");
+            let done = run::execute(&h, &operator(), id, |d, t| {
+                bar.set_length(t as u64);
+                bar.set_position(d as u64);
+            })?;
+            bar.finish_and_clear();
+            println!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
+        }
+        DisposeCommand::Forecast { months } => {
+            let f = run::forecast(&h, &operator(), chrono::Utc::now().date_naive(), *months)?;
+            println!("廃棄予定（今後 {months} か月）");
+            for (month, classes) in &f {
+                let total: usize = classes.values().sum();
+                let detail: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+                println!("{month}  {total:>7}  {}  {}", "█".repeat(total.min(60)), detail.join(", "));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
+    let h = cli.open()?;
+    match c {
+        HoldCommand::Place { kind, reason, records } => {
+            let hold = run::place_hold(&h, &operator(), kind, reason, records)?;
+            println!("ホールド {} を設定しました（{} 件）", hold.id, records.len());
+        }
+        HoldCommand::Release { id } => {
+            run::release_hold(&h, &operator(), id)?;
+            println!("ホールド {id} を解除しました");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn certificate(cli: &Cli, c: &CertificateCommand) -> anyhow::Result<ExitCode> {
+    let h = cli.open()?;
+    match c {
+        CertificateCommand::Verify { file } => {
+            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            match certificate::verify(&h, &bytes)? {
+                certificate::Verdict::Genuine { run_id, issued_at } => {
+                    println!("真正な廃棄証明書です (genuine): run {run_id}, issued {issued_at}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                certificate::Verdict::Altered { run_id } => {
+                    println!(
+                        "改ざんされています (NOT genuine): this file claims run {run_id} but differs from the certificate issued for it"
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                certificate::Verdict::Unknown => {
+                    println!("登録簿にない証明書です (NOT genuine): no certificate with this content was issued");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        CertificateCommand::List => {
+            for e in certificate::register(&h)? {
+                println!("{}  {}  sha256 {}  {}", e.run_id, e.issued_at, e.pdf_sha256, e.file);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

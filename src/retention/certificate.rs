@@ -1,0 +1,383 @@
+//! Destruction certificates (廃棄証明書): a PDF in Japanese with an embedded subset of IPAex
+//! Gothic (Type0/CIDFontType2 with a ToUnicode map, so `pdftotext` extracts the text), listing
+//! the run, the processing time and method, the result per record class, every tombstone id
+//! (or document-box code), the preparer and approver, and the SHA-256 of the run's manifest.
+//!
+//! Every certificate is entered in the certificate register (the PDF's own SHA-256, the
+//! manifest digest) and the audit log. [`verify`] takes a file and says whether it is a
+//! certificate hozon issued, unchanged: a changed byte or a regenerated list gives a different
+//! digest and is rejected, naming the run it claims to be.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
+use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::run::{ItemStatus, Run, RunKind};
+use crate::app::Hozon;
+use crate::audit::Event;
+use crate::error::{Error, Result};
+
+const REGISTER: &str = "certificate";
+const MANIFEST: &str = "manifest";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub kind: RunKind,
+    pub as_of: chrono::NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub method: String,
+    pub preparer: String,
+    pub approver: String,
+    pub executor: String,
+    /// Destroyed items per record class.
+    pub counts: BTreeMap<String, usize>,
+    pub excluded: usize,
+    pub held: usize,
+    pub missing: Vec<String>,
+    /// Tombstone ids (electronic) or box codes (paper), sorted.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterEntry {
+    pub run_id: String,
+    pub pdf_sha256: String,
+    pub manifest_sha256: String,
+    pub issued_at: DateTime<Utc>,
+    pub file: String,
+}
+
+pub struct Issued {
+    pub path: std::path::PathBuf,
+    pub pdf_sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn method_for(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Electronic => "暗号消去（データ鍵の破棄）＋削除（本体・索引・一時ファイル）",
+        RunKind::Paper => "溶解処理（委託業者による）",
+    }
+}
+
+/// Builds the manifest, the PDF, and enters both in the register and the audit log.
+pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &str) -> Result<Issued> {
+    let mut counts = BTreeMap::new();
+    let mut ids = Vec::new();
+    for i in &run.items {
+        if i.status == ItemStatus::Destroyed {
+            *counts.entry(i.class.clone()).or_insert(0) += 1;
+            ids.push(i.id.clone());
+        }
+    }
+    ids.sort();
+    let manifest = Manifest {
+        run_id: run.id.clone(),
+        kind: run.kind,
+        as_of: run.as_of,
+        issued_at: Utc::now(),
+        method: method_for(run.kind).into(),
+        preparer: preparer.into(),
+        approver: approver.into(),
+        executor: executor.into(),
+        counts,
+        excluded: run.count(|s| matches!(s, ItemStatus::Excluded { .. })),
+        held: run.count(|s| matches!(s, ItemStatus::Held { .. })),
+        missing: run.items.iter().filter(|i| i.status == ItemStatus::Missing).map(|i| i.id.clone()).collect(),
+        ids,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let manifest_sha256 = sha256_hex(&manifest_bytes);
+    let pdf = render(&manifest, &manifest_sha256)?;
+    let pdf_sha256 = sha256_hex(&pdf);
+    let path = h.store.write_certificate(&run.id, &pdf)?;
+    h.store.put_doc(
+        MANIFEST,
+        &run.id,
+        &manifest_bytes,
+        Event::new(executor, "dispose.manifest", &format!("{} sha256 {manifest_sha256}", run.id), "ok"),
+    )?;
+    let entry = RegisterEntry {
+        run_id: run.id.clone(),
+        pdf_sha256: pdf_sha256.clone(),
+        manifest_sha256,
+        issued_at: manifest.issued_at,
+        file: path.display().to_string(),
+    };
+    h.store.put_doc(
+        REGISTER,
+        &run.id,
+        &serde_json::to_vec(&entry).expect("entry serialises"),
+        Event::new(executor, "dispose.certificate", &format!("{} sha256 {pdf_sha256}", run.id), "ok"),
+    )?;
+    Ok(Issued { path, pdf_sha256 })
+}
+
+pub fn register(h: &Hozon) -> Result<Vec<RegisterEntry>> {
+    h.store
+        .docs(REGISTER)?
+        .into_iter()
+        .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| Error::Corrupt(e.to_string())))
+        .collect()
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Issued by hozon for this run, unchanged, and recorded in the audit log.
+    Genuine { run_id: String, issued_at: DateTime<Utc> },
+    /// Claims to be the certificate of `run_id`, but differs from the one issued.
+    Altered { run_id: String },
+    /// Not a certificate hozon issued.
+    Unknown,
+}
+
+/// Checks a certificate file against the register, the stored manifest and the audit log.
+pub fn verify(h: &Hozon, pdf: &[u8]) -> Result<Verdict> {
+    let digest = sha256_hex(pdf);
+    let entries = register(h)?;
+    if let Some(e) = entries.iter().find(|e| e.pdf_sha256 == digest) {
+        let manifest = h.store.get_doc(MANIFEST, &e.run_id)?.unwrap_or_default();
+        let manifest_ok = sha256_hex(&manifest) == e.manifest_sha256;
+        let target = format!("{} sha256 {}", e.run_id, e.pdf_sha256);
+        let audited = h.store.audit_entries()?.iter().any(|a| a.action == "dispose.certificate" && a.target == target);
+        if manifest_ok && audited {
+            return Ok(Verdict::Genuine { run_id: e.run_id.clone(), issued_at: e.issued_at });
+        }
+        return Ok(Verdict::Altered { run_id: e.run_id.clone() });
+    }
+    let claimed = find_run_id(pdf);
+    Ok(match claimed {
+        Some(run) if entries.iter().any(|e| e.run_id == run) => Verdict::Altered { run_id: run },
+        _ => Verdict::Unknown,
+    })
+}
+
+/// The run id a PDF claims, from its document information (`/Subject`).
+fn find_run_id(pdf: &[u8]) -> Option<String> {
+    let needle = b"hozon-run:";
+    let at = pdf.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let id: String =
+        pdf[at..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'-').map(|b| *b as char).collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// One line of text on a page, in points from the bottom left.
+struct Line {
+    page: usize,
+    x: f32,
+    y: f32,
+    size: f32,
+    text: String,
+}
+
+const PAGE_W: f32 = 595.0;
+const PAGE_H: f32 = 842.0;
+
+fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
+    let jst = chrono::FixedOffset::east_opt(9 * 3600).expect("JST");
+    let mut lines = Vec::new();
+    let mut y = 780.0;
+    let push = |lines: &mut Vec<Line>, y: &mut f32, size: f32, x: f32, text: String| {
+        lines.push(Line { page: 0, x, y: *y, size, text });
+        *y -= size * 1.7;
+    };
+    let title = match m.kind {
+        RunKind::Electronic => "廃棄証明書（電子記録）",
+        RunKind::Paper => "廃棄証明書（紙文書）",
+    };
+    push(&mut lines, &mut y, 20.0, 200.0, title.into());
+    y -= 10.0;
+    push(&mut lines, &mut y, 10.5, 60.0, format!("廃棄実行番号：{}", m.run_id));
+    push(
+        &mut lines,
+        &mut y,
+        10.5,
+        60.0,
+        format!("処理日時：{}", m.issued_at.with_timezone(&jst).format("%Y年%m月%d日 %H時%M分%S秒（日本時間）")),
+    );
+    push(&mut lines, &mut y, 10.5, 60.0, format!("基準日：{}", m.as_of.format("%Y年%m月%d日")));
+    push(&mut lines, &mut y, 10.5, 60.0, format!("処理方法：{}", m.method));
+    push(
+        &mut lines,
+        &mut y,
+        10.5,
+        60.0,
+        format!("準備者：{}　承認者：{}　実行者：{}", m.preparer, m.approver, m.executor),
+    );
+    y -= 6.0;
+    push(&mut lines, &mut y, 12.0, 60.0, "処理結果（文書種別ごとの件数）".into());
+    for (class, n) in &m.counts {
+        push(&mut lines, &mut y, 10.5, 80.0, format!("{class}：{n} 件　廃棄済"));
+    }
+    push(&mut lines, &mut y, 10.5, 80.0, format!("保留（ホールド）：{} 件　除外：{} 件", m.held, m.excluded));
+    if !m.missing.is_empty() {
+        push(
+            &mut lines,
+            &mut y,
+            10.5,
+            80.0,
+            format!("期限到来済だが業者証明書に記載のない文書箱：{}", m.missing.join("、")),
+        );
+    }
+    y -= 6.0;
+    push(&mut lines, &mut y, 9.0, 60.0, "マニフェストの SHA-256：".into());
+    push(&mut lines, &mut y, 9.0, 70.0, digest.into());
+    push(&mut lines, &mut y, 9.0, 60.0, "真正性の確認：hozon certificate verify <このファイル>".into());
+    y -= 6.0;
+    let list_title = match m.kind {
+        RunKind::Electronic => format!("廃棄した記録の識別子（トゥームストーンID、{} 件）", m.ids.len()),
+        RunKind::Paper => format!("廃棄した文書箱コード（{} 箱）", m.ids.len()),
+    };
+    push(&mut lines, &mut y, 12.0, 60.0, list_title);
+    // The id list: three columns of 7.5 pt, continuing on further pages.
+    let (col_w, line_h, top, bottom) = (160.0, 10.0, y, 50.0);
+    let mut page = 0;
+    let (mut col, mut cy) = (0, top);
+    for id in &m.ids {
+        if cy < bottom {
+            col += 1;
+            cy = if page == 0 { top } else { 790.0 };
+            if col == 3 {
+                col = 0;
+                page += 1;
+                cy = 790.0;
+            }
+        }
+        lines.push(Line { page, x: 50.0 + col as f32 * col_w, y: cy, size: 7.5, text: id.clone() });
+        cy -= line_h;
+    }
+    let pages = page + 1;
+    for p in 0..pages {
+        lines.push(Line {
+            page: p,
+            x: 260.0,
+            y: 25.0,
+            size: 8.0,
+            text: format!("{} / {} ページ　{}", p + 1, pages, m.run_id),
+        });
+    }
+    (lines, pages)
+}
+
+/// The certificate PDF for a manifest (pure apart from reading the font file).
+pub fn render(m: &Manifest, digest: &str) -> Result<Vec<u8>> {
+    let font_path = crate::synth::render::GOTHIC;
+    let data = std::fs::read(font_path).map_err(|e| Error::Io { path: font_path.into(), source: e })?;
+    let face = ttf_parser::Face::parse(&data, 0).map_err(|e| Error::Corrupt(format!("{font_path}: {e}")))?;
+    let (lines, pages) = layout(m, digest);
+
+    // Glyphs used, remapped to a dense subset numbering (new id = CID).
+    let mut remapper = subsetter::GlyphRemapper::new();
+    let mut cid_of: BTreeMap<char, u16> = BTreeMap::new();
+    for c in lines.iter().flat_map(|l| l.text.chars()) {
+        if let std::collections::btree_map::Entry::Vacant(e) = cid_of.entry(c) {
+            let gid = face.glyph_index(c).map_or(0, |g| g.0);
+            e.insert(remapper.remap(gid));
+        }
+    }
+    let subset = subsetter::subset(&data, 0, &remapper).map_err(|e| Error::Corrupt(format!("font subset: {e}")))?;
+    let units = f32::from(face.units_per_em());
+    let scale = |v: f32| v * 1000.0 / units;
+
+    let mut pdf = Pdf::new();
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let type0 = Ref::new(3);
+    let cid = Ref::new(4);
+    let descriptor = Ref::new(5);
+    let file = Ref::new(6);
+    let cmap_ref = Ref::new(7);
+    let info = Ref::new(8);
+    let page_ids: Vec<Ref> = (0..pages).map(|i| Ref::new(9 + 2 * i as i32)).collect();
+    let font_name = Name(b"F1");
+    let base = Name(b"HZNSUB+IPAexGothic");
+
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids(page_ids.iter().copied()).count(pages as i32);
+    pdf.document_info(info)
+        .title(TextStr(match m.kind {
+            RunKind::Electronic => "廃棄証明書（電子記録）",
+            RunKind::Paper => "廃棄証明書（紙文書）",
+        }))
+        .subject(TextStr(&format!("hozon-run:{}", m.run_id)))
+        .keywords(TextStr(&format!("manifest-sha256:{digest}")))
+        .producer(TextStr("hozon"));
+
+    pdf.type0_font(type0)
+        .base_font(base)
+        .encoding_predefined(Name(b"Identity-H"))
+        .descendant_font(cid)
+        .to_unicode(cmap_ref);
+    let mut cid_font = pdf.cid_font(cid);
+    cid_font
+        .subtype(CidFontType::Type2)
+        .base_font(base)
+        .system_info(SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 })
+        .font_descriptor(descriptor)
+        .default_width(1000.0)
+        .cid_to_gid_map_predefined(Name(b"Identity"));
+    {
+        let mut widths = cid_font.widths();
+        for (c, new) in &cid_of {
+            let gid = face.glyph_index(*c).map_or(ttf_parser::GlyphId(0), |g| g);
+            let w = face.glyph_hor_advance(gid).map_or(1000.0, |a| scale(f32::from(a)));
+            widths.consecutive(*new, [w]);
+        }
+    }
+    cid_font.finish();
+    let bbox = face.global_bounding_box();
+    pdf.font_descriptor(descriptor)
+        .name(base)
+        .flags(FontFlags::SYMBOLIC)
+        .bbox(Rect::new(
+            scale(bbox.x_min.into()),
+            scale(bbox.y_min.into()),
+            scale(bbox.x_max.into()),
+            scale(bbox.y_max.into()),
+        ))
+        .italic_angle(0.0)
+        .ascent(scale(face.ascender().into()))
+        .descent(scale(face.descender().into()))
+        .cap_height(scale(face.capital_height().unwrap_or(face.ascender()).into()))
+        .stem_v(80.0)
+        .font_file2(file);
+    let compressed = miniz_compress(&subset);
+    pdf.stream(file, &compressed).filter(Filter::FlateDecode).pair(Name(b"Length1"), subset.len() as i32);
+    let mut cmap = pdf_writer::types::UnicodeCmap::new(
+        Name(b"HozonToUnicode"),
+        SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 },
+    );
+    for (c, new) in &cid_of {
+        cmap.pair(*new, *c);
+    }
+    pdf.cmap(cmap_ref, &cmap.finish());
+
+    for (p, page_id) in page_ids.iter().enumerate() {
+        let content_id = Ref::new(page_id.get() + 1);
+        let mut page = pdf.page(*page_id);
+        page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H)).parent(tree).contents(content_id);
+        page.resources().fonts().pair(font_name, type0);
+        page.finish();
+        let mut content = Content::new();
+        for l in lines.iter().filter(|l| l.page == p) {
+            let encoded: Vec<u8> = l.text.chars().flat_map(|c| cid_of[&c].to_be_bytes()).collect();
+            content.begin_text().set_font(font_name, l.size).next_line(l.x, l.y).show(Str(&encoded)).end_text();
+        }
+        let raw = content.finish();
+        pdf.stream(content_id, &miniz_compress(&raw)).filter(Filter::FlateDecode);
+    }
+    Ok(pdf.finish())
+}
+
+fn miniz_compress(data: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+}

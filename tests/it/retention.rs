@@ -1,0 +1,190 @@
+//! Disposal end to end: holds, exclusions, the two-person rule, crypto-shredding execution, a
+//! crash mid-execution and its resumption, a destroyed record unreadable through every path,
+//! and certificates that pdftotext can read and `verify` can tell from forgeries.
+
+use std::process::Command;
+
+use chrono::NaiveDate;
+use hozon::Hozon;
+use hozon::auth::{Actor, Role};
+use hozon::retention::certificate::{self, Verdict};
+use hozon::retention::run::{self, ItemStatus, RunState};
+use hozon::store::{BlobRole, RecordState};
+
+use crate::util::{TestEnv, hozon_bin, synth};
+
+fn officer(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        role: Some(Role::RecordsOfficer),
+        rights: Role::RecordsOfficer.preset(),
+        second_factor: false,
+    }
+}
+
+fn far_future() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2040, 4, 1).unwrap()
+}
+
+/// One submission (4 pages) ingested.
+fn env_with_pages() -> (TestEnv, Hozon) {
+    let env = TestEnv::new();
+    let h = env.open();
+    let inbox = env.tmp.path().join("one");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for t in synth().truth.iter().take(4) {
+        let f = t["file"].as_str().unwrap();
+        std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
+    }
+    env.ingest(&h, &inbox);
+    (env, h)
+}
+
+fn pdftotext(path: &std::path::Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg("-enc")
+        .arg("UTF-8")
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) installed by setup");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn holds_exclusions_two_people_and_a_certificate() {
+    let (_env, h) = env_with_pages();
+    let ids: Vec<String> = h.store.records().map(|r| r.unwrap().id.to_string()).collect();
+    assert_eq!(ids.len(), 4);
+    // Nothing is due today (kept five years).
+    let today = chrono::Utc::now().date_naive();
+    assert!(run::plan(&h, &officer("ro01"), today).unwrap().items.is_empty());
+    let hold = run::place_hold(&h, &officer("ro01"), "開示請求", "開示請求対応中", &ids[..1]).unwrap();
+    let plan = run::plan(&h, &officer("ro01"), far_future()).unwrap();
+    assert_eq!(plan.items.len(), 4);
+    let held = plan.items.iter().find(|i| i.id == ids[0]).unwrap();
+    assert!(matches!(&held.status, ItemStatus::Held { reason } if reason.contains("開示請求対応中")));
+    run::exclude(&h, &officer("ro01"), &plan.id, &ids[1], "再審査中のため").unwrap();
+    assert!(run::exclude(&h, &officer("ro01"), &plan.id, &ids[2], " ").is_err(), "a reason is required");
+    // A reviewer has no retention rights.
+    let reviewer =
+        Actor { name: "rev".into(), role: Some(Role::Reviewer), rights: Role::Reviewer.preset(), second_factor: false };
+    assert!(run::submit(&h, &reviewer, &plan.id).is_err());
+    // Approval before submission, and by the preparer, are refused.
+    assert!(run::approve(&h, &officer("ro02"), &plan.id).is_err());
+    run::submit(&h, &officer("ro01"), &plan.id).unwrap();
+    let same = run::approve(&h, &officer("ro01"), &plan.id).unwrap_err().to_string();
+    assert!(same.contains("two-person rule"), "{same}");
+    assert!(run::execute(&h, &officer("ro01"), &plan.id, |_, _| {}).is_err(), "not approved yet");
+    run::approve(&h, &officer("ro02"), &plan.id).unwrap();
+
+    let done = run::execute(&h, &officer("ro02"), &plan.id, |_, _| {}).unwrap();
+    assert_eq!(done.destroyed, 2);
+    assert!(matches!(done.run.state, RunState::Completed { .. }));
+    for id in &ids[2..] {
+        let rid = hozon::store::RecordId::parse(id).unwrap();
+        assert!(h.store.record(&rid).unwrap().is_none(), "metadata gone");
+        assert!(h.store.tombstone(id).unwrap().is_some(), "tombstone kept");
+        assert_eq!(h.index.postings_for(id).unwrap(), 0, "merged out of the index");
+        assert!(h.page_text(&Actor::operator("t"), &rid).is_err());
+    }
+    // Held and excluded records are untouched and readable.
+    for id in &ids[..2] {
+        let rec = h.store.record(&hozon::store::RecordId::parse(id).unwrap()).unwrap().unwrap();
+        assert!(h.store.read_blob(&rec, BlobRole::Text).is_ok());
+    }
+    run::release_hold(&h, &officer("ro01"), &hold.id).unwrap();
+    assert!(
+        run::plan(&h, &officer("ro01"), far_future())
+            .unwrap()
+            .items
+            .iter()
+            .any(|i| i.id == ids[0] && i.status == ItemStatus::Due)
+    );
+
+    // The certificate: Japanese text extractable, font embedded, genuine; a changed byte and a
+    // regenerated list are not.
+    let text = pdftotext(&done.certificate);
+    assert!(text.contains("廃棄証明書"), "{text}");
+    assert!(text.contains(&plan.id) && text.contains("暗号消去") && text.contains("ro01") && text.contains("ro02"));
+    for id in &ids[2..] {
+        assert!(text.contains(id.as_str()), "tombstone {id} listed");
+    }
+    let fonts = Command::new("pdffonts").arg(&done.certificate).output().unwrap();
+    let fonts = String::from_utf8_lossy(&fonts.stdout).into_owned();
+    assert!(fonts.contains("IPAexGothic") && fonts.contains("CID TrueType") && fonts.contains("yes yes"), "{fonts}");
+    let pdf = std::fs::read(&done.certificate).unwrap();
+    assert!(matches!(certificate::verify(&h, &pdf).unwrap(), Verdict::Genuine { .. }));
+    let mut changed = pdf.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x20;
+    assert_eq!(certificate::verify(&h, &changed).unwrap(), Verdict::Altered { run_id: plan.id.clone() });
+    let mut forged: certificate::Manifest =
+        serde_json::from_slice(&h.store.get_doc("manifest", &plan.id).unwrap().unwrap()).unwrap();
+    forged.ids = vec!["0".repeat(32)];
+    let forged_pdf = certificate::render(&forged, "f00d").unwrap();
+    assert_eq!(certificate::verify(&h, &forged_pdf).unwrap(), Verdict::Altered { run_id: plan.id.clone() });
+    assert_eq!(certificate::verify(&h, b"%PDF-1.7 nothing").unwrap(), Verdict::Unknown);
+}
+
+#[test]
+fn a_crash_mid_execution_resumes_and_leaves_nothing_half_destroyed() {
+    let (env, h) = env_with_pages();
+    let plan = run::plan(&h, &officer("ro01"), far_future()).unwrap();
+    run::submit(&h, &officer("ro01"), &plan.id).unwrap();
+    run::approve(&h, &officer("ro02"), &plan.id).unwrap();
+    let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
+    assert!(!h.search(&Actor::operator("t"), &name, 10).unwrap().is_empty());
+    drop(h);
+    let execute = |failpoint: Option<&str>| {
+        let mut c = Command::new(hozon_bin());
+        c.arg("--data").arg(env.data()).args(["dispose", "execute", &plan.id]);
+        if let Some(f) = failpoint {
+            c.env("HOZON_FAILPOINT", f);
+        }
+        c.output().unwrap()
+    };
+    // Killed right after the keys were destroyed: records are unreadable, not yet buried.
+    let out = execute(Some("dispose.after_shred"));
+    assert!(!out.status.success());
+    {
+        let h = env.open();
+        let recs: Vec<_> = h.store.records().map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 4);
+        for r in &recs {
+            assert!(matches!(r.state, RecordState::Shredding { .. }), "{:?}", r.state);
+            assert!(h.store.read_blob(r, BlobRole::Original).is_err(), "the key is gone: unreadable");
+            assert!(h.page_text(&Actor::operator("t"), &r.id).is_err());
+        }
+    }
+    // Killed after the index purge.
+    assert!(!execute(Some("dispose.after_purge")).status.success());
+    // Resumed to the end.
+    let out = execute(None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h = env.open();
+    assert_eq!(h.store.records().count(), 0);
+    assert_eq!(h.store.tombstones().unwrap().len(), 4);
+    assert_eq!(h.index.num_docs(), 0);
+    assert!(h.search(&Actor::operator("t"), &name, 10).unwrap().is_empty());
+    let blobs = walkdir::WalkDir::new(env.data().join("blobs"))
+        .min_depth(2)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(blobs, 0, "every blob deleted");
+    let run = run::load(&h, &plan.id).unwrap();
+    assert!(matches!(run.state, RunState::Completed { .. }));
+    assert_eq!(certificate::register(&h).unwrap().len(), 1);
+    // The index files on disk no longer hold the destroyed pages: after purge and merge the
+    // remaining segment files are few and small.
+    let index_bytes: u64 = walkdir::WalkDir::new(env.data().join("index"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(index_bytes < 20_000, "index still holds {index_bytes} bytes");
+}
