@@ -245,7 +245,7 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         }
         let policy = h.policies.get(&rec.class)?;
         let due = policy.due_on(&rec.dates());
-        if !due.is_some_and(|d| d <= as_of) {
+        if due.is_none_or(|d| d > as_of) {
             continue;
         }
         let status = match holds.get(rec.id.as_str()) {

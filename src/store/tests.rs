@@ -12,6 +12,10 @@ fn pending_record(store: &Store, bytes: &[u8]) -> (Record, [u8; 32]) {
         kind: RecordKind::Page,
         received_at: chrono::Utc::now(),
         blobs: vec![blob],
+        class: "scan".into(),
+        last_changed_at: None,
+        decided_on: None,
+        retention: None,
     };
     (rec, fp)
 }
