@@ -16,6 +16,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         submissions: usize,
     },
+    /// Plan, approve and execute a disposal run of N due records, with its certificate
+    Dispose {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
 }
 
 pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
@@ -35,6 +40,19 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("  peak RSS           {:>10.1} MiB", f.peak_rss_mb);
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.errors == 0 && f.audited == f.requests { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        BenchCommand::Dispose { records } => {
+            let f = crate::bench::dispose::run(*records, std::io::stderr().is_terminal())?;
+            println!("hozon bench dispose — {} due records", f.records);
+            println!("  setup (not timed)  {:>10.1} s", f.setup_seconds);
+            println!("  plan+submit+approve{:>10.2} s", f.plan_seconds);
+            println!("  execute+certificate{:>10.2} s", f.execute_seconds);
+            println!("  total              {:>10.2} s", f.seconds);
+            println!("  records/s          {:>10.0}", f.records_per_s);
+            println!("  certificate        {} ({} bytes)", f.certificate, f.certificate_bytes);
+            println!("  peak RSS           {:>10.1} MiB", f.peak_rss_mb);
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

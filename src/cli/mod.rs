@@ -72,6 +72,9 @@ enum Command {
     /// Destruction certificates
     #[command(subcommand)]
     Certificate(retention::CertificateCommand),
+    /// Paper document boxes (文書箱): registry, hand-over, retrieval
+    #[command(subcommand, name = "box")]
+    DocBox(retention::BoxCommand),
     /// Benchmarks (last line of output: one JSON object with the figures)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -94,5 +97,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Dispose(c) => retention::dispose(&cli, c),
         Command::Hold(c) => retention::hold(&cli, c),
         Command::Certificate(c) => retention::certificate(&cli, c),
+        Command::DocBox(c) => retention::doc_box(&cli, c),
     }
 }

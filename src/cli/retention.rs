@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use super::Cli;
 use crate::auth::{self, Actor, Login};
-use crate::retention::{certificate, run};
+use crate::retention::{boxes, certificate, run};
 
 #[derive(Subcommand)]
 pub enum DisposeCommand {
@@ -47,6 +47,24 @@ pub enum DisposeCommand {
     },
     /// Destroy the records of an approved run (resumes an interrupted one), issue the certificate
     Execute { run: String },
+    /// List the document boxes due on a date in a new paper run
+    PlanPaper {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Record the contractor's destruction certificate for an approved paper run
+    Contractor {
+        run: String,
+        /// Scan of the contractor's certificate (kept sealed)
+        #[arg(long)]
+        scan: std::path::PathBuf,
+        /// Box codes the contractor's certificate lists, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        boxes: Vec<String>,
+        /// Processing date on the contractor's certificate
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// What becomes due when, per class
     Forecast {
         #[arg(long, default_value_t = 12)]
@@ -158,6 +176,20 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             bar.finish_and_clear();
             println!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
         }
+        DisposeCommand::PlanPaper { as_of } => {
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let r = boxes::plan(&h, &operator(), as_of)?;
+            println!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
+        }
+        DisposeCommand::Contractor { run: id, scan, boxes: codes, date } => {
+            let bytes = std::fs::read(scan).with_context(|| format!("reading {}", scan.display()))?;
+            let r = boxes::record_contractor_certificate(&h, &operator(), id, &bytes, codes, *date)?;
+            println!("廃棄済 {} 箱。廃棄証明書: {}", r.destroyed.len(), r.certificate.display());
+            if !r.missing.is_empty() {
+                println!("注意: 期限到来済で承認されたが業者の証明書に記載のない文書箱: {}", r.missing.join(", "));
+                return Ok(ExitCode::from(1));
+            }
+        }
         DisposeCommand::Forecast { months } => {
             let f = run::forecast(&h, &operator(), chrono::Utc::now().date_naive(), *months)?;
             println!("廃棄予定（今後 {months} か月）");
@@ -215,4 +247,74 @@ pub fn certificate(cli: &Cli, c: &CertificateCommand) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(Subcommand)]
+pub enum BoxCommand {
+    /// Register a sealed document box
+    Add {
+        code: String,
+        /// Batch or application numbers in the box (no names)
+        #[arg(long)]
+        contents: String,
+        #[arg(long)]
+        sealed: NaiveDate,
+        #[arg(long, default_value = "事務室")]
+        location: String,
+    },
+    /// Hand boxes to the storage contractor
+    Handover {
+        codes: Vec<String>,
+        #[arg(long)]
+        date: NaiveDate,
+        /// The contractor's confirmation number
+        #[arg(long)]
+        confirmation: String,
+    },
+    /// Request a box back from storage
+    Request {
+        code: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The requested box has come out of storage
+    Out { code: String },
+    /// The box has gone back into storage
+    Return { code: String },
+    /// Every box with its status
+    List,
+}
+
+pub fn doc_box(cli: &Cli, c: &BoxCommand) -> anyhow::Result<ExitCode> {
+    let h = cli.open()?;
+    let op = operator();
+    let today = chrono::Utc::now().date_naive();
+    match c {
+        BoxCommand::Add { code, contents, sealed, location } => {
+            boxes::register(&h, &op, code, contents, *sealed, location)?;
+            println!("文書箱 {code} を登録しました");
+        }
+        BoxCommand::Handover { codes, date, confirmation } => {
+            boxes::hand_over(&h, &op, codes, *date, confirmation)?;
+            println!("{} 箱を保管業者に引き渡しました（確認番号 {confirmation}）", codes.len());
+        }
+        BoxCommand::Request { code, reason } => {
+            boxes::request_retrieval(&h, &op, code, reason, today)?;
+            println!("{code} の出庫を依頼しました");
+        }
+        BoxCommand::Out { code } => {
+            boxes::mark_out(&h, &op, code, today)?;
+            println!("{code} を出庫しました");
+        }
+        BoxCommand::Return { code } => {
+            boxes::mark_returned(&h, &op, code, today)?;
+            println!("{code} を入庫しました");
+        }
+        BoxCommand::List => {
+            for b in boxes::list(&h, &op)? {
+                println!("{}  {:?}  封緘 {}  {}  {}", b.code, b.status, b.sealed_on, b.location, b.contents);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -172,16 +172,24 @@ impl SearchIndex {
         Ok(hits)
     }
 
-    /// Removes the documents of `record_ids` for good: deletes them, commits, merges every
-    /// segment that holds deleted documents, and deletes the old segment files. A delete alone
-    /// only marks a document dead; its terms and stored text stay in the segment until merged.
-    pub fn purge(&self, record_ids: &[String]) -> Result<()> {
+    /// Deletes the documents of `record_ids` and commits. They no longer match any search,
+    /// but their terms and stored text stay in the (encrypted) segment files until
+    /// [`SearchIndex::compact`] merges those segments away.
+    pub fn delete(&self, record_ids: &[String]) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");
         for id in record_ids {
             w.delete_term(Term::from_field_text(self.f.record_id, id));
         }
         w.commit()?;
+        drop(w);
         self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Merges every segment that holds deleted documents and deletes the old segment files,
+    /// so deleted text is gone from disk, not just marked dead.
+    pub fn compact(&self) -> Result<()> {
+        let mut w = self.writer.lock().expect("index writer lock poisoned");
         let dirty: Vec<tantivy::index::SegmentId> = self
             .reader
             .searcher()
@@ -197,6 +205,12 @@ impl SearchIndex {
         drop(w);
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// `delete` then `compact`.
+    pub fn purge(&self, record_ids: &[String]) -> Result<()> {
+        self.delete(record_ids)?;
+        self.compact()
     }
 
     /// How many documents (alive or deleted but not yet merged away) carry this record id.

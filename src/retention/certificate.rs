@@ -36,6 +36,8 @@ pub struct Manifest {
     pub executor: String,
     /// Destroyed items per record class.
     pub counts: BTreeMap<String, usize>,
+    /// Title and legal basis of each class's policy, as applied.
+    pub policies: BTreeMap<String, (String, String)>,
     pub excluded: usize,
     pub held: usize,
     pub missing: Vec<String>,
@@ -79,6 +81,10 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
         }
     }
     ids.sort();
+    let policies = counts
+        .keys()
+        .filter_map(|c| h.policies.get(c).ok().map(|p| (c.clone(), (p.title.clone(), p.legal_basis.clone()))))
+        .collect();
     let manifest = Manifest {
         run_id: run.id.clone(),
         kind: run.kind,
@@ -89,6 +95,7 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
         approver: approver.into(),
         executor: executor.into(),
         counts,
+        policies,
         excluded: run.count(|s| matches!(s, ItemStatus::Excluded { .. })),
         held: run.count(|s| matches!(s, ItemStatus::Held { .. })),
         missing: run.items.iter().filter(|i| i.status == ItemStatus::Missing).map(|i| i.id.clone()).collect(),
@@ -216,7 +223,14 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
     y -= 6.0;
     push(&mut lines, &mut y, 12.0, 60.0, "処理結果（文書種別ごとの件数）".into());
     for (class, n) in &m.counts {
-        push(&mut lines, &mut y, 10.5, 80.0, format!("{class}：{n} 件　廃棄済"));
+        let title = m.policies.get(class).map_or(class.as_str(), |(t, _)| t.as_str());
+        push(&mut lines, &mut y, 10.5, 80.0, format!("{title}（{class}）：{n} 件　廃棄済"));
+        if let Some((_, basis)) = m.policies.get(class) {
+            for (n, chunk) in basis.chars().collect::<Vec<_>>().chunks(44).enumerate() {
+                let prefix = if n == 0 { "根拠：" } else { "　　　" };
+                push(&mut lines, &mut y, 8.0, 95.0, format!("{prefix}{}", chunk.iter().collect::<String>()));
+            }
+        }
     }
     push(&mut lines, &mut y, 10.5, 80.0, format!("保留（ホールド）：{} 件　除外：{} 件", m.held, m.excluded));
     if !m.missing.is_empty() {

@@ -2,6 +2,7 @@
 //! (`policy.rs`), disposal runs with the two-person rule (`run.rs`), paper boxes (`boxes.rs`)
 //! and destruction certificates (`certificate.rs`).
 
+pub mod boxes;
 pub mod certificate;
 pub mod policy;
 pub mod run;

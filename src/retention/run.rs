@@ -6,7 +6,8 @@
 //! a reason → `submit` (the preparer) → a *different* officer `approve`s, which is the only way
 //! to obtain an [`ApprovedDisposal`] → `execute` destroys, in batches:
 //! 1. forget each record's data key (crypto-shredding; from here the record is unreadable),
-//! 2. purge its index documents and merge the affected segments away,
+//! 2. delete its index documents (after the last batch the affected segments are merged, so
+//!    the text leaves the disk),
 //! 3. delete its blobs and replace its metadata by a tombstone.
 //!
 //! Each step is idempotent and the record's state says which step it reached, so a killed
@@ -22,7 +23,7 @@ use crate::app::Hozon;
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
 use crate::error::{Error, Result};
-use crate::store::{Record, RecordKind, RecordState, Tombstone};
+use crate::store::{Record, RecordState, Tombstone};
 
 const RUNS: &str = "run";
 const HOLDS: &str = "hold";
@@ -164,6 +165,10 @@ pub struct Hold {
 pub fn load(h: &Hozon, id: &str) -> Result<Run> {
     let v = h.store.get_doc(RUNS, id)?.ok_or_else(|| Error::Run(RunError::NoRun(id.to_owned())))?;
     serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("run {id}: {e}")))
+}
+
+pub(crate) fn save_run(h: &Hozon, run: &Run, event: Event) -> Result<()> {
+    save(h, run, event)
 }
 
 fn save(h: &Hozon, run: &Run, event: Event) -> Result<()> {
@@ -399,9 +404,9 @@ pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(
                 r
             })
             .collect();
-        // Step 2: the index, merged so the text is gone from disk.
+        // Step 2: out of the index (merged away from disk after the last batch, below).
         let ids: Vec<String> = shredding.iter().map(|r| r.id.to_string()).collect();
-        h.index.purge(&ids)?;
+        h.index.delete(&ids)?;
         failpoint("dispose.after_purge");
         // Step 3: blobs and metadata; tombstones remain.
         let now = Utc::now();
@@ -425,6 +430,9 @@ pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(
         done += chunk.len();
         progress(done, total);
     }
+    // The deleted documents' text leaves the disk only when their segments are merged; a
+    // resumed run always ends here too.
+    h.index.compact()?;
     for &i in &due {
         run.items[i].status = ItemStatus::Destroyed;
     }
@@ -446,7 +454,7 @@ pub fn forecast(
     let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for rec in h.store.records() {
         let rec = rec?;
-        if rec.state != RecordState::Stored || !matches!(rec.kind, RecordKind::Page | RecordKind::Quarantined { .. }) {
+        if rec.state != RecordState::Stored {
             continue;
         }
         let Some(due) = h.policies.get(&rec.class)?.due_on(&rec.dates()) else { continue };

@@ -110,6 +110,16 @@ impl BlobStore {
         }
     }
 
+    /// Unlinks a blob without syncing its directory (see [`BlobStore::sync_all`]).
+    pub(crate) fn remove_unsynced(&self, addr: &str) -> Result<(), Error> {
+        let p = self.path_of(addr);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
     /// Every blob address on disk.
     pub(crate) fn list(&self) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();

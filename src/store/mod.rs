@@ -428,12 +428,16 @@ impl Store {
         recs: &[Record],
         tombstones: &[Tombstone],
     ) -> Result<()> {
+        // Unlinks without a directory fsync each; one filesystem sync covers the batch. A crash
+        // before it may bring a file back, which the resumed run deletes again (the record is
+        // still `Shredding` until the commit below, and its key is already gone).
         for r in recs {
             debug_assert!(matches!(r.state, RecordState::Shredding { .. }));
             for b in &r.blobs {
-                self.blobs.remove(&b.addr)?;
+                self.blobs.remove_unsynced(&b.addr)?;
             }
         }
+        self.blobs.sync_all()?;
         let mut del = sled::Batch::default();
         let mut tomb = sled::Batch::default();
         for r in recs {

@@ -53,6 +53,8 @@ pub enum RecordKind {
     Page,
     /// A file that could not be accepted; kept sealed so staff can inspect it, never indexed.
     Quarantined { reason: String },
+    /// A file kept as evidence (a contractor's destruction certificate scan); never indexed.
+    Attachment { what: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

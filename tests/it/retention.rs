@@ -188,3 +188,70 @@ fn a_crash_mid_execution_resumes_and_leaves_nothing_half_destroyed() {
         .sum();
     assert!(index_bytes < 20_000, "index still holds {index_bytes} bytes");
 }
+
+#[test]
+fn paper_boxes_from_registry_to_certificate_with_missing_boxes_flagged() {
+    use hozon::retention::boxes::{self, BoxStatus};
+    let env = TestEnv::new();
+    let h = env.open();
+    let ro1 = officer("ro01");
+    let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+    for (code, sealed) in [
+        ("BX-2019-001", d(2019, 5, 10)),
+        ("BX-2019-002", d(2019, 9, 1)),
+        ("BX-2020-001", d(2020, 3, 31)),
+        ("BX-2025-001", d(2025, 6, 1)),
+    ] {
+        boxes::register(&h, &ro1, code, "進達 2019-04 新宿区 第12便", sealed, "事務室").unwrap();
+    }
+    assert!(boxes::register(&h, &ro1, "BX-2019-001", "x", d(2019, 1, 1), "x").is_err(), "codes are unique");
+    let all: Vec<String> = ["BX-2019-001", "BX-2019-002", "BX-2020-001", "BX-2025-001"].map(String::from).to_vec();
+    boxes::hand_over(&h, &ro1, &all, d(2020, 6, 1), "KB-4471").unwrap();
+    boxes::request_retrieval(&h, &ro1, "BX-2019-002", "開示請求の原本確認", d(2021, 1, 5)).unwrap();
+    assert_eq!(boxes::mark_out(&h, &ro1, "BX-2019-002", d(2021, 1, 7)).unwrap().status, BoxStatus::Out);
+    assert_eq!(boxes::mark_returned(&h, &ro1, "BX-2019-002", d(2021, 2, 1)).unwrap().status, BoxStatus::AtContractor);
+    assert!(boxes::mark_returned(&h, &ro1, "BX-2019-002", d(2021, 2, 2)).is_err(), "not out");
+
+    // On 1 April 2026: FY2019 boxes are due (kept to 31 March 2025/2026); the one sealed on
+    // 31 March 2020 belongs to FY2019 too; FY2025's is not due.
+    let r = boxes::plan(&h, &ro1, d(2026, 4, 1)).unwrap();
+    let mut codes: Vec<_> = r.items.iter().map(|i| i.id.clone()).collect();
+    codes.sort();
+    assert_eq!(codes, vec!["BX-2019-001", "BX-2019-002", "BX-2020-001"]);
+    run::submit(&h, &ro1, &r.id).unwrap();
+    run::approve(&h, &officer("ro02"), &r.id).unwrap();
+    assert!(run::execute(&h, &ro1, &r.id, |_, _| {}).is_err(), "paper runs end with the contractor's certificate");
+    let scan = std::fs::read(synth().path.join(synth().truth[0]["file"].as_str().unwrap())).unwrap();
+    let res = boxes::record_contractor_certificate(
+        &h,
+        &ro1,
+        &r.id,
+        &scan,
+        &["BX-2019-001".into(), "BX-2020-001".into()],
+        d(2026, 4, 20),
+    )
+    .unwrap();
+    assert_eq!(res.destroyed.len(), 2);
+    assert_eq!(res.missing, vec!["BX-2019-002".to_string()]);
+    assert_eq!(boxes::load(&h, "BX-2019-001").unwrap().status, BoxStatus::Destroyed);
+    assert_eq!(boxes::load(&h, "BX-2019-002").unwrap().status, BoxStatus::AtContractor);
+    let text = pdftotext(&res.certificate);
+    assert!(
+        text.contains("紙文書")
+            && text.contains("溶解")
+            && text.contains("BX-2019-001")
+            && text.contains("BX-2020-001"),
+        "{text}"
+    );
+    assert!(text.contains("記載のない文書箱") && text.contains("BX-2019-002"), "{text}");
+    let pdf = std::fs::read(&res.certificate).unwrap();
+    assert!(matches!(certificate::verify(&h, &pdf).unwrap(), Verdict::Genuine { .. }));
+    // The contractor's scan is kept, sealed, as an attachment record.
+    let attachments = h
+        .store
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| matches!(r.kind, hozon::store::RecordKind::Attachment { .. }))
+        .count();
+    assert_eq!(attachments, 1);
+}

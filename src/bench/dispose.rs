@@ -1,0 +1,119 @@
+//! `hozon bench dispose --records N`: a data directory with N due records (sealed blob, index
+//! entry, metadata each), then a whole disposal run timed: plan, submit, approve (two
+//! officers), execute (crypto-shredding, index purge and merge, blob deletion, tombstones) and
+//! the certificate.
+
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+
+use crate::app::Hozon;
+use crate::auth::{Actor, Role};
+use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
+
+#[derive(Debug, serde::Serialize)]
+pub struct Figures {
+    pub records: usize,
+    pub setup_seconds: f64,
+    pub plan_seconds: f64,
+    pub execute_seconds: f64,
+    pub seconds: f64,
+    pub records_per_s: f64,
+    pub certificate: String,
+    pub certificate_bytes: u64,
+    pub peak_rss_mb: f64,
+}
+
+fn officer(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        role: Some(Role::RecordsOfficer),
+        rights: Role::RecordsOfficer.preset(),
+        second_factor: false,
+    }
+}
+
+/// Creates `n` stored records changed in 2019 (due since April 2025), in chunks.
+fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let changed = Utc.with_ymd_and_hms(2019, 6, 1, 9, 0, 0).single().expect("valid date");
+    const CHUNK: usize = 5000;
+    for start in (0..n).step_by(CHUNK) {
+        let count = CHUNK.min(n - start);
+        let mut blobs = Vec::with_capacity(count);
+        let mut texts = Vec::with_capacity(count);
+        for i in start..start + count {
+            let mut fp = [0u8; 32];
+            rng.fill(&mut fp);
+            let id = RecordId::from_fingerprint(&fp);
+            let text = format!(
+                "特定医療費（指定難病）支給認定申請書 受付番号 {i:08} 病名 潰瘍性大腸炎 住所 東京都新宿区西新宿二丁目 {}",
+                rng.gen_range(1000..9999)
+            );
+            blobs.push((id.clone(), h.store.new_data_key(), BlobRole::Text, text.clone().into_bytes()));
+            texts.push((id, text));
+        }
+        let refs = h.store.put_blobs_bulk(&blobs)?;
+        let mut recs = Vec::with_capacity(count);
+        for ((id, key, _, _), blob) in blobs.iter().zip(refs) {
+            let mut rec = Record {
+                wrapped_key: h.store.wrap_data_key(id, key),
+                id: id.clone(),
+                state: RecordState::Stored,
+                kind: RecordKind::Page,
+                received_at: changed,
+                blobs: vec![blob],
+                class: "application".into(),
+                last_changed_at: Some(changed),
+                decided_on: None,
+                retention: None,
+            };
+            rec.retention = Some(h.retention_for(&rec)?);
+            recs.push(rec);
+        }
+        let docs: Vec<_> = texts.into_iter().map(|(id, t)| (id.to_string(), t, changed)).collect();
+        h.index.put_many(&docs)?;
+        h.store.insert_stored_bulk(&recs, crate::audit::Event::system("bench.import", &format!("{count} records")))?;
+        progress.inc(count as u64);
+    }
+    Ok(())
+}
+
+pub fn run(n: usize, show_progress: bool) -> anyhow::Result<Figures> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let (h, _) = Hozon::init(&data, &data.join("master.key"))?;
+    let bar = if show_progress { indicatif::ProgressBar::new(n as u64) } else { indicatif::ProgressBar::hidden() };
+    let t0 = Instant::now();
+    populate(&h, n, &bar)?;
+    bar.finish_and_clear();
+    let setup_seconds = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let today = Utc::now().date_naive();
+    let plan = crate::retention::run::plan(&h, &officer("officer-a"), today)?;
+    anyhow::ensure!(plan.items.len() == n, "planned {} of {n} records", plan.items.len());
+    crate::retention::run::submit(&h, &officer("officer-a"), &plan.id)?;
+    crate::retention::run::approve(&h, &officer("officer-b"), &plan.id)?;
+    let plan_seconds = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let done = crate::retention::run::execute(&h, &officer("officer-b"), &plan.id, |_, _| {})?;
+    let execute_seconds = t2.elapsed().as_secs_f64();
+    anyhow::ensure!(done.destroyed == n && h.store.records().count() == 0, "not every record was destroyed");
+    let seconds = t1.elapsed().as_secs_f64();
+    // Keep the certificate where the caller can open it after the temporary data is gone.
+    let keep = std::env::temp_dir().join(format!("hozon-bench-certificate-{}.pdf", plan.id));
+    std::fs::copy(&done.certificate, &keep)?;
+    Ok(Figures {
+        records: n,
+        setup_seconds,
+        plan_seconds,
+        execute_seconds,
+        seconds,
+        records_per_s: n as f64 / seconds,
+        certificate_bytes: std::fs::metadata(&keep)?.len(),
+        certificate: keep.display().to_string(),
+        peak_rss_mb: super::peak_rss_mb(),
+    })
+}
