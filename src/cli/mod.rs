@@ -72,6 +72,9 @@ enum Command {
     /// Destruction certificates
     #[command(subcommand)]
     Certificate(retention::CertificateCommand),
+    /// Retention policies: validate, preview the effect of a change, apply
+    #[command(subcommand)]
+    Policy(retention::PolicyCommand),
     /// Paper document boxes (文書箱): registry, hand-over, retrieval
     #[command(subcommand, name = "box")]
     DocBox(retention::BoxCommand),
@@ -98,5 +101,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Hold(c) => retention::hold(&cli, c),
         Command::Certificate(c) => retention::certificate(&cli, c),
         Command::DocBox(c) => retention::doc_box(&cli, c),
+        Command::Policy(c) => retention::policy(&cli, c),
     }
 }

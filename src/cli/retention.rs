@@ -318,3 +318,56 @@ pub fn doc_box(cli: &Cli, c: &BoxCommand) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the policy files and show how they would move existing records' dates
+    Check,
+    /// Re-date every record under the current policy files
+    Apply {
+        /// Also apply when some records would become due earlier (after `policy check`)
+        #[arg(long)]
+        accept_earlier: bool,
+    },
+}
+
+pub fn policy(cli: &Cli, c: &PolicyCommand) -> anyhow::Result<ExitCode> {
+    let h = cli.open()?;
+    match c {
+        PolicyCommand::Check => {
+            for p in h.policies.all() {
+                println!(
+                    "{:<16} v{}  {} 年{}  {:?}  {}",
+                    p.class,
+                    p.version,
+                    p.years,
+                    if p.from_fiscal_year_end { "（年度末起算）" } else { "" },
+                    p.action,
+                    p.title
+                );
+            }
+            let recs: Vec<_> = h.store.records().collect::<Result<_, _>>()?;
+            let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
+            println!(
+                "既存の記録への影響: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
+                impact.earlier.len(),
+                impact.later,
+                impact.unchanged
+            );
+            for (id, class, old, new) in impact.earlier.iter().take(50) {
+                println!("  早まる: {id} {class} {old:?} → {new:?}");
+            }
+            Ok(if impact.earlier.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        PolicyCommand::Apply { accept_earlier } => {
+            let impact = run::apply_policies(&h, &operator(), *accept_earlier)?;
+            println!(
+                "適用しました: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
+                impact.earlier.len(),
+                impact.later,
+                impact.unchanged
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -282,3 +282,34 @@ mod tests {
         assert_eq!(p.due_on(&dates(d(2020, 12, 1))), Some(d(2026, 4, 1)));
     }
 }
+
+/// How a candidate policy set would move existing records' disposal dates.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Impact {
+    /// (record id, class, current due date, new due date), for records whose date moves earlier.
+    pub earlier: Vec<(String, String, Option<NaiveDate>, Option<NaiveDate>)>,
+    /// Records whose date moves later.
+    pub later: usize,
+    pub unchanged: usize,
+}
+
+/// Compares each record's stored retention with what `candidate` would give it.
+pub fn impact<'a>(
+    candidate: &PolicySet,
+    records: impl Iterator<Item = &'a crate::store::Record>,
+) -> Result<Impact, Error> {
+    let mut out = Impact::default();
+    for r in records {
+        let p = candidate.get(&r.class)?;
+        let new = p.due_on(&r.dates());
+        let old = r.retention.as_ref().and_then(|x| x.due_on);
+        // `None` means "not yet due at all", which is later than any date.
+        let key = |d: Option<NaiveDate>| d.unwrap_or(NaiveDate::MAX);
+        match key(new).cmp(&key(old)) {
+            std::cmp::Ordering::Less => out.earlier.push((r.id.to_string(), r.class.clone(), old, new)),
+            std::cmp::Ordering::Greater => out.later += 1,
+            std::cmp::Ordering::Equal => out.unchanged += 1,
+        }
+    }
+    Ok(out)
+}

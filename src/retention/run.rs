@@ -466,3 +466,35 @@ pub fn forecast(
     }
     Ok(out)
 }
+
+/// Re-computes every record's disposal date under the policies now loaded. Refuses when any
+/// date would move earlier unless `accept_earlier` is set (a shortened retention is a decision,
+/// never a side effect of editing a file). Returns the impact that was applied.
+pub fn apply_policies(h: &Hozon, actor: &Actor, accept_earlier: bool) -> Result<crate::retention::policy::Impact> {
+    actor.require(Function::Retention, Level::Update)?;
+    let recs: Vec<Record> = h.store.records().collect::<std::result::Result<_, _>>()?;
+    let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
+    if !impact.earlier.is_empty() && !accept_earlier {
+        return Err(Error::Run(RunError::WrongState {
+            run: "policy".into(),
+            state: format!("{} records would become due earlier", impact.earlier.len()),
+            wanted: "review them (`hozon policy check`) and apply with --accept-earlier".into(),
+        }));
+    }
+    let mut changed = Vec::new();
+    for mut r in recs {
+        let new = h.retention_for(&r)?;
+        if r.retention.as_ref() != Some(&new) {
+            r.retention = Some(new);
+            changed.push(r);
+        }
+    }
+    let event = Event::new(
+        &actor.name,
+        "policy.apply",
+        &format!("{} records re-dated, {} earlier", changed.len(), impact.earlier.len()),
+        "ok",
+    );
+    h.store.update_records(&changed, event)?;
+    Ok(impact)
+}

@@ -255,3 +255,44 @@ fn paper_boxes_from_registry_to_certificate_with_missing_boxes_flagged() {
         .count();
     assert_eq!(attachments, 1);
 }
+
+#[test]
+fn a_shorter_policy_is_never_applied_silently() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let inbox = env.tmp.path().join("one");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let f = synth().truth[0]["file"].as_str().unwrap();
+    std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
+    env.ingest(&h, &inbox);
+    drop(h);
+    // A copy of the shipped policies with the scan class cut from 5 years to 3.
+    let dir = env.tmp.path().join("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(hozon::retention::policy::default_dir()).unwrap() {
+        let e = e.unwrap();
+        let mut text = std::fs::read_to_string(e.path()).unwrap();
+        if e.file_name() == "scan.toml" {
+            text = text.replace("years = 5", "years = 3").replace("version = 1", "version = 2");
+        }
+        std::fs::write(dir.join(e.file_name()), text).unwrap();
+    }
+    let cmd = |args: &[&str]| {
+        Command::new(hozon_bin()).env("HOZON_POLICIES", &dir).arg("--data").arg(env.data()).args(args).output().unwrap()
+    };
+    let check = cmd(&["policy", "check"]);
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success() && out.contains("早まる 1 件"), "{out}");
+    let apply = cmd(&["policy", "apply"]);
+    assert!(!apply.status.success(), "refused without --accept-earlier");
+    assert!(String::from_utf8_lossy(&apply.stderr).contains("earlier"));
+    assert!(cmd(&["policy", "apply", "--accept-earlier"]).status.success());
+    let h = env.open();
+    let rec = h.store.records().next().unwrap().unwrap();
+    assert_eq!(rec.retention.unwrap().policy_version, 2, "the record names the policy version that dated it");
+    // A broken policy folder stops hozon at start-up with the file named.
+    std::fs::write(dir.join("scan.toml"), "class = \"scan\"\nyears = 4\n").unwrap();
+    let bad = cmd(&["policy", "check"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("scan.toml"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
