@@ -29,6 +29,17 @@ impl From<crate::error::Error> for WebError {
                 WebError::BadRequest("検索できる語が含まれていません。".into())
             }
             crate::error::Error::Auth(a) => a.into(),
+            crate::error::Error::Run(r) => {
+                use crate::retention::run::RunError as R;
+                match r {
+                    R::NoRun(_) | R::NoItem(..) => WebError::NotFound,
+                    R::SamePerson(_) => {
+                        WebError::BadRequest("同じ担当者は準備と承認を兼ねられません（二人による確認）。".into())
+                    }
+                    R::WrongState { .. } => WebError::BadRequest("この状態ではその操作はできません。".into()),
+                    R::NoReason => WebError::BadRequest("理由を入力してください。".into()),
+                }
+            }
             other => WebError::Internal(crate::error::chain(&other)),
         }
     }

@@ -12,6 +12,7 @@ mod auditlog;
 mod error;
 pub mod guard;
 mod pages;
+mod retention;
 mod session;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub struct Nav {
     pub csrf: String,
     pub can_users: bool,
     pub can_audit: bool,
+    pub can_retention: bool,
 }
 
 impl Nav {
@@ -65,6 +67,7 @@ impl Nav {
             csrf: ctx.csrf.clone(),
             can_users: ctx.actor.rights.allows(Function::Users, Level::View),
             can_audit: ctx.actor.rights.allows(Function::Audit, Level::View),
+            can_retention: ctx.actor.rights.allows(Function::Retention, Level::View),
         }
     }
 }
@@ -141,6 +144,13 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::GET, "/admin/users/{name}", Need2fa(Users, View), get(admin::edit)),
         r(Method::POST, "/admin/users/{name}/rights", Need2fa(Users, Update), post(admin::set_rights)),
         r(Method::POST, "/admin/users/{name}/{action}", Need2fa(Users, Update), post(admin::action)),
+        r(Method::GET, "/retention", Need(Retention, View), get(retention::overview)),
+        r(Method::POST, "/retention/plan", Need(Retention, Update), post(retention::plan)),
+        r(Method::GET, "/retention/runs/{id}", Need(Retention, View), get(retention::show)),
+        r(Method::POST, "/retention/runs/{id}/exclude", Need(Retention, Update), post(retention::exclude)),
+        r(Method::POST, "/retention/runs/{id}/{step}", Need(Retention, Update), post(retention::step)),
+        r(Method::GET, "/retention/runs/{id}/certificate.pdf", Need(Retention, View), get(retention::certificate)),
+        r(Method::GET, "/retention/boxes", Need(Boxes, View), get(retention::boxes)),
         r(Method::GET, "/audit", Need(Audit, View), get(auditlog::list)),
         r(Method::GET, "/audit/report", Need(Audit, View), get(auditlog::report)),
         r(Method::GET, "/audit/export.csv", Need2fa(Audit, View), get(auditlog::export)),

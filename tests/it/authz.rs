@@ -89,8 +89,12 @@ async fn every_route_for_every_role() {
             b.second_factor(None).await;
         }
         for spec in &table {
-            let path =
-                spec.path.replace("{id}", &record_id).replace("{name}", "target01").replace("{action}", "unlock");
+            let path = spec
+                .path
+                .replace("{id}", &record_id)
+                .replace("{name}", "target01")
+                .replace("{action}", "unlock")
+                .replace("{step}", "submit");
             let page = if spec.method == Method::GET {
                 b.get(&path).await
             } else {
@@ -136,6 +140,8 @@ fn sensitive_routes_keep_their_policy() {
     assert_eq!(allowed("/admin/users/{name}/rights", Method::POST), vec!["security_officer"]);
     assert_eq!(allowed("/audit", Method::GET), vec!["records_officer", "security_officer", "auditor"]);
     assert_eq!(allowed("/search", Method::GET).len(), Role::ALL.len());
+    assert_eq!(allowed("/retention/runs/{id}/{step}", Method::POST), vec!["records_officer"]);
+    assert_eq!(allowed("/retention", Method::GET), vec!["records_officer", "auditor"]);
     for s in route_table() {
         if s.path.starts_with("/admin") || s.path.ends_with(".csv") {
             assert!(matches!(s.rule, Rule::Need2fa(..)), "{} must need a second factor", s.path);

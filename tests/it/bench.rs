@@ -23,3 +23,16 @@ fn bench_serve_prints_figures_and_audits_every_request() {
     assert!(f["requests"].as_u64().unwrap() > 12, "{last}");
     assert_eq!(f["audited"], f["requests"]);
 }
+
+#[test]
+fn bench_dispose_destroys_everything_and_names_its_certificate() {
+    let out = Command::new(hozon_bin()).args(["bench", "dispose", "--records", "3000"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let f: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(f["records"], 3000);
+    assert!(f["records_per_s"].as_f64().unwrap() > 0.0);
+    let cert = std::path::PathBuf::from(f["certificate"].as_str().unwrap());
+    assert!(std::fs::read(&cert).unwrap().starts_with(b"%PDF"));
+    std::fs::remove_file(cert).unwrap();
+}

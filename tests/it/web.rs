@@ -203,3 +203,51 @@ async fn second_factor_at_login_when_configured() {
     b2.second_factor(Some(secret)).await;
     assert_eq!(b2.get("/search").await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_records_officers_run_a_disposal_in_the_browser() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let inbox = env.tmp.path().join("one");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let f = synth().truth[0]["file"].as_str().unwrap();
+    std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
+    env.ingest(&h, &inbox);
+    // Received in 2015: long past its five years.
+    let mut rec = h.store.records().next().unwrap().unwrap();
+    rec.received_at = chrono::DateTime::parse_from_rfc3339("2015-05-01T09:00:00+09:00").unwrap().to_utc();
+    h.store.update_records(&[rec.clone()], hozon::audit::Event::system("test.backdate", rec.id.as_str())).unwrap();
+    let p1 = env.add_user(&h, "ro01", Role::RecordsOfficer);
+    let p2 = env.add_user(&h, "ro02", Role::RecordsOfficer);
+    let app = router(AppState::new(h));
+
+    let mut a = Browser::new(app.clone());
+    a.login("ro01", &p1, NEW_PW).await;
+    let p = a.get("/retention").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("保存期間の方針") && p.body.contains("期限到来済"), "forecast shows the due record");
+    let p = a.post("/retention/plan", &[]).await;
+    let run_path = p.location().to_owned();
+    assert!(run_path.starts_with("/retention/runs/D"), "{}", p.location());
+    let p = a.get(&run_path).await;
+    assert!(p.body.contains(rec.id.as_str()) && p.body.contains("確認中"));
+    let p = a.post(&format!("{run_path}/submit"), &[]).await;
+    assert!(p.body.contains("承認待ち"), "{}", p.body);
+    let p = a.post(&format!("{run_path}/approve"), &[]).await;
+    assert!(p.body.contains("兼ねられません"), "the preparer cannot approve");
+
+    let mut b = Browser::new(app.clone());
+    b.login("ro02", &p2, NEW_PW).await;
+    b.get(&run_path).await;
+    let p = b.post(&format!("{run_path}/approve"), &[]).await;
+    assert!(p.body.contains("承認済み"), "{}", p.body);
+    let p = b.post(&format!("{run_path}/execute"), &[]).await;
+    assert!(p.body.contains("廃棄証明書を発行しました") && p.body.contains("完了"), "{}", p.body);
+    let pdf = b.get(&format!("{run_path}/certificate.pdf")).await;
+    assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
+    assert!(pdf.body.starts_with("%PDF"));
+    // Records officers may search; the destroyed page is gone.
+    let p = b.get(&format!("/pages/{}", rec.id)).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    drop(app);
+}

@@ -1,0 +1,359 @@
+//! Records officers' screens: disposal runs (plan, review with filter and sample, exclude with
+//! a reason, submit, approve by a second officer, execute), the forecast, policies, boxes and
+//! certificates.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+
+use super::guard::Ctx;
+use super::{AppState, Nav, WebError, blocking, render};
+use crate::retention::run::{self, ItemStatus, Run, RunState};
+
+struct RunRow {
+    id: String,
+    kind: &'static str,
+    as_of: String,
+    state: &'static str,
+    due: usize,
+    held: usize,
+    excluded: usize,
+    destroyed: usize,
+}
+
+fn state_ja(s: &RunState) -> &'static str {
+    match s {
+        RunState::Draft => "確認中（下書き）",
+        RunState::Submitted { .. } => "承認待ち",
+        RunState::Approved { .. } => "承認済み",
+        RunState::Executing { .. } => "実行中（中断）",
+        RunState::Completed { .. } => "完了",
+    }
+}
+
+fn row(r: &Run) -> RunRow {
+    RunRow {
+        id: r.id.clone(),
+        kind: match r.kind {
+            run::RunKind::Electronic => "電子記録",
+            run::RunKind::Paper => "紙文書",
+        },
+        as_of: r.as_of.to_string(),
+        state: state_ja(&r.state),
+        due: r.count(|s| *s == ItemStatus::Due),
+        held: r.count(|s| matches!(s, ItemStatus::Held { .. })),
+        excluded: r.count(|s| matches!(s, ItemStatus::Excluded { .. })),
+        destroyed: r.count(|s| *s == ItemStatus::Destroyed),
+    }
+}
+
+struct Bar {
+    month: String,
+    total: usize,
+    width: usize,
+    detail: String,
+}
+
+struct PolicyRow {
+    class: String,
+    title: String,
+    years: u32,
+    fiscal: bool,
+    action: String,
+    basis: String,
+}
+
+#[derive(Template)]
+#[template(path = "retention.html")]
+struct RetentionPage {
+    nav: Option<Nav>,
+    runs: Vec<RunRow>,
+    bars: Vec<Bar>,
+    policies: Vec<PolicyRow>,
+    can_update: bool,
+}
+
+pub async fn overview(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let (runs, forecast) = blocking(&state, move |h| {
+        let today = chrono::Utc::now().date_naive();
+        Ok((run::list(h, &actor)?, run::forecast(h, &actor, today, 12)?))
+    })
+    .await?;
+    let max = forecast.values().map(|c| c.values().sum::<usize>()).max().unwrap_or(1).max(1);
+    let bars = forecast
+        .iter()
+        .map(|(month, classes)| {
+            let total: usize = classes.values().sum();
+            Bar {
+                month: month.clone(),
+                total,
+                width: (total * 100 / max).max(1),
+                detail: classes.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join("、"),
+            }
+        })
+        .collect();
+    let policies = state
+        .hozon
+        .policies
+        .all()
+        .map(|p| PolicyRow {
+            class: p.class.clone(),
+            title: p.title.clone(),
+            years: p.years,
+            fiscal: p.from_fiscal_year_end,
+            action: format!("{:?}", p.action),
+            basis: p.legal_basis.clone(),
+        })
+        .collect();
+    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    let mut runs: Vec<RunRow> = runs.iter().map(row).collect();
+    runs.reverse();
+    render(&RetentionPage { nav: Some(Nav::of(&ctx)), runs, bars, policies, can_update })
+}
+
+pub async fn plan(State(state): State<Arc<AppState>>, Extension(ctx): Extension<Ctx>) -> Result<Response, WebError> {
+    let actor = ctx.actor.clone();
+    let r = blocking(&state, move |h| run::plan(h, &actor, chrono::Utc::now().date_naive())).await?;
+    Ok(Redirect::to(&format!("/retention/runs/{}", r.id)).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ItemFilter {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    class: String,
+    /// Show every n-th item only (a sample for spot checks).
+    #[serde(default)]
+    sample: usize,
+}
+
+struct ItemRow {
+    id: String,
+    class: String,
+    due_on: String,
+    status: String,
+    note: String,
+    excludable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    nav: Option<Nav>,
+    run: RunRow,
+    f: ItemFilter,
+    items: Vec<ItemRow>,
+    shown_of: usize,
+    people: String,
+    can_submit: bool,
+    can_approve: bool,
+    can_execute: bool,
+    has_certificate: bool,
+    message: Option<String>,
+}
+
+async fn run_page(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    id: String,
+    f: ItemFilter,
+    message: Option<String>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let r = blocking(state, move |h| {
+        actor.require(crate::auth::Function::Retention, crate::auth::Level::View)?;
+        run::load(h, &id)
+    })
+    .await?;
+    let matches = |i: &run::Item| {
+        let status_key = match &i.status {
+            ItemStatus::Due => "due",
+            ItemStatus::Held { .. } => "held",
+            ItemStatus::Excluded { .. } => "excluded",
+            ItemStatus::Destroyed => "destroyed",
+            ItemStatus::Missing => "missing",
+        };
+        (f.status.is_empty() || f.status == status_key) && (f.class.is_empty() || f.class == i.class)
+    };
+    let filtered: Vec<&run::Item> = r.items.iter().filter(|i| matches(i)).collect();
+    let shown_of = filtered.len();
+    let step = f.sample.max(1);
+    let draft = r.state == RunState::Draft;
+    let items = filtered
+        .into_iter()
+        .step_by(step)
+        .take(1000)
+        .map(|i| {
+            let (status, note) = match &i.status {
+                ItemStatus::Due => ("廃棄対象", String::new()),
+                ItemStatus::Held { reason } => ("保留（ホールド）", reason.clone()),
+                ItemStatus::Excluded { reason, by } => ("除外", format!("{reason}（{by}）")),
+                ItemStatus::Destroyed => ("廃棄済", String::new()),
+                ItemStatus::Missing => ("業者証明書に記載なし", String::new()),
+            };
+            ItemRow {
+                id: i.id.clone(),
+                class: i.class.clone(),
+                due_on: i.due_on.map(|d| d.to_string()).unwrap_or_default(),
+                status: status.into(),
+                note,
+                excludable: draft && i.status == ItemStatus::Due,
+            }
+        })
+        .collect();
+    let people = match &r.state {
+        RunState::Submitted { by, .. } => format!("準備者 {by}"),
+        RunState::Approved { preparer, approver, .. } | RunState::Executing { preparer, approver } => {
+            format!("準備者 {preparer} ／ 承認者 {approver}")
+        }
+        RunState::Completed { preparer, approver, .. } => format!("準備者 {preparer} ／ 承認者 {approver}"),
+        RunState::Draft => format!("作成 {}", r.created_by),
+    };
+    let me = &ctx.actor.name;
+    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    let electronic = r.kind == run::RunKind::Electronic;
+    render(&RunPage {
+        nav: Some(Nav::of(ctx)),
+        can_submit: can_update && draft,
+        can_approve: can_update && matches!(&r.state, RunState::Submitted { by, .. } if by != me),
+        can_execute: can_update
+            && electronic
+            && matches!(r.state, RunState::Approved { .. } | RunState::Executing { .. }),
+        has_certificate: matches!(r.state, RunState::Completed { .. }),
+        run: row(&r),
+        f,
+        items,
+        shown_of,
+        people,
+        message,
+    })
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    Query(f): Query<ItemFilter>,
+) -> Result<Html<String>, WebError> {
+    run_page(&state, &ctx, id, f, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExcludeForm {
+    item: String,
+    reason: String,
+}
+
+pub async fn exclude(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    Form(form): Form<ExcludeForm>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let rid = id.clone();
+    let item = form.item.clone();
+    let result = blocking(&state, move |h| run::exclude(h, &actor, &rid, &form.item, &form.reason)).await;
+    let msg = match result {
+        Ok(()) => format!("{item} を除外しました。"),
+        Err(WebError::BadRequest(m)) => m,
+        Err(e) => return Err(e),
+    };
+    run_page(&state, &ctx, id, ItemFilter::default(), Some(msg)).await
+}
+
+/// submit / approve / execute.
+pub async fn step(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path((id, what)): Path<(String, String)>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let rid = id.clone();
+    let result = blocking(&state, move |h| {
+        Ok(match what.as_str() {
+            "submit" => run::submit(h, &actor, &rid)
+                .map(|_| "確認済みとして提出しました。別の担当者の承認を待ちます。".to_owned())?,
+            "approve" => run::approve(h, &actor, &rid).map(|_| "承認しました。".to_owned())?,
+            "execute" => run::execute(h, &actor, &rid, |_, _| {})
+                .map(|d| format!("{} 件を廃棄し、廃棄証明書を発行しました。", d.destroyed))?,
+            _ => return Err(crate::error::Error::NotFound(what)),
+        })
+    })
+    .await;
+    let msg = match result {
+        Ok(m) => m,
+        Err(WebError::BadRequest(m)) => m,
+        Err(e) => return Err(e),
+    };
+    run_page(&state, &ctx, id, ItemFilter::default(), Some(msg)).await
+}
+
+pub async fn certificate(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let actor = ctx.actor.clone();
+    let bytes = blocking(&state, move |h| {
+        actor.require(crate::auth::Function::Retention, crate::auth::Level::View)?;
+        let entry = crate::retention::certificate::register(h)?
+            .into_iter()
+            .find(|e| e.run_id == id)
+            .ok_or_else(|| crate::error::Error::NotFound(id.clone()))?;
+        std::fs::read(&entry.file).map_err(|e| crate::error::Error::Io { path: entry.file.clone().into(), source: e })
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response())
+}
+
+struct BoxRow {
+    code: String,
+    status: &'static str,
+    sealed_on: String,
+    location: String,
+    contents: String,
+    retrievals: usize,
+}
+
+#[derive(Template)]
+#[template(path = "boxes.html")]
+struct BoxesPage {
+    nav: Option<Nav>,
+    boxes: Vec<BoxRow>,
+}
+
+pub async fn boxes(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Html<String>, WebError> {
+    use crate::retention::boxes::{self, BoxStatus};
+    let actor = ctx.actor.clone();
+    let list = blocking(&state, move |h| boxes::list(h, &actor)).await?;
+    let boxes = list
+        .into_iter()
+        .map(|b| BoxRow {
+            status: match b.status {
+                BoxStatus::InOffice => "事務室",
+                BoxStatus::AtContractor => "保管業者",
+                BoxStatus::Out => "出庫中",
+                BoxStatus::Destroyed => "廃棄済",
+            },
+            code: b.code,
+            sealed_on: b.sealed_on.to_string(),
+            location: b.location,
+            contents: b.contents,
+            retrievals: b.retrievals.len(),
+        })
+        .collect();
+    render(&BoxesPage { nav: Some(Nav::of(&ctx)), boxes })
+}
