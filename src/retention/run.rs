@@ -249,6 +249,10 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
             continue;
         }
         let policy = h.policies.get(&rec.class)?;
+        // Records bound for the archives (移管) are never destroyed by a disposal run.
+        if policy.action == crate::retention::policy::Action::Transfer {
+            continue;
+        }
         let due = policy.due_on(&rec.dates());
         if due.is_none_or(|d| d > as_of) {
             continue;
@@ -463,6 +467,21 @@ pub fn forecast(
         }
         let month = if due <= today { "期限到来済".to_owned() } else { due.format("%Y-%m").to_string() };
         *out.entry(month).or_default().entry(rec.class.clone()).or_default() += 1;
+    }
+    // Paper boxes become due under the same policies.
+    let paper = h.policies.get(crate::retention::boxes::CLASS)?;
+    for b in crate::retention::boxes::list(h, &Actor::system())? {
+        if b.status == crate::retention::boxes::BoxStatus::Destroyed {
+            continue;
+        }
+        let dates =
+            crate::retention::policy::RecordDates { received: b.sealed_on, last_change: b.sealed_on, decided: None };
+        let Some(due) = paper.due_on(&dates) else { continue };
+        if due > end {
+            continue;
+        }
+        let month = if due <= today { "期限到来済".to_owned() } else { due.format("%Y-%m").to_string() };
+        *out.entry(month).or_default().entry(crate::retention::boxes::CLASS.to_owned()).or_default() += 1;
     }
     Ok(out)
 }

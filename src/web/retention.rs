@@ -109,7 +109,12 @@ pub async fn overview(
             title: p.title.clone(),
             years: p.years,
             fiscal: p.from_fiscal_year_end,
-            action: format!("{:?}", p.action),
+            action: match p.action {
+                crate::retention::policy::Action::Destroy => "廃棄",
+                crate::retention::policy::Action::Review => "確認のうえ廃棄",
+                crate::retention::policy::Action::Transfer => "移管",
+            }
+            .to_owned(),
             basis: p.legal_basis.clone(),
         })
         .collect();
