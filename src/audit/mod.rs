@@ -155,9 +155,11 @@ pub fn verify(
     key: &Key,
     head_seq: u64,
     checkpoints: &[Checkpoint],
+    base: Option<&Checkpoint>,
 ) -> Result<u64, Broken> {
-    let mut prev = GENESIS.to_string();
-    let mut expected = 1u64;
+    // After a disposal of entries past their retention, the chain starts at the recorded base.
+    let mut prev = base.map_or(GENESIS.to_string(), |b| b.hash.clone());
+    let mut expected = base.map_or(1, |b| b.seq + 1);
     let mut hashes = std::collections::HashMap::new();
     for (seq, sealed) in raw {
         if seq != expected {
@@ -204,6 +206,11 @@ pub fn verify(
         }
     }
     Ok(count)
+}
+
+/// The chain head as of `seq`, for a disposal that removes entries up to it.
+pub fn base_at(entries: &[Entry], seq: u64) -> Option<Checkpoint> {
+    entries.iter().find(|e| e.seq == seq).map(|e| Checkpoint { seq, hash: e.hash.clone() })
 }
 
 /// Checkpoints recorded in the log, for export.

@@ -37,7 +37,7 @@ impl Log {
         h.seq
     }
     fn verify(&self) -> Result<u64, Broken> {
-        verify(self.raw(), &self.key, self.head(), &[])
+        verify(self.raw(), &self.key, self.head(), &[], None)
     }
 }
 
@@ -86,12 +86,12 @@ fn checkpoints_are_written_and_detect_truncation_with_a_rewritten_head() {
     let cps = checkpoints(&entries);
     assert_eq!(cps.len(), 1);
     assert_eq!(cps[0].seq, CHECKPOINT_EVERY - 1);
-    assert!(verify(l.raw(), &l.key, l.head(), &cps).is_ok());
+    assert!(verify(l.raw(), &l.key, l.head(), &cps, None).is_ok());
     // Someone truncates the log to 900 entries and rewrites the head to match: only the
     // exported checkpoint can tell.
     let cut: Vec<_> = l.raw().into_iter().take(900).collect();
-    assert!(verify(cut.clone(), &l.key, 900, &[]).is_ok());
-    assert!(verify(cut, &l.key, 900, &cps).unwrap_err().why.contains("truncated"));
+    assert!(verify(cut.clone(), &l.key, 900, &[], None).is_ok());
+    assert!(verify(cut, &l.key, 900, &cps, None).unwrap_err().why.contains("truncated"));
 }
 
 #[test]
@@ -100,4 +100,16 @@ fn entries_are_sealed() {
     for (_, v) in l.raw() {
         assert!(!String::from_utf8_lossy(&v).contains("test"));
     }
+}
+
+#[test]
+fn a_disposed_prefix_verifies_from_its_base_and_nothing_else_does() {
+    let l = log(10);
+    let entries: Vec<Entry> = l.raw().iter().map(|(s, v)| open_entry(&l.key, *s, v).unwrap()).collect();
+    let base = base_at(&entries, 4).unwrap();
+    let rest: Vec<_> = l.raw().into_iter().skip(4).collect();
+    assert_eq!(verify(rest.clone(), &l.key, 10, &[], Some(&base)), Ok(10));
+    assert_eq!(verify(rest.clone(), &l.key, 10, &[], None).unwrap_err().seq, 1, "without the base it is a truncation");
+    let wrong = Checkpoint { seq: 4, hash: "0".repeat(64) };
+    assert_eq!(verify(rest, &l.key, 10, &[], Some(&wrong)).unwrap_err().seq, 5);
 }

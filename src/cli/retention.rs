@@ -47,6 +47,11 @@ pub enum DisposeCommand {
     },
     /// Destroy the records of an approved run (resumes an interrupted one), issue the certificate
     Execute { run: String },
+    /// List the audit log entries past their 7-year retention in a new run
+    PlanAudit {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
     /// List the document boxes due on a date in a new paper run
     PlanPaper {
         #[arg(long)]
@@ -175,6 +180,11 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             })?;
             bar.finish_and_clear();
             println!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
+        }
+        DisposeCommand::PlanAudit { as_of } => {
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let r = run::plan_audit(&h, &operator(), as_of)?;
+            println!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
         }
         DisposeCommand::PlanPaper { as_of } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());

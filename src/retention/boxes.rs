@@ -216,6 +216,7 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         created_at: Utc::now(),
         state: RunState::Draft,
         items,
+        audit_upto: None,
     };
     run::save_run(
         h,

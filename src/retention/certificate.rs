@@ -67,6 +67,7 @@ pub fn method_for(kind: RunKind) -> &'static str {
     match kind {
         RunKind::Electronic => "暗号消去（データ鍵の破棄）＋削除（本体・索引・一時ファイル）",
         RunKind::Paper => "溶解処理（委託業者による）",
+        RunKind::AuditLog => "監査ログ記録の削除（保存期間経過分。ハッシュ連鎖の起点を記録）",
     }
 }
 
@@ -177,6 +178,14 @@ fn find_run_id(pdf: &[u8]) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
+fn title_of(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Electronic => "廃棄証明書（電子記録）",
+        RunKind::Paper => "廃棄証明書（紙文書）",
+        RunKind::AuditLog => "廃棄証明書（監査ログ）",
+    }
+}
+
 /// One line of text on a page, in points from the bottom left.
 struct Line {
     page: usize,
@@ -197,10 +206,7 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
         lines.push(Line { page: 0, x, y: *y, size, text });
         *y -= size * 1.7;
     };
-    let title = match m.kind {
-        RunKind::Electronic => "廃棄証明書（電子記録）",
-        RunKind::Paper => "廃棄証明書（紙文書）",
-    };
+    let title = title_of(m.kind);
     push(&mut lines, &mut y, 20.0, 200.0, title.into());
     y -= 10.0;
     push(&mut lines, &mut y, 10.5, 60.0, format!("廃棄実行番号：{}", m.run_id));
@@ -250,6 +256,7 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
     let list_title = match m.kind {
         RunKind::Electronic => format!("廃棄した記録の識別子（トゥームストーンID、{} 件）", m.ids.len()),
         RunKind::Paper => format!("廃棄した文書箱コード（{} 箱）", m.ids.len()),
+        RunKind::AuditLog => format!("削除した監査ログ（年月:件数、{} か月分）", m.ids.len()),
     };
     push(&mut lines, &mut y, 12.0, 60.0, list_title);
     // The id list: three columns of 7.5 pt, continuing on further pages.
@@ -318,10 +325,7 @@ pub fn render(m: &Manifest, digest: &str) -> Result<Vec<u8>> {
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree).kids(page_ids.iter().copied()).count(pages as i32);
     pdf.document_info(info)
-        .title(TextStr(match m.kind {
-            RunKind::Electronic => "廃棄証明書（電子記録）",
-            RunKind::Paper => "廃棄証明書（紙文書）",
-        }))
+        .title(TextStr(title_of(m.kind)))
         .subject(TextStr(&format!("hozon-run:{}", m.run_id)))
         .keywords(TextStr(&format!("manifest-sha256:{digest}")))
         .producer(TextStr("hozon"));

@@ -35,6 +35,8 @@ const BATCH: usize = 2000;
 pub enum RunKind {
     Electronic,
     Paper,
+    /// Audit log entries past their own (7-year) retention.
+    AuditLog,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,9 @@ pub struct Run {
     #[serde(flatten)]
     pub state: RunState,
     pub items: Vec<Item>,
+    /// Audit-log runs: the last entry (sequence number) to dispose of.
+    #[serde(default)]
+    pub audit_upto: Option<u64>,
 }
 
 impl Run {
@@ -277,6 +282,7 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         created_at: Utc::now(),
         state: RunState::Draft,
         items,
+        audit_upto: None,
     };
     save(h, &run, Event::new(&actor.name, "dispose.plan", &format!("{} {} records", run.id, run.items.len()), "ok"))?;
     Ok(run)
@@ -361,7 +367,7 @@ pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(
         }
         _ => return Err(wrong(&run, "only an approved run can be executed")),
     };
-    if run.kind != RunKind::Electronic {
+    if run.kind == RunKind::Paper {
         return Err(wrong(&run, "paper runs are completed with the contractor's certificate"));
     }
     let approval = ApprovedDisposal {
@@ -370,6 +376,9 @@ pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(
         approver: approver.clone(),
         executor: actor.name.clone(),
     };
+    if run.kind == RunKind::AuditLog {
+        return execute_audit(h, actor, run, &approval);
+    }
     if matches!(run.state, RunState::Approved { .. }) {
         run.state = RunState::Executing { preparer: preparer.clone(), approver: approver.clone() };
         save(h, &run, Event::new(&actor.name, "dispose.execute", run_id, "started"))?;
@@ -516,4 +525,77 @@ pub fn apply_policies(h: &Hozon, actor: &Actor, accept_earlier: bool) -> Result<
     );
     h.store.update_records(&changed, event)?;
     Ok(impact)
+}
+
+/// Lists the audit log entries past their retention (a prefix of the chain) in a new run, one
+/// item per month.
+pub fn plan_audit(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
+    actor.require(Function::Retention, Level::Update)?;
+    let policy = h.policies.get("audit_log")?;
+    let jst = chrono::FixedOffset::east_opt(9 * 3600).expect("JST");
+    let mut months: BTreeMap<String, usize> = BTreeMap::new();
+    let mut upto = None;
+    for e in h.store.audit_entries()? {
+        let day = e.at.with_timezone(&jst).date_naive();
+        let dates = crate::retention::policy::RecordDates { received: day, last_change: day, decided: None };
+        // Entries are in time order: the first one not yet due ends the prefix.
+        if policy.due_on(&dates).is_none_or(|d| d > as_of) {
+            break;
+        }
+        *months.entry(day.format("%Y-%m").to_string()).or_default() += 1;
+        upto = Some(e.seq);
+    }
+    let items = months
+        .into_iter()
+        .map(|(m, n)| Item {
+            id: format!("{m}:{n}"),
+            class: "audit_log".into(),
+            due_on: None,
+            policy_version: policy.version,
+            status: ItemStatus::Due,
+        })
+        .collect();
+    let run = Run {
+        id: format!("A{}", Utc::now().format("%Y%m%d-%H%M%S%3f")),
+        kind: RunKind::AuditLog,
+        as_of,
+        created_by: actor.name.clone(),
+        created_at: Utc::now(),
+        state: RunState::Draft,
+        items,
+        audit_upto: upto,
+    };
+    save(h, &run, Event::new(&actor.name, "dispose.plan_audit", &format!("{} up to entry {:?}", run.id, upto), "ok"))?;
+    Ok(run)
+}
+
+fn execute_audit(h: &Hozon, actor: &Actor, mut run: Run, approval: &ApprovedDisposal) -> Result<Executed> {
+    if run.items.iter().any(|i| !matches!(i.status, ItemStatus::Due | ItemStatus::Destroyed)) {
+        return Err(wrong(
+            &run,
+            "an audit-log run disposes of a whole prefix of the chain; exclusions are not possible",
+        ));
+    }
+    let mut removed = 0;
+    if let Some(upto) = run.audit_upto {
+        // Already pruned by an interrupted execution: the base is at or past `upto`.
+        let done = h.store.audit_base()?.is_some_and(|b| b.seq >= upto);
+        if !done {
+            let base = crate::audit::base_at(&h.store.audit_entries()?, upto)
+                .ok_or_else(|| Error::Corrupt(format!("audit entry {upto} is missing")))?;
+            removed = h.store.prune_audit(approval, &base)?;
+        }
+    }
+    for i in &mut run.items {
+        i.status = ItemStatus::Destroyed;
+    }
+    let cert = super::certificate::issue(h, &run, approval.preparer(), approval.approver(), &actor.name)?;
+    run.state = RunState::Completed {
+        preparer: approval.preparer().to_owned(),
+        approver: approval.approver().to_owned(),
+        at: Utc::now(),
+        certificate_sha256: cert.pdf_sha256,
+    };
+    save(h, &run, Event::new(&actor.name, "dispose.complete", &format!("{} {removed} audit entries", run.id), "ok"))?;
+    Ok(Executed { run, destroyed: removed, certificate: cert.path })
 }

@@ -318,7 +318,49 @@ impl Store {
 
     /// Checks the audit chain (see `audit::verify`).
     pub fn verify_audit(&self, checkpoints: &[audit::Checkpoint]) -> Result<Result<u64, audit::Broken>> {
-        Ok(audit::verify(self.audit_raw()?, &self.audit_key, self.audit_head_seq()?, checkpoints))
+        let base = self.audit_base()?;
+        Ok(audit::verify(self.audit_raw()?, &self.audit_key, self.audit_head_seq()?, checkpoints, base.as_ref()))
+    }
+
+    /// Where the chain starts after audit entries past their retention were disposed of.
+    pub fn audit_base(&self) -> Result<Option<audit::Checkpoint>> {
+        match self.meta.get("audit_base")? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("audit base: {e}")))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the audit entries up to `base.seq` (their retention has passed and an approved
+    /// run says so) and records the new chain base, with an audit entry, atomically.
+    pub fn prune_audit(
+        &self,
+        approval: &crate::retention::run::ApprovedDisposal,
+        base: &audit::Checkpoint,
+    ) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.audit.range(..=base.seq.to_be_bytes()).keys() {
+            batch.remove(k?);
+            n += 1;
+        }
+        let event = audit::Event::new(
+            approval.executor(),
+            "audit.dispose",
+            &format!("run {} entries up to {} (hash {})", approval.run_id(), base.seq, base.hash),
+            "ok",
+        );
+        let base_json = serde_json::to_vec(base).expect("checkpoint serialises");
+        let now = chrono::Utc::now();
+        (&self.meta, &self.audit)
+            .transaction(|(meta, log)| {
+                log.apply_batch(&batch)?;
+                meta.insert("audit_base", base_json.as_slice())?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(n)
     }
 
     /// Decrypted audit entries in order; entries that do not open are skipped (`verify`

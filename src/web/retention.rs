@@ -41,6 +41,7 @@ fn row(r: &Run) -> RunRow {
         kind: match r.kind {
             run::RunKind::Electronic => "電子記録",
             run::RunKind::Paper => "紙文書",
+            run::RunKind::AuditLog => "監査ログ",
         },
         as_of: r.as_of.to_string(),
         state: state_ja(&r.state),
@@ -225,7 +226,7 @@ async fn run_page(
     };
     let me = &ctx.actor.name;
     let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
-    let electronic = r.kind == run::RunKind::Electronic;
+    let electronic = r.kind != run::RunKind::Paper;
     render(&RunPage {
         nav: Some(Nav::of(ctx)),
         can_submit: can_update && draft,

@@ -138,3 +138,49 @@ async fn every_request_is_audited_without_personal_data() {
     // The query string (a name) is never logged.
     assert!(entries.iter().all(|e| !e.target.contains(name) && !e.target.contains("%E5")));
 }
+
+#[test]
+fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
+    use hozon::auth::{Actor, Role};
+    use hozon::retention::run;
+    let env = populated();
+    let h = env.open();
+    let officer = |n: &str| Actor {
+        name: n.into(),
+        role: Some(Role::RecordsOfficer),
+        rights: Role::RecordsOfficer.preset(),
+        second_factor: false,
+    };
+    // Today nothing is past seven years.
+    let now = chrono::Utc::now().date_naive();
+    let r = run::plan_audit(&h, &officer("ro01"), now).unwrap();
+    assert!(r.items.is_empty() && r.audit_upto.is_none());
+    // Eight years on, every entry so far is due.
+    let later = now + chrono::Duration::days(8 * 366);
+    let r = run::plan_audit(&h, &officer("ro01"), later).unwrap();
+    let upto = r.audit_upto.unwrap();
+    assert!(upto >= 30);
+    run::submit(&h, &officer("ro01"), &r.id).unwrap();
+    assert!(run::approve(&h, &officer("ro01"), &r.id).is_err(), "two people");
+    run::approve(&h, &officer("ro02"), &r.id).unwrap();
+    let done = run::execute(&h, &officer("ro02"), &r.id, |_, _| {}).unwrap();
+    assert_eq!(done.destroyed as u64, upto);
+    let remaining = h.store.audit_entries().unwrap();
+    assert!(remaining.iter().all(|e| e.seq > upto));
+    assert!(remaining.iter().any(|e| e.action == "audit.dispose"));
+    drop(h);
+    // The shortened chain still verifies from its recorded base; the certificate is genuine.
+    let (ok, out) = verify(&env, &[]);
+    assert!(ok, "{out}");
+    let pdf = std::fs::read(&done.certificate).unwrap();
+    let out = Command::new(hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .arg("certificate")
+        .arg("verify")
+        .arg(&done.certificate)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(pdf.starts_with(b"%PDF"));
+}
