@@ -630,7 +630,10 @@ fn open_db(root: &Path) -> Result<sled::Db> {
         let config = sled::Config::new().path(root.join("meta")).cache_capacity(128 * 1024 * 1024);
         match config.open() {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            // sled reports a held lock as a custom `Other` error carrying the OS error's text.
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
+            {
                 attempts += 1;
                 if attempts >= 100 {
                     return Err(Error::Locked(root.display().to_string()));

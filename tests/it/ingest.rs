@@ -134,3 +134,19 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn a_second_process_gets_a_clear_message_while_the_data_directory_is_in_use() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let out = std::process::Command::new(crate::util::hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .args(["search", "山田"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another hozon process"), "{err}");
+    drop(h);
+}
