@@ -146,6 +146,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::POST, "/admin/users/{name}/{action}", Need2fa(Users, Update), post(admin::action)),
         r(Method::GET, "/retention", Need(Retention, View), get(retention::overview)),
         r(Method::POST, "/retention/plan", Need(Retention, Update), post(retention::plan)),
+        r(Method::POST, "/retention/policies/apply", Need(Retention, Update), post(retention::apply_policies)),
         r(Method::GET, "/retention/runs/{id}", Need(Retention, View), get(retention::show)),
         r(Method::POST, "/retention/runs/{id}/exclude", Need(Retention, Update), post(retention::exclude)),
         r(Method::POST, "/retention/runs/{id}/{step}", Need(Retention, Update), post(retention::step)),

@@ -76,18 +76,31 @@ struct RetentionPage {
     bars: Vec<Bar>,
     policies: Vec<PolicyRow>,
     can_update: bool,
+    /// Records whose stored disposal date differs from what the policy files now say.
+    impact_earlier: Vec<(String, String, String, String)>,
+    impact_later: usize,
+    message: Option<String>,
 }
 
 pub async fn overview(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
 ) -> Result<Html<String>, WebError> {
+    overview_with(&state, &ctx, None).await
+}
+
+async fn overview_with(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
-    let (runs, forecast) = blocking(&state, move |h| {
+    let (runs, forecast, impact) = blocking(state, move |h| {
         let today = chrono::Utc::now().date_naive();
-        Ok((run::list(h, &actor)?, run::forecast(h, &actor, today, 12)?))
+        let recs: Vec<crate::store::Record> = h.store.records().collect::<Result<_, _>>()?;
+        let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
+        Ok((run::list(h, &actor)?, run::forecast(h, &actor, today, 12)?, impact))
     })
     .await?;
+    let show = |d: Option<chrono::NaiveDate>| d.map_or("未到来".to_owned(), |d| d.to_string());
+    let impact_earlier =
+        impact.earlier.iter().take(200).map(|(id, c, o, n)| (id.clone(), c.clone(), show(*o), show(*n))).collect();
     let max = forecast.values().map(|c| c.values().sum::<usize>()).max().unwrap_or(1).max(1);
     let bars = forecast
         .iter()
@@ -122,7 +135,41 @@ pub async fn overview(
     let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
     let mut runs: Vec<RunRow> = runs.iter().map(row).collect();
     runs.reverse();
-    render(&RetentionPage { nav: Some(Nav::of(&ctx)), runs, bars, policies, can_update })
+    render(&RetentionPage {
+        nav: Some(Nav::of(ctx)),
+        runs,
+        bars,
+        policies,
+        can_update,
+        impact_earlier,
+        impact_later: impact.later,
+        message,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct ApplyForm {
+    #[serde(default)]
+    accept_earlier: Option<String>,
+}
+
+/// Re-dates records under the policy files; dates moving earlier need the explicit tick.
+pub async fn apply_policies(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<ApplyForm>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let accept = form.accept_earlier.as_deref() == Some("on");
+    let msg = match blocking(&state, move |h| run::apply_policies(h, &actor, accept)).await {
+        Ok(i) => format!("方針を適用しました（早まる {} 件、遅くなる {} 件）。", i.earlier.len(), i.later),
+        Err(WebError::BadRequest(_)) => {
+            "廃棄可能日が早まる記録があります。内容を確認し、「早まることを承認する」を選んでから適用してください。"
+                .into()
+        }
+        Err(e) => return Err(e),
+    };
+    overview_with(&state, &ctx, Some(msg)).await
 }
 
 pub async fn plan(State(state): State<Arc<AppState>>, Extension(ctx): Extension<Ctx>) -> Result<Response, WebError> {

@@ -226,6 +226,14 @@ async fn two_records_officers_run_a_disposal_in_the_browser() {
     let p = a.get("/retention").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("保存期間の方針") && p.body.contains("期限到来済"), "forecast shows the due record");
+    // The back-dated record would become due earlier than its stored date: shown, and applied
+    // only with the explicit confirmation.
+    assert!(p.body.contains("早まる記録 1 件"), "{}", p.body);
+    let p = a.post("/retention/policies/apply", &[]).await;
+    assert!(p.body.contains("内容を確認し"), "{}", p.body);
+    let p = a.post("/retention/policies/apply", &[("accept_earlier", "on")]).await;
+    assert!(p.body.contains("方針を適用しました（早まる 1 件"), "{}", p.body);
+    assert!(p.body.contains("一致しています"));
     let p = a.post("/retention/plan", &[]).await;
     let run_path = p.location().to_owned();
     assert!(run_path.starts_with("/retention/runs/D"), "{}", p.location());
