@@ -104,13 +104,19 @@ impl SearchIndex {
         Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
     }
 
-    /// Replaces the index entry of `record_id` and commits (durable on return).
-    pub fn put(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    /// The document of one page: its id, its text in both tokenisations, its receipt date.
+    fn doc(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.f.record_id, record_id);
         doc.add_text(self.f.text, text);
         doc.add_text(self.f.text_uni, text);
         doc.add_date(self.f.received, DateTime::from_timestamp_secs(received.timestamp()));
+        doc
+    }
+
+    /// Replaces the index entry of `record_id` and commits (durable on return).
+    pub fn put(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let doc = self.doc(record_id, text, received);
         let mut w = self.writer.lock().expect("index writer lock poisoned");
         w.delete_term(Term::from_field_text(self.f.record_id, record_id));
         w.add_document(doc)?;
@@ -223,11 +229,7 @@ impl SearchIndex {
     pub fn put_many(&self, docs: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");
         for (id, text, received) in docs {
-            let mut doc = TantivyDocument::default();
-            doc.add_text(self.f.record_id, id);
-            doc.add_text(self.f.text, text);
-            doc.add_text(self.f.text_uni, text);
-            doc.add_date(self.f.received, DateTime::from_timestamp_secs(received.timestamp()));
+            let doc = self.doc(id, text, *received);
             w.delete_term(Term::from_field_text(self.f.record_id, id));
             w.add_document(doc)?;
         }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::run::{self, Item, ItemStatus, Run, RunKind, RunState};
+use super::run::{self, ItemStatus, Run, RunKind, RunState};
 use crate::app::Hozon;
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
@@ -192,38 +192,9 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         }
         let dates =
             crate::retention::policy::RecordDates { received: b.sealed_on, last_change: b.sealed_on, decided: None };
-        let due = policy.due_on(&dates);
-        if due.is_none_or(|d| d > as_of) {
-            continue;
-        }
-        let status = match holds.get(&b.code) {
-            Some(reason) => ItemStatus::Held { reason: reason.clone() },
-            None => ItemStatus::Due,
-        };
-        items.push(Item {
-            id: b.code.clone(),
-            class: CLASS.into(),
-            due_on: due,
-            policy_version: policy.version,
-            status,
-        });
+        items.extend(run::due_item(&b.code, CLASS, policy, &dates, as_of, &holds));
     }
-    let r = Run {
-        id: format!("P{}", Utc::now().format("%Y%m%d-%H%M%S%3f")),
-        kind: RunKind::Paper,
-        as_of,
-        created_by: actor.name.clone(),
-        created_at: Utc::now(),
-        state: RunState::Draft,
-        items,
-        audit_upto: None,
-    };
-    run::save_run(
-        h,
-        &r,
-        Event::new(&actor.name, "dispose.plan_paper", &format!("{} {} boxes", r.id, r.items.len()), "ok"),
-    )?;
-    Ok(r)
+    run::new_run("P", RunKind::Paper, as_of, actor, items, h)
 }
 
 /// What recording the contractor's certificate led to.

@@ -258,25 +258,41 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         if policy.action == crate::retention::policy::Action::Transfer {
             continue;
         }
-        let due = policy.due_on(&rec.dates());
-        if due.is_none_or(|d| d > as_of) {
-            continue;
-        }
-        let status = match holds.get(rec.id.as_str()) {
-            Some(reason) => ItemStatus::Held { reason: reason.clone() },
-            None => ItemStatus::Due,
-        };
-        items.push(Item {
-            id: rec.id.to_string(),
-            class: rec.class.clone(),
-            due_on: due,
-            policy_version: policy.version,
-            status,
-        });
+        items.extend(due_item(rec.id.as_str(), &rec.class, policy, &rec.dates(), as_of, &holds));
     }
+    new_run("D", RunKind::Electronic, as_of, actor, items, h)
+}
+
+/// The run item for something due by `as_of` under `policy` (held if a hold covers it), or
+/// `None` while it is not due.
+pub(crate) fn due_item(
+    id: &str,
+    class: &str,
+    policy: &crate::retention::policy::Policy,
+    dates: &crate::retention::policy::RecordDates,
+    as_of: NaiveDate,
+    holds: &HashMap<String, String>,
+) -> Option<Item> {
+    let due = policy.due_on(dates).filter(|d| *d <= as_of)?;
+    let status = match holds.get(id) {
+        Some(reason) => ItemStatus::Held { reason: reason.clone() },
+        None => ItemStatus::Due,
+    };
+    Some(Item { id: id.to_owned(), class: class.to_owned(), due_on: Some(due), policy_version: policy.version, status })
+}
+
+/// Saves a new draft run of `items`.
+pub(crate) fn new_run(
+    prefix: &str,
+    kind: RunKind,
+    as_of: NaiveDate,
+    actor: &Actor,
+    items: Vec<Item>,
+    h: &Hozon,
+) -> Result<Run> {
     let run = Run {
-        id: format!("D{}", Utc::now().format("%Y%m%d-%H%M%S%3f")),
-        kind: RunKind::Electronic,
+        id: format!("{prefix}{}", Utc::now().format("%Y%m%d-%H%M%S%3f")),
+        kind,
         as_of,
         created_by: actor.name.clone(),
         created_at: Utc::now(),
@@ -284,7 +300,11 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         items,
         audit_upto: None,
     };
-    save(h, &run, Event::new(&actor.name, "dispose.plan", &format!("{} {} records", run.id, run.items.len()), "ok"))?;
+    save(
+        h,
+        &run,
+        Event::new(&actor.name, "dispose.plan", &format!("{} {:?} {} items", run.id, kind, run.items.len()), "ok"),
+    )?;
     Ok(run)
 }
 

@@ -418,6 +418,11 @@ impl Store {
     /// Updates record metadata in place (retention dates after a policy change, a
     /// decision date), with its audit entry.
     pub fn update_records(&self, recs: &[Record], event: audit::Event) -> Result<()> {
+        self.write_records(recs.iter().cloned(), event)
+    }
+
+    /// Writes records in one batch together with `event`, atomically and durably.
+    fn write_records(&self, recs: impl Iterator<Item = Record>, event: audit::Event) -> Result<()> {
         let mut batch = sled::Batch::default();
         for r in recs {
             batch.insert(r.id.as_str(), r.encode());
@@ -437,29 +442,19 @@ impl Store {
     /// Disposal step 1 (crypto-shredding): forgets each record's wrapped data key and marks it
     /// `Shredding`. Once this returns, the records' blobs can never be decrypted again.
     pub fn shred_keys(&self, approval: &crate::retention::run::ApprovedDisposal, recs: &[Record]) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for r in recs {
+        let shredded = recs.iter().map(|r| {
             let mut r = r.clone();
             r.wrapped_key.clear();
             r.state = RecordState::Shredding { run: approval.run_id().to_owned() };
-            batch.insert(r.id.as_str(), r.encode());
-        }
+            r
+        });
         let event = audit::Event::new(
             approval.executor(),
             "dispose.shred_keys",
             &format!("run {} records {}", approval.run_id(), recs.len()),
             "ok",
         );
-        let now = chrono::Utc::now();
-        (&self.records, &self.meta, &self.audit)
-            .transaction(|(records, meta, log)| {
-                records.apply_batch(&batch)?;
-                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.db.flush()?;
-        Ok(())
+        self.write_records(shredded, event)
     }
 
     /// Disposal step 3: deletes the (already unreadable) blobs, then replaces each record's
