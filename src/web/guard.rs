@@ -65,6 +65,7 @@ async fn csrf_of(req: Request) -> Result<(Option<String>, Request), Response> {
 pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let from = client_addr(&req);
     let token = session::cookie(req.headers(), session::COOKIE);
     let session = token.as_deref().and_then(|t| state.sessions.touch(t));
     let step_up = Duration::from_secs(state.hozon.config.security.step_up_minutes * 60);
@@ -100,12 +101,19 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
         }
     };
     let status = response.status().as_u16().to_string();
-    let target = format!("{method} {path}");
+    let target = format!("{method} {path} from {from}");
     if let Err(e) = state.hozon.store.audit_unflushed(Event::new(&who, "http", &target, &status)) {
         eprintln!("hozon: audit append failed: {}", crate::error::chain(&e));
         return WebError::Internal("audit log unavailable".into()).into_response();
     }
     response
+}
+
+/// Where a request came from, for the audit log ("local" when served without an address).
+pub(crate) fn client_addr<B>(req: &axum::http::Request<B>) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or("local".to_owned(), |c| c.0.ip().to_string())
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {

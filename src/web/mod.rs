@@ -97,7 +97,7 @@ async fn not_found(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     req: axum::extract::Request,
 ) -> WebError {
-    let target = format!("{} {}", req.method(), req.uri().path());
+    let target = format!("{} {} from {}", req.method(), req.uri().path(), guard::client_addr(&req));
     let who = session::cookie(req.headers(), session::COOKIE)
         .and_then(|t| state.sessions.touch(&t))
         .map_or("anonymous".to_owned(), |s| s.actor.name);
