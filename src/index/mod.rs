@@ -5,6 +5,7 @@
 //! Fields: `record_id` (exact), `text` (bigrams with positions, stored for snippets),
 //! `text_uni` (unigrams, for one-character queries), `received` (date).
 
+pub mod query;
 pub mod tokenizer;
 
 use std::sync::Mutex;
@@ -24,6 +25,8 @@ pub enum Error {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("the query has no searchable words")]
     EmptyQuery,
+    #[error("the query only excludes words; say what to find as well")]
+    OnlyExclusions,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -134,11 +137,9 @@ impl SearchIndex {
     /// is a phrase (its bigrams adjacent, in order); a single CJK character searches the unigram
     /// field.
     fn build_query(&self, query: &str) -> Result<Box<dyn Query>> {
-        // Only NFKC here: unlike OCR output, a space in a query is the user's word boundary.
-        let q: String = query.nfkc().collect();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for word in q.split_whitespace() {
-            let toks = tokenizer::bigram_tokens(word);
+        for clause in query::parse(query) {
+            let toks = tokenizer::bigram_tokens(&clause.text);
             let sub: Box<dyn Query> = match toks.as_slice() {
                 [] => continue,
                 [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => Box::new(
@@ -152,10 +153,13 @@ impl SearchIndex {
                     many.iter().map(|t| (t.position, Term::from_field_text(self.f.text, &t.text))).collect(),
                 )),
             };
-            clauses.push((Occur::Must, sub));
+            clauses.push((if clause.negated { Occur::MustNot } else { Occur::Must }, sub));
         }
         if clauses.is_empty() {
             return Err(Error::EmptyQuery);
+        }
+        if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+            return Err(Error::OnlyExclusions);
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
@@ -292,7 +296,31 @@ mod tests {
         assert_eq!(ids("東京 新宿"), vec!["c"]);
         assert!(ids("大阪").is_empty());
         assert!(matches!(idx.search("  、。 ", 10), Err(Error::EmptyQuery)));
+        assert!(matches!(idx.search("-山田", 10), Err(Error::OnlyExclusions)));
+        assert_eq!(ids("東京 -大腸炎"), vec!["b", "c"]);
+        assert_eq!(ids("東京 -新宿"), vec!["b"]);
+        assert_eq!(ids("\"東京都新宿区\""), vec!["c"]);
         let hit = &idx.search("大腸炎", 10).unwrap()[0];
+        assert!(hit.snippet_html.contains("<b>"), "{}", hit.snippet_html);
+    }
+
+    #[test]
+    fn kana_width_and_phone_variants_meet() {
+        let (_t, idx) = index();
+        let now = chrono::Utc::now();
+        idx.put("k", &normalise("氏名 ヤマダ タロウ 電話 03-5320-4472"), now).unwrap();
+        idx.put("h", &normalise("よみ やまだ はなこ 電話 0353204473"), now).unwrap();
+        let ids = |q: &str| -> Vec<String> {
+            let mut v: Vec<_> = idx.search(q, 10).unwrap().into_iter().map(|h| h.record_id).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids("ヤマダ"), vec!["h", "k"], "katakana finds hiragana and itself");
+        assert_eq!(ids("ﾔﾏﾀﾞ"), vec!["h", "k"], "half-width kana too");
+        assert_eq!(ids("0353204472"), vec!["k"]);
+        assert_eq!(ids("03-5320-4473"), vec!["h"]);
+        assert_eq!(ids("０３－５３２０－４４７２"), vec!["k"]);
+        let hit = &idx.search("ヤマダ", 10).unwrap()[0];
         assert!(hit.snippet_html.contains("<b>"), "{}", hit.snippet_html);
     }
 

@@ -46,10 +46,29 @@ fn class(c: char) -> Class {
     }
 }
 
-/// Splits `text` into (class, byte start, chars with byte offsets) runs.
+/// Katakana folded to hiragana, so ヤマダ and やまだ meet (ー and other marks unchanged).
+pub fn fold(c: char) -> char {
+    match c {
+        '\u{30A1}'..='\u{30F6}' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
+        _ => c,
+    }
+}
+
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2212}' | '\u{FF0D}')
+}
+
+/// Splits `text` into (class, byte start, chars with byte offsets) runs. A hyphen between two
+/// digits does not split (03-5320-4472 is one number, the same token as 0353204472).
 fn runs(text: &str) -> Vec<(Class, Vec<(usize, char)>)> {
     let mut out: Vec<(Class, Vec<(usize, char)>)> = Vec::new();
-    for (i, c) in text.char_indices() {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (n, &(i, c)) in chars.iter().enumerate() {
+        let digit_before = n > 0 && chars[n - 1].1.is_ascii_digit();
+        let digit_after = chars.get(n + 1).is_some_and(|(_, d)| d.is_ascii_digit());
+        if is_hyphen(c) && digit_before && digit_after {
+            continue;
+        }
         let k = class(c);
         match out.last_mut() {
             Some((last, chars)) if *last == k && k != Class::Sep => chars.push((i, c)),
@@ -72,12 +91,12 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
         let end_of = |j: usize| chars[j].0 + chars[j].1.len_utf8();
         match k {
             Class::Cjk if chars.len() == 1 => {
-                tokens.push(token(chars[0].0, end_of(0), pos, chars[0].1.to_string()));
+                tokens.push(token(chars[0].0, end_of(0), pos, fold(chars[0].1).to_string()));
                 pos += 1;
             }
             Class::Cjk => {
                 for j in 0..chars.len() - 1 {
-                    let s: String = [chars[j].1, chars[j + 1].1].iter().collect();
+                    let s: String = [fold(chars[j].1), fold(chars[j + 1].1)].iter().collect();
                     tokens.push(token(chars[j].0, end_of(j + 1), pos, s));
                     pos += 1;
                 }
@@ -97,7 +116,7 @@ pub fn unigram_tokens(text: &str) -> Vec<Token> {
     text.char_indices()
         .filter(|(_, c)| is_cjk(*c))
         .enumerate()
-        .map(|(pos, (i, c))| token(i, i + c.len_utf8(), pos, c.to_string()))
+        .map(|(pos, (i, c))| token(i, i + c.len_utf8(), pos, fold(c).to_string()))
         .collect()
 }
 
@@ -166,9 +185,22 @@ mod tests {
     fn mixed_runs_words_and_single_chars() {
         let t = bigram_tokens("氏名 山田 太郎 TEL 03-5320 田");
         let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
-        assert_eq!(words, vec!["氏名", "山田", "太郎", "tel", "03", "5320", "田"]);
+        assert_eq!(words, vec!["氏名", "山田", "太郎", "tel", "035320", "田"]);
         let positions: Vec<_> = t.iter().map(|t| t.position).collect();
-        assert_eq!(positions, (0..7).collect::<Vec<_>>());
+        assert_eq!(positions, (0..6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn kana_folds_and_hyphenated_numbers_join() {
+        let a: Vec<_> = bigram_tokens("ヤマダ").into_iter().map(|t| t.text).collect();
+        let b: Vec<_> = bigram_tokens("やまだ").into_iter().map(|t| t.text).collect();
+        assert_eq!(a, b);
+        let t = bigram_tokens("TEL 03-5320-4472 内線 12-3");
+        let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(words, vec!["tel", "0353204472", "内線", "123"]);
+        assert_eq!(&"TEL 03-5320-4472"[t[1].offset_from..t[1].offset_to], "03-5320-4472");
+        let t = bigram_tokens("A-B 5-");
+        assert_eq!(t.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), vec!["a", "b", "5"]);
     }
 
     #[test]

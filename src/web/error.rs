@@ -28,6 +28,9 @@ impl From<crate::error::Error> for WebError {
             crate::error::Error::Index(crate::index::Error::EmptyQuery) => {
                 WebError::BadRequest("検索できる語が含まれていません。".into())
             }
+            crate::error::Error::Index(crate::index::Error::OnlyExclusions) => {
+                WebError::BadRequest("除外（-語）だけでは検索できません。探す語も入力してください。".into())
+            }
             crate::error::Error::Auth(a) => a.into(),
             crate::error::Error::Run(r) => {
                 use crate::retention::run::RunError as R;

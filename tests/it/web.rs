@@ -73,6 +73,8 @@ async fn reviewer_logs_in_changes_password_searches_and_views() {
     assert_eq!(b.get("/no/such/route").await.status, StatusCode::NOT_FOUND);
     let p = b.get(&format!("/search?q={}", pct("、。"))).await;
     assert!(p.body.contains("検索できる語が含まれていません"));
+    let p = b.get(&format!("/search?q={}", pct("-山田 \"未完"))).await;
+    assert_eq!(p.status, StatusCode::OK, "a mistyped query is a message, never a 500");
     // A reviewer is not a security officer.
     assert_eq!(b.get("/admin/users").await.status, StatusCode::FORBIDDEN);
 
