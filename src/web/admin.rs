@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Form};
 
@@ -69,14 +68,7 @@ pub async fn list(
 pub async fn csv(State(state): State<Arc<AppState>>, Extension(ctx): Extension<Ctx>) -> Result<Response, WebError> {
     let actor = ctx.actor.clone();
     let bytes = blocking(&state, move |h| h.users_csv(&actor)).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"accounts.csv\""),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(super::csv_download("accounts.csv", bytes))
 }
 
 #[derive(serde::Deserialize)]

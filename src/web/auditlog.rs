@@ -5,8 +5,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use chrono::{Datelike, NaiveDate};
 
 use super::guard::Ctx;
@@ -112,14 +111,7 @@ pub async fn export(
     let filter = p.filter()?;
     let actor = ctx.actor.clone();
     let bytes = blocking(&state, move |h| h.audit_csv(&actor, &filter)).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(super::csv_download("audit.csv", bytes))
 }
 
 #[derive(serde::Deserialize)]

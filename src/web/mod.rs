@@ -88,6 +88,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(WebError::from)
 }
 
+/// A CSV file download (the bytes already carry a UTF-8 BOM for Excel).
+pub(crate) fn csv_download(file_name: &'static str, bytes: Vec<u8>) -> axum::response::Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response()
+}
+
 async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
 }

@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use hozon::auth::{Rights, Role};
 use hozon::web::{AppState, Rule, route_table, router};
 
-use crate::util::{Browser, Page, TestEnv, synth};
+use crate::util::{Browser, Page, TestEnv};
 
 const NEW_PW: &str = "matrix-passphrase-2026";
 
@@ -51,11 +51,7 @@ async fn every_route_for_every_role() {
     let env = TestEnv::new();
     env.configure("[security]\nlogin_attempts_per_minute = 1000\n");
     let h = env.open();
-    let inbox = env.tmp.path().join("one");
-    std::fs::create_dir_all(&inbox).unwrap();
-    let first = synth().truth[0]["file"].as_str().unwrap();
-    std::fs::copy(synth().path.join(first), inbox.join(first)).unwrap();
-    env.ingest(&h, &inbox);
+    env.ingest_first(&h, 1);
     let record_id = h.store.records().next().unwrap().unwrap().id.to_string();
     env.add_user(&h, "target01", Role::Mailroom);
     let passwords: Vec<(Role, String, String)> = Role::ALL

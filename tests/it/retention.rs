@@ -30,13 +30,7 @@ fn far_future() -> NaiveDate {
 fn env_with_pages() -> (TestEnv, Hozon) {
     let env = TestEnv::new();
     let h = env.open();
-    let inbox = env.tmp.path().join("one");
-    std::fs::create_dir_all(&inbox).unwrap();
-    for t in synth().truth.iter().take(4) {
-        let f = t["file"].as_str().unwrap();
-        std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
-    }
-    env.ingest(&h, &inbox);
+    env.ingest_first(&h, 4);
     (env, h)
 }
 
@@ -260,11 +254,7 @@ fn paper_boxes_from_registry_to_certificate_with_missing_boxes_flagged() {
 fn a_shorter_policy_is_never_applied_silently() {
     let env = TestEnv::new();
     let h = env.open();
-    let inbox = env.tmp.path().join("one");
-    std::fs::create_dir_all(&inbox).unwrap();
-    let f = synth().truth[0]["file"].as_str().unwrap();
-    std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
-    env.ingest(&h, &inbox);
+    env.ingest_first(&h, 1);
     drop(h);
     // A copy of the shipped policies with the scan class cut from 5 years to 3.
     let dir = env.tmp.path().join("policies");

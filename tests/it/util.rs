@@ -72,6 +72,17 @@ impl TestEnv {
         inbox
     }
 
+    /// Ingests the first `n` synthetic pages only.
+    pub fn ingest_first(&self, h: &Hozon, n: usize) -> IngestReport {
+        let inbox = self.tmp.path().join(format!("first-{n}"));
+        std::fs::create_dir_all(&inbox).unwrap();
+        for t in synth().truth.iter().take(n) {
+            let f = t["file"].as_str().unwrap();
+            std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
+        }
+        self.ingest(h, &inbox)
+    }
+
     pub fn ingest(&self, h: &Hozon, dir: &Path) -> IngestReport {
         ingest_dir(h, dir, &IngestOptions { jobs: 2, keep_files: false, progress: false }).unwrap()
     }

@@ -210,11 +210,7 @@ async fn second_factor_at_login_when_configured() {
 async fn two_records_officers_run_a_disposal_in_the_browser() {
     let env = TestEnv::new();
     let h = env.open();
-    let inbox = env.tmp.path().join("one");
-    std::fs::create_dir_all(&inbox).unwrap();
-    let f = synth().truth[0]["file"].as_str().unwrap();
-    std::fs::copy(synth().path.join(f), inbox.join(f)).unwrap();
-    env.ingest(&h, &inbox);
+    env.ingest_first(&h, 1);
     // Received in 2015: long past its five years.
     let mut rec = h.store.records().next().unwrap().unwrap();
     rec.received_at = chrono::DateTime::parse_from_rfc3339("2015-05-01T09:00:00+09:00").unwrap().to_utc();
