@@ -26,12 +26,7 @@ pub struct Figures {
 }
 
 fn officer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        role: Some(Role::RecordsOfficer),
-        rights: Role::RecordsOfficer.preset(),
-        second_factor: false,
-    }
+    Actor::with_role(name, Role::RecordsOfficer)
 }
 
 /// Creates `n` stored records changed in 2019 (due since April 2025), in chunks.

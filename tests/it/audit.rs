@@ -145,12 +145,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     use hozon::retention::run;
     let env = populated();
     let h = env.open();
-    let officer = |n: &str| Actor {
-        name: n.into(),
-        role: Some(Role::RecordsOfficer),
-        rights: Role::RecordsOfficer.preset(),
-        second_factor: false,
-    };
+    let officer = |n: &str| Actor::with_role(n, Role::RecordsOfficer);
     // Today nothing is past seven years.
     let now = chrono::Utc::now().date_naive();
     let r = run::plan_audit(&h, &officer("ro01"), now).unwrap();

@@ -7,7 +7,7 @@ use hozon::store::{RecordKind, RecordState};
 use crate::util::{TestEnv, synth};
 
 fn reviewer() -> Actor {
-    Actor { name: "tester".into(), role: Some(Role::Reviewer), rights: Role::Reviewer.preset(), second_factor: false }
+    Actor::with_role("tester", Role::Reviewer)
 }
 
 /// Drops the full-width space forms put between surname and given name; OCR text has none.

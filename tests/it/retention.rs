@@ -14,12 +14,7 @@ use hozon::store::{BlobRole, RecordState};
 use crate::util::{TestEnv, hozon_bin, synth};
 
 fn officer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        role: Some(Role::RecordsOfficer),
-        rights: Role::RecordsOfficer.preset(),
-        second_factor: false,
-    }
+    Actor::with_role(name, Role::RecordsOfficer)
 }
 
 fn far_future() -> NaiveDate {
@@ -62,8 +57,7 @@ fn holds_exclusions_two_people_and_a_certificate() {
     run::exclude(&h, &officer("ro01"), &plan.id, &ids[1], "再審査中のため").unwrap();
     assert!(run::exclude(&h, &officer("ro01"), &plan.id, &ids[2], " ").is_err(), "a reason is required");
     // A reviewer has no retention rights.
-    let reviewer =
-        Actor { name: "rev".into(), role: Some(Role::Reviewer), rights: Role::Reviewer.preset(), second_factor: false };
+    let reviewer = Actor::with_role("rev", Role::Reviewer);
     assert!(run::submit(&h, &reviewer, &plan.id).is_err());
     // Approval before submission, and by the preparer, are refused.
     assert!(run::approve(&h, &officer("ro02"), &plan.id).is_err());
