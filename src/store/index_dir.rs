@@ -1,33 +1,61 @@
 //! An encrypted tantivy [`Directory`]: the search index holds names, addresses and OCR text,
 //! so every index file is sealed with the index key before it touches the disk.
 //!
+//! Format: a file is a sequence of blocks of [`BLOCK`] plaintext bytes, each sealed on its own
+//! (XChaCha20-Poly1305, fresh nonce) with the file name, the block number and a "last block"
+//! flag as associated data. So a block cannot be moved to another file or position, and a
+//! file cut short at a block boundary fails to open (its new last block lacks the flag).
+//! Readers decrypt only the blocks a query touches, through a bounded cache of plaintext
+//! blocks (memory only, never disk): the index can be far larger than RAM, as it must be at
+//! five years of archive.
+//!
 //! Contract (tantivy's, kept here):
-//! - Files written through `open_write` are immutable once terminated; the whole file is sealed
-//!   at `terminate` and written to a temp name, fsynced and renamed, so a reader never sees a
-//!   partial file.
+//! - Files written through `open_write` are immutable once terminated; blocks are sealed as
+//!   they fill into a temp file, which is fsynced and renamed at `terminate`, so a reader
+//!   never sees a partial file.
 //! - `atomic_write` (used for `meta.json`) is atomic the same way and fires the watchers.
 //! - Durability: after `sync_directory` returns, renamed files survive a crash.
 //! - Locks are OS advisory locks (`File::try_lock`), so a killed process never leaves a stale
 //!   lock behind.
-//!
-//! Each file is sealed as one unit with the file name as associated data (a file cannot be
-//! swapped for another). Reads decrypt the whole file once and cache the plaintext in memory
-//! (never on disk); deleted files drop out of the cache.
 
-use std::collections::HashMap;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rand::RngCore;
+use tantivy::HasLen;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, TerminatingWrite, WatchCallback,
     WatchCallbackList, WatchHandle, WritePtr,
 };
 
-use crate::crypto::Key;
+use crate::crypto::{Key, SEAL_OVERHEAD};
+
+/// Plaintext bytes per sealed block.
+pub const BLOCK: usize = 64 * 1024;
+const SEALED_BLOCK: usize = BLOCK + SEAL_OVERHEAD;
+
+/// Default size of the plaintext block cache (`HOZON_INDEX_CACHE_MB` overrides).
+const DEFAULT_CACHE_MB: u64 = 512;
+
+/// Identifies one block of one file on disk: (inode, mtime in ns, block number). Index files
+/// are immutable and never renamed over, so inode + mtime name exactly one content.
+type BlockKey = (u64, i64, u32);
+
+#[derive(Clone)]
+struct BlockWeighter;
+
+impl quick_cache::Weighter<BlockKey, Arc<[u8]>> for BlockWeighter {
+    fn weight(&self, _key: &BlockKey, val: &Arc<[u8]>) -> u64 {
+        val.len().max(1) as u64
+    }
+}
+
+type BlockCache = quick_cache::sync::Cache<BlockKey, Arc<[u8]>, BlockWeighter>;
 
 #[derive(Clone)]
 pub struct EncryptedDirectory {
@@ -37,7 +65,7 @@ pub struct EncryptedDirectory {
 struct Inner {
     root: PathBuf,
     key: Key,
-    cache: RwLock<HashMap<PathBuf, OwnedBytes>>,
+    cache: BlockCache,
     watchers: WatchCallbackList,
 }
 
@@ -47,81 +75,181 @@ impl std::fmt::Debug for EncryptedDirectory {
     }
 }
 
-fn aad(path: &Path) -> Vec<u8> {
+fn aad(path: &Path, block: u64, last: bool) -> Vec<u8> {
     let mut a = b"index-file:".to_vec();
     a.extend_from_slice(path.as_os_str().as_encoded_bytes());
+    a.push(0);
+    a.extend_from_slice(&block.to_le_bytes());
+    a.push(u8::from(last));
     a
+}
+
+fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("index file {}: {what}", path.display()))
+}
+
+/// Plaintext length of a sealed file of `sealed_len` bytes, and its number of blocks.
+fn plain_layout(path: &Path, sealed_len: u64) -> io::Result<(usize, u64)> {
+    let sealed_len = usize::try_from(sealed_len).map_err(|_| invalid(path, "too large"))?;
+    if sealed_len < SEAL_OVERHEAD {
+        return Err(invalid(path, "shorter than one sealed block"));
+    }
+    let blocks = sealed_len.div_ceil(SEALED_BLOCK);
+    let last_sealed = sealed_len - (blocks - 1) * SEALED_BLOCK;
+    if last_sealed < SEAL_OVERHEAD {
+        return Err(invalid(path, "last block cut short"));
+    }
+    Ok(((blocks - 1) * BLOCK + last_sealed - SEAL_OVERHEAD, blocks as u64))
 }
 
 impl EncryptedDirectory {
     pub(crate) fn open(root: PathBuf, key: Key) -> io::Result<EncryptedDirectory> {
+        let cache_mb =
+            std::env::var("HOZON_INDEX_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_CACHE_MB);
+        EncryptedDirectory::with_cache(root, key, cache_mb << 20)
+    }
+
+    pub(crate) fn with_cache(root: PathBuf, key: Key, cache_bytes: u64) -> io::Result<EncryptedDirectory> {
         fs::create_dir_all(&root)?;
         for e in fs::read_dir(&root)?.flatten() {
             if e.file_name().to_string_lossy().ends_with(".tmp") {
                 let _ = fs::remove_file(e.path());
             }
         }
-        Ok(EncryptedDirectory {
-            inner: Arc::new(Inner {
-                root,
-                key,
-                cache: RwLock::new(HashMap::new()),
-                watchers: WatchCallbackList::default(),
-            }),
-        })
+        let blocks = (cache_bytes / BLOCK as u64).max(16) as usize;
+        let cache = BlockCache::with_weighter(blocks, cache_bytes.max(16 * BLOCK as u64), BlockWeighter);
+        Ok(EncryptedDirectory { inner: Arc::new(Inner { root, key, cache, watchers: WatchCallbackList::default() }) })
     }
 
-    /// Seals `data` and stores it under `path` atomically and durably (file fsynced).
-    fn write_sealed(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let sealed = self.inner.key.seal(&aad(path), data);
+    fn temp_path(&self) -> PathBuf {
         let mut rnd = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut rnd);
-        let tmp = self.inner.root.join(format!("{}.tmp", hex::encode(rnd)));
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&sealed)?;
-        f.sync_all()?;
-        fs::rename(&tmp, self.inner.root.join(path))?;
-        self.inner
-            .cache
-            .write()
-            .expect("index cache lock poisoned")
-            .insert(path.to_owned(), OwnedBytes::new(data.to_vec()));
-        Ok(())
+        self.inner.root.join(format!("{}.tmp", hex::encode(rnd)))
     }
 
-    fn read_plain(&self, path: &Path) -> Result<OwnedBytes, OpenReadError> {
-        if let Some(b) = self.inner.cache.read().expect("index cache lock poisoned").get(path) {
-            return Ok(b.clone());
-        }
+    fn open_sealed(&self, path: &Path) -> Result<SealedFile, OpenReadError> {
         let full = self.inner.root.join(path);
-        let sealed = match fs::read(&full) {
-            Ok(b) => b,
+        let file = match fs::File::open(&full) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(OpenReadError::FileDoesNotExist(path.to_owned()));
             }
             Err(e) => return Err(OpenReadError::wrap_io_error(e, path.to_owned())),
         };
-        let plain = self.inner.key.open(&aad(path), &sealed).map_err(|e| {
-            OpenReadError::wrap_io_error(
-                io::Error::new(io::ErrorKind::InvalidData, format!("index file: {e}")),
-                path.to_owned(),
-            )
-        })?;
-        let bytes = OwnedBytes::new(plain);
-        self.inner.cache.write().expect("index cache lock poisoned").insert(path.to_owned(), bytes.clone());
-        Ok(bytes)
+        let meta = file.metadata().map_err(|e| OpenReadError::wrap_io_error(e, path.to_owned()))?;
+        let (len, blocks) =
+            plain_layout(path, meta.len()).map_err(|e| OpenReadError::wrap_io_error(e, path.to_owned()))?;
+        Ok(SealedFile {
+            inner: self.inner.clone(),
+            path: path.to_owned(),
+            file,
+            id: (meta.ino(), meta.mtime() * 1_000_000_000 + meta.mtime_nsec()),
+            len,
+            blocks,
+        })
     }
 }
 
-struct SealingWriter {
-    dir: EncryptedDirectory,
+/// A sealed index file opened for reading.
+struct SealedFile {
+    inner: Arc<Inner>,
     path: PathBuf,
+    file: fs::File,
+    id: (u64, i64),
+    len: usize,
+    blocks: u64,
+}
+
+impl std::fmt::Debug for SealedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedFile({}, {} bytes)", self.path.display(), self.len)
+    }
+}
+
+impl SealedFile {
+    /// The plaintext of block `n`, decrypted from disk.
+    fn decrypt_block(&self, n: u64) -> io::Result<Vec<u8>> {
+        let last = n + 1 == self.blocks;
+        let size = if last { self.len - n as usize * BLOCK + SEAL_OVERHEAD } else { SEALED_BLOCK };
+        let mut sealed = vec![0u8; size];
+        self.file.read_exact_at(&mut sealed, n * SEALED_BLOCK as u64)?;
+        self.inner
+            .key
+            .open(&aad(&self.path, n, last), &sealed)
+            .map_err(|e| invalid(&self.path, format_args!("block {n}: {e}")))
+    }
+
+    /// The plaintext of block `n`, from the cache or decrypted from disk.
+    fn block(&self, n: u64) -> io::Result<Arc<[u8]>> {
+        let key = (self.id.0, self.id.1, n as u32);
+        self.inner.cache.get_or_insert_with(&key, || self.decrypt_block(n).map(Arc::from))
+    }
+}
+
+impl HasLen for SealedFile {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl FileHandle for SealedFile {
+    fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
+        if range.end > self.len || range.start > range.end {
+            return Err(invalid(&self.path, format_args!("read {range:?} beyond {} bytes", self.len)));
+        }
+        if range.is_empty() {
+            return Ok(OwnedBytes::empty());
+        }
+        let first = (range.start / BLOCK) as u64;
+        let last = ((range.end - 1) / BLOCK) as u64;
+        let base = first as usize * BLOCK;
+        if first == last {
+            let block = self.block(first)?;
+            return Ok(OwnedBytes::new(block).slice(range.start - base..range.end - base));
+        }
+        let mut out = Vec::with_capacity(range.len());
+        for n in first..=last {
+            let block = self.block(n)?;
+            let from = range.start.saturating_sub(n as usize * BLOCK).min(block.len());
+            let to = (range.end - n as usize * BLOCK).min(block.len());
+            out.extend_from_slice(&block[from..to]);
+        }
+        Ok(OwnedBytes::new(out))
+    }
+}
+
+/// Seals blocks as they fill and writes them to a temp file; `terminate` seals the last block,
+/// fsyncs and renames into place.
+struct SealingWriter {
+    key: Key,
+    path: PathBuf,
+    target: PathBuf,
+    tmp: PathBuf,
+    file: Option<io::BufWriter<fs::File>>,
     buf: Vec<u8>,
+    block: u64,
+}
+
+impl SealingWriter {
+    fn seal_block(&mut self, last: bool) -> io::Result<()> {
+        let sealed = self.key.seal(&aad(&self.path, self.block, last), &self.buf);
+        self.buf.clear();
+        self.block += 1;
+        self.file.as_mut().ok_or_else(|| invalid(&self.path, "written after terminate"))?.write_all(&sealed)
+    }
 }
 
 impl Write for SealingWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.buf.len() == BLOCK {
+                self.seal_block(false)?;
+            }
+            let n = (BLOCK - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+        }
         Ok(data.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -131,18 +259,44 @@ impl Write for SealingWriter {
 
 impl TerminatingWrite for SealingWriter {
     fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
-        let data = std::mem::take(&mut self.buf);
-        self.dir.write_sealed(&self.path, &data)
+        self.seal_block(true)?;
+        let file = self.file.take().ok_or_else(|| invalid(&self.path, "terminated twice"))?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&self.tmp, &self.target)
+    }
+}
+
+impl Drop for SealingWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl EncryptedDirectory {
+    fn writer(&self, path: &Path) -> io::Result<SealingWriter> {
+        let tmp = self.temp_path();
+        let file = io::BufWriter::with_capacity(SEALED_BLOCK, fs::File::create(&tmp)?);
+        Ok(SealingWriter {
+            key: self.inner.key.clone(),
+            path: path.to_owned(),
+            target: self.inner.root.join(path),
+            tmp,
+            file: Some(file),
+            buf: Vec::with_capacity(BLOCK),
+            block: 0,
+        })
     }
 }
 
 impl Directory for EncryptedDirectory {
     fn get_file_handle(&self, path: &Path) -> Result<Arc<dyn FileHandle>, OpenReadError> {
-        Ok(Arc::new(self.read_plain(path)?))
+        Ok(Arc::new(self.open_sealed(path)?))
     }
 
     fn delete(&self, path: &Path) -> Result<(), DeleteError> {
-        self.inner.cache.write().expect("index cache lock poisoned").remove(path);
         match fs::remove_file(self.inner.root.join(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(DeleteError::FileDoesNotExist(path.to_owned())),
@@ -161,16 +315,25 @@ impl Directory for EncryptedDirectory {
         }
         // Reserve the name now, as tantivy expects `open_write` to create the file.
         fs::File::create(&full).map_err(|e| OpenWriteError::wrap_io_error(e, path.to_owned()))?;
-        let w = SealingWriter { dir: self.clone(), path: path.to_owned(), buf: Vec::new() };
-        Ok(BufWriter::new(Box::new(w)))
+        let w = self.writer(path).map_err(|e| OpenWriteError::wrap_io_error(e, path.to_owned()))?;
+        Ok(io::BufWriter::new(Box::new(w)))
     }
 
     fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {
-        Ok(self.read_plain(path)?.as_slice().to_vec())
+        // Small files rewritten in place (meta.json): read around the cache, whose key assumes
+        // immutable files.
+        let f = self.open_sealed(path)?;
+        let mut out = Vec::with_capacity(f.len);
+        for n in 0..f.blocks {
+            out.extend(f.decrypt_block(n).map_err(|e| OpenReadError::wrap_io_error(e, path.to_owned()))?);
+        }
+        Ok(out)
     }
 
     fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.write_sealed(path, data)?;
+        let mut w = self.writer(path)?;
+        w.write_all(data)?;
+        w.terminate()?;
         self.sync_directory()?;
         if path == Path::new("meta.json") {
             drop(self.inner.watchers.broadcast());
@@ -243,5 +406,39 @@ mod tests {
         dir.atomic_write(Path::new("meta.json"), b"{}").unwrap();
         let other = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
         assert!(other.atomic_read(Path::new("meta.json")).is_err());
+    }
+
+    #[test]
+    fn multi_block_ranges_and_tampering() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = EncryptedDirectory::with_cache(tmp.path().to_owned(), Key::generate(), 1 << 20).unwrap();
+        let data: Vec<u8> = (0..(BLOCK * 3 + 123)).map(|i| (i % 251) as u8).collect();
+        let mut w = dir.open_write(Path::new("big.pos")).unwrap();
+        w.write_all(&data).unwrap();
+        w.terminate().unwrap();
+        let h = dir.get_file_handle(Path::new("big.pos")).unwrap();
+        assert_eq!(h.len(), data.len());
+        for r in [0..10, BLOCK - 5..BLOCK + 5, 10..BLOCK * 3 + 100, BLOCK * 3..data.len(), 0..data.len()] {
+            assert_eq!(h.read_bytes(r.clone()).unwrap().as_slice(), &data[r.clone()], "{r:?}");
+        }
+        assert!(h.read_bytes(0..data.len() + 1).is_err());
+        // Cut at a block boundary: the new last block lacks the "last" flag and fails.
+        let file = tmp.path().join("big.pos");
+        let sealed = fs::read(&file).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let dir2 = EncryptedDirectory::with_cache(other.path().to_owned(), dir.inner.key.clone(), 1 << 20).unwrap();
+        fs::write(other.path().join("big.pos"), &sealed[..SEALED_BLOCK * 2]).unwrap();
+        let cut = dir2.get_file_handle(Path::new("big.pos")).unwrap();
+        assert!(cut.read_bytes(0..1).is_ok(), "an intact first block still opens");
+        assert!(cut.read_bytes(BLOCK..BLOCK + 1).is_err(), "truncated file must not open");
+        // Two blocks swapped: both fail (block number is bound).
+        let mut swapped = sealed.clone();
+        swapped[..SEALED_BLOCK].copy_from_slice(&sealed[SEALED_BLOCK..SEALED_BLOCK * 2]);
+        swapped[SEALED_BLOCK..SEALED_BLOCK * 2].copy_from_slice(&sealed[..SEALED_BLOCK]);
+        fs::write(other.path().join("swap.pos"), &swapped).unwrap();
+        fs::rename(other.path().join("swap.pos"), other.path().join("big.pos")).unwrap();
+        let dir3 = EncryptedDirectory::with_cache(other.path().to_owned(), dir.inner.key.clone(), 1 << 20).unwrap();
+        let sw = dir3.get_file_handle(Path::new("big.pos")).unwrap();
+        assert!(sw.read_bytes(0..1).is_err());
     }
 }
