@@ -67,7 +67,7 @@ fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::R
             rec.retention = Some(h.retention_for(&rec)?);
             recs.push(rec);
         }
-        let docs: Vec<_> = texts.into_iter().map(|(id, t)| (id.to_string(), t, changed)).collect();
+        let docs: Vec<_> = texts.into_iter().map(|(id, t)| crate::index::Doc::page(id.as_str(), &t, changed)).collect();
         h.index.put_many(&docs)?;
         h.store.insert_stored_bulk(&recs, crate::audit::Event::system("bench.import", &format!("{count} records")))?;
         progress.inc(count as u64);

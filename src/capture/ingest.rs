@@ -195,7 +195,7 @@ fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &Inge
     rec.retention = Some(h.retention_for(&rec)?);
     store.put_pending(&rec)?;
     if let Some(text) = &text {
-        h.index.put(id.as_str(), text, received_at)?;
+        h.index.put(&h.index_doc(&rec, text))?;
     }
     rec.state = RecordState::Stored;
     let (action, outcome) = match decoded {

@@ -1,14 +1,20 @@
 use std::process::ExitCode;
 
 use super::Cli;
+use crate::app::SearchOptions;
 use crate::auth::Actor;
+use crate::index::Sort;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Words to find (all must occur; a word of several characters is matched as a phrase)
+    /// Words to find (all must occur; a word of several characters is matched as a phrase;
+    /// `field:value` searches one field, e.g. 氏名:山田 受付日:2024-04..2024-06; -word excludes)
     query: String,
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Order: relevance, newest or oldest
+    #[arg(long, default_value = "relevance", value_parser = ["relevance", "newest", "oldest"])]
+    sort: String,
 }
 
 /// Strips the `<b>` highlighting for a terminal, marking matches with 【】 instead.
@@ -27,10 +33,18 @@ fn plain(snippet_html: &str) -> String {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
     let actor = Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())));
-    let results = hozon.search(&actor, &args.query, args.limit)?;
-    println!("{} 件", results.len());
-    for r in &results {
-        println!("{}  {}  {}", r.record_id, r.received_at.format("%Y-%m-%d %H:%M"), plain(&r.snippet_html));
+    let sort = match args.sort.as_str() {
+        "newest" => Sort::Newest,
+        "oldest" => Sort::Oldest,
+        _ => Sort::Relevance,
+    };
+    let opts = SearchOptions { sort, ..SearchOptions::new(&args.query, args.limit) };
+    let found = hozon.search(&actor, &opts)?;
+    println!("{} 件", found.total);
+    for r in &found.results {
+        let form = crate::index::vocab::label_of(crate::index::vocab::FORMS, &r.form);
+        let when = r.received_at.format("%Y-%m-%d %H:%M");
+        println!("{}  {when}  {form}  {}", r.record_id, plain(&r.snippet_html));
     }
-    Ok(if results.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if found.results.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

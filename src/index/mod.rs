@@ -1,32 +1,45 @@
-//! index/: "which pages mention this?" The tantivy schema, Japanese tokenisers, query building
-//! and snippets. The index lives in the store's encrypted directory, so its terms and stored
-//! text never reach the disk in the clear.
+//! index/: "which documents mention this?" The tantivy schema, Japanese tokenisers, the query
+//! language, filters, facets and snippets. The index lives in the store's encrypted directory,
+//! so its terms and stored text never reach the disk in the clear.
 //!
-//! Fields: `record_id` (exact), `text` (bigrams with positions, stored for snippets),
-//! `text_uni` (unigrams, for one-character queries), `received` (date).
+//! One tantivy document per stored page ([`Doc`]). Fields: `text` (bigrams with positions,
+//! stored for snippets), `name` (name + kana), `city`, `disease` (bigram fields for
+//! `field:value`), exact keys `record_id`, `case_no`, `form`, `status`, the receipt time and
+//! birth date as numbers for ranges and sorting, a facet field for the side panel, and two
+//! fields that hold only keyed hashes: `person` (for suspension) and `mn` (My Numbers; the
+//! number itself is scrubbed from the text, so it is found by exact match only, by users
+//! with the right).
+//!
+//! Permission filtering happens inside the query ([`Scope`]), so hidden documents are
+//! missing from the hits, the total and the facet counts alike.
 
 pub mod query;
 pub mod tokenizer;
+pub mod vocab;
 
+use std::ops::Bound;
 use std::sync::Mutex;
 
-use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::schema::{
+    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::store::index_dir::EncryptedDirectory;
+use query::{FieldName, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("search index")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error("the query has no searchable words")]
-    EmptyQuery,
-    #[error("the query only excludes words; say what to find as well")]
-    OnlyExclusions,
+    #[error("search query: {0}")]
+    Query(#[from] Problem),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,9 +47,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Copy)]
 struct Fields {
     record_id: Field,
+    case_no: Field,
+    person: Field,
+    access: Field,
+    form: Field,
+    status: Field,
+    mn: Field,
     text: Field,
-    text_uni: Field,
+    name: Field,
+    city: Field,
+    disease: Field,
     received: Field,
+    birth: Field,
+    facets: Field,
 }
 
 pub struct SearchIndex {
@@ -46,21 +69,113 @@ pub struct SearchIndex {
     f: Fields,
 }
 
-/// One search result: a record and an HTML snippet (text escaped, matches in `<b>`).
+/// What one page contributes to the index. Only `record_id`, `received`, `text` and `form`
+/// are known for every page; the rest comes from its draft and its case once linked.
+#[derive(Debug, Clone, Default)]
+pub struct Doc {
+    pub record_id: String,
+    pub received: DateTime<Utc>,
+    pub text: String,
+    /// Form key ([`vocab::FORMS`]); `scan` for an unclassified page.
+    pub form: String,
+    /// The page shows a My Number (the 個人番号調書): only users with the right see it at all.
+    pub shows_my_number: bool,
+    pub case_no: Option<String>,
+    /// Keyed hash identifying the person (suspension filter).
+    pub person: Option<String>,
+    pub name: Option<String>,
+    pub kana: Option<String>,
+    pub birth: Option<NaiveDate>,
+    pub city: Option<String>,
+    pub disease: Option<String>,
+    /// Status key ([`vocab::STATUSES`]).
+    pub status: Option<String>,
+    /// Keyed hashes of the My Numbers on the page.
+    pub my_numbers: Vec<String>,
+}
+
+impl Doc {
+    /// A page known only by its text.
+    pub fn page(record_id: &str, text: &str, received: DateTime<Utc>) -> Doc {
+        Doc {
+            record_id: record_id.to_owned(),
+            received,
+            text: text.to_owned(),
+            form: "scan".to_owned(),
+            ..Doc::default()
+        }
+    }
+}
+
+/// What the searching user may see: decided by the caller from the user's rights.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// May see pages showing My Numbers and search by My Number.
+    pub my_number: bool,
+    /// Person hashes under a suspension (閲覧停止) the user is subject to.
+    pub hidden_persons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Relevance,
+    Newest,
+    Oldest,
+}
+
+pub struct Request<'a> {
+    pub query: &'a str,
+    pub scope: &'a Scope,
+    pub sort: Sort,
+    pub limit: usize,
+    pub offset: usize,
+    pub facets: bool,
+    pub snippets: bool,
+    /// Turns a typed My Number (12 digits) into the keyed hash stored in `mn`.
+    pub hash_my_number: &'a dyn Fn(&str) -> String,
+}
+
+/// One matching page.
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub record_id: String,
     pub score: f32,
+    pub received: DateTime<Utc>,
+    pub form: String,
+    pub case_no: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    /// HTML: text escaped, matches in `<b>`.
     pub snippet_html: String,
 }
 
+/// A facet dimension and its top values with counts.
+#[derive(Debug, Clone)]
+pub struct FacetCounts {
+    pub dimension: &'static str,
+    pub values: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    pub facets: Vec<FacetCounts>,
+}
+
+/// Facet dimensions shown beside the results.
+pub const FACET_DIMENSIONS: [&str; 5] = ["form", "city", "disease", "status", "year"];
+
 /// Normalises text the way both indexing and querying see it: NFKC (full-width digits and
-/// letters to ASCII, half-width kana to full-width), and OCR's spaces between CJK characters
+/// letters to ASCII, half-width kana to full-width), long-vowel look-alikes after kana folded
+/// to ー (OCR reads パーキンソン as パ一キンソン), and OCR's spaces between CJK characters
 /// removed (Tesseract's `jpn` model emits `山 田 太 郎`).
 pub fn normalise(text: &str) -> String {
     let nfkc: String = text.nfkc().collect();
     let chars: Vec<char> = nfkc.chars().collect();
     let mut out = String::with_capacity(nfkc.len());
+    let is_kana = |c: char| matches!(c, '\u{3041}'..='\u{309F}' | '\u{30A1}'..='\u{30FA}');
     for (i, &c) in chars.iter().enumerate() {
         if c == ' ' || c == '\u{3000}' {
             let prev = out.chars().last();
@@ -72,57 +187,197 @@ pub fn normalise(text: &str) -> String {
                 continue;
             }
         }
+        let long_vowel = matches!(c, '一' | '―' | '‐' | '-' | '−' | '—' | '～' | '~');
+        if long_vowel && out.chars().last().is_some_and(is_kana) {
+            out.push('ー');
+            continue;
+        }
         out.push(c);
     }
     out
 }
 
+/// Removes My Numbers from page text: any 12 digits (spaces or hyphens allowed between them)
+/// whose check digit is valid become `[個人番号]`. Returns the text and the numbers found, so
+/// the caller can index their keyed hashes instead.
+pub fn scrub_my_numbers(text: &str) -> (String, Vec<String>) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_number = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_digit());
+        if starts_number {
+            let mut digits = String::new();
+            let mut j = i;
+            while j < chars.len() && digits.len() < 13 {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j]);
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '-') && chars.get(j + 1).is_some_and(char::is_ascii_digit) {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits.len() == 12 && crate::jp::my_number_valid(&digits) {
+                out.push_str("[個人番号]");
+                found.push(digits);
+                i = j;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    (out, found)
+}
+
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let record_id = b.add_text_field("record_id", STRING | STORED);
-    let text_opts = TextOptions::default()
-        .set_indexing_options(
+    let bigram = |stored: bool| {
+        let o = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(tokenizer::BIGRAM)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
-    let text = b.add_text_field("text", text_opts);
-    let uni_opts = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(tokenizer::UNIGRAM).set_index_option(IndexRecordOption::WithFreqs),
-    );
-    let text_uni = b.add_text_field("text_uni", uni_opts);
-    let received = b.add_date_field("received", tantivy::schema::INDEXED | STORED);
-    (b.build(), Fields { record_id, text, text_uni, received })
+        );
+        if stored { o.set_stored() } else { o }
+    };
+    let record_id = b.add_text_field("record_id", STRING | STORED);
+    let case_no = b.add_text_field("case_no", STRING | STORED);
+    let person = b.add_text_field("person", STRING);
+    let access = b.add_text_field("access", STRING);
+    let form = b.add_text_field("form", STRING | STORED);
+    let status = b.add_text_field("status", STRING | STORED);
+    let mn = b.add_text_field("mn", STRING);
+    let text = b.add_text_field("text", bigram(true));
+    let name = b.add_text_field("name", bigram(true));
+    let city = b.add_text_field("city", bigram(false));
+    let disease = b.add_text_field("disease", bigram(false));
+    let received = b.add_i64_field("received", INDEXED | FAST | STORED);
+    let birth = b.add_i64_field("birth", INDEXED | FAST);
+    let facets = b.add_facet_field("facets", FacetOptions::default());
+    let f = Fields {
+        record_id,
+        case_no,
+        person,
+        access,
+        form,
+        status,
+        mn,
+        text,
+        name,
+        city,
+        disease,
+        received,
+        birth,
+        facets,
+    };
+    (b.build(), f)
+}
+
+/// Days as `yyyymmdd` numbers, so ranges over birth dates are integer ranges.
+fn day_number(d: NaiveDate) -> i64 {
+    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
+/// Midnight Japan time of `d`, in Unix seconds (receipt ranges are in the office's days).
+fn jst_midnight(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp() - 9 * 3600
 }
 
 impl SearchIndex {
     pub fn open(dir: EncryptedDirectory) -> Result<SearchIndex> {
+        SearchIndex::open_in(dir)
+    }
+
+    /// Opens an index in any tantivy directory (the benchmark compares encrypted and plain).
+    pub fn open_in<D: tantivy::Directory>(dir: D) -> Result<SearchIndex> {
+        SearchIndex::open_with_memory(dir, 50_000_000, 1)
+    }
+
+    /// As [`SearchIndex::open_in`] with a writer of `threads` threads sharing `heap` bytes (bulk
+    /// builds want more of both).
+    pub fn open_with_memory<D: tantivy::Directory>(dir: D, heap: usize, threads: usize) -> Result<SearchIndex> {
         let (schema, f) = schema();
         let index = Index::open_or_create(dir, schema)?;
         index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
-        index.tokenizers().register(tokenizer::UNIGRAM, tokenizer::UnigramTokenizer);
-        let writer = index.writer_with_num_threads(1, 50_000_000)?;
+        let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
     }
 
-    /// The document of one page: its id, its text in both tokenisations, its receipt date.
-    fn doc(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> TantivyDocument {
+    fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
+        let f = &self.f;
         let mut doc = TantivyDocument::default();
-        doc.add_text(self.f.record_id, record_id);
-        doc.add_text(self.f.text, text);
-        doc.add_text(self.f.text_uni, text);
-        doc.add_date(self.f.received, DateTime::from_timestamp_secs(received.timestamp()));
+        doc.add_text(f.record_id, &d.record_id);
+        doc.add_text(f.text, normalise(&d.text));
+        doc.add_text(f.form, &d.form);
+        doc.add_text(f.access, if d.shows_my_number { "my_number" } else { "general" });
+        doc.add_i64(f.received, d.received.timestamp());
+        doc.add_facet(f.facets, Facet::from_path(["form", d.form.as_str()]));
+        let jst = d.received.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST"));
+        doc.add_facet(f.facets, Facet::from_path(["year", jst.year().to_string().as_str()]));
+        if let Some(c) = &d.case_no {
+            doc.add_text(f.case_no, normalise(c));
+        }
+        if let Some(p) = &d.person {
+            doc.add_text(f.person, p);
+        }
+        let name: Vec<&str> = [d.name.as_deref(), d.kana.as_deref()].into_iter().flatten().collect();
+        if !name.is_empty() {
+            doc.add_text(f.name, normalise(&name.join(" ")));
+        }
+        if let Some(b) = d.birth {
+            doc.add_i64(f.birth, day_number(b));
+        }
+        for (field, dim, value) in [(f.city, "city", &d.city), (f.disease, "disease", &d.disease)] {
+            if let Some(v) = value {
+                let v = normalise(v);
+                doc.add_facet(f.facets, Facet::from_path([dim, v.as_str()]));
+                doc.add_text(field, v);
+            }
+        }
+        if let Some(s) = &d.status {
+            doc.add_text(f.status, s);
+            doc.add_facet(f.facets, Facet::from_path(["status", s.as_str()]));
+        }
+        for h in &d.my_numbers {
+            doc.add_text(f.mn, h);
+        }
         doc
     }
 
-    /// Replaces the index entry of `record_id` and commits (durable on return).
-    pub fn put(&self, record_id: &str, text: &str, received: chrono::DateTime<chrono::Utc>) -> Result<()> {
-        let doc = self.doc(record_id, text, received);
+    /// Replaces the index entry of `doc.record_id` and commits (durable on return).
+    pub fn put(&self, doc: &Doc) -> Result<()> {
+        self.put_many(std::slice::from_ref(doc))
+    }
+
+    /// Adds or replaces many documents with one commit (bulk import, reindex).
+    pub fn put_many(&self, docs: &[Doc]) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");
-        w.delete_term(Term::from_field_text(self.f.record_id, record_id));
-        w.add_document(doc)?;
+        for d in docs {
+            w.delete_term(Term::from_field_text(self.f.record_id, &d.record_id));
+            w.add_document(self.tantivy_doc(d))?;
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Adds documents without replacing and without committing (benchmark bulk build).
+    pub fn add_uncommitted(&self, docs: &[Doc]) -> Result<()> {
+        let w = self.writer.lock().expect("index writer lock poisoned");
+        for d in docs {
+            w.add_document(self.tantivy_doc(d))?;
+        }
+        Ok(())
+    }
+
+    /// Commits, waits for merges to finish and reloads the reader.
+    pub fn commit_and_settle(&self) -> Result<()> {
+        let mut w = self.writer.lock().expect("index writer lock poisoned");
         w.commit()?;
         drop(w);
         self.reader.reload()?;
@@ -133,53 +388,218 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Builds the query: every whitespace-separated word must occur; a word of several tokens
-    /// is a phrase (its bigrams adjacent, in order); a single CJK character searches the unigram
-    /// field.
-    fn build_query(&self, query: &str) -> Result<Box<dyn Query>> {
+    /// The query for one text value in a bigram field: a term, a phrase of adjacent bigrams,
+    /// or for a single CJK character a prefix search over the terms.
+    fn text_query(&self, field: Field, value: &str) -> Option<Box<dyn Query>> {
+        let toks = tokenizer::query_tokens(&normalise(value));
+        match toks.as_slice() {
+            [] => None,
+            [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => {
+                let c = t.text.chars().next()?;
+                let next = char::from_u32(c as u32 + 1).unwrap_or(char::MAX);
+                Some(Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_text(field, &t.text)),
+                    Bound::Excluded(Term::from_field_text(field, &next.to_string())),
+                )))
+            }
+            [t] => Some(Box::new(TermQuery::new(
+                Term::from_field_text(field, &t.text),
+                IndexRecordOption::WithFreqsAndPositions,
+            ))),
+            many => Some(Box::new(PhraseQuery::new_with_offset(
+                many.iter().map(|t| (t.position, Term::from_field_text(field, &t.text))).collect(),
+            ))),
+        }
+    }
+
+    fn exact(field: Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+    }
+
+    fn clause_query(&self, c: &query::Clause, req: &Request<'_>) -> Result<Option<Box<dyn Query>>, Problem> {
+        let f = &self.f;
+        let bad_date = |field: FieldName| Problem::BadDate { field: field.label(), value: c.text.clone() };
+        Ok(match c.field {
+            // A bare word may be in the page text or only in the fields from the draft/case.
+            FieldName::Text => {
+                let any: Vec<(Occur, Box<dyn Query>)> = [f.text, f.name, f.city, f.disease]
+                    .into_iter()
+                    .filter_map(|field| self.text_query(field, &c.text).map(|q| (Occur::Should, q)))
+                    .collect();
+                (!any.is_empty()).then(|| Box::new(BooleanQuery::new(any)) as Box<dyn Query>)
+            }
+            FieldName::Name => self.text_query(f.name, &c.text),
+            FieldName::City => self.text_query(f.city, &c.text),
+            FieldName::Disease => self.text_query(f.disease, &c.text),
+            FieldName::Form => {
+                let key = vocab::key_of(vocab::FORMS, &c.text)
+                    .ok_or_else(|| Problem::BadValue { field: c.field.label(), value: c.text.clone() })?;
+                Some(Self::exact(f.form, key))
+            }
+            FieldName::Status => {
+                let key = vocab::key_of(vocab::STATUSES, &c.text)
+                    .ok_or_else(|| Problem::BadValue { field: c.field.label(), value: c.text.clone() })?;
+                Some(Self::exact(f.status, key))
+            }
+            FieldName::Case => Some(Self::exact(f.case_no, &normalise(&c.text))),
+            FieldName::MyNumber => {
+                if !req.scope.my_number {
+                    return Err(Problem::MyNumberNotAllowed);
+                }
+                let digits: String = c.text.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+                if digits.len() != 12 || !crate::jp::my_number_valid(&digits) {
+                    return Err(Problem::BadMyNumber);
+                }
+                Some(Self::exact(f.mn, &(req.hash_my_number)(&digits)))
+            }
+            FieldName::Birth => {
+                let r = query::parse_days(&c.text).ok_or_else(|| bad_date(c.field))?;
+                Some(Box::new(RangeQuery::new(
+                    r.from.map_or(Bound::Unbounded, |d| Bound::Included(Term::from_field_i64(f.birth, day_number(d)))),
+                    r.to.map_or(Bound::Unbounded, |d| Bound::Included(Term::from_field_i64(f.birth, day_number(d)))),
+                )))
+            }
+            FieldName::Received => {
+                let r = query::parse_days(&c.text).ok_or_else(|| bad_date(c.field))?;
+                let lower = r
+                    .from
+                    .map_or(Bound::Unbounded, |d| Bound::Included(Term::from_field_i64(f.received, jst_midnight(d))));
+                let upper = r.to.map_or(Bound::Unbounded, |d| {
+                    Bound::Excluded(Term::from_field_i64(f.received, jst_midnight(d) + 86_400))
+                });
+                Some(Box::new(RangeQuery::new(lower, upper)))
+            }
+        })
+    }
+
+    /// The whole query: the user's clauses, then what the scope hides.
+    fn build_query(&self, req: &Request<'_>) -> Result<Box<dyn Query>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for clause in query::parse(query) {
-            let toks = tokenizer::bigram_tokens(&clause.text);
-            let sub: Box<dyn Query> = match toks.as_slice() {
-                [] => continue,
-                [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => Box::new(
-                    TermQuery::new(Term::from_field_text(self.f.text_uni, &t.text), IndexRecordOption::WithFreqs),
-                ),
-                [t] => Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.text, &t.text),
-                    IndexRecordOption::WithFreqsAndPositions,
-                )),
-                many => Box::new(PhraseQuery::new_with_offset(
-                    many.iter().map(|t| (t.position, Term::from_field_text(self.f.text, &t.text))).collect(),
-                )),
+        let mut positive = 0;
+        for c in query::parse(req.query)? {
+            let Some(q) = self.clause_query(&c, req)? else {
+                continue;
             };
-            clauses.push((if clause.negated { Occur::MustNot } else { Occur::Must }, sub));
+            positive += usize::from(!c.negated);
+            clauses.push((if c.negated { Occur::MustNot } else { Occur::Must }, q));
         }
         if clauses.is_empty() {
-            return Err(Error::EmptyQuery);
+            return Err(Problem::Empty.into());
         }
-        if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
-            return Err(Error::OnlyExclusions);
+        if positive == 0 {
+            return Err(Problem::OnlyExclusions.into());
+        }
+        self.restrict(clauses, req.scope)
+    }
+
+    /// Adds the scope's exclusions to `clauses`.
+    fn restrict(&self, mut clauses: Vec<(Occur, Box<dyn Query>)>, scope: &Scope) -> Result<Box<dyn Query>> {
+        if !scope.my_number {
+            clauses.push((Occur::MustNot, Self::exact(self.f.access, "my_number")));
+        }
+        if !scope.hidden_persons.is_empty() {
+            let terms = scope.hidden_persons.iter().map(|p| Term::from_field_text(self.f.person, p));
+            clauses.push((Occur::MustNot, Box::new(TermSetQuery::new(terms))));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>> {
-        let q = self.build_query(query)?;
+    pub fn search(&self, req: &Request<'_>) -> Result<Results> {
+        let q = self.build_query(req)?;
         let searcher = self.reader.searcher();
-        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut snippets = SnippetGenerator::create(&searcher, &*q, self.f.text)?;
-        snippets.set_max_num_chars(120);
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
+        let (addrs, total): (Vec<(f32, DocAddress)>, usize) = match req.sort {
+            Sort::Relevance => searcher.search(&q, &(top.order_by_score(), Count))?,
+            Sort::Newest | Sort::Oldest => {
+                let order = if req.sort == Sort::Newest { Order::Desc } else { Order::Asc };
+                let (v, n) = searcher.search(&q, &(top.order_by_fast_field::<i64>("received", order), Count))?;
+                (v.into_iter().map(|(_, a)| (0.0, a)).collect(), n)
+            }
+        };
+        let facets = if req.facets { self.facet_counts(&searcher, &*q)? } else { Vec::new() };
+        let snippets = if req.snippets {
+            let mut g = SnippetGenerator::create(&searcher, &*q, self.f.text)?;
+            g.set_max_num_chars(120);
+            Some(g)
+        } else {
+            None
+        };
+        let mut hits = Vec::with_capacity(addrs.len());
+        for (score, addr) in addrs {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let record_id = doc.get_first(self.f.record_id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-            let snippet_html = snippets.snippet_from_doc(&doc).to_html();
-            hits.push(Hit { record_id, score, snippet_html });
+            let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).map(str::to_owned);
+            let snippet_html = match &snippets {
+                Some(g) => {
+                    let s = g.snippet_from_doc(&doc);
+                    if s.fragment().is_empty() {
+                        lead_html(&text(self.f.text).unwrap_or_default())
+                    } else {
+                        s.to_html()
+                    }
+                }
+                None => String::new(),
+            };
+            let received = doc.get_first(self.f.received).and_then(|v| v.as_i64()).unwrap_or_default();
+            hits.push(Hit {
+                record_id: text(self.f.record_id).unwrap_or_default(),
+                score,
+                received: DateTime::from_timestamp(received, 0).unwrap_or_default(),
+                form: text(self.f.form).unwrap_or_default(),
+                case_no: text(self.f.case_no),
+                name: text(self.f.name),
+                status: text(self.f.status),
+                snippet_html,
+            });
         }
-        // Equal scores in a stable order (by id), so the same query gives the same list.
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
-        Ok(hits)
+        if req.sort == Sort::Relevance {
+            // Equal scores in a stable order (by id), so the same query gives the same list.
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
+        }
+        Ok(Results { total, hits, facets })
+    }
+
+    fn facet_counts(&self, searcher: &Searcher, q: &dyn Query) -> Result<Vec<FacetCounts>> {
+        let mut fc = FacetCollector::for_field("facets");
+        for d in FACET_DIMENSIONS {
+            fc.add_facet(Facet::from_path([d]));
+        }
+        let counts = searcher.search(q, &fc)?;
+        Ok(FACET_DIMENSIONS
+            .iter()
+            .map(|d| {
+                let root = Facet::from_path([*d]);
+                let mut values: Vec<(String, u64)> = counts
+                    .top_k(root, 12)
+                    .into_iter()
+                    .filter_map(|(f, n)| f.to_path().last().map(|v| ((*v).to_owned(), n)))
+                    .collect();
+                if *d == "year" {
+                    values.sort_by(|a, b| b.0.cmp(&a.0));
+                }
+                FacetCounts { dimension: d, values }
+            })
+            .filter(|f| !f.values.is_empty())
+            .collect())
+    }
+
+    /// Documents the scope lets a user see (the count shown beside the search box).
+    pub fn visible_docs(&self, scope: &Scope) -> Result<usize> {
+        let q = self.restrict(vec![(Occur::Must, Box::new(AllQuery))], scope)?;
+        Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+
+    /// Record ids of every document of a person (a case's pages), hidden or not.
+    pub fn records_of_person(&self, person: &str) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let q = Self::exact(self.f.person, person);
+        let n = searcher.search(&q, &Count)?.max(1);
+        let top = searcher.search(&q, &TopDocs::with_limit(n).order_by_score())?;
+        top.into_iter()
+            .map(|(_, a)| {
+                let doc: TantivyDocument = searcher.doc(a)?;
+                Ok(doc.get_first(self.f.record_id).and_then(|v| v.as_str()).unwrap_or_default().to_owned())
+            })
+            .collect()
     }
 
     /// Deletes the documents of `record_ids` and commits. They no longer match any search,
@@ -229,20 +649,6 @@ impl SearchIndex {
         Ok(searcher.doc_freq(&Term::from_field_text(self.f.record_id, record_id))?)
     }
 
-    /// Adds many documents with one commit (bulk import).
-    pub fn put_many(&self, docs: &[(String, String, chrono::DateTime<chrono::Utc>)]) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        for (id, text, received) in docs {
-            let doc = self.doc(id, text, *received);
-            w.delete_term(Term::from_field_text(self.f.record_id, id));
-            w.add_document(doc)?;
-        }
-        w.commit()?;
-        drop(w);
-        self.reader.reload()?;
-        Ok(())
-    }
-
     /// Deletes every document (used by reindex).
     pub fn clear(&self) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");
@@ -258,6 +664,12 @@ impl SearchIndex {
     }
 }
 
+/// The start of a text as HTML, for hits matched only by a field (no words to highlight).
+fn lead_html(text: &str) -> String {
+    let lead: String = text.chars().take(120).collect();
+    lead.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,68 +681,191 @@ mod tests {
         (tmp, SearchIndex::open(dir).unwrap())
     }
 
+    fn hash(s: &str) -> String {
+        format!("h{s}")
+    }
+
+    fn run(idx: &SearchIndex, q: &str, scope: &Scope) -> Result<Results> {
+        idx.search(&request(q, scope))
+    }
+
+    fn ids_in(idx: &SearchIndex, q: &str, scope: &Scope) -> Vec<String> {
+        let mut v: Vec<_> = run(idx, q, scope).unwrap().hits.into_iter().map(|h| h.record_id).collect();
+        v.sort();
+        v
+    }
+
+    fn ids(idx: &SearchIndex, q: &str) -> Vec<String> {
+        ids_in(idx, q, &Scope { my_number: true, hidden_persons: vec![] })
+    }
+
+    fn page(id: &str, text: &str) -> Doc {
+        Doc::page(id, text, Utc::now())
+    }
+
     #[test]
-    fn normalise_folds_width_and_ocr_spaces() {
+    fn normalise_folds_width_long_vowels_and_ocr_spaces() {
         assert_eq!(normalise("山 田　太 郎 ＴＥＬ０３"), "山田太郎 TEL03");
         assert_eq!(normalise("ﾔﾏﾀﾞ"), "ヤマダ");
         assert_eq!(normalise("Tokyo  Japan"), "Tokyo Japan");
+        assert_eq!(normalise("パ一キンソン、ﾊﾟｰｷﾝｿﾝ"), "パーキンソン、パーキンソン");
+        assert_eq!(normalise("03-5320 一般"), "03-5320 一般", "only after kana");
+    }
+
+    #[test]
+    fn my_numbers_are_scrubbed_from_text() {
+        let (text, found) = scrub_my_numbers("番号 1234 5678 9018 電話 03-5320-4472 別 123456789012");
+        assert!(crate::jp::my_number_valid("123456789018"));
+        assert_eq!(found, vec!["123456789018".to_owned()]);
+        assert_eq!(text, "番号 [個人番号] 電話 03-5320-4472 別 123456789012", "invalid check digit stays");
     }
 
     #[test]
     fn phrase_semantics_and_single_char() {
         let (_t, idx) = index();
-        let now = chrono::Utc::now();
-        idx.put("a", &normalise("病名 潰瘍性大腸炎"), now).unwrap();
-        idx.put("b", &normalise("東京に行って京都へ"), now).unwrap();
-        idx.put("c", &normalise("住所 東京都新宿区 氏名 山田 太郎"), now).unwrap();
-        let ids = |q: &str| -> Vec<String> {
-            let mut v: Vec<_> = idx.search(q, 10).unwrap().into_iter().map(|h| h.record_id).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(ids("大腸炎"), vec!["a"]);
-        assert_eq!(ids("腸炎"), vec!["a"]);
-        assert_eq!(ids("東京都"), vec!["c"], "bigrams must be adjacent, not just present");
-        assert_eq!(ids("田"), vec!["c"]);
-        assert_eq!(ids("山田太郎"), vec!["c"]);
-        assert_eq!(ids("東京 新宿"), vec!["c"]);
-        assert!(ids("大阪").is_empty());
-        assert!(matches!(idx.search("  、。 ", 10), Err(Error::EmptyQuery)));
-        assert!(matches!(idx.search("-山田", 10), Err(Error::OnlyExclusions)));
-        assert_eq!(ids("東京 -大腸炎"), vec!["b", "c"]);
-        assert_eq!(ids("東京 -新宿"), vec!["b"]);
-        assert_eq!(ids("\"東京都新宿区\""), vec!["c"]);
-        let hit = &idx.search("大腸炎", 10).unwrap()[0];
+        idx.put(&page("a", "病名 潰瘍性大腸炎です")).unwrap();
+        idx.put(&page("b", "東京に行って京都へ")).unwrap();
+        idx.put(&page("c", "住所 東京都新宿区 氏名 山田 太郎")).unwrap();
+        assert_eq!(ids(&idx, "大腸炎"), vec!["a"]);
+        assert_eq!(ids(&idx, "腸炎"), vec!["a"]);
+        assert_eq!(ids(&idx, "東京都"), vec!["c"], "bigrams must be adjacent, not just present");
+        assert_eq!(ids(&idx, "田"), vec!["c"]);
+        assert_eq!(ids(&idx, "郎"), vec!["c"], "the last character of a run");
+        assert_eq!(ids(&idx, "炎"), vec!["a"], "inside a run");
+        assert_eq!(ids(&idx, "山田太郎"), vec!["c"]);
+        assert_eq!(ids(&idx, "東京 新宿"), vec!["c"]);
+        assert!(ids(&idx, "大阪").is_empty());
+        assert!(matches!(run(&idx, "  、。 ", &Scope::default()), Err(Error::Query(Problem::Empty))));
+        assert!(matches!(run(&idx, "-山田", &Scope::default()), Err(Error::Query(Problem::OnlyExclusions))));
+        assert_eq!(ids(&idx, "東京 -大腸炎"), vec!["b", "c"]);
+        assert_eq!(ids(&idx, "東京 -新宿"), vec!["b"]);
+        assert_eq!(ids(&idx, "\"東京都新宿区\""), vec!["c"]);
+        let hit = &run(&idx, "大腸炎", &Scope::default()).unwrap().hits[0];
         assert!(hit.snippet_html.contains("<b>"), "{}", hit.snippet_html);
     }
 
     #[test]
-    fn kana_width_and_phone_variants_meet() {
+    fn kana_width_long_vowel_and_phone_variants_meet() {
         let (_t, idx) = index();
-        let now = chrono::Utc::now();
-        idx.put("k", &normalise("氏名 ヤマダ タロウ 電話 03-5320-4472"), now).unwrap();
-        idx.put("h", &normalise("よみ やまだ はなこ 電話 0353204473"), now).unwrap();
-        let ids = |q: &str| -> Vec<String> {
-            let mut v: Vec<_> = idx.search(q, 10).unwrap().into_iter().map(|h| h.record_id).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(ids("ヤマダ"), vec!["h", "k"], "katakana finds hiragana and itself");
-        assert_eq!(ids("ﾔﾏﾀﾞ"), vec!["h", "k"], "half-width kana too");
-        assert_eq!(ids("0353204472"), vec!["k"]);
-        assert_eq!(ids("03-5320-4473"), vec!["h"]);
-        assert_eq!(ids("０３－５３２０－４４７２"), vec!["k"]);
-        let hit = &idx.search("ヤマダ", 10).unwrap()[0];
+        idx.put(&page("k", "氏名 ヤマダ タロウ 電話 03-5320-4472 パーキンソン病")).unwrap();
+        idx.put(&page("h", "よみ やまだ はなこ 電話 0353204473 パ一キンソン")).unwrap();
+        assert_eq!(ids(&idx, "ヤマダ"), vec!["h", "k"], "katakana finds hiragana and itself");
+        assert_eq!(ids(&idx, "ﾔﾏﾀﾞ"), vec!["h", "k"], "half-width kana too");
+        assert_eq!(ids(&idx, "パーキンソン"), vec!["h", "k"], "OCR's 一 for ー");
+        assert_eq!(ids(&idx, "0353204472"), vec!["k"]);
+        assert_eq!(ids(&idx, "03-5320-4473"), vec!["h"]);
+        assert_eq!(ids(&idx, "０３－５３２０－４４７２"), vec!["k"]);
+        let hit = &run(&idx, "ヤマダ", &Scope::default()).unwrap().hits[0];
         assert!(hit.snippet_html.contains("<b>"), "{}", hit.snippet_html);
+    }
+
+    fn rich(id: &str, case: &str, person: &str, city: &str, disease: &str, received: &str) -> Doc {
+        Doc {
+            form: "application".into(),
+            case_no: Some(case.into()),
+            person: Some(person.into()),
+            name: Some("山田 太郎".into()),
+            kana: Some("ヤマダ タロウ".into()),
+            birth: NaiveDate::from_ymd_opt(1960, 5, 1),
+            city: Some(city.into()),
+            disease: Some(disease.into()),
+            status: Some("reviewing".into()),
+            received: format!("{received}T01:00:00Z").parse().unwrap(),
+            ..page(id, &format!("申請書 {city} {disease}"))
+        }
+    }
+
+    #[test]
+    fn fields_filters_ranges_facets_and_sorting() {
+        let (_t, idx) = index();
+        idx.put(&rich("r1", "1000001", "p1", "新宿区", "潰瘍性大腸炎", "2024-04-01")).unwrap();
+        idx.put(&rich("r2", "1000002", "p2", "渋谷区", "パーキンソン病", "2025-06-30")).unwrap();
+        idx.put(&Doc {
+            form: "clinical_survey".into(),
+            ..rich("r3", "1000001", "p1", "新宿区", "潰瘍性大腸炎", "2025-01-10")
+        })
+        .unwrap();
+        assert_eq!(ids(&idx, "市区町村:新宿"), vec!["r1", "r3"]);
+        assert_eq!(ids(&idx, "病名:大腸炎 様式:申請書"), vec!["r1"]);
+        assert_eq!(ids(&idx, "form:clinical_survey"), vec!["r3"]);
+        assert_eq!(ids(&idx, "受給者番号:1000001"), vec!["r1", "r3"]);
+        assert_eq!(ids(&idx, "かな:やまだ 受付日:2025"), vec!["r2", "r3"]);
+        assert_eq!(ids(&idx, "受付日:2024-04-01"), vec!["r1"]);
+        assert_eq!(ids(&idx, "受付日:2024-04-02..2025-06"), vec!["r2", "r3"]);
+        assert_eq!(ids(&idx, "状態:審査中").len(), 3);
+        assert_eq!(ids(&idx, "生年月日:1960-05-01").len(), 3);
+        assert!(ids(&idx, "生年月日:..1959").is_empty());
+        for (q, want) in [
+            ("受付日:2024-13", Problem::BadDate { field: "受付日", value: "2024-13".into() }),
+            ("様式:手紙", Problem::BadValue { field: "様式", value: "手紙".into() }),
+            ("個人番号:123", Problem::BadMyNumber),
+        ] {
+            match run(&idx, q, &Scope { my_number: true, hidden_persons: vec![] }) {
+                Err(Error::Query(p)) => assert_eq!(p, want, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        let res = run(&idx, "山田", &Scope::default()).unwrap();
+        assert_eq!(res.total, 3);
+        let city = res.facets.iter().find(|f| f.dimension == "city").unwrap();
+        assert_eq!(city.values[0], ("新宿区".to_owned(), 2));
+        let newest = idx.search(&Request { sort: Sort::Newest, ..request("山田", &Scope::default()) }).unwrap();
+        assert_eq!(newest.hits.iter().map(|h| h.record_id.as_str()).collect::<Vec<_>>(), ["r2", "r3", "r1"]);
+        let oldest = idx.search(&Request { sort: Sort::Oldest, ..request("山田", &Scope::default()) }).unwrap();
+        assert_eq!(oldest.hits[0].record_id, "r1");
+        assert!(!oldest.hits[0].snippet_html.is_empty(), "field-only hits still show the text");
+    }
+
+    fn request<'a>(q: &'a str, scope: &'a Scope) -> Request<'a> {
+        Request {
+            query: q,
+            scope,
+            sort: Sort::Relevance,
+            limit: 20,
+            offset: 0,
+            facets: true,
+            snippets: true,
+            hash_my_number: &hash,
+        }
+    }
+
+    #[test]
+    fn scope_hides_my_number_pages_and_suspended_persons_everywhere() {
+        let (_t, idx) = index();
+        idx.put(&rich("r1", "1000001", "p1", "新宿区", "潰瘍性大腸炎", "2024-04-01")).unwrap();
+        idx.put(&rich("r2", "1000002", "p2", "新宿区", "潰瘍性大腸炎", "2024-04-01")).unwrap();
+        idx.put(&Doc {
+            shows_my_number: true,
+            form: "my_number_form".into(),
+            my_numbers: vec![hash("123456789018")],
+            ..rich("r3", "1000001", "p1", "新宿区", "潰瘍性大腸炎", "2024-04-01")
+        })
+        .unwrap();
+        let all = Scope { my_number: true, hidden_persons: vec![] };
+        let no_mn = Scope { my_number: false, hidden_persons: vec![] };
+        let suspended = Scope { my_number: true, hidden_persons: vec!["p1".into()] };
+        assert_eq!(ids_in(&idx, "新宿区", &all), vec!["r1", "r2", "r3"]);
+        assert_eq!(ids_in(&idx, "新宿区", &no_mn), vec!["r1", "r2"]);
+        assert_eq!(ids_in(&idx, "新宿区", &suspended), vec!["r2"]);
+        assert_eq!(ids_in(&idx, "個人番号:1234-5678-9018", &all), vec!["r3"]);
+        assert!(matches!(run(&idx, "個人番号:123456789018", &no_mn), Err(Error::Query(Problem::MyNumberNotAllowed))));
+        let res = run(&idx, "新宿区", &suspended).unwrap();
+        assert_eq!(res.total, 1, "hidden documents are not counted");
+        let city = res.facets.iter().find(|f| f.dimension == "city").unwrap();
+        assert_eq!(city.values, vec![("新宿区".to_owned(), 1)]);
+        assert_eq!(idx.visible_docs(&suspended).unwrap(), 1);
+        assert_eq!(idx.visible_docs(&no_mn).unwrap(), 2);
+        let mut of_p1 = idx.records_of_person("p1").unwrap();
+        of_p1.sort();
+        assert_eq!(of_p1, vec!["r1", "r3"]);
     }
 
     #[test]
     fn put_replaces_the_same_record() {
         let (_t, idx) = index();
-        let now = chrono::Utc::now();
-        idx.put("a", "山田", now).unwrap();
-        idx.put("a", "山田", now).unwrap();
+        idx.put(&page("a", "山田")).unwrap();
+        idx.put(&page("a", "山田")).unwrap();
         assert_eq!(idx.num_docs(), 1);
-        assert_eq!(idx.search("山田", 10).unwrap().len(), 1);
+        assert_eq!(ids(&idx, "山田").len(), 1);
     }
 }

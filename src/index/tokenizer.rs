@@ -7,8 +7,8 @@
 //! somewhere"). A one-character run yields that character. A run of letters or digits yields
 //! one lower-cased word. Everything else separates tokens.
 //!
-//! [`UnigramTokenizer`] yields every CJK character on its own, for one-character queries
-//! (`田`), which have no bigram.
+//! Each CJK run's last character is also indexed on its own (index side only), so that every
+//! character begins some term: a one-character query (`田`) is a prefix search over terms.
 //!
 //! Both expect text that is already NFKC-normalised (done once at ingest and on each query), so
 //! offsets point into the stored text and snippets highlight the right characters.
@@ -16,7 +16,6 @@
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 pub const BIGRAM: &str = "ja_bigram";
-pub const UNIGRAM: &str = "ja_unigram";
 
 pub fn is_cjk(c: char) -> bool {
     matches!(c,
@@ -84,7 +83,20 @@ fn token(from: usize, to: usize, position: usize, text: String) -> Token {
     Token { offset_from: from, offset_to: to, position, text, position_length: 1 }
 }
 
+/// Index-side tokens: bigrams of CJK runs, plus the last character of each run on its own, so
+/// that every character starts some token and a one-character query is a prefix search over
+/// the terms (no separate unigram field, which would double the index).
 pub fn bigram_tokens(text: &str) -> Vec<Token> {
+    tokens(text, true)
+}
+
+/// Query-side tokens: the same bigrams at the same positions, without the run tails (a
+/// phrase must not demand that its last character ends a run in the document).
+pub fn query_tokens(text: &str) -> Vec<Token> {
+    tokens(text, false)
+}
+
+fn tokens(text: &str, tails: bool) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut pos = 0;
     for (k, chars) in runs(text) {
@@ -100,6 +112,11 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
                     tokens.push(token(chars[j].0, end_of(j + 1), pos, s));
                     pos += 1;
                 }
+                let last = chars.len() - 1;
+                if tails {
+                    tokens.push(token(chars[last].0, end_of(last), pos, fold(chars[last].1).to_string()));
+                }
+                pos += 1;
             }
             Class::Word => {
                 let s: String = chars.iter().map(|(_, c)| *c).collect::<String>().to_lowercase();
@@ -110,14 +127,6 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
         }
     }
     tokens
-}
-
-pub fn unigram_tokens(text: &str) -> Vec<Token> {
-    text.char_indices()
-        .filter(|(_, c)| is_cjk(*c))
-        .enumerate()
-        .map(|(pos, (i, c))| token(i, i + c.len_utf8(), pos, fold(c).to_string()))
-        .collect()
 }
 
 /// Yields pre-computed tokens.
@@ -153,16 +162,6 @@ impl Tokenizer for BigramTokenizer {
     }
 }
 
-#[derive(Clone, Default)]
-pub struct UnigramTokenizer;
-
-impl Tokenizer for UnigramTokenizer {
-    type TokenStream<'a> = VecTokenStream;
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream { tokens: unigram_tokens(text), idx: 0 }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +172,7 @@ mod tests {
 
     #[test]
     fn bigrams_have_increasing_positions() {
-        let t = bigram_tokens("潰瘍性大腸炎");
+        let t = query_tokens("潰瘍性大腸炎");
         assert_eq!(
             texts(&t),
             vec![("潰瘍".into(), 0), ("瘍性".into(), 1), ("性大".into(), 2), ("大腸".into(), 3), ("腸炎".into(), 4)]
@@ -183,11 +182,11 @@ mod tests {
 
     #[test]
     fn mixed_runs_words_and_single_chars() {
-        let t = bigram_tokens("氏名 山田 太郎 TEL 03-5320 田");
+        let t = query_tokens("氏名 山田 太郎 TEL 03-5320 田");
         let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(words, vec!["氏名", "山田", "太郎", "tel", "035320", "田"]);
         let positions: Vec<_> = t.iter().map(|t| t.position).collect();
-        assert_eq!(positions, (0..6).collect::<Vec<_>>());
+        assert_eq!(positions, vec![0, 2, 4, 6, 7, 8], "a run tail keeps its position");
     }
 
     #[test]
@@ -195,17 +194,19 @@ mod tests {
         let a: Vec<_> = bigram_tokens("ヤマダ").into_iter().map(|t| t.text).collect();
         let b: Vec<_> = bigram_tokens("やまだ").into_iter().map(|t| t.text).collect();
         assert_eq!(a, b);
-        let t = bigram_tokens("TEL 03-5320-4472 内線 12-3");
+        let t = query_tokens("TEL 03-5320-4472 内線 12-3");
         let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(words, vec!["tel", "0353204472", "内線", "123"]);
         assert_eq!(&"TEL 03-5320-4472"[t[1].offset_from..t[1].offset_to], "03-5320-4472");
-        let t = bigram_tokens("A-B 5-");
+        let t = query_tokens("A-B 5-");
         assert_eq!(t.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), vec!["a", "b", "5"]);
     }
 
     #[test]
-    fn unigrams_cover_every_cjk_char() {
-        let t = unigram_tokens("山田 a 太");
-        assert_eq!(texts(&t), vec![("山".into(), 0), ("田".into(), 1), ("太".into(), 2)]);
+    fn run_tails_index_side_only() {
+        let idx = texts(&bigram_tokens("山田 a 太"));
+        assert_eq!(idx, vec![("山田".into(), 0), ("田".into(), 1), ("a".into(), 2), ("太".into(), 3)]);
+        let q = texts(&query_tokens("山田 a 太"));
+        assert_eq!(q, vec![("山田".into(), 0), ("a".into(), 2), ("太".into(), 3)], "same positions, no tail");
     }
 }

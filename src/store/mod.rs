@@ -399,6 +399,32 @@ impl Store {
         Ok(())
     }
 
+    /// Removes `kind/id` with its audit entry; false if there was none.
+    pub fn delete_doc(&self, kind: &str, id: &str, event: audit::Event) -> Result<bool> {
+        let key = format!("{kind}/{id}");
+        let now = chrono::Utc::now();
+        let existed = (&self.docs, &self.meta, &self.audit)
+            .transaction(|(docs, meta, log)| {
+                let old = docs.remove(key.as_bytes())?;
+                if old.is_some() {
+                    audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                }
+                Ok(old.is_some())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(existed)
+    }
+
+    /// A keyed hash for looking a value up without storing it (a My Number, a person):
+    /// equal inputs meet, and without the store's key the hash cannot be brute-forced back.
+    pub fn lookup_hash(&self, domain: &str, value: &str) -> String {
+        let mut input = format!("lookup:{domain}").into_bytes();
+        input.push(0);
+        input.extend_from_slice(value.as_bytes());
+        hex::encode(&self.dedupe_key.keyed_hash(&input)[..16])
+    }
+
     pub fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.docs.get(format!("{kind}/{id}"))?.map(|v| v.to_vec()))
     }

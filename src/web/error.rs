@@ -25,12 +25,7 @@ impl From<crate::error::Error> for WebError {
     fn from(e: crate::error::Error) -> Self {
         match e {
             crate::error::Error::NotFound(_) => WebError::NotFound,
-            crate::error::Error::Index(crate::index::Error::EmptyQuery) => {
-                WebError::BadRequest("検索できる語が含まれていません。".into())
-            }
-            crate::error::Error::Index(crate::index::Error::OnlyExclusions) => {
-                WebError::BadRequest("除外（-語）だけでは検索できません。探す語も入力してください。".into())
-            }
+            crate::error::Error::Index(crate::index::Error::Query(p)) => WebError::BadRequest(p.message_ja()),
             crate::error::Error::Auth(a) => a.into(),
             crate::error::Error::Run(r) => {
                 use crate::retention::run::RunError as R;

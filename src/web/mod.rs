@@ -99,6 +99,10 @@ async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
 }
 
+async fn search_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/search.js"))
+}
+
 /// Unknown paths: a Japanese 404, audited like every other request.
 async fn not_found(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
@@ -134,6 +138,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
     vec![
         r(Method::GET, "/", LoggedIn, get(|| async { Redirect::to("/search") })),
         r(Method::GET, "/static/style.css", Public, get(style)),
+        r(Method::GET, "/static/search.js", Public, get(search_js)),
         r(Method::GET, "/login", Public, get(account::login_form)),
         r(Method::POST, "/login", Public, post(account::login)),
         r(Method::POST, "/logout", Account, post(account::logout)),
@@ -142,6 +147,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::GET, "/account/totp", Account, get(account::totp_form)),
         r(Method::POST, "/account/totp", Account, post(account::totp_check)),
         r(Method::GET, "/search", Need(Search, View), get(pages::search)),
+        r(Method::GET, "/search/results", Need(Search, View), get(pages::search_results)),
         r(Method::GET, "/pages/{id}", Need(Search, View), get(pages::page)),
         r(Method::GET, "/pages/{id}/thumb", Need(Search, View), get(pages::thumb)),
         r(Method::GET, "/pages/{id}/image", Need(Search, View), get(pages::image)),

@@ -10,29 +10,196 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::guard::Ctx;
 use super::{AppState, Nav, WebError, blocking, render};
+use crate::app::SearchOptions;
+use crate::index::Sort;
 use crate::store::RecordId;
 
+/// One result as the page shows it.
 struct ResultRow {
     record_id: String,
     received: String,
+    form: String,
+    case_href: Option<String>,
+    status: Option<String>,
     snippet_html: String,
+}
+
+/// A group of rows: one case, or one loose document.
+struct GroupView {
+    case_no: Option<String>,
+    name: Option<String>,
+    rows: Vec<ResultRow>,
+}
+
+/// A facet value as a link that narrows the query.
+struct FacetLink {
+    label: String,
+    count: u64,
+    href: String,
+}
+
+struct FacetView {
+    title: &'static str,
+    links: Vec<FacetLink>,
+}
+
+/// Everything the results area shows; rendered inside the full page and alone as the fragment
+/// the search box fetches while the reviewer types.
+#[derive(Default)]
+struct ResultsView {
+    query: String,
+    sort: String,
+    group: String,
+    searched: bool,
+    total: usize,
+    groups: Vec<GroupView>,
+    facets: Vec<FacetView>,
+    error: Option<String>,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    first: usize,
 }
 
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage {
     nav: Option<Nav>,
-    query: String,
-    searched: bool,
-    results: Vec<ResultRow>,
-    total_pages: u64,
-    error: Option<String>,
+    v: ResultsView,
+    total_pages: usize,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Template)]
+#[template(path = "search_results.html")]
+struct SearchFragment {
+    v: ResultsView,
+}
+
+#[derive(serde::Deserialize, Default)]
 pub struct SearchParams {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    page: usize,
+}
+
+const PER_PAGE: usize = 20;
+
+fn jst(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST")).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `/search?…` with the query string encoded.
+fn search_href(q: &str, sort: &str, group: &str, page: usize) -> String {
+    let mut u = url::form_urlencoded::Serializer::new(String::new());
+    u.append_pair("q", q);
+    if !sort.is_empty() && sort != "relevance" {
+        u.append_pair("sort", sort);
+    }
+    if group == "case" {
+        u.append_pair("group", "case");
+    }
+    if page > 0 {
+        u.append_pair("page", &page.to_string());
+    }
+    format!("/search?{}", u.finish())
+}
+
+/// The field a facet dimension narrows, and the value to type for a facet value.
+fn facet_clause(dimension: &str, value: &str) -> (&'static str, String) {
+    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    match dimension {
+        "form" => ("様式", format!("様式:{}", label_of(FORMS, value))),
+        "status" => ("状態", format!("状態:{}", label_of(STATUSES, value))),
+        "city" => ("市区町村", format!("市区町村:\"{value}\"")),
+        "disease" => ("病名", format!("病名:\"{value}\"")),
+        _ => ("受付年", format!("受付日:{value}")),
+    }
+}
+
+fn facet_label(dimension: &str, value: &str) -> String {
+    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    match dimension {
+        "form" => label_of(FORMS, value).to_owned(),
+        "status" => label_of(STATUSES, value).to_owned(),
+        "year" => format!("{value}年"),
+        _ => value.to_owned(),
+    }
+}
+
+async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) -> Result<ResultsView, WebError> {
+    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    let query = params.q.trim().to_owned();
+    let sort = match params.sort.as_str() {
+        "newest" => Sort::Newest,
+        "oldest" => Sort::Oldest,
+        _ => Sort::Relevance,
+    };
+    let group = if params.group == "case" { "case" } else { "doc" }.to_owned();
+    let mut v =
+        ResultsView { query: query.clone(), sort: params.sort.clone(), group: group.clone(), ..Default::default() };
+    if query.is_empty() {
+        return Ok(v);
+    }
+    let page = params.page.min(500);
+    let opts = SearchOptions { sort, offset: page * PER_PAGE, facets: true, ..SearchOptions::new(&query, PER_PAGE) };
+    let actor = ctx.actor.clone();
+    let found = match blocking(state, move |h| h.search(&actor, &opts)).await {
+        Ok(found) => found,
+        Err(WebError::BadRequest(msg)) => {
+            v.error = Some(msg);
+            return Ok(v);
+        }
+        Err(e) => return Err(e),
+    };
+    v.searched = true;
+    v.total = found.total;
+    v.first = page * PER_PAGE + 1;
+    if page > 0 {
+        v.prev_href = Some(search_href(&query, &params.sort, &group, page - 1));
+    }
+    if (page + 1) * PER_PAGE < found.total {
+        v.next_href = Some(search_href(&query, &params.sort, &group, page + 1));
+    }
+    let row = |r: crate::app::SearchResult| ResultRow {
+        record_id: r.record_id.to_string(),
+        received: jst(r.received_at),
+        form: label_of(FORMS, &r.form).to_owned(),
+        case_href: r.case_no.as_deref().map(|c| search_href(&format!("受給者番号:{c}"), "", "case", 0)),
+        status: r.status.map(|s| label_of(STATUSES, &s).to_owned()),
+        snippet_html: r.snippet_html,
+    };
+    v.groups = if group == "case" {
+        crate::app::group_by_case(found.results)
+            .into_iter()
+            .map(|g| GroupView { case_no: g.case_no, name: g.name, rows: g.results.into_iter().map(row).collect() })
+            .collect()
+    } else {
+        found.results.into_iter().map(|r| GroupView { case_no: None, name: None, rows: vec![row(r)] }).collect()
+    };
+    v.facets = found
+        .facets
+        .iter()
+        .map(|f| {
+            let links = f
+                .values
+                .iter()
+                .map(|(value, count)| {
+                    let (_, clause) = facet_clause(f.dimension, value);
+                    FacetLink {
+                        label: facet_label(f.dimension, value),
+                        count: *count,
+                        href: search_href(&format!("{query} {clause}"), &params.sort, &group, 0),
+                    }
+                })
+                .collect();
+            FacetView { title: facet_clause(f.dimension, "").0, links }
+        })
+        .collect();
+    Ok(v)
 }
 
 pub async fn search(
@@ -40,40 +207,20 @@ pub async fn search(
     Extension(ctx): Extension<Ctx>,
     Query(params): Query<SearchParams>,
 ) -> Result<Html<String>, WebError> {
-    let query = params.q.trim().to_owned();
+    let v = results_view(&state, &ctx, params).await?;
     let actor = ctx.actor.clone();
-    let mut page = SearchPage {
-        nav: Some(Nav::of(&ctx)),
-        query: query.clone(),
-        searched: !query.is_empty(),
-        results: Vec::new(),
-        total_pages: state.hozon.index.num_docs(),
-        error: None,
-    };
-    if !query.is_empty() {
-        match blocking(&state, move |h| h.search(&actor, &query, 50)).await {
-            Ok(results) => {
-                page.results = results
-                    .into_iter()
-                    .map(|r| ResultRow {
-                        record_id: r.record_id.to_string(),
-                        received: r
-                            .received_at
-                            .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST"))
-                            .format("%Y-%m-%d %H:%M")
-                            .to_string(),
-                        snippet_html: r.snippet_html,
-                    })
-                    .collect();
-            }
-            Err(WebError::BadRequest(msg)) => {
-                page.searched = false;
-                page.error = Some(msg);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    render(&page)
+    let total_pages = blocking(&state, move |h| h.visible_pages(&actor)).await?;
+    render(&SearchPage { nav: Some(Nav::of(&ctx)), v, total_pages })
+}
+
+/// The results area alone, fetched by the search box as the reviewer types.
+pub async fn search_results(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Query(params): Query<SearchParams>,
+) -> Result<Html<String>, WebError> {
+    let v = results_view(&state, &ctx, params).await?;
+    render(&SearchFragment { v })
 }
 
 #[derive(Template)]

@@ -1,5 +1,6 @@
 //! synth → ingest → search, bad files, duplicates, reindex.
 
+use hozon::app::SearchOptions;
 use hozon::auth::{Actor, Role};
 use hozon::capture::ingest::Outcome;
 use hozon::store::{RecordKind, RecordState};
@@ -33,7 +34,7 @@ fn synth_ingest_search_finds_planted_names_and_diseases() {
     for sub in 1..=crate::util::SUBMISSIONS {
         let page = synth().truth.iter().find(|t| t["submission"] == sub).unwrap();
         let name = compact(page["fields"]["name"].as_str().unwrap());
-        let hits = h.search(&reviewer(), &name, 50).unwrap();
+        let hits = h.search(&reviewer(), &SearchOptions::new(&name, 50)).unwrap().results;
         if !hits.is_empty() {
             names_found += 1;
         }
@@ -44,14 +45,20 @@ fn synth_ingest_search_finds_planted_names_and_diseases() {
     // A partial disease name finds the full one (bigram phrase, not a whole-word match).
     let uc_pages = synth().truth.iter().filter(|t| t["fields"]["disease"] == "潰瘍性大腸炎").count();
     assert!(uc_pages >= 3, "seed 1 must plant 潰瘍性大腸炎; synth changed?");
-    let hits = h.search(&reviewer(), "大腸炎", 50).unwrap();
+    let hits = h.search(&reviewer(), &SearchOptions::new("大腸炎", 50)).unwrap().results;
     assert!(hits.len() >= uc_pages - 1, "大腸炎 found {} of {uc_pages} pages", hits.len());
     assert!(hits.iter().all(|r| r.snippet_html.contains("<b>")));
 
     // Rebuilding the index from the store gives the same results.
     let mut before: Vec<_> = hits.iter().map(|r| r.record_id.clone()).collect();
     assert_eq!(h.reindex(&Actor::operator("test"), |_, _| {}).unwrap(), pages);
-    let mut after: Vec<_> = h.search(&reviewer(), "大腸炎", 50).unwrap().into_iter().map(|r| r.record_id).collect();
+    let mut after: Vec<_> = h
+        .search(&reviewer(), &SearchOptions::new("大腸炎", 50))
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| r.record_id)
+        .collect();
     before.sort();
     after.sort();
     assert_eq!(before, after);

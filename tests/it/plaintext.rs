@@ -1,6 +1,7 @@
 //! No personal data in plaintext at rest: after ingest, no planted name, kana, address, phone or
 //! My Number appears in any file under the data directory, in UTF-8 or Shift_JIS.
 
+use hozon::app::SearchOptions;
 use std::path::Path;
 
 use crate::util::{TestEnv, synth};
@@ -60,7 +61,7 @@ fn nothing_personal_on_disk_after_ingest_search_and_reindex() {
     env.ingest(&h, &env.inbox());
     let actor = hozon::auth::Actor::operator("t");
     let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
-    assert!(!h.search(&actor, &name, 10).unwrap().is_empty());
+    assert!(!h.search(&actor, &SearchOptions::new(&name, 10)).unwrap().results.is_empty());
     h.reindex(&actor, |_, _| {}).unwrap();
     drop(h);
     let needles = needles();

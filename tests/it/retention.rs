@@ -2,6 +2,7 @@
 //! crash mid-execution and its resumption, a destroyed record unreadable through every path,
 //! and certificates that pdftotext can read and `verify` can tell from forgeries.
 
+use hozon::app::SearchOptions;
 use std::process::Command;
 
 use chrono::NaiveDate;
@@ -123,7 +124,7 @@ fn a_crash_mid_execution_resumes_and_leaves_nothing_half_destroyed() {
     run::submit(&h, &officer("ro01"), &plan.id).unwrap();
     run::approve(&h, &officer("ro02"), &plan.id).unwrap();
     let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
-    assert!(!h.search(&Actor::operator("t"), &name, 10).unwrap().is_empty());
+    assert!(!h.search(&Actor::operator("t"), &SearchOptions::new(&name, 10)).unwrap().results.is_empty());
     drop(h);
     let execute = |failpoint: Option<&str>| {
         let mut c = Command::new(hozon_bin());
@@ -155,7 +156,7 @@ fn a_crash_mid_execution_resumes_and_leaves_nothing_half_destroyed() {
     assert_eq!(h.store.records().count(), 0);
     assert_eq!(h.store.tombstones().unwrap().len(), 4);
     assert_eq!(h.index.num_docs(), 0);
-    assert!(h.search(&Actor::operator("t"), &name, 10).unwrap().is_empty());
+    assert!(h.search(&Actor::operator("t"), &SearchOptions::new(&name, 10)).unwrap().results.is_empty());
     let blobs = walkdir::WalkDir::new(env.data().join("blobs"))
         .min_depth(2)
         .into_iter()

@@ -2,7 +2,11 @@
 //! Domain operations that span modules live here and take an [`Actor`], so the web and the
 //! CLI cannot drift apart in what they check and audit.
 
+mod search;
+
 use std::path::{Path, PathBuf};
+
+pub use search::{CaseGroup, SearchOptions, SearchOutcome, SearchResult, group_by_case};
 
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
@@ -16,14 +20,6 @@ pub struct Hozon {
     pub tessdata: PathBuf,
     pub config: crate::config::Config,
     pub policies: crate::retention::policy::PolicySet,
-}
-
-/// One search result as users see it.
-#[derive(Debug, Clone)]
-pub struct SearchResult {
-    pub record_id: RecordId,
-    pub received_at: chrono::DateTime<chrono::Utc>,
-    pub snippet_html: String,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -55,29 +51,6 @@ impl Hozon {
         let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let index = SearchIndex::open(store.index_directory()?)?;
         Ok((Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config, policies }, password))
-    }
-
-    /// Full-text search over stored pages. Only fully stored pages are returned; the audit
-    /// entry records who searched and how many results came back, never the query text
-    /// (it may be a name).
-    pub fn search(&self, actor: &Actor, query: &str, limit: usize) -> Result<Vec<SearchResult>> {
-        actor.require(Function::Search, Level::View)?;
-        let hits = self.index.search(query, limit)?;
-        let mut out = Vec::with_capacity(hits.len());
-        for h in hits {
-            let Some(id) = RecordId::parse(&h.record_id) else {
-                continue;
-            };
-            let Some(rec) = self.store.record(&id)? else {
-                continue;
-            };
-            if rec.state != RecordState::Stored || rec.kind != RecordKind::Page {
-                continue;
-            }
-            out.push(SearchResult { record_id: id, received_at: rec.received_at, snippet_html: h.snippet_html });
-        }
-        self.store.audit(Event::new(&actor.name, "search", &format!("{} results", out.len()), "ok"))?;
-        Ok(out)
     }
 
     fn visible_page(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
@@ -116,24 +89,6 @@ impl Hozon {
         let text = self.store.read_blob(&rec, BlobRole::Text)?;
         self.store.audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
         Ok(String::from_utf8_lossy(&text).into_owned())
-    }
-
-    /// Rebuilds the search index from the stored OCR text. `progress` is called per record.
-    pub fn reindex(&self, actor: &Actor, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
-        actor.require(Function::Search, Level::Update)?;
-        let pages: Vec<Record> = self
-            .store
-            .records()
-            .filter(|r| r.as_ref().map_or(true, |r| r.state == RecordState::Stored && r.kind == RecordKind::Page))
-            .collect::<std::result::Result<_, _>>()?;
-        self.index.clear()?;
-        for (i, rec) in pages.iter().enumerate() {
-            let text = self.store.read_blob(rec, BlobRole::Text)?;
-            self.index.put(rec.id.as_str(), &String::from_utf8_lossy(&text), rec.received_at)?;
-            progress(i + 1, pages.len());
-        }
-        self.store.audit(Event::system("index.rebuild", &format!("{} records", pages.len())))?;
-        Ok(pages.len())
     }
 }
 
