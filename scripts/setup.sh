@@ -10,6 +10,7 @@ PACKAGES=(
   clang libclang-dev pkg-config
   fonts-ipaexfont-gothic fonts-ipaexfont-mincho
   poppler-utils
+  chromium
 )
 
 missing=()
@@ -37,3 +38,10 @@ done
 (cd ocr-models/tessdata && sha256sum -c --quiet ../tessdata.sha256) || {
   echo "setup: warning: a Tesseract model differs from ocr-models/tessdata.sha256 (Debian package updated?); OCR figures may differ" >&2
 }
+
+# Browser tests: playwright-core from the npm registry (pinned in tests/browser/package-lock.json)
+# drives Debian's Chromium headless.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  command -v npm >/dev/null || { echo "setup: npm is needed for the browser tests" >&2; exit 1; }
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi

@@ -6,7 +6,7 @@ mod search;
 
 use std::path::{Path, PathBuf};
 
-pub use search::{CaseGroup, SearchOptions, SearchOutcome, SearchResult, group_by_case};
+pub use search::{CaseGroup, SearchOptions, SearchOutcome, group_by_case};
 
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};

@@ -9,7 +9,7 @@ use super::Hozon;
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level, Role};
 use crate::error::{Error, Result};
-use crate::index::{Doc, FacetCounts, Request, Scope, Sort};
+use crate::index::{Doc, FacetCounts, Hit, Request, Scope, Sort};
 use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
 
 /// Document kind under which suspensions are stored (id = the person's lookup hash).
@@ -30,23 +30,12 @@ impl SearchOptions {
     }
 }
 
-/// One search result as users see it.
-#[derive(Debug, Clone)]
-pub struct SearchResult {
-    pub record_id: RecordId,
-    pub received_at: chrono::DateTime<chrono::Utc>,
-    pub form: String,
-    pub case_no: Option<String>,
-    pub name: Option<String>,
-    pub status: Option<String>,
-    pub snippet_html: String,
-}
-
 #[derive(Debug, Clone)]
 pub struct SearchOutcome {
     /// Matching documents the user may see (not just the ones on this page).
     pub total: usize,
-    pub results: Vec<SearchResult>,
+    /// Stored pages only; each `record_id` is a valid [`RecordId`].
+    pub results: Vec<Hit>,
     pub facets: Vec<FacetCounts>,
 }
 
@@ -55,11 +44,11 @@ pub struct SearchOutcome {
 pub struct CaseGroup {
     pub case_no: Option<String>,
     pub name: Option<String>,
-    pub results: Vec<SearchResult>,
+    pub results: Vec<Hit>,
 }
 
 /// Groups results by case, keeping the order of each case's best result.
-pub fn group_by_case(results: Vec<SearchResult>) -> Vec<CaseGroup> {
+pub fn group_by_case(results: Vec<Hit>) -> Vec<CaseGroup> {
     let mut groups: Vec<CaseGroup> = Vec::new();
     for r in results {
         match groups.iter_mut().find(|g| g.case_no.is_some() && g.case_no == r.case_no) {
@@ -112,6 +101,7 @@ impl Hozon {
             offset: opts.offset,
             facets: opts.facets,
             snippets: true,
+            count: true,
             hash_my_number: &hash,
         })?;
         let mut results = Vec::with_capacity(found.hits.len());
@@ -124,15 +114,7 @@ impl Hozon {
                 Some(rec) if rec.state == RecordState::Stored && rec.kind == RecordKind::Page => {}
                 _ => continue,
             }
-            results.push(SearchResult {
-                record_id: id,
-                received_at: h.received,
-                form: h.form,
-                case_no: h.case_no,
-                name: h.name,
-                status: h.status,
-                snippet_html: h.snippet_html,
-            });
+            results.push(h);
         }
         let summary = format!("{} of {} results", results.len(), found.total);
         self.store.audit(Event::new(&actor.name, "search", &summary, "ok"))?;
@@ -212,10 +194,11 @@ impl Hozon {
 mod tests {
     use super::*;
 
-    fn result(case: Option<&str>, id: u8) -> SearchResult {
-        SearchResult {
-            record_id: RecordId::parse(&format!("{id:032x}")).unwrap(),
-            received_at: chrono::Utc::now(),
+    fn result(case: Option<&str>, id: u8) -> Hit {
+        Hit {
+            record_id: format!("{id:032x}"),
+            score: 1.0,
+            received: chrono::Utc::now(),
             form: "scan".into(),
             case_no: case.map(str::to_owned),
             name: None,

@@ -2,7 +2,9 @@
 //! line, one JSON object with the figures. They make their own data (synth) in a temporary
 //! directory and need no network beyond loopback.
 
+pub mod corpus;
 pub mod dispose;
+pub mod search;
 pub mod serve;
 
 /// Percentile (0–100) of sorted values.
@@ -21,6 +23,11 @@ pub fn peak_rss_mb() -> f64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS so the next phase of a benchmark reports its own (Linux `clear_refs`).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 #[cfg(test)]

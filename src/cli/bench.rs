@@ -16,6 +16,31 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         submissions: usize,
     },
+    /// Archive search at N synthetic documents: build rate, size, query latency; the same index
+    /// unencrypted and SQLite FTS5 (trigram) on the same corpus and queries for comparison
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Skip the SQLite FTS5 baseline
+        #[arg(long)]
+        no_fts5: bool,
+        /// Skip the unencrypted baseline
+        #[arg(long)]
+        no_plain: bool,
+        /// Build in this directory (default: a temporary one)
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Index writer threads
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Index writer memory (MiB, shared by the threads)
+        #[arg(long, default_value_t = 1024)]
+        heap_mb: usize,
+    },
     /// Plan, approve and execute a disposal run of N due records, with its certificate
     Dispose {
         #[arg(long, default_value_t = 100_000)]
@@ -40,6 +65,64 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("  peak RSS           {:>10.1} MiB", f.peak_rss_mb);
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.errors == 0 && f.audited == f.requests { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        BenchCommand::Search { docs, queries, seed, no_fts5, no_plain, dir, threads, heap_mb } => {
+            let o = crate::bench::search::Options {
+                docs: *docs,
+                queries: *queries,
+                seed: *seed,
+                fts5: !no_fts5,
+                plain: !no_plain,
+                dir: dir.clone(),
+                threads: *threads,
+                heap_mb: *heap_mb,
+            };
+            let f = crate::bench::search::run(&o, std::io::stderr().is_terminal())?;
+            let opt = |v: Option<f64>, unit: &str| v.map_or("—".to_owned(), |v| format!("{v:.2}{unit}"));
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            println!("hozon bench search — {} documents, {} queries (top 20 by relevance)", f.docs, f.queries);
+            println!("                       hozon (encrypted)   unencrypted        SQLite FTS5 trigram");
+            println!(
+                "  build docs/s       {:>12.0}        {:>12}       {:>12}",
+                f.docs_per_s,
+                opt(f.plain_docs_per_s.map(f64::round), ""),
+                opt(f.fts5_docs_per_s.map(f64::round), "")
+            );
+            println!(
+                "  index size MiB     {:>12.1}        {:>12}       {:>12}",
+                mib(f.index_bytes),
+                opt(f.plain_index_bytes.map(mib), ""),
+                opt(f.fts5_index_bytes.map(mib), "")
+            );
+            println!("  raw text MiB       {:>12.1}   (index/raw = {:.2})", mib(f.raw_text_bytes), f.index_to_raw);
+            println!("  p50 ms             {:>12.2}        {:>12}       {:>12}", f.p50_ms, "", opt(f.fts5_p50_ms, ""));
+            println!("  p95 ms             {:>12.2}", f.p95_ms);
+            println!(
+                "  p99 ms             {:>12.2}        {:>12}       {:>12}",
+                f.p99_ms,
+                opt(f.plain_p99_ms, ""),
+                opt(f.fts5_p99_ms, "")
+            );
+            println!("  FTS5 p99, trigram-indexable queries only: {}", opt(f.fts5_indexed_p99_ms, " ms"));
+            println!(
+                "  ratios: FTS5 p99 / hozon p99 = {}, encrypted / unencrypted p99 = {}",
+                opt(f.fts5_p99_ratio, "×"),
+                opt(f.encryption_p99_ratio, "×")
+            );
+            println!(
+                "  search page request (count + facets + snippets): p50 {:.2} ms, p99 {:.2} ms",
+                f.ui_p50_ms, f.ui_p99_ms
+            );
+            println!("  mean hits per query {:.1}", f.mean_hits);
+            let kinds: Vec<String> = f.kind_p99_ms.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+            println!("  p99 ms by query kind: {}", kinds.join(", "));
+            println!(
+                "  peak RSS           {:>12.1} MiB (hozon phases); FTS5 phase {}",
+                f.peak_rss_mb,
+                opt(f.fts5_peak_rss_mb, " MiB")
+            );
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Dispose { records } => {
             let f = crate::bench::dispose::run(*records, std::io::stderr().is_terminal())?;

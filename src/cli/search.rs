@@ -43,7 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     println!("{} 件", found.total);
     for r in &found.results {
         let form = crate::index::vocab::label_of(crate::index::vocab::FORMS, &r.form);
-        let when = r.received_at.format("%Y-%m-%d %H:%M");
+        let when = r.received.format("%Y-%m-%d %H:%M");
         println!("{}  {when}  {form}  {}", r.record_id, plain(&r.snippet_html));
     }
     Ok(if found.results.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })

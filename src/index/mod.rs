@@ -75,6 +75,8 @@ pub struct SearchIndex {
 pub struct Doc {
     pub record_id: String,
     pub received: DateTime<Utc>,
+    /// Everything a bare word should find: the page's text, including the values of the
+    /// fields below (bare words search this field only, which keeps them fast).
     pub text: String,
     /// Form key ([`vocab::FORMS`]); `scan` for an unclassified page.
     pub form: String,
@@ -132,6 +134,9 @@ pub struct Request<'a> {
     pub offset: usize,
     pub facets: bool,
     pub snippets: bool,
+    /// Count every match for `Results::total` (otherwise total is the hits returned, and the
+    /// top hits can skip documents that cannot make the list).
+    pub count: bool,
     /// Turns a typed My Number (12 digits) into the keyed hash stored in `mn`.
     pub hash_my_number: &'a dyn Fn(&str) -> String,
 }
@@ -286,29 +291,15 @@ fn jst_midnight(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp() - 9 * 3600
 }
 
-impl SearchIndex {
-    pub fn open(dir: EncryptedDirectory) -> Result<SearchIndex> {
-        SearchIndex::open_in(dir)
-    }
+/// Turns a [`Doc`] into the tantivy document of the schema.
+struct DocBuilder {
+    f: Fields,
+}
 
-    /// Opens an index in any tantivy directory (the benchmark compares encrypted and plain).
-    pub fn open_in<D: tantivy::Directory>(dir: D) -> Result<SearchIndex> {
-        SearchIndex::open_with_memory(dir, 50_000_000, 1)
-    }
-
-    /// As [`SearchIndex::open_in`] with a writer of `threads` threads sharing `heap` bytes (bulk
-    /// builds want more of both).
-    pub fn open_with_memory<D: tantivy::Directory>(dir: D, heap: usize, threads: usize) -> Result<SearchIndex> {
-        let (schema, f) = schema();
-        let index = Index::open_or_create(dir, schema)?;
-        index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
-        let writer = index.writer_with_num_threads(threads, heap)?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
-    }
-
-    fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
+impl DocBuilder {
+    fn build(&self, d: &Doc) -> TantivyDocument {
         let f = &self.f;
+
         let mut doc = TantivyDocument::default();
         doc.add_text(f.record_id, &d.record_id);
         doc.add_text(f.text, normalise(&d.text));
@@ -347,6 +338,32 @@ impl SearchIndex {
         }
         doc
     }
+}
+
+impl SearchIndex {
+    pub fn open(dir: EncryptedDirectory) -> Result<SearchIndex> {
+        SearchIndex::open_in(dir)
+    }
+
+    /// Opens an index in any tantivy directory (the benchmark compares encrypted and plain).
+    pub fn open_in<D: tantivy::Directory>(dir: D) -> Result<SearchIndex> {
+        SearchIndex::open_with_memory(dir, 50_000_000, 1)
+    }
+
+    /// As [`SearchIndex::open_in`] with a writer of `threads` threads sharing `heap` bytes (bulk
+    /// builds want more of both).
+    pub fn open_with_memory<D: tantivy::Directory>(dir: D, heap: usize, threads: usize) -> Result<SearchIndex> {
+        let (schema, f) = schema();
+        let index = Index::open_or_create(dir, schema)?;
+        index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
+        let writer = index.writer_with_num_threads(threads, heap)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
+    }
+
+    fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
+        DocBuilder { f: self.f }.build(d)
+    }
 
     /// Replaces the index entry of `doc.record_id` and commits (durable on return).
     pub fn put(&self, doc: &Doc) -> Result<()> {
@@ -366,21 +383,26 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Adds documents without replacing and without committing (benchmark bulk build).
-    pub fn add_uncommitted(&self, docs: &[Doc]) -> Result<()> {
-        let w = self.writer.lock().expect("index writer lock poisoned");
-        for d in docs {
-            w.add_document(self.tantivy_doc(d))?;
+    /// Builds a new index in `dir` from `docs` with one commit, and waits for the merges to
+    /// finish (benchmarks: a settled index, as after a night's merging).
+    pub fn bulk_build<D: tantivy::Directory>(
+        dir: D,
+        docs: impl Iterator<Item = Doc>,
+        heap: usize,
+        threads: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<()> {
+        let (schema, f) = schema();
+        let index = Index::create(dir, schema, tantivy::IndexSettings::default())?;
+        index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
+        let mut writer: IndexWriter = index.writer_with_num_threads(threads, heap)?;
+        let builder = DocBuilder { f };
+        for (n, d) in docs.enumerate() {
+            writer.add_document(builder.build(&d))?;
+            progress(n + 1);
         }
-        Ok(())
-    }
-
-    /// Commits, waits for merges to finish and reloads the reader.
-    pub fn commit_and_settle(&self) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        w.commit()?;
-        drop(w);
-        self.reader.reload()?;
+        writer.commit()?;
+        writer.wait_merging_threads()?;
         Ok(())
     }
 
@@ -391,7 +413,7 @@ impl SearchIndex {
     /// The query for one text value in a bigram field: a term, a phrase of adjacent bigrams,
     /// or for a single CJK character a prefix search over the terms.
     fn text_query(&self, field: Field, value: &str) -> Option<Box<dyn Query>> {
-        let toks = tokenizer::query_tokens(&normalise(value));
+        let toks = tokenizer::cover_tokens(&normalise(value));
         match toks.as_slice() {
             [] => None,
             [t] if t.text.chars().count() == 1 && t.text.chars().all(tokenizer::is_cjk) => {
@@ -420,14 +442,7 @@ impl SearchIndex {
         let f = &self.f;
         let bad_date = |field: FieldName| Problem::BadDate { field: field.label(), value: c.text.clone() };
         Ok(match c.field {
-            // A bare word may be in the page text or only in the fields from the draft/case.
-            FieldName::Text => {
-                let any: Vec<(Occur, Box<dyn Query>)> = [f.text, f.name, f.city, f.disease]
-                    .into_iter()
-                    .filter_map(|field| self.text_query(field, &c.text).map(|q| (Occur::Should, q)))
-                    .collect();
-                (!any.is_empty()).then(|| Box::new(BooleanQuery::new(any)) as Box<dyn Query>)
-            }
+            FieldName::Text => self.text_query(f.text, &c.text),
             FieldName::Name => self.text_query(f.name, &c.text),
             FieldName::City => self.text_query(f.city, &c.text),
             FieldName::Disease => self.text_query(f.disease, &c.text),
@@ -508,14 +523,15 @@ impl SearchIndex {
         let q = self.build_query(req)?;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
-        let (addrs, total): (Vec<(f32, DocAddress)>, usize) = match req.sort {
-            Sort::Relevance => searcher.search(&q, &(top.order_by_score(), Count))?,
+        let addrs: Vec<(f32, DocAddress)> = match req.sort {
+            Sort::Relevance => searcher.search(&q, &top.order_by_score())?,
             Sort::Newest | Sort::Oldest => {
                 let order = if req.sort == Sort::Newest { Order::Desc } else { Order::Asc };
-                let (v, n) = searcher.search(&q, &(top.order_by_fast_field::<i64>("received", order), Count))?;
-                (v.into_iter().map(|(_, a)| (0.0, a)).collect(), n)
+                let v = searcher.search(&q, &top.order_by_fast_field::<i64>("received", order))?;
+                v.into_iter().map(|(_, a)| (0.0, a)).collect()
             }
         };
+        let total = if req.count { searcher.search(&q, &Count)? } else { req.offset + addrs.len() };
         let facets = if req.facets { self.facet_counts(&searcher, &*q)? } else { Vec::new() };
         let snippets = if req.snippets {
             let mut g = SnippetGenerator::create(&searcher, &*q, self.f.text)?;
@@ -729,6 +745,11 @@ mod tests {
         assert_eq!(ids(&idx, "大腸炎"), vec!["a"]);
         assert_eq!(ids(&idx, "腸炎"), vec!["a"]);
         assert_eq!(ids(&idx, "東京都"), vec!["c"], "bigrams must be adjacent, not just present");
+        idx.put(&page("d", "東京。都庁 都庁前")).unwrap();
+        idx.put(&page("e", "東京都庁")).unwrap();
+        assert_eq!(ids(&idx, "東京都庁"), vec!["e"], "a gapped phrase must not bridge two runs");
+        assert_eq!(ids(&idx, "\"東京都新宿区\""), vec!["c"]);
+        idx.delete(&["d".into(), "e".into()]).unwrap();
         assert_eq!(ids(&idx, "田"), vec!["c"]);
         assert_eq!(ids(&idx, "郎"), vec!["c"], "the last character of a run");
         assert_eq!(ids(&idx, "炎"), vec!["a"], "inside a run");
@@ -771,7 +792,7 @@ mod tests {
             disease: Some(disease.into()),
             status: Some("reviewing".into()),
             received: format!("{received}T01:00:00Z").parse().unwrap(),
-            ..page(id, &format!("申請書 {city} {disease}"))
+            ..page(id, &format!("申請書 山田 太郎 ヤマダ タロウ {city} {disease}"))
         }
     }
 
@@ -825,6 +846,7 @@ mod tests {
             offset: 0,
             facets: true,
             snippets: true,
+            count: true,
             hash_my_number: &hash,
         }
     }

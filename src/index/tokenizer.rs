@@ -96,6 +96,37 @@ pub fn query_tokens(text: &str) -> Vec<Token> {
     tokens(text, false)
 }
 
+/// The fewest query tokens that still pin every character: within a CJK run, every other
+/// bigram plus the last one (イン・フリ・キシ・マブ for インフリキシマブ instead of all seven),
+/// at their own positions. Half the posting lists to intersect, same matches: the empty
+/// position after each run (see `tokens`) stops a gapped phrase from bridging two runs.
+pub fn cover_tokens(text: &str) -> Vec<Token> {
+    let all = query_tokens(text);
+    let bigram = |t: &Token| t.text.chars().count() == 2 && t.text.chars().all(is_cjk);
+    let mut out: Vec<Token> = Vec::with_capacity(all.len());
+    let mut i = 0;
+    while i < all.len() {
+        // A run of CJK bigrams: consecutive positions.
+        let mut j = i;
+        while bigram(&all[i]) && j + 1 < all.len() && all[j + 1].position == all[j].position + 1 && bigram(&all[j + 1])
+        {
+            j += 1;
+        }
+        if j > i {
+            let mut k = i;
+            while k < j {
+                out.push(all[k].clone());
+                k += 2;
+            }
+            out.push(all[j].clone());
+        } else {
+            out.extend(all[i..=j].iter().cloned());
+        }
+        i = j + 1;
+    }
+    out
+}
+
 fn tokens(text: &str, tails: bool) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut pos = 0;
@@ -116,7 +147,10 @@ fn tokens(text: &str, tails: bool) -> Vec<Token> {
                 if tails {
                     tokens.push(token(chars[last].0, end_of(last), pos, fold(chars[last].1).to_string()));
                 }
-                pos += 1;
+                // The tail's position, then one left empty: bigrams of different runs are
+                // never two positions apart, so a gapped phrase (see `cover_tokens`) cannot
+                // bridge a run boundary.
+                pos += 2;
             }
             Class::Word => {
                 let s: String = chars.iter().map(|(_, c)| *c).collect::<String>().to_lowercase();
@@ -186,7 +220,7 @@ mod tests {
         let words: Vec<_> = t.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(words, vec!["氏名", "山田", "太郎", "tel", "035320", "田"]);
         let positions: Vec<_> = t.iter().map(|t| t.position).collect();
-        assert_eq!(positions, vec![0, 2, 4, 6, 7, 8], "a run tail keeps its position");
+        assert_eq!(positions, vec![0, 3, 6, 9, 10, 11], "a run tail and a gap follow each run");
     }
 
     #[test]
@@ -205,8 +239,20 @@ mod tests {
     #[test]
     fn run_tails_index_side_only() {
         let idx = texts(&bigram_tokens("山田 a 太"));
-        assert_eq!(idx, vec![("山田".into(), 0), ("田".into(), 1), ("a".into(), 2), ("太".into(), 3)]);
+        assert_eq!(idx, vec![("山田".into(), 0), ("田".into(), 1), ("a".into(), 3), ("太".into(), 4)]);
         let q = texts(&query_tokens("山田 a 太"));
-        assert_eq!(q, vec![("山田".into(), 0), ("a".into(), 2), ("太".into(), 3)], "same positions, no tail");
+        assert_eq!(q, vec![("山田".into(), 0), ("a".into(), 3), ("太".into(), 4)], "same positions, no tail");
+    }
+
+    #[test]
+    fn cover_pins_every_character_with_half_the_bigrams() {
+        let c = texts(&cover_tokens("インフリキシマブ"));
+        assert_eq!(c, vec![("いん".into(), 0), ("ふり".into(), 2), ("きし".into(), 4), ("まぶ".into(), 6)]);
+        let c = texts(&cover_tokens("潰瘍性大腸炎"));
+        assert_eq!(c, vec![("潰瘍".into(), 0), ("性大".into(), 2), ("腸炎".into(), 4)]);
+        let c = texts(&cover_tokens("東京都 TEL 03 ab cd ef"));
+        let want = [("東京", 0), ("京都", 1), ("tel", 4), ("03", 5), ("ab", 6), ("cd", 7), ("ef", 8)];
+        assert_eq!(c, want.iter().map(|(t, p)| (t.to_string(), *p)).collect::<Vec<_>>());
+        assert_eq!(texts(&cover_tokens("山田")), vec![("山田".into(), 0)]);
     }
 }

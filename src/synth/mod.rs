@@ -3,7 +3,7 @@
 //! Number form, the clinical survey cover), plus `truth.jsonl` with every field of every page.
 //! The same seed gives the same bytes. Writes only under the folder it is given.
 
-mod people;
+pub(crate) mod people;
 pub mod render;
 
 use std::io::Write;

@@ -77,6 +77,8 @@ pub struct Person {
     pub birth_date_iso: NaiveDate,
     pub postal_code: String,
     pub address: String,
+    /// Municipality (区市町村) of the address.
+    pub city: String,
     pub phone: String,
     pub insurer_number: String,
     pub insured_symbol: String,
@@ -152,6 +154,7 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         birth_date_iso: birth,
         postal_code: format!("{}-{}", &town.postal[..3], &town.postal[3..]),
         address,
+        city: town.city.to_owned(),
         phone: format!("03-{}-{}", digits(rng, 4), digits(rng, 4)),
         insurer_number: format!("{}{}", ["01", "06", "31", "67"].choose(rng).expect("x"), digits(rng, 6)),
         insured_symbol: format!("{}・{}", digits(rng, 4), digits(rng, 5)),

@@ -164,9 +164,9 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
     if (page + 1) * PER_PAGE < found.total {
         v.next_href = Some(search_href(&query, &params.sort, &group, page + 1));
     }
-    let row = |r: crate::app::SearchResult| ResultRow {
-        record_id: r.record_id.to_string(),
-        received: jst(r.received_at),
+    let row = |r: crate::index::Hit| ResultRow {
+        record_id: r.record_id,
+        received: jst(r.received),
         form: label_of(FORMS, &r.form).to_owned(),
         case_href: r.case_no.as_deref().map(|c| search_href(&format!("受給者番号:{c}"), "", "case", 0)),
         status: r.status.map(|s| label_of(STATUSES, &s).to_owned()),

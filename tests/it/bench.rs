@@ -36,3 +36,26 @@ fn bench_dispose_destroys_everything_and_names_its_certificate() {
     assert!(std::fs::read(&cert).unwrap().starts_with(b"%PDF"));
     std::fs::remove_file(cert).unwrap();
 }
+
+#[test]
+fn bench_search_compares_encrypted_plain_and_fts5() {
+    let out = Command::new(hozon_bin())
+        .args(["bench", "search", "--docs", "1500", "--queries", "100", "--heap-mb", "64"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("SQLite FTS5"), "a readable table first: {stdout}");
+    let last = stdout.lines().last().unwrap();
+    let f: serde_json::Value = serde_json::from_str(last).unwrap();
+    for key in ["docs", "docs_per_s", "index_bytes", "raw_text_bytes", "p50_ms", "p99_ms", "fts5_p99_ms", "peak_rss_mb"]
+    {
+        assert!(f[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero in {last}");
+    }
+    assert_eq!(f["docs"], 1500);
+    assert!(f["plain_p99_ms"].as_f64().is_some() && f["encryption_p99_ratio"].as_f64().is_some());
+    assert!(f["mean_hits"].as_f64().unwrap() > 1.0, "the queries find documents: {last}");
+    // Raw text is ~1,500 characters (3 bytes each) per document.
+    let raw_per_doc = f["raw_text_bytes"].as_f64().unwrap() / 1500.0;
+    assert!((4000.0..7000.0).contains(&raw_per_doc), "{raw_per_doc} bytes per document");
+}

@@ -3,10 +3,12 @@
 mod audit;
 mod authz;
 mod bench;
+mod browser;
 mod crash;
 mod fuzz;
 mod ingest;
 mod plaintext;
 mod retention;
+mod search;
 mod util;
 mod web;

@@ -75,6 +75,23 @@ async fn reviewer_logs_in_changes_password_searches_and_views() {
     assert!(p.body.contains("検索できる語が含まれていません"));
     let p = b.get(&format!("/search?q={}", pct("-山田 \"未完"))).await;
     assert_eq!(p.status, StatusCode::OK, "a mistyped query is a message, never a 500");
+    for (q, says) in [("受付日:2024-13", "日付として読めません"), ("foo:bar", "という項目はありません")]
+    {
+        let p = b.get(&format!("/search/results?q={}", pct(q))).await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert!(p.body.contains(says), "{q}: {}", p.body);
+    }
+
+    // The fragment the search box fetches while typing: results and facets, no page around.
+    let p = b.get(&format!("/search/results?q={}&sort=newest&group=case", pct("東京都"))).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("<html") && p.body.contains("件見つかりました"), "{}", p.body);
+    assert!(p.body.contains("class=\"facets\"") && p.body.contains("未分類"), "form facet: {}", p.body);
+    assert!(p.body.contains("受給者未登録の文書"), "grouped by case: {}", p.body);
+    let p = b.get("/search").await;
+    assert!(p.body.contains("/static/search.js") && p.body.contains("閲覧できる登録ページ数"));
+    let js = b.get("/static/search.js").await;
+    assert!(js.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
     // A reviewer is not a security officer.
     assert_eq!(b.get("/admin/users").await.status, StatusCode::FORBIDDEN);
 
