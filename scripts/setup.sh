@@ -11,6 +11,7 @@ PACKAGES=(
   fonts-ipaexfont-gothic fonts-ipaexfont-mincho
   poppler-utils
   chromium
+  fonts-klee fonts-seto fonts-kiloji fonts-yozvox-yozfont
 )
 
 missing=()
@@ -44,4 +45,24 @@ done
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   command -v npm >/dev/null || { echo "setup: npm is needed for the browser tests" >&2; exit 1; }
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+
+# PP-OCRv6 small text-line recognizer (PaddleOCR, Apache-2.0), the field reader: one file out of
+# the rapidocr wheel on PyPI (no Python package is installed), checked against its sha256.
+PPOCR=ocr-models/ppocr/PP-OCRv6_rec_small.onnx
+PPOCR_SHA256=6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884
+if ! echo "$PPOCR_SHA256  $PPOCR" | sha256sum -c --quiet >/dev/null 2>&1; then
+  echo "setup: fetching $PPOCR from the rapidocr 3.10.0 wheel (PyPI)"
+  tmp=$(mktemp -d)
+  python3 -m pip download --no-deps --quiet --disable-pip-version-check rapidocr==3.10.0 -d "$tmp"
+  python3 - "$tmp" <<'PY'
+import glob, sys, zipfile
+tmp = sys.argv[1]
+with zipfile.ZipFile(glob.glob(tmp + "/rapidocr-3.10.0-*.whl")[0]) as z:
+    open("ocr-models/ppocr/PP-OCRv6_rec_small.onnx", "wb").write(z.read("rapidocr/models/PP-OCRv6_rec_small.onnx"))
+    open("ocr-models/ppocr/LICENSE-rapidocr", "wb").write(z.read("rapidocr-3.10.0.dist-info/licenses/LICENSE"))
+    open("ocr-models/ppocr/MODEL_LICENSES-rapidocr.md", "wb").write(z.read("rapidocr-3.10.0.dist-info/licenses/MODEL_LICENSES.md"))
+PY
+  rm -rf "$tmp"
+  echo "$PPOCR_SHA256  $PPOCR" | sha256sum -c --quiet || { echo "setup: $PPOCR checksum mismatch" >&2; exit 1; }
 fi

@@ -291,6 +291,14 @@ fn jst_midnight(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp() - 9 * 3600
 }
 
+/// How phrases are built: exact (positions) or loose (all bigrams somewhere), and whether
+/// the query had any.
+#[derive(Default)]
+struct Mode {
+    loose: bool,
+    phrased: bool,
+}
+
 /// Turns a [`Doc`] into the tantivy document of the schema.
 struct DocBuilder {
     f: Fields,
@@ -354,8 +362,11 @@ impl SearchIndex {
     /// builds want more of both).
     pub fn open_with_memory<D: tantivy::Directory>(dir: D, heap: usize, threads: usize) -> Result<SearchIndex> {
         let (schema, f) = schema();
-        let index = Index::open_or_create(dir, schema)?;
+        let mut index = Index::open_or_create(dir, schema)?;
         index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
+        // Segments are searched in parallel (one thread per core): a heavy query over a large
+        // archive finishes in a fraction of the time.
+        index.set_default_multithread_executor()?;
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
@@ -411,8 +422,10 @@ impl SearchIndex {
     }
 
     /// The query for one text value in a bigram field: a term, a phrase of adjacent bigrams,
-    /// or for a single CJK character a prefix search over the terms.
-    fn text_query(&self, field: Field, value: &str) -> Option<Box<dyn Query>> {
+    /// or for a single CJK character a prefix search over the terms. With `mode.loose`, a
+    /// phrase becomes "all its bigrams somewhere" (no positions): the cheap first pass of
+    /// [`SearchIndex::top_verified`].
+    fn text_query(&self, field: Field, value: &str, mode: &mut Mode) -> Option<Box<dyn Query>> {
         let toks = tokenizer::cover_tokens(&normalise(value));
         match toks.as_slice() {
             [] => None,
@@ -428,9 +441,20 @@ impl SearchIndex {
                 Term::from_field_text(field, &t.text),
                 IndexRecordOption::WithFreqsAndPositions,
             ))),
-            many => Some(Box::new(PhraseQuery::new_with_offset(
-                many.iter().map(|t| (t.position, Term::from_field_text(field, &t.text))).collect(),
-            ))),
+            many if mode.loose => {
+                mode.phrased = true;
+                let terms = many.iter().map(|t| {
+                    let q = TermQuery::new(Term::from_field_text(field, &t.text), IndexRecordOption::WithFreqs);
+                    (Occur::Must, Box::new(q) as Box<dyn Query>)
+                });
+                Some(Box::new(BooleanQuery::new(terms.collect())))
+            }
+            many => {
+                mode.phrased = true;
+                Some(Box::new(PhraseQuery::new_with_offset(
+                    many.iter().map(|t| (t.position, Term::from_field_text(field, &t.text))).collect(),
+                )))
+            }
         }
     }
 
@@ -438,14 +462,19 @@ impl SearchIndex {
         Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
     }
 
-    fn clause_query(&self, c: &query::Clause, req: &Request<'_>) -> Result<Option<Box<dyn Query>>, Problem> {
+    fn clause_query(
+        &self,
+        c: &query::Clause,
+        req: &Request<'_>,
+        mode: &mut Mode,
+    ) -> Result<Option<Box<dyn Query>>, Problem> {
         let f = &self.f;
         let bad_date = |field: FieldName| Problem::BadDate { field: field.label(), value: c.text.clone() };
         Ok(match c.field {
-            FieldName::Text => self.text_query(f.text, &c.text),
-            FieldName::Name => self.text_query(f.name, &c.text),
-            FieldName::City => self.text_query(f.city, &c.text),
-            FieldName::Disease => self.text_query(f.disease, &c.text),
+            FieldName::Text => self.text_query(f.text, &c.text, mode),
+            FieldName::Name => self.text_query(f.name, &c.text, mode),
+            FieldName::City => self.text_query(f.city, &c.text, mode),
+            FieldName::Disease => self.text_query(f.disease, &c.text, mode),
             FieldName::Form => {
                 let key = vocab::key_of(vocab::FORMS, &c.text)
                     .ok_or_else(|| Problem::BadValue { field: c.field.label(), value: c.text.clone() })?;
@@ -488,11 +517,15 @@ impl SearchIndex {
     }
 
     /// The whole query: the user's clauses, then what the scope hides.
-    fn build_query(&self, req: &Request<'_>) -> Result<Box<dyn Query>> {
+    fn build_query(&self, req: &Request<'_>, mode: &mut Mode) -> Result<Box<dyn Query>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = 0;
         for c in query::parse(req.query)? {
-            let Some(q) = self.clause_query(&c, req)? else {
+            // An exclusion is always exact: "all bigrams somewhere" would exclude too much.
+            let mut clause_mode = Mode { loose: mode.loose && !c.negated, phrased: false };
+            let q = self.clause_query(&c, req, &mut clause_mode)?;
+            mode.phrased |= clause_mode.phrased;
+            let Some(q) = q else {
                 continue;
             };
             positive += usize::from(!c.negated);
@@ -520,10 +553,18 @@ impl SearchIndex {
     }
 
     pub fn search(&self, req: &Request<'_>) -> Result<Results> {
-        let q = self.build_query(req)?;
+        let mut mode = Mode::default();
+        let q = self.build_query(req, &mut mode)?;
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
+        let verified = if req.sort == Sort::Relevance && mode.phrased {
+            let loose = self.build_query(req, &mut Mode { loose: true, phrased: false })?;
+            self.top_verified(&searcher, &*loose, &*q, req.offset, req.limit.max(1))?
+        } else {
+            None
+        };
         let addrs: Vec<(f32, DocAddress)> = match req.sort {
+            _ if verified.is_some() => verified.unwrap_or_default(),
             Sort::Relevance => searcher.search(&q, &top.order_by_score())?,
             Sort::Newest | Sort::Oldest => {
                 let order = if req.sort == Sort::Newest { Order::Desc } else { Order::Asc };
@@ -572,6 +613,48 @@ impl SearchIndex {
             hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
         }
         Ok(Results { total, hits, facets })
+    }
+
+    /// Top hits of a query with phrases, in two passes: the best candidates of `loose` (its
+    /// phrases as bag-of-bigrams, which skips through posting lists without reading
+    /// positions), each then checked against `exact`. Every returned hit truly matches; they
+    /// are ranked by the loose score. `None` when too few candidates pass and the list might
+    /// be incomplete: the caller then runs `exact` in full.
+    fn top_verified(
+        &self,
+        searcher: &Searcher,
+        loose: &dyn Query,
+        exact: &dyn Query,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<(f32, DocAddress)>>> {
+        let want = offset + limit;
+        let pool = (want * 4).max(100);
+        let candidates = searcher.search(loose, &TopDocs::with_limit(pool).order_by_score())?;
+        let weight = exact.weight(tantivy::query::EnableScoring::disabled_from_searcher(searcher))?;
+        let mut matches = vec![false; candidates.len()];
+        let mut by_segment: std::collections::BTreeMap<u32, Vec<(u32, usize)>> = Default::default();
+        for (rank, (_, a)) in candidates.iter().enumerate() {
+            by_segment.entry(a.segment_ord).or_default().push((a.doc_id, rank));
+        }
+        for (segment, mut docs) in by_segment {
+            docs.sort_unstable();
+            let mut scorer = weight.scorer(searcher.segment_reader(segment), 1.0)?;
+            for (doc, rank) in docs {
+                if scorer.doc() < doc {
+                    scorer.seek(doc);
+                }
+                matches[rank] = scorer.doc() == doc;
+            }
+        }
+        let hits: Vec<(f32, DocAddress)> =
+            candidates.iter().zip(&matches).filter(|(_, m)| **m).map(|(c, _)| *c).collect();
+        // Complete if enough passed, or if the loose pass returned everything it matched.
+        if hits.len() >= want || candidates.len() < pool {
+            Ok(Some(hits.into_iter().skip(offset).take(limit).collect()))
+        } else {
+            Ok(None)
+        }
     }
 
     fn facet_counts(&self, searcher: &Searcher, q: &dyn Query) -> Result<Vec<FacetCounts>> {
@@ -880,6 +963,29 @@ mod tests {
         let mut of_p1 = idx.records_of_person("p1").unwrap();
         of_p1.sort();
         assert_eq!(of_p1, vec!["r1", "r3"]);
+    }
+
+    #[test]
+    fn phrase_ranking_checks_loose_candidates_and_falls_back_when_short() {
+        let (_t, idx) = index();
+        // Many pages with both bigrams of 東京都 but never adjacent (and more of them, so they
+        // score higher on bag-of-bigrams), a few with the phrase itself.
+        let mut docs: Vec<Doc> =
+            (0..150).map(|i| page(&format!("x{i:03}"), "東京 東京 東京 京都 京都 京都 東京に京都")).collect();
+        docs.extend((0..3).map(|i| page(&format!("y{i}"), "東京都")));
+        idx.put_many(&docs).unwrap();
+        assert_eq!(ids(&idx, "東京都"), vec!["y0", "y1", "y2"], "only true phrase matches, found by the fallback");
+        // When the phrase is common, the loose pass alone fills the page, every hit verified.
+        let many: Vec<Doc> = (0..60).map(|i| page(&format!("z{i:02}"), "東京都 東京都")).collect();
+        idx.put_many(&many).unwrap();
+        let res = run(&idx, "東京都", &Scope::default()).unwrap();
+        assert_eq!(res.hits.len(), 20);
+        assert_eq!(res.total, 63);
+        assert!(res.hits.iter().all(|h| !h.record_id.starts_with('x')), "no loose-only match");
+        // Paging past the first 20 still returns only matches.
+        let next = idx.search(&Request { offset: 60, ..request("東京都", &Scope::default()) }).unwrap();
+        assert_eq!(next.hits.len(), 3);
+        assert!(next.hits.iter().all(|h| !h.record_id.starts_with('x')));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! (`TesseractEngine::new`), which loads the model once (~0.3 s) and then reads page after page.
 //! Reading is deterministic for the same pixels and model.
 
+pub mod ppocr;
+
 use std::path::{Path, PathBuf};
 
 use image::GrayImage;

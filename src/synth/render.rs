@@ -22,7 +22,7 @@ pub struct Fonts {
 }
 
 pub const GOTHIC: &str = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf";
-const MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
+pub const MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
 
 impl Fonts {
     pub fn load() -> anyhow::Result<Fonts> {
