@@ -174,10 +174,10 @@ fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, allowed: &[bool], classes:
         if best != 0 && best != prev {
             text.push_str(&classes[best]);
             char_confidence.push(p);
-        } else if best != 0 && best == prev {
-            if let Some(last) = char_confidence.last_mut() {
-                *last = last.max(p);
-            }
+        } else if best != 0
+            && let Some(last) = char_confidence.last_mut()
+        {
+            *last = last.max(p);
         }
         prev = best;
     }
