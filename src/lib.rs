@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod forms;
 pub mod index;
 pub mod jp;
 pub mod ocr;

@@ -48,6 +48,29 @@ pub enum CharSet {
 }
 
 impl CharSet {
+    /// What a dictionary entry reads as in a field of this set: itself if allowed, its
+    /// look-alike if the set has one (力 in a katakana field is カ, O in a number is 0), or
+    /// nothing (the class is masked out).
+    pub fn output(self, c: &str) -> Option<String> {
+        if self.allows(c) {
+            return Some(c.to_owned());
+        }
+        let lookalike = match (self, c) {
+            (CharSet::Katakana, "力") => "カ",
+            (CharSet::Katakana, "夕") => "タ",
+            (CharSet::Katakana, "口") => "ロ",
+            (CharSet::Katakana, "工") => "エ",
+            (CharSet::Katakana, "二") => "ニ",
+            (CharSet::Katakana, "八") => "ハ",
+            (CharSet::Katakana, "卜") => "ト",
+            (CharSet::Digits | CharSet::DigitsDash | CharSet::Date, "O" | "o" | "〇") => "0",
+            (CharSet::Digits | CharSet::DigitsDash | CharSet::Date, "l" | "I" | "|") => "1",
+            (CharSet::DigitsDash, "ー" | "一" | "－" | "―") => "-",
+            _ => return None,
+        };
+        Some(lookalike.to_owned())
+    }
+
     pub fn allows(self, c: &str) -> bool {
         let mut chars = c.chars();
         let (Some(ch), None) = (chars.next(), chars.next()) else {
@@ -95,8 +118,8 @@ pub struct PpOcr {
     model: Model,
     /// Class index → text; index 0 is the CTC blank (empty string).
     classes: Vec<String>,
-    /// Allowed classes per char set, built on first use.
-    masks: std::sync::Mutex<std::collections::HashMap<CharSet, std::sync::Arc<Vec<bool>>>>,
+    /// Per char set, what each class reads as (`None`: masked out), built on first use.
+    masks: std::sync::Mutex<std::collections::HashMap<CharSet, std::sync::Arc<Vec<Option<String>>>>>,
 }
 
 impl PpOcr {
@@ -110,13 +133,13 @@ impl PpOcr {
         Ok(PpOcr { model, classes, masks: Default::default() })
     }
 
-    fn mask(&self, set: CharSet) -> std::sync::Arc<Vec<bool>> {
+    fn mask(&self, set: CharSet) -> std::sync::Arc<Vec<Option<String>>> {
         let mut masks = self.masks.lock().expect("mask cache poisoned");
         masks
             .entry(set)
             .or_insert_with(|| {
-                let mut m: Vec<bool> = self.classes.iter().map(|c| set.allows(c)).collect();
-                m[0] = true; // blank
+                let mut m: Vec<Option<String>> = self.classes.iter().map(|c| set.output(c)).collect();
+                m[0] = Some(String::new()); // blank
                 std::sync::Arc::new(m)
             })
             .clone()
@@ -153,7 +176,7 @@ impl PpOcr {
             .enumerate()
             .map(|(i, (_, set))| {
                 let rows = &probs[i * steps * classes..(i + 1) * steps * classes];
-                decode(rows.chunks_exact(classes), &self.mask(*set), &self.classes)
+                decode(rows.chunks_exact(classes), &self.mask(*set))
             })
             .collect())
     }
@@ -161,7 +184,7 @@ impl PpOcr {
 
 /// Greedy CTC over the allowed classes: per step the most probable allowed class; repeats
 /// collapse, blanks separate. A character's confidence is its best step's probability.
-fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, allowed: &[bool], classes: &[String]) -> LineReading {
+fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, outputs: &[Option<String>]) -> LineReading {
     let mut text = String::new();
     let mut char_confidence = Vec::new();
     let mut prev = 0usize;
@@ -169,10 +192,10 @@ fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, allowed: &[bool], classes:
         let (best, p) = row
             .iter()
             .enumerate()
-            .filter(|(c, _)| allowed[*c])
+            .filter(|(c, _)| outputs[*c].is_some())
             .fold((0usize, f32::MIN), |acc, (c, p)| if *p > acc.1 { (c, *p) } else { acc });
         if best != 0 && best != prev {
-            text.push_str(&classes[best]);
+            text.push_str(outputs[best].as_deref().unwrap_or_default());
             char_confidence.push(p);
         } else if best != 0
             && let Some(last) = char_confidence.last_mut()
@@ -226,6 +249,13 @@ mod tests {
         v
     }
 
+    fn outputs(c: &[String], set: Option<CharSet>) -> Vec<Option<String>> {
+        c.iter()
+            .enumerate()
+            .map(|(i, s)| if i == 0 { Some(String::new()) } else { set.map_or(Some(s.clone()), |m| m.output(s)) })
+            .collect()
+    }
+
     #[test]
     fn masked_greedy_ctc() {
         // Classes: blank, "1", "l", "|", "2".
@@ -236,11 +266,16 @@ mod tests {
             vec![0.9, 0.0, 0.1, 0.0, 0.0], // blank
             vec![0.1, 0.0, 0.1, 0.6, 0.2], // "|" unmasked, "2" among digits
         ];
-        let all = vec![true; 5];
-        let r = decode(steps.iter().map(Vec::as_slice), &all, &c);
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None));
         assert_eq!(r.text, "l|");
-        let digits: Vec<bool> = c.iter().enumerate().map(|(i, s)| i == 0 || CharSet::Digits.allows(s)).collect();
-        let r = decode(steps.iter().map(Vec::as_slice), &digits, &c);
+        // Digits with look-alikes: "l" and "|" read as 1, so the steps give 1, 1 (collapsed),
+        // blank, then "|" as 1 (0.6 beats "2" at 0.2).
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, Some(CharSet::Digits)));
+        assert_eq!(r.text, "11");
+        // With only true digits allowed (no look-alikes): "1" then "2".
+        let strict: Vec<Option<String>> =
+            c.iter().enumerate().map(|(i, s)| (i == 0 || CharSet::Digits.allows(s)).then(|| s.clone())).collect();
+        let r = decode(steps.iter().map(Vec::as_slice), &strict);
         assert_eq!(r.text, "12");
         assert_eq!(r.char_confidence, vec![0.35, 0.2], "best step of the repeated 1");
         assert!((r.min_confidence() - 0.2).abs() < 1e-6);
@@ -251,7 +286,7 @@ mod tests {
         let c = classes(&["1"]);
         let s = |p: f32| vec![1.0 - p, p];
         let steps = [s(0.9), s(0.9), s(0.1), s(0.9)];
-        let r = decode(steps.iter().map(Vec::as_slice), &[true, true], &c);
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None));
         assert_eq!(r.text, "11");
     }
 
@@ -261,6 +296,9 @@ mod tests {
         assert!(CharSet::Date.allows("令") && CharSet::Date.allows("元") && !CharSet::Date.allows("口"));
         assert!(CharSet::Cp932.allows("髙") && CharSet::Cp932.allows("〒") && !CharSet::Cp932.allows("边"));
         assert!(CharSet::DigitsDash.allows("-") && !CharSet::Digits.allows("-"));
+        assert_eq!(CharSet::Katakana.output("力").as_deref(), Some("カ"));
+        assert_eq!(CharSet::Katakana.output("山"), None);
+        assert_eq!(CharSet::Digits.output("O").as_deref(), Some("0"));
         assert_eq!(fix_long_vowels("パ一キンソン 一郎"), "パーキンソン 一郎");
         assert_eq!(fold_variant("边"), "辺");
         assert!(CharSet::Cp932.allows(fold_variant("边")), "a folded variant becomes readable");
