@@ -12,6 +12,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod drafts;
 pub mod error;
 pub mod forms;
 pub mod index;

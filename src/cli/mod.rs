@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod draft;
 mod ingest;
 mod init;
 mod retention;
@@ -48,6 +49,9 @@ enum Command {
     Ingest(ingest::Args),
     /// Search stored pages
     Search(search::Args),
+    /// Form recognition into drafts
+    #[command(subcommand)]
+    Draft(draft::DraftCommand),
     /// Serve the web UI
     Serve(serve::Args),
     /// Master key operations
@@ -90,6 +94,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a),
         Command::Ingest(a) => ingest::run(&cli, a),
         Command::Search(a) => search::run(&cli, a),
+        Command::Draft(c) => draft::run(c),
         Command::Serve(a) => serve::run(&cli, a),
         Command::Key(c) => admin::key(&cli, c),
         Command::Reindex => admin::reindex(&cli),

@@ -33,7 +33,7 @@ impl Zone {
 }
 
 /// What a field holds: decides the recognizer's character set, normalisation and checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,

@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::drafts::{self, Draft};
+use crate::forms::{self, template};
+use crate::ocr::ppocr::{PpOcr, default_model};
+
+#[derive(Subcommand)]
+pub enum DraftCommand {
+    /// Recognise scan files against the form templates and print their drafts (nothing is
+    /// stored); the two sheets of a carbon-copy form given together are reconciled
+    Read {
+        files: Vec<PathBuf>,
+        /// Print JSON lines instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print(file: &std::path::Path, d: &Draft) {
+    println!("{} — {} ({})", file.display(), d.template, d.form);
+    for f in &d.fields {
+        let flags: Vec<String> = f.flags.iter().map(|fl| fl.message_ja()).collect();
+        let mark = if f.flagged() { "⚠" } else { " " };
+        println!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.value_or_raw(), f.confidence, flags.join("／"));
+    }
+}
+
+pub fn run(c: &DraftCommand) -> anyhow::Result<ExitCode> {
+    let DraftCommand::Read { files, json } = c;
+    let templates = template::load_dir(&template::default_dir())?;
+    let ocr = PpOcr::load(&default_model())?;
+    let mut drafts: Vec<(PathBuf, Option<Draft>)> = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let reading = forms::read_page(&page.gray, &templates, &ocr)?;
+        let draft = reading.map(|r| {
+            let t = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
+            drafts::from_reading(&r, t)
+        });
+        drafts.push((file.clone(), draft));
+    }
+    // Sheet 1 followed by its sheet 2: one application, two readings.
+    for i in 1..drafts.len() {
+        let (head, tail) = drafts.split_at_mut(i);
+        if let (Some(a), Some(b)) = (&mut head[i - 1].1, &mut tail[0].1)
+            && a.form == b.form
+            && a.sheet == Some(1)
+            && b.sheet == Some(2)
+        {
+            drafts::reconcile(a, b);
+        }
+    }
+    let mut unclassified = 0;
+    for (file, d) in &drafts {
+        match (d, json) {
+            (Some(d), true) => println!("{}", serde_json::json!({ "file": file, "draft": d })),
+            (Some(d), false) => print(file, d),
+            (None, true) => println!("{}", serde_json::json!({ "file": file, "draft": null })),
+            (None, false) => println!("{} — 様式を判別できませんでした（未分類）", file.display()),
+        }
+        unclassified += usize::from(d.is_none());
+    }
+    Ok(if unclassified == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

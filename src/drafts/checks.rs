@@ -1,0 +1,174 @@
+//! Cross-checks that turn guesses into checked values: the postal code against the address
+//! (the real Tokyo postal list), the disease against the designated-disease list, the reading
+//! against the name where the name list knows it, and the birth date against the calendar.
+//! A failed check flags the field with the reason; it never changes a value.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::{Draft, Flag};
+
+const NAMES: &str = include_str!("../../reference-data/japanese-names.tsv");
+const POSTAL: &str = include_str!("../../reference-data/tokyo-postal-codes.tsv");
+const DISEASES: &str = include_str!("../../reference-data/designated-intractable-diseases.tsv");
+
+struct Lists {
+    /// 7-digit postal code → (municipality, town).
+    postal: HashMap<String, Vec<(String, String)>>,
+    diseases: HashSet<String>,
+    /// Kanji name part → its katakana readings.
+    readings: HashMap<String, HashSet<String>>,
+}
+
+fn lists() -> &'static Lists {
+    static LISTS: OnceLock<Lists> = OnceLock::new();
+    LISTS.get_or_init(|| {
+        let mut postal: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for l in POSTAL.lines().skip(1) {
+            let c: Vec<&str> = l.split('\t').collect();
+            if c.len() >= 4 {
+                postal.entry(c[0].to_owned()).or_default().push((c[2].to_owned(), c[3].to_owned()));
+            }
+        }
+        let diseases =
+            DISEASES.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).map(|d| d.nfkc().collect()).collect();
+        let mut readings: HashMap<String, HashSet<String>> = HashMap::new();
+        for l in NAMES.lines().skip(1) {
+            let c: Vec<&str> = l.split('\t').collect();
+            if c.len() >= 4 {
+                readings.entry(c[1].to_owned()).or_default().insert(c[3].to_owned());
+            }
+        }
+        Lists { postal, diseases, readings }
+    })
+}
+
+fn flag(draft: &mut Draft, field: &str, reason: String) {
+    if let Some(f) = draft.fields.iter_mut().find(|f| f.name == field) {
+        f.flags.push(Flag::CrossCheck { reason });
+    }
+}
+
+fn value<'a>(draft: &'a Draft, field: &str) -> Option<&'a str> {
+    draft.field(field).map(|f| f.value.as_str()).filter(|v| !v.is_empty())
+}
+
+/// Runs every check whose fields the draft has.
+pub fn cross_check(draft: &mut Draft) {
+    let l = lists();
+    if let Some(code) = value(draft, "postal_code").map(|c| c.replace('-', "")) {
+        match l.postal.get(&code) {
+            None => flag(draft, "postal_code", format!("{code} は東京都の郵便番号一覧にありません")),
+            Some(places) => {
+                if let Some(address) = value(draft, "address") {
+                    let address: String = address.nfkc().filter(|c| !c.is_whitespace()).collect();
+                    let fits = places.iter().any(|(city, town)| address.contains(&format!("{city}{town}")));
+                    if !fits {
+                        let (city, town) = &places[0];
+                        let reason = format!("郵便番号 {code} は{city}{town}です");
+                        flag(draft, "postal_code", reason.clone());
+                        flag(draft, "address", reason);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(d) = value(draft, "disease") {
+        let d: String = d.nfkc().filter(|c| !c.is_whitespace()).collect();
+        if !l.diseases.contains(&d) {
+            flag(draft, "disease", format!("「{d}」は指定難病の一覧にありません"));
+        }
+    }
+    if let Some(b) = value(draft, "birth_date").and_then(|b| b.parse::<chrono::NaiveDate>().ok()) {
+        let today = chrono::Utc::now().date_naive();
+        if b > today || chrono::Datelike::year(&b) < 1900 {
+            flag(draft, "birth_date", format!("生年月日 {b} はありえない日付です"));
+        }
+    }
+    if let (Some(name), Some(kana)) = (value(draft, "name"), value(draft, "kana")) {
+        let names: Vec<&str> = name.split_whitespace().collect();
+        let kanas: Vec<&str> = kana.split_whitespace().collect();
+        if names.len() == kanas.len() {
+            let wrong: Vec<String> = names
+                .iter()
+                .zip(&kanas)
+                .filter(|(n, k)| l.readings.get(**n).is_some_and(|r| !r.contains(**k)))
+                .map(|(n, k)| format!("{n}の読みは{k}ではありません"))
+                .collect();
+            if !wrong.is_empty() {
+                flag(draft, "kana", wrong.join("、"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drafts::DraftField;
+    use crate::forms::template::FieldType;
+
+    fn f(name: &str, value: &str) -> DraftField {
+        DraftField {
+            name: name.into(),
+            label: name.into(),
+            kind: FieldType::Text,
+            raw: value.into(),
+            value: value.into(),
+            confidence: 1.0,
+            flags: vec![],
+            rect: [0; 4],
+        }
+    }
+
+    fn draft(fields: Vec<DraftField>) -> Draft {
+        Draft { template: "t".into(), form: "application".into(), sheet: None, fields }
+    }
+
+    fn flags(d: &Draft, name: &str) -> usize {
+        d.field(name).unwrap().flags.len()
+    }
+
+    #[test]
+    fn postal_code_against_address() {
+        let (city, town, code) = POSTAL
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .find(|c| c.len() >= 7 && !c[3].is_empty() && c[6].is_empty())
+            .map(|c| (c[2].to_owned(), c[3].to_owned(), c[0].to_owned()))
+            .unwrap();
+        let postal = format!("{}-{}", &code[..3], &code[3..]);
+        let mut ok = draft(vec![f("postal_code", &postal), f("address", &format!("東京都{city}{town}1丁目2番3号"))]);
+        cross_check(&mut ok);
+        assert_eq!((flags(&ok, "postal_code"), flags(&ok, "address")), (0, 0));
+        let mut wrong = draft(vec![f("postal_code", &postal), f("address", "東京都八丈町大賀郷1番")]);
+        cross_check(&mut wrong);
+        assert_eq!((flags(&wrong, "postal_code"), flags(&wrong, "address")), (1, 1));
+        let mut unknown = draft(vec![f("postal_code", "999-9999")]);
+        cross_check(&mut unknown);
+        assert_eq!(flags(&unknown, "postal_code"), 1);
+    }
+
+    #[test]
+    fn disease_birth_date_and_reading() {
+        let mut d = draft(vec![
+            f("disease", "潰瘍性大腸炎"),
+            f("birth_date", "1960-05-01"),
+            f("name", "佐藤 花子"),
+            f("kana", "サトウ ハナコ"),
+        ]);
+        cross_check(&mut d);
+        assert!(d.fields.iter().all(|f| f.flags.is_empty()), "{d:?}");
+        let mut bad = draft(vec![
+            f("disease", "潰瘍性大腸災"),
+            f("birth_date", "2999-01-01"),
+            f("name", "佐藤 花子"),
+            f("kana", "サイトウ ハナコ"),
+        ]);
+        cross_check(&mut bad);
+        assert_eq!((flags(&bad, "disease"), flags(&bad, "birth_date"), flags(&bad, "kana")), (1, 1, 1));
+    }
+}

@@ -1,0 +1,341 @@
+//! drafts/: "what does the form say, and how sure are we?" A page's field readings become a
+//! draft: per field the raw reading, the normalised value (NFKC, era dates → ISO 8601, digits
+//! only where digits belong), the reader's confidence, its crop rectangle, and the checks
+//! it failed. A field that failed a check or was read unsure is *flagged*: the reviewer looks
+//! at it first, and nothing flagged is ever accepted silently (a My Number above all).
+
+pub mod checks;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::forms::template::FieldType;
+use crate::forms::{FieldReading, PageReading};
+
+/// Below this per-character probability a reading is not trusted.
+pub const MIN_CONFIDENCE: f32 = 0.90;
+
+/// Why a field is flagged, in words a reviewer acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Flag {
+    /// Nothing was read in a required field.
+    Empty,
+    /// Some character was read with low confidence.
+    Unsure,
+    /// The value does not have the field type's form (a date that does not exist, …).
+    Invalid { reason: String },
+    /// A My Number whose check digit is wrong.
+    CheckDigit,
+    /// Disagrees with another field or a reference list.
+    CrossCheck { reason: String },
+    /// The two sheets of a carbon-copy form read differently.
+    SheetsDisagree { other: String },
+}
+
+impl Flag {
+    pub fn message_ja(&self) -> String {
+        match self {
+            Flag::Empty => "読み取れませんでした（空欄）".into(),
+            Flag::Unsure => "読み取りの確信度が低い文字があります".into(),
+            Flag::Invalid { reason } => format!("形式が正しくありません：{reason}"),
+            Flag::CheckDigit => "個人番号の検査用数字が一致しません".into(),
+            Flag::CrossCheck { reason } => format!("他の記載と一致しません：{reason}"),
+            Flag::SheetsDisagree { other } => format!("原本と入力票で読み取りが異なります（もう一方：{other}）"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraftField {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldType,
+    /// As read.
+    pub raw: String,
+    /// Normalised (ISO date, digits, NFKC text); empty when it could not be normalised.
+    pub value: String,
+    /// The least sure character's probability.
+    pub confidence: f32,
+    pub flags: Vec<Flag>,
+    /// Crop rectangle on the straightened page: x, y, w, h.
+    pub rect: [u32; 4],
+}
+
+impl DraftField {
+    pub fn flagged(&self) -> bool {
+        !self.flags.is_empty()
+    }
+
+    /// The normalised value, or what was read when it could not be normalised.
+    pub fn value_or_raw(&self) -> &str {
+        if self.value.is_empty() { &self.raw } else { &self.value }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub template: String,
+    pub form: String,
+    pub sheet: Option<u8>,
+    pub fields: Vec<DraftField>,
+}
+
+impl Draft {
+    pub fn field(&self, name: &str) -> Option<&DraftField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The page's index text: the printed labels and the values, no full-page OCR needed.
+    /// The My Number is left out (it is found only through its keyed hash).
+    pub fn index_text(&self, title: &str) -> String {
+        let mut out = title.to_owned();
+        for f in &self.fields {
+            if f.kind == FieldType::MyNumber {
+                continue;
+            }
+            out.push(' ');
+            out.push_str(&f.label);
+            out.push(' ');
+            out.push_str(f.value_or_raw());
+        }
+        out
+    }
+}
+
+/// Normalises one reading for its type: `Ok(value)` or `Err(reason)`.
+pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
+    let s: String = raw.nfkc().collect::<String>().trim().to_owned();
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let only = |allowed: &dyn Fn(char) -> bool| s.chars().all(|c| c.is_whitespace() || allowed(c));
+    match kind {
+        FieldType::Text | FieldType::Choice | FieldType::Checkbox => {
+            Ok(s.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        FieldType::Kana => {
+            if only(&|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー')) {
+                Ok(s.split_whitespace().collect::<Vec<_>>().join(" "))
+            } else {
+                Err("カタカナ以外の文字があります".into())
+            }
+        }
+        FieldType::Date => parse_date(&s).map(|d| d.to_string()).ok_or_else(|| format!("日付として読めません（{s}）")),
+        FieldType::Number => {
+            if only(&|c| c.is_ascii_digit()) {
+                Ok(digits)
+            } else {
+                Err("数字以外の文字があります".into())
+            }
+        }
+        FieldType::MyNumber => {
+            if digits.len() == 12 && only(&|c| c.is_ascii_digit()) {
+                Ok(digits)
+            } else {
+                Err(format!("個人番号は12桁です（{}桁）", digits.len()))
+            }
+        }
+        FieldType::PostalCode => match digits.len() {
+            7 if only(&|c| c.is_ascii_digit() || c == '-' || c == '〒') => {
+                Ok(format!("{}-{}", &digits[..3], &digits[3..]))
+            }
+            n => Err(format!("郵便番号は7桁です（{n}桁）")),
+        },
+        FieldType::Phone => {
+            if (10..=11).contains(&digits.len()) && only(&|c| c.is_ascii_digit() || c == '-' || c == '(' || c == ')') {
+                Ok(s.chars().filter(|c| !c.is_whitespace()).collect())
+            } else {
+                Err(format!("電話番号として読めません（{}桁）", digits.len()))
+            }
+        }
+    }
+}
+
+/// `令和元年5月1日`, `2019年5月1日`, `2019-05-01`, `2019/5/1` → a date that exists.
+pub fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
+    let s: String = s.nfkc().filter(|c| !c.is_whitespace()).collect();
+    if let Some(d) = crate::jp::parse_era(&s) {
+        return Some(d);
+    }
+    let parts: Vec<&str> = s.trim_end_matches('日').split(['年', '月', '-', '/', '.']).collect();
+    match parts.as_slice() {
+        [y, m, d] if y.len() == 4 => chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?),
+        _ => None,
+    }
+}
+
+/// One field of a draft from its reading: normalised, checked on its own.
+fn draft_field(r: &FieldReading, required: bool) -> DraftField {
+    let confidence = r.char_confidence.iter().copied().fold(1.0, f32::min);
+    let mut flags = Vec::new();
+    let value = if r.text.trim().is_empty() {
+        if required {
+            flags.push(Flag::Empty);
+        }
+        String::new()
+    } else {
+        match normalise(r.kind, &r.text) {
+            Ok(v) => v,
+            Err(reason) => {
+                flags.push(Flag::Invalid { reason });
+                String::new()
+            }
+        }
+    };
+    if r.kind == FieldType::MyNumber && value.len() == 12 && !crate::jp::my_number_valid(&value) {
+        flags.push(Flag::CheckDigit);
+    }
+    if !r.text.trim().is_empty() && confidence < MIN_CONFIDENCE {
+        flags.push(Flag::Unsure);
+    }
+    DraftField {
+        name: r.name.clone(),
+        label: r.label.clone(),
+        kind: r.kind,
+        raw: r.text.clone(),
+        value,
+        confidence,
+        flags,
+        rect: [r.rect.x, r.rect.y, r.rect.w, r.rect.h],
+    }
+}
+
+/// The draft of a read page: every field normalised and checked, then the cross-checks
+/// between fields and against the reference lists.
+pub fn from_reading(page: &PageReading, template: &crate::forms::template::Template) -> Draft {
+    let fields = page
+        .fields
+        .iter()
+        .map(|r| {
+            let required = template.fields.iter().find(|f| f.name == r.name).is_some_and(|f| f.required);
+            draft_field(r, required)
+        })
+        .collect();
+    let mut draft = Draft { template: page.template.clone(), form: page.form.clone(), sheet: page.sheet, fields };
+    checks::cross_check(&mut draft);
+    draft
+}
+
+/// Reconciles the two sheets of a carbon-copy form, field by field: agreeing readings confirm
+/// each other (confidence raised to the better of the two), disagreeing ones are flagged on
+/// both sheets with the other reading.
+pub fn reconcile(original: &mut Draft, copy: &mut Draft) {
+    for f in &mut original.fields {
+        let Some(c) = copy.fields.iter_mut().find(|c| c.name == f.name) else {
+            continue;
+        };
+        let (a, b) = (comparable(f), comparable(c));
+        if a == b {
+            let best = f.confidence.max(c.confidence);
+            for x in [&mut *f, &mut *c] {
+                x.confidence = best;
+                if best >= MIN_CONFIDENCE {
+                    x.flags.retain(|fl| *fl != Flag::Unsure);
+                }
+            }
+        } else {
+            f.flags.push(Flag::SheetsDisagree { other: c.raw.clone() });
+            c.flags.push(Flag::SheetsDisagree { other: f.raw.clone() });
+        }
+    }
+}
+
+fn comparable(f: &DraftField) -> String {
+    f.value_or_raw().nfkc().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forms::register::Rect;
+
+    #[test]
+    fn dates_across_eras() {
+        let iso = |s: &str| normalise(FieldType::Date, s);
+        assert_eq!(iso("令和元年5月1日").unwrap(), "2019-05-01");
+        assert_eq!(iso("平成31年4月30日").unwrap(), "2019-04-30");
+        assert!(iso("平成31年5月1日").is_err(), "Heisei ended on 30 April 2019");
+        assert!(iso("令和元年4月30日").is_err(), "Reiwa began on 1 May 2019");
+        assert_eq!(iso("昭和６４年１月７日").unwrap(), "1989-01-07");
+        assert!(iso("昭和64年1月8日").is_err());
+        assert_eq!(iso("2024年2月29日").unwrap(), "2024-02-29");
+        assert!(iso("2023年2月29日").is_err());
+        assert_eq!(iso("2024/4/1").unwrap(), "2024-04-01");
+        assert!(iso("令和6年13月1日").is_err());
+        assert!(iso("昨日").is_err());
+    }
+
+    #[test]
+    fn numbers_kana_postal_phone() {
+        assert_eq!(normalise(FieldType::Kana, "ヤマダ　タロウ").unwrap(), "ヤマダ タロウ");
+        assert_eq!(normalise(FieldType::Kana, "ﾔﾏﾀﾞ").unwrap(), "ヤマダ");
+        assert!(normalise(FieldType::Kana, "山田").is_err());
+        assert_eq!(normalise(FieldType::PostalCode, "〒1600023").unwrap(), "160-0023");
+        assert_eq!(normalise(FieldType::PostalCode, "160-0023").unwrap(), "160-0023");
+        assert!(normalise(FieldType::PostalCode, "160-002").is_err());
+        assert_eq!(normalise(FieldType::Phone, "03-5320-4472").unwrap(), "03-5320-4472");
+        assert!(normalise(FieldType::Phone, "03-5320").is_err());
+        assert_eq!(normalise(FieldType::Number, "０１２３").unwrap(), "0123");
+        assert!(normalise(FieldType::Number, "12a").is_err());
+        assert_eq!(normalise(FieldType::MyNumber, "1234 5678 9018").unwrap(), "123456789018");
+        assert!(normalise(FieldType::MyNumber, "12345678901").is_err());
+    }
+
+    fn reading(name: &str, kind: FieldType, text: &str, conf: f32) -> FieldReading {
+        FieldReading {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            text: text.into(),
+            char_confidence: vec![conf; text.chars().count()],
+            rect: Rect { x: 1, y: 2, w: 3, h: 4 },
+        }
+    }
+
+    #[test]
+    fn my_number_is_never_silently_wrong() {
+        let ok = draft_field(&reading("my_number", FieldType::MyNumber, "123456789018", 0.99), true);
+        assert!(!ok.flagged(), "{:?}", ok.flags);
+        let bad = draft_field(&reading("my_number", FieldType::MyNumber, "123456789012", 0.99), true);
+        assert_eq!(bad.flags, vec![Flag::CheckDigit]);
+        let unsure = draft_field(&reading("my_number", FieldType::MyNumber, "123456789018", 0.6), true);
+        assert_eq!(unsure.flags, vec![Flag::Unsure], "right by chance is still unsure");
+        let short = draft_field(&reading("my_number", FieldType::MyNumber, "1234567890", 0.99), true);
+        assert!(matches!(short.flags[0], Flag::Invalid { .. }));
+        let empty = draft_field(&reading("my_number", FieldType::MyNumber, "", 1.0), true);
+        assert_eq!(empty.flags, vec![Flag::Empty]);
+        assert!(Flag::CheckDigit.message_ja().contains("検査用数字"));
+    }
+
+    fn draft(fields: Vec<DraftField>) -> Draft {
+        Draft { template: "application#1".into(), form: "application".into(), sheet: Some(1), fields }
+    }
+
+    #[test]
+    fn two_sheets_confirm_or_flag_each_other() {
+        let mut a = draft(vec![
+            draft_field(&reading("name", FieldType::Text, "山田 太郎", 0.8), true),
+            draft_field(&reading("phone", FieldType::Phone, "03-5320-4472", 0.99), true),
+        ]);
+        let mut b = draft(vec![
+            draft_field(&reading("name", FieldType::Text, "山田　太郎", 0.97), true),
+            draft_field(&reading("phone", FieldType::Phone, "03-5320-4473", 0.99), true),
+        ]);
+        assert!(a.fields[0].flags.contains(&Flag::Unsure));
+        reconcile(&mut a, &mut b);
+        assert!(a.fields[0].flags.is_empty(), "agreement lifts the doubt: {:?}", a.fields[0].flags);
+        assert!((a.fields[0].confidence - 0.97).abs() < 1e-6);
+        assert_eq!(a.fields[1].flags, vec![Flag::SheetsDisagree { other: "03-5320-4473".into() }]);
+        assert_eq!(b.fields[1].flags, vec![Flag::SheetsDisagree { other: "03-5320-4472".into() }]);
+    }
+
+    #[test]
+    fn index_text_is_labels_and_values_without_the_my_number() {
+        let d = draft(vec![
+            draft_field(&reading("name", FieldType::Text, "山田 太郎", 0.99), true),
+            draft_field(&reading("birth_date", FieldType::Date, "昭和35年5月1日", 0.99), true),
+            draft_field(&reading("my_number", FieldType::MyNumber, "123456789018", 0.99), true),
+        ]);
+        let t = d.index_text("個人番号に係る調書");
+        assert_eq!(t, "個人番号に係る調書 name 山田 太郎 birth_date 1960-05-01");
+    }
+}
