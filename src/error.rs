@@ -10,6 +10,12 @@ pub enum Error {
     #[error(transparent)]
     Ocr(#[from] crate::ocr::Error),
     #[error(transparent)]
+    Recognizer(#[from] crate::ocr::ppocr::Error),
+    #[error(transparent)]
+    Forms(#[from] crate::forms::Error),
+    #[error(transparent)]
+    Templates(#[from] crate::forms::template::Error),
+    #[error(transparent)]
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
     Config(#[from] crate::config::Error),

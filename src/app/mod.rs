@@ -20,6 +20,10 @@ pub struct Hozon {
     pub tessdata: PathBuf,
     pub config: crate::config::Config,
     pub policies: crate::retention::policy::PolicySet,
+    /// Form templates (`ocr-models/forms`); pages matching none are kept unclassified.
+    pub forms: Vec<crate::forms::template::Template>,
+    /// The PP-OCR field recognizer's model file (each ingest worker loads its own).
+    pub ppocr_model: PathBuf,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -28,12 +32,30 @@ pub fn default_key_file(data: &Path) -> PathBuf {
 }
 
 impl Hozon {
+    fn assemble(
+        store: Store,
+        index: SearchIndex,
+        config: crate::config::Config,
+        policies: crate::retention::policy::PolicySet,
+    ) -> Result<Hozon> {
+        let forms = crate::forms::template::load_dir(&crate::forms::template::default_dir())?;
+        Ok(Hozon {
+            store,
+            index,
+            tessdata: crate::ocr::default_tessdata(),
+            config,
+            policies,
+            forms,
+            ppocr_model: crate::ocr::ppocr::default_model(),
+        })
+    }
+
     pub fn open(data: &Path, key_file: &Path) -> Result<Hozon> {
         let config = crate::config::Config::load(data)?;
         let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let store = Store::open(data, key_file)?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Ok(Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config, policies })
+        Hozon::assemble(store, index, config, policies)
     }
 
     /// Creates a data directory with its key file and the first administrator; returns the
@@ -50,13 +72,20 @@ impl Hozon {
         let config = crate::config::Config::load(data)?;
         let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Ok((Hozon { store, index, tessdata: crate::ocr::default_tessdata(), config, policies }, password))
+        Ok((Hozon::assemble(store, index, config, policies)?, password))
     }
 
-    fn visible_page(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
+    /// A stored page `actor` may open: a page showing a My Number needs the My Number right
+    /// (the same rule search applies, so a URL cannot get round it).
+    pub(crate) fn visible_page(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
         actor.require(Function::Search, Level::View)?;
         match self.store.record(id)? {
-            Some(r) if r.state == RecordState::Stored && r.kind == RecordKind::Page => Ok(r),
+            Some(r) if r.state == RecordState::Stored && r.kind == RecordKind::Page => {
+                if r.class == "my_number_form" && !actor.rights.my_number {
+                    return Err(Error::NotFound(id.to_string()));
+                }
+                Ok(r)
+            }
             _ => Err(Error::NotFound(id.to_string())),
         }
     }

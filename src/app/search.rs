@@ -155,15 +155,58 @@ impl Hozon {
     }
 
     /// The index document of a stored page: its text with My Numbers replaced by their keyed
-    /// hashes, its form from the record's class.
-    pub fn index_doc(&self, rec: &Record, text: &str) -> Doc {
-        let (text, numbers) = crate::index::scrub_my_numbers(&crate::index::normalise(text));
+    /// hashes, its form from the record's class, and from its draft (if the page was
+    /// recognised) the name, reading, birth date, municipality, disease and My Number.
+    pub fn index_doc(&self, rec: &Record, text: &str, draft: Option<&crate::drafts::Draft>) -> Doc {
+        let (text, mut numbers) = crate::index::scrub_my_numbers(&crate::index::normalise(text));
+        let value = |name: &str| {
+            draft.and_then(|d| d.field(name)).map(|f| f.value_or_raw().to_owned()).filter(|v| !v.is_empty())
+        };
+        if let Some(n) = value("my_number").filter(|n| crate::jp::my_number_valid(n)) {
+            numbers.push(n);
+        }
         Doc {
             shows_my_number: rec.class == "my_number_form" || !numbers.is_empty(),
             my_numbers: numbers.iter().map(|n| self.my_number_hash(n)).collect(),
             form: rec.class.clone(),
+            name: value("name"),
+            kana: value("kana"),
+            birth: value("birth_date").and_then(|b| b.parse().ok()),
+            city: value("address").and_then(|a| municipality(&a)),
+            disease: value("disease"),
             ..Doc::page(rec.id.as_str(), &text, rec.received_at)
         }
+    }
+
+    /// The index document of a stored page, from its sealed text and draft.
+    pub fn index_doc_of(&self, rec: &Record) -> Result<Doc> {
+        let text = self.store.read_blob(rec, BlobRole::Text)?;
+        let draft = self.draft_of(rec)?;
+        Ok(self.index_doc(rec, &String::from_utf8_lossy(&text), draft.as_ref()))
+    }
+
+    /// The draft of a recognised page (`None` for an unclassified one).
+    pub(crate) fn draft_of(&self, rec: &Record) -> Result<Option<crate::drafts::Draft>> {
+        if !rec.blobs.iter().any(|b| b.role == BlobRole::Draft) {
+            return Ok(None);
+        }
+        let json = self.store.read_blob(rec, BlobRole::Draft)?;
+        serde_json::from_slice(&json).map(Some).map_err(|e| Error::Corrupt(format!("draft of {}: {e}", rec.id)))
+    }
+
+    /// A recognised page's draft, audited as a view. Needs drafts=view; without the My Number
+    /// right the My Number is masked (`****-****-1234`) before it leaves here.
+    pub fn draft(&self, actor: &Actor, id: &RecordId) -> Result<Option<crate::drafts::Draft>> {
+        actor.require(Function::Drafts, Level::View)?;
+        let rec = self.visible_page(actor, id)?;
+        let mut draft = self.draft_of(&rec)?;
+        if !actor.rights.my_number
+            && let Some(d) = &mut draft
+        {
+            d.mask_my_numbers();
+        }
+        self.store.audit(Event::new(&actor.name, "draft.view", id.as_str(), "ok"))?;
+        Ok(draft)
     }
 
     /// Rebuilds the search index from the stored text. `progress` is called per record.
@@ -179,8 +222,7 @@ impl Hozon {
         for (n, chunk) in pages.chunks(BATCH).enumerate() {
             let mut docs = Vec::with_capacity(chunk.len());
             for rec in chunk {
-                let text = self.store.read_blob(rec, BlobRole::Text)?;
-                docs.push(self.index_doc(rec, &String::from_utf8_lossy(&text)));
+                docs.push(self.index_doc_of(rec)?);
             }
             self.index.put_many(&docs)?;
             progress(n * BATCH + chunk.len(), pages.len());
@@ -188,6 +230,19 @@ impl Hozon {
         self.store.audit(Event::system("index.rebuild", &format!("{} records", pages.len())))?;
         Ok(pages.len())
     }
+}
+
+/// The municipality (区市町村) of a Tokyo address: `東京都新宿区西新宿…` → 新宿区.
+fn municipality(address: &str) -> Option<String> {
+    let rest = address.trim().strip_prefix("東京都").unwrap_or(address.trim());
+    // 西多摩郡瑞穂町: a county's town or village; 町田市, 武蔵村山市: the first 区 or 市 wins over
+    // a 町 or 村 inside the name; 大島町: a town.
+    let end = if rest.contains('郡') {
+        rest.find(['町', '村'])
+    } else {
+        rest.find(['区', '市']).or_else(|| rest.find(['町', '村']))
+    }? + '区'.len_utf8();
+    Some(rest[..end].to_owned())
 }
 
 #[cfg(test)]
@@ -205,6 +260,17 @@ mod tests {
             status: None,
             snippet_html: String::new(),
         }
+    }
+
+    #[test]
+    fn municipality_of_an_address() {
+        assert_eq!(municipality("東京都新宿区西新宿2丁目8番1号").as_deref(), Some("新宿区"));
+        assert_eq!(municipality("東京都八王子市元本郷町3丁目").as_deref(), Some("八王子市"));
+        assert_eq!(municipality("東京都西多摩郡瑞穂町箱根ケ崎").as_deref(), Some("西多摩郡瑞穂町"));
+        assert_eq!(municipality("東京都町田市原町田1丁目").as_deref(), Some("町田市"));
+        assert_eq!(municipality("東京都武蔵村山市本町").as_deref(), Some("武蔵村山市"));
+        assert_eq!(municipality("東京都大島町元町").as_deref(), Some("大島町"));
+        assert_eq!(municipality("住所不明"), None);
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! The ingest pipeline: file → checks → OCR → sealed blobs → index → visible record.
+//! The ingest pipeline: file → checks → form recognition (or full-page OCR) → sealed blobs →
+//! index → visible record.
 //!
-//! Workers (one Tesseract engine each) pull files from a shared cursor; a bad file is
+//! A page that matches a form template is read field by field (PP-OCR) into a draft, stored
+//! sealed beside the image; its index text is the form's labels and values, so no full-page
+//! OCR is needed. A page no template matches is read whole by Tesseract and kept unclassified.
+//!
+//! Workers (one Tesseract engine and one PP-OCR model each) pull files from a shared cursor; a bad file is
 //! quarantined (kept sealed, never indexed) and the batch goes on. The storage steps and their
 //! crash safety are described in `store`; this module only orders the calls. A source file is
 //! removed from the inbox after its record is durably stored, unless `keep_files` is set.
@@ -16,6 +21,7 @@ use crate::capture::{Rejection, decode_page, scan_files};
 use crate::error::{Error, Result};
 use crate::index::normalise;
 use crate::ocr::TesseractEngine;
+use crate::ocr::ppocr::PpOcr;
 use crate::store::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState};
 
 #[derive(Debug, Clone)]
@@ -75,7 +81,8 @@ struct PageInfo<'a> {
     width: u32,
     height: u32,
     format: &'a str,
-    ocr_mean_confidence: i32,
+    /// Tesseract's mean word confidence, for pages read whole (unclassified).
+    ocr_mean_confidence: Option<i32>,
 }
 
 pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
@@ -104,17 +111,20 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
-                let mut engine = match TesseractEngine::new(&h.tessdata, "jpn") {
+                let engines = TesseractEngine::new(&h.tessdata, "jpn")
+                    .map_err(Error::from)
+                    .and_then(|t| Ok((t, PpOcr::load(&h.ppocr_model)?)));
+                let (mut engine, ppocr) = match engines {
                     Ok(e) => e,
                     Err(e) => {
-                        *engine_error.lock().expect("lock") = Some(e.into());
+                        *engine_error.lock().expect("lock") = Some(e);
                         return;
                     }
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
-                    let outcome = ingest_file(h, &mut engine, path, opts)
+                    let outcome = ingest_file(h, &mut engine, &ppocr, path, opts)
                         .unwrap_or_else(|e| Outcome::Failed(crate::error::chain(&e)));
                     if let Outcome::Quarantined(_, why) = &outcome {
                         bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
@@ -138,7 +148,13 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
 }
 
 /// Ingests one file; every outcome except an I/O failure on the source is a normal result.
-fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &IngestOptions) -> Result<Outcome> {
+fn ingest_file(
+    h: &Hozon,
+    engine: &mut TesseractEngine,
+    ppocr: &PpOcr,
+    path: &Path,
+    opts: &IngestOptions,
+) -> Result<Outcome> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
     let store = &h.store;
     let fp = store.scan_fingerprint(&bytes);
@@ -153,31 +169,44 @@ fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &Inge
     let key = store.new_data_key();
     let received_at = chrono::Utc::now();
     let decoded = decode_page(&bytes);
-    let (kind, blobs, text) = match &decoded {
+    let (kind, blobs, text, draft) = match &decoded {
         Err(why) => {
             let info = serde_json::json!({ "file_name": file_name, "size": bytes.len() });
             let blobs = vec![
                 store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
                 store.put_blob(&id, &key, BlobRole::Info, info.to_string().as_bytes())?,
             ];
-            (RecordKind::Quarantined { reason: why.to_string() }, blobs, None)
+            (RecordKind::Quarantined { reason: why.to_string() }, blobs, None, None)
         }
         Ok(page) => {
-            let read = engine.read_page(&page.gray, 300)?;
-            let text = normalise(&read.text);
+            let draft = crate::forms::read_page(&page.gray, &h.forms, ppocr)?.map(|reading| {
+                let template = h.forms.iter().find(|t| t.id() == reading.template).expect("template of a reading");
+                crate::drafts::from_reading(&reading, template)
+            });
+            let (text, ocr_mean_confidence) = match &draft {
+                Some(d) => (normalise(&d.index_text()), None),
+                None => {
+                    let read = engine.read_page(&page.gray, 300)?;
+                    (normalise(&read.text), Some(read.mean_confidence))
+                }
+            };
             let info = PageInfo {
                 file_name: &file_name,
                 width: page.gray.width(),
                 height: page.gray.height(),
                 format: page.format.extensions_str().first().copied().unwrap_or("?"),
-                ocr_mean_confidence: read.mean_confidence,
+                ocr_mean_confidence,
             };
-            let blobs: Vec<BlobRef> = vec![
+            let mut blobs: Vec<BlobRef> = vec![
                 store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
                 store.put_blob(&id, &key, BlobRole::Text, text.as_bytes())?,
                 store.put_blob(&id, &key, BlobRole::Info, &serde_json::to_vec(&info).expect("info serialises"))?,
             ];
-            (RecordKind::Page, blobs, Some(text))
+            if let Some(d) = &draft {
+                let json = serde_json::to_vec(d).expect("draft serialises");
+                blobs.push(store.put_blob(&id, &key, BlobRole::Draft, &json)?);
+            }
+            (RecordKind::Page, blobs, Some(text), draft)
         }
     };
     let mut rec = Record {
@@ -187,7 +216,7 @@ fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &Inge
         kind,
         received_at,
         blobs,
-        class: "scan".into(),
+        class: draft.as_ref().map_or_else(|| "scan".to_owned(), |d| d.form.clone()),
         last_changed_at: None,
         decided_on: None,
         retention: None,
@@ -195,7 +224,7 @@ fn ingest_file(h: &Hozon, engine: &mut TesseractEngine, path: &Path, opts: &Inge
     rec.retention = Some(h.retention_for(&rec)?);
     store.put_pending(&rec)?;
     if let Some(text) = &text {
-        h.index.put(&h.index_doc(&rec, text))?;
+        h.index.put(&h.index_doc(&rec, text, draft.as_ref()))?;
     }
     rec.state = RecordState::Stored;
     let (action, outcome) = match decoded {

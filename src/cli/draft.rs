@@ -18,6 +18,28 @@ pub enum DraftCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show the stored draft of a page (record id)
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn show(cli: &super::Cli, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let hozon = cli.open()?;
+    let id = crate::store::RecordId::parse(id).ok_or_else(|| anyhow::anyhow!("{id:?} is not a record id"))?;
+    let actor =
+        crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())));
+    match hozon.draft(&actor, &id)? {
+        Some(d) if json => println!("{}", serde_json::to_string(&d)?),
+        Some(d) => print(std::path::Path::new(id.as_str()), &d),
+        None => {
+            println!("{id}: 様式を判別できなかったページです（下書きなし）");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(file: &std::path::Path, d: &Draft) {
@@ -29,8 +51,11 @@ fn print(file: &std::path::Path, d: &Draft) {
     }
 }
 
-pub fn run(c: &DraftCommand) -> anyhow::Result<ExitCode> {
-    let DraftCommand::Read { files, json } = c;
+pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
+    let (files, json) = match c {
+        DraftCommand::Read { files, json } => (files, *json),
+        DraftCommand::Show { id, json } => return show(cli, id, *json),
+    };
     let templates = template::load_dir(&template::default_dir())?;
     let ocr = PpOcr::load(&default_model())?;
     let mut drafts: Vec<(PathBuf, Option<Draft>)> = Vec::new();

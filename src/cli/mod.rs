@@ -94,7 +94,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a),
         Command::Ingest(a) => ingest::run(&cli, a),
         Command::Search(a) => search::run(&cli, a),
-        Command::Draft(c) => draft::run(c),
+        Command::Draft(c) => draft::run(&cli, c),
         Command::Serve(a) => serve::run(&cli, a),
         Command::Key(c) => admin::key(&cli, c),
         Command::Reindex => admin::reindex(&cli),

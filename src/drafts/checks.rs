@@ -124,7 +124,7 @@ mod tests {
     }
 
     fn draft(fields: Vec<DraftField>) -> Draft {
-        Draft { template: "t".into(), form: "application".into(), sheet: None, fields }
+        Draft { template: "t".into(), title: "t".into(), form: "application".into(), sheet: None, fields }
     }
 
     fn flags(d: &Draft, name: &str) -> usize {

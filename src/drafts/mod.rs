@@ -76,6 +76,8 @@ impl DraftField {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
     pub template: String,
+    /// The form's printed title.
+    pub title: String,
     pub form: String,
     pub sheet: Option<u8>,
     pub fields: Vec<DraftField>,
@@ -86,10 +88,24 @@ impl Draft {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    /// The page's index text: the printed labels and the values, no full-page OCR needed.
+    /// Replaces every My Number (raw reading, value and any flag quoting it) by its mask, for
+    /// users without the My Number right.
+    pub fn mask_my_numbers(&mut self) {
+        for f in self.fields.iter_mut().filter(|f| f.kind == FieldType::MyNumber) {
+            f.raw = mask(&f.raw);
+            f.value = mask(&f.value);
+            for fl in &mut f.flags {
+                if let Flag::SheetsDisagree { other } = fl {
+                    *other = mask(other);
+                }
+            }
+        }
+    }
+
+    /// The page's index text: the printed title, labels and values, no full-page OCR needed.
     /// The My Number is left out (it is found only through its keyed hash).
-    pub fn index_text(&self, title: &str) -> String {
-        let mut out = title.to_owned();
+    pub fn index_text(&self) -> String {
+        let mut out = self.title.clone();
         for f in &self.fields {
             if f.kind == FieldType::MyNumber {
                 continue;
@@ -101,6 +117,16 @@ impl Draft {
         }
         out
     }
+}
+
+/// `****-****-1234`: only the last four digits show.
+pub fn mask(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return String::new();
+    }
+    let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    format!("****-****-{tail}")
 }
 
 /// Normalises one reading for its type: `Ok(value)` or `Err(reason)`.
@@ -210,7 +236,13 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
             draft_field(r, required)
         })
         .collect();
-    let mut draft = Draft { template: page.template.clone(), form: page.form.clone(), sheet: page.sheet, fields };
+    let mut draft = Draft {
+        template: page.template.clone(),
+        title: template.title.clone(),
+        form: page.form.clone(),
+        sheet: page.sheet,
+        fields,
+    };
     checks::cross_check(&mut draft);
     draft
 }
@@ -307,7 +339,21 @@ mod tests {
     }
 
     fn draft(fields: Vec<DraftField>) -> Draft {
-        Draft { template: "application#1".into(), form: "application".into(), sheet: Some(1), fields }
+        Draft {
+            template: "application#1".into(),
+            title: "個人番号に係る調書".into(),
+            form: "application".into(),
+            sheet: Some(1),
+            fields,
+        }
+    }
+
+    #[test]
+    fn masking_leaves_the_last_four_digits() {
+        let mut d = draft(vec![draft_field(&reading("my_number", FieldType::MyNumber, "123456789018", 0.99), true)]);
+        d.mask_my_numbers();
+        assert_eq!((d.fields[0].raw.as_str(), d.fields[0].value.as_str()), ("****-****-9018", "****-****-9018"));
+        assert_eq!(mask(""), "");
     }
 
     #[test]
@@ -335,7 +381,7 @@ mod tests {
             draft_field(&reading("birth_date", FieldType::Date, "昭和35年5月1日", 0.99), true),
             draft_field(&reading("my_number", FieldType::MyNumber, "123456789018", 0.99), true),
         ]);
-        let t = d.index_text("個人番号に係る調書");
+        let t = d.index_text();
         assert_eq!(t, "個人番号に係る調書 name 山田 太郎 birth_date 1960-05-01");
     }
 }

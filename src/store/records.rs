@@ -65,6 +65,8 @@ pub enum BlobRole {
     Text,
     /// JSON with the original file name and page facts.
     Info,
+    /// The form draft (JSON, `drafts::Draft`) of a recognised page.
+    Draft,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

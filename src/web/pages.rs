@@ -229,6 +229,22 @@ struct PageView {
     nav: Option<Nav>,
     record_id: String,
     text: String,
+    draft: Option<DraftView>,
+}
+
+/// A recognised page's draft as the page view shows it (the review screens come later).
+struct DraftView {
+    form: String,
+    title: String,
+    rows: Vec<DraftRow>,
+}
+
+struct DraftRow {
+    label: String,
+    value: String,
+    confidence: String,
+    /// Why the field is flagged (empty when it is not).
+    flags: String,
 }
 
 fn parse_id(s: &str) -> Result<RecordId, WebError> {
@@ -243,8 +259,28 @@ pub async fn page(
     let id = parse_id(&id)?;
     let rid = id.to_string();
     let actor = ctx.actor.clone();
-    let text = blocking(&state, move |h| h.page_text(&actor, &id)).await?;
-    render(&PageView { nav: Some(Nav::of(&ctx)), record_id: rid, text })
+    let show_draft = actor.rights.allows(crate::auth::Function::Drafts, crate::auth::Level::View);
+    let (text, draft) = blocking(&state, move |h| {
+        let text = h.page_text(&actor, &id)?;
+        let draft = if show_draft { h.draft(&actor, &id)? } else { None };
+        Ok((text, draft))
+    })
+    .await?;
+    let draft = draft.map(|d| DraftView {
+        form: crate::index::vocab::label_of(crate::index::vocab::FORMS, &d.form).to_owned(),
+        title: d.title.clone(),
+        rows: d
+            .fields
+            .iter()
+            .map(|f| DraftRow {
+                label: f.label.clone(),
+                value: f.value_or_raw().to_owned(),
+                confidence: format!("{:.0}%", f.confidence * 100.0),
+                flags: f.flags.iter().map(|fl| fl.message_ja()).collect::<Vec<_>>().join("／"),
+            })
+            .collect(),
+    });
+    render(&PageView { nav: Some(Nav::of(&ctx)), record_id: rid, text, draft })
 }
 
 fn png(bytes: Vec<u8>) -> Response {

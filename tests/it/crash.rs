@@ -58,7 +58,8 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     }
     // Nothing orphaned remains after a gc, and a third run is a no-op.
     h.store.gc_orphans().unwrap();
-    assert_eq!(blob_count(&env.data()), pages * 3);
+    // Original, text and info per page, and a draft per recognised page (all of them here).
+    assert_eq!(blob_count(&env.data()), pages * 4);
     drop(h);
     let out = ingest().output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("保存 0 / 重複 {pages}")));

@@ -157,3 +157,57 @@ fn a_second_process_gets_a_clear_message_while_the_data_directory_is_in_use() {
     assert!(err.contains("in use by another hozon process"), "{err}");
     drop(h);
 }
+
+/// Recognised pages become drafts: the form and sheet known, fields read and normalised,
+/// stored sealed; the My Number masked for a user without the right, and the page itself
+/// closed to them.
+#[test]
+fn recognised_pages_become_drafts() {
+    let env = TestEnv::new();
+    let h = env.open();
+    env.ingest_first(&h, 4);
+    let reviewer = Actor::with_role("rev", hozon::auth::Role::Reviewer);
+    let auditor = Actor::with_role("aud", hozon::auth::Role::Auditor);
+    let truth = &synth().truth;
+    let mut recs: Vec<_> = h.store.records().map(Result::unwrap).collect();
+    recs.sort_by_key(|r| r.class.clone());
+    let classes: Vec<&str> = recs.iter().map(|r| r.class.as_str()).collect();
+    assert_eq!(classes, ["application", "application", "clinical_survey", "my_number_form"]);
+    let (mut fields, mut exact) = (0, 0);
+    for rec in &recs {
+        let d = h.draft(&reviewer, &rec.id).unwrap().expect("a draft");
+        let t = truth.iter().find(|t| t["form"].as_str().unwrap().starts_with(&d.form[..4])).unwrap();
+        for f in &d.fields {
+            let want = t["fields"][&f.name].as_str().unwrap().replace('\u{3000}', "");
+            fields += 1;
+            let got = match f.name.as_str() {
+                "birth_date" | "application_date" => hozon::jp::format_era(f.value.parse().unwrap()).unwrap(),
+                _ => f.raw.replace([' ', '\u{3000}'], ""),
+            };
+            exact += usize::from(got == want.replace(' ', ""));
+        }
+    }
+    assert!(exact * 100 >= fields * 90, "{exact}/{fields} fields read exactly");
+    // The My Number page: full number for the reviewer, masked for a user without the right.
+    let mn = recs.iter().find(|r| r.class == "my_number_form").unwrap();
+    let number = truth.iter().find_map(|t| t["fields"].get("my_number")).unwrap().as_str().unwrap();
+    let full = h.draft(&reviewer, &mn.id).unwrap().unwrap();
+    assert_eq!(full.field("my_number").unwrap().value, number);
+    assert!(matches!(h.draft(&auditor, &mn.id), Err(hozon::Error::NotFound(_))), "page closed without the right");
+    assert!(matches!(h.page_original(&auditor, &mn.id), Err(hozon::Error::NotFound(_))));
+    let app = recs.iter().find(|r| r.class == "application").unwrap();
+    assert!(h.draft(&auditor, &app.id).unwrap().is_some(), "auditors may view drafts");
+    // The index text of a recognised page is its labels and values, never the My Number.
+    let text = h.page_text(&reviewer, &mn.id).unwrap();
+    assert!(text.contains("個人番号に係る調書") && !text.contains(number), "{text}");
+    // CLI: the stored draft by record id.
+    drop(h);
+    let out = std::process::Command::new(crate::util::hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .args(["draft", "show", app.id.as_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("受診者氏名"), "{stdout}");
+}

@@ -251,13 +251,14 @@ fn a_shorter_policy_is_never_applied_silently() {
     let h = env.open();
     env.ingest_first(&h, 1);
     drop(h);
-    // A copy of the shipped policies with the scan class cut from 5 years to 3.
+    // A copy of the shipped policies with the application class (the ingested page is a
+    // recognised application form) cut from 5 years to 3.
     let dir = env.tmp.path().join("policies");
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(hozon::retention::policy::default_dir()).unwrap() {
         let e = e.unwrap();
         let mut text = std::fs::read_to_string(e.path()).unwrap();
-        if e.file_name() == "scan.toml" {
+        if e.file_name() == "application.toml" {
             text = text.replace("years = 5", "years = 3").replace("version = 1", "version = 2");
         }
         std::fs::write(dir.join(e.file_name()), text).unwrap();
