@@ -4,6 +4,8 @@
 
 pub mod corpus;
 pub mod dispose;
+pub mod eval;
+pub mod ocr;
 pub mod search;
 pub mod serve;
 

@@ -113,8 +113,8 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
             s.spawn(|| {
                 let engines = TesseractEngine::new(&h.tessdata, "jpn")
                     .map_err(Error::from)
-                    .and_then(|t| Ok((t, PpOcr::load(&h.ppocr_model)?)));
-                let (mut engine, ppocr) = match engines {
+                    .and_then(|t| Ok((t, PpOcr::load(&h.ppocr_model).map_err(crate::ocr::Error::from)?)));
+                let (mut engine, mut ppocr) = match engines {
                     Ok(e) => e,
                     Err(e) => {
                         *engine_error.lock().expect("lock") = Some(e);
@@ -124,7 +124,7 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
-                    let outcome = ingest_file(h, &mut engine, &ppocr, path, opts)
+                    let outcome = ingest_file(h, &mut engine, &mut ppocr, path, opts)
                         .unwrap_or_else(|e| Outcome::Failed(crate::error::chain(&e)));
                     if let Outcome::Quarantined(_, why) = &outcome {
                         bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
@@ -151,7 +151,7 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
 fn ingest_file(
     h: &Hozon,
     engine: &mut TesseractEngine,
-    ppocr: &PpOcr,
+    ppocr: &mut PpOcr,
     path: &Path,
     opts: &IngestOptions,
 ) -> Result<Outcome> {

@@ -41,6 +41,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1024)]
         heap_mb: usize,
     },
+    /// Pages per second of the draft pipeline against full-page `tesseract -l jpn` on the same
+    /// scans (a `hozon synth` directory), one worker per core each
+    Ocr {
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// Plan, approve and execute a disposal run of N due records, with its certificate
     Dispose {
         #[arg(long, default_value_t = 100_000)]
@@ -124,6 +131,16 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&f)?);
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::Ocr { dir, workers } => {
+            let f = crate::bench::ocr::run(dir, *workers)?;
+            println!("hozon bench ocr — {} pages, {} workers", f.pages, f.workers);
+            println!("  draft pipeline (PP-OCR fields)  {:>8.2} pages/s  ({} classified)", f.pages_per_s, f.classified);
+            println!("  tesseract -l jpn (full page)    {:>8.2} pages/s", f.tesseract_pages_per_s);
+            println!("  ratio                           {:>8.2}×", f.ratio);
+            println!("  peak RSS                        {:>8.1} MiB", f.peak_rss_mb);
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Dispose { records } => {
             let f = crate::bench::dispose::run(*records, std::io::stderr().is_terminal())?;
             println!("hozon bench dispose — {} due records", f.records);
@@ -138,4 +155,36 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A directory written by `hozon synth` (scans + truth.jsonl)
+    dir: std::path::PathBuf,
+    /// Field recognizer: ppocr, tesseract, or both (compared in one run)
+    #[arg(long, default_value = "ppocr", value_parser = ["ppocr", "tesseract", "both"])]
+    engine: String,
+}
+
+pub fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
+    use crate::bench::eval;
+    let templates = crate::forms::template::load_dir(&crate::forms::template::default_dir())?;
+    let mut runs = Vec::new();
+    if a.engine != "tesseract" {
+        let mut ocr = crate::ocr::ppocr::PpOcr::load(&crate::ocr::ppocr::default_model())?;
+        runs.push(eval::run(&a.dir, &templates, &mut ocr)?);
+    }
+    if a.engine != "ppocr" {
+        let mut ocr = crate::ocr::TesseractEngine::new(&crate::ocr::default_tessdata(), "jpn")?;
+        runs.push(eval::run(&a.dir, &templates, &mut ocr)?);
+    }
+    for f in &runs {
+        eval::print(f);
+    }
+    let mut json = serde_json::to_value(&runs[0])?;
+    if let Some(second) = runs.get(1) {
+        json["tesseract"] = serde_json::to_value(second)?;
+    }
+    println!("{json}");
+    Ok(ExitCode::SUCCESS)
 }

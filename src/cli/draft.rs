@@ -57,12 +57,12 @@ pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
         DraftCommand::Show { id, json } => return show(cli, id, *json),
     };
     let templates = template::load_dir(&template::default_dir())?;
-    let ocr = PpOcr::load(&default_model())?;
+    let mut ocr = PpOcr::load(&default_model())?;
     let mut drafts: Vec<(PathBuf, Option<Draft>)> = Vec::new();
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let reading = forms::read_page(&page.gray, &templates, &ocr)?;
+        let reading = forms::read_page(&page.gray, &templates, &mut ocr)?;
         let draft = reading.map(|r| {
             let t = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
             drafts::from_reading(&r, t)

@@ -82,6 +82,8 @@ enum Command {
     /// Paper document boxes (文書箱): registry, hand-over, retrieval
     #[command(subcommand, name = "box")]
     DocBox(retention::BoxCommand),
+    /// Recognition quality on a synthetic set against its truth.jsonl (last line: JSON)
+    Eval(bench::EvalArgs),
     /// Benchmarks (last line of output: one JSON object with the figures)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -102,6 +104,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::User(c) => admin::user(&cli, c),
         Command::Gc => admin::gc(&cli),
         Command::Bench(c) => bench::run(c),
+        Command::Eval(a) => bench::eval(a),
         Command::Dispose(c) => retention::dispose(&cli, c),
         Command::Hold(c) => retention::hold(&cli, c),
         Command::Certificate(c) => retention::certificate(&cli, c),

@@ -23,6 +23,37 @@ pub enum Error {
     Init { lang: String, path: String, detail: String },
     #[error("Tesseract failed on the page: {0}")]
     Recognise(String),
+    #[error(transparent)]
+    Ppocr(#[from] ppocr::Error),
+}
+
+pub use ppocr::{CharSet, LineReading};
+
+/// Reads field crops (one text line each) with a character set per crop. Two engines:
+/// [`ppocr::PpOcr`] (the default for fields) and [`TesseractEngine`] (baseline, fallback).
+pub trait Recognizer {
+    fn name(&self) -> &'static str;
+    fn read_lines(&mut self, crops: &[(&GrayImage, CharSet)]) -> Result<Vec<LineReading>, Error>;
+}
+
+impl Recognizer for ppocr::PpOcr {
+    fn name(&self) -> &'static str {
+        "ppocr"
+    }
+    fn read_lines(&mut self, crops: &[(&GrayImage, CharSet)]) -> Result<Vec<LineReading>, Error> {
+        Ok(self.read_batch(crops)?)
+    }
+}
+
+impl Recognizer for TesseractEngine {
+    fn name(&self) -> &'static str {
+        "tesseract"
+    }
+    /// One line at a time (PSM 7), with a character whitelist where the set is small. Tesseract
+    /// gives no per-character probability here: each character gets the line's mean confidence.
+    fn read_lines(&mut self, crops: &[(&GrayImage, CharSet)]) -> Result<Vec<LineReading>, Error> {
+        crops.iter().map(|(img, set)| self.read_line(img, *set)).collect()
+    }
 }
 
 /// Text read from one page, with Tesseract's mean word confidence (0–100).
@@ -61,6 +92,41 @@ impl TesseractEngine {
             .set_variable("debug_file", "/dev/null")
             .map_err(|e| init_err(e.to_string()))?;
         Ok(TesseractEngine { tess: Some(tess), tessdata: tessdata.to_owned(), lang: lang.into() })
+    }
+
+    /// Reads one line (PSM 7) restricted to `set` where Tesseract can be told (a whitelist).
+    pub fn read_line(&mut self, line: &GrayImage, set: CharSet) -> Result<LineReading, Error> {
+        let tess = match self.tess.take() {
+            Some(t) => t,
+            None => TesseractEngine::new(&self.tessdata, &self.lang)?.tess.take().expect("just opened"),
+        };
+        let whitelist = match set {
+            CharSet::Digits => "0123456789",
+            CharSet::DigitsDash => "0123456789-",
+            CharSet::Date => "0123456789年月日明治大正昭和平成令和元/-.",
+            CharSet::Katakana => {
+                "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲンガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポァィゥェォッャュョヮヴー "
+            }
+            CharSet::Cp932 => "",
+        };
+        let tess =
+            tess.set_variable("tessedit_char_whitelist", whitelist).map_err(|e| Error::Recognise(e.to_string()))?;
+        let (w, h) = (line.width() as i32, line.height() as i32);
+        let mut tess = tess.set_frame(line.as_raw(), w, h, 1, w).map_err(|e| Error::Recognise(e.to_string()))?;
+        tess = tess.set_source_resolution(300);
+        tess.set_page_seg_mode(PageSegMode::PsmSingleLine);
+        let result = tess.get_text().map_err(|e| Error::Recognise(e.to_string()));
+        let conf = tess.mean_text_conf();
+        self.tess = Some(tess);
+        let text: String = result?.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = if set == CharSet::Cp932 || set == CharSet::Katakana {
+            // Tesseract's jpn model spaces out CJK characters.
+            crate::index::normalise(&text)
+        } else {
+            text.replace(' ', "")
+        };
+        let n = text.chars().count();
+        Ok(LineReading { text, char_confidence: vec![(conf.max(0) as f32) / 100.0; n] })
     }
 
     /// Reads a whole page with automatic layout analysis.

@@ -1,0 +1,170 @@
+//! `hozon eval DIR`: how well the draft pipeline reads a synthetic set, against its
+//! `truth.jsonl`. Runs the same recognition as ingest (classification, registration, field
+//! reading, normalisation, checks, two-sheet reconciliation) without storing anything, and
+//! counts exact matches per field type, My Number outcomes and classification.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::drafts::{self, Draft};
+use crate::forms::template::{FieldType, Template};
+use crate::ocr::Recognizer;
+
+/// Exact matches out of a count.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Tally {
+    pub exact: usize,
+    pub total: usize,
+}
+
+impl Tally {
+    fn add(&mut self, ok: bool) {
+        self.total += 1;
+        self.exact += usize::from(ok);
+    }
+    pub fn rate(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.exact as f64 / self.total as f64)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub engine: String,
+    pub pages: usize,
+    pub classification_accuracy: f64,
+    pub field_accuracy: Option<f64>,
+    pub printed_field_accuracy: Option<f64>,
+    /// `null` until synth writes fields by hand (truth says which fields were handwritten).
+    pub handwritten_field_accuracy: Option<f64>,
+    /// `null`: no checkbox on the synthetic forms yet.
+    pub checkbox_accuracy: Option<f64>,
+    pub my_number_correct: usize,
+    pub my_number_flagged: usize,
+    pub my_number_silent_errors: usize,
+    pub by_type: BTreeMap<String, Tally>,
+    pub flagged_fields: usize,
+    pub seconds: f64,
+}
+
+fn type_key(t: FieldType) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn comparable(kind: FieldType, s: &str) -> String {
+    let v = drafts::normalise(kind, s).unwrap_or_else(|_| s.to_owned());
+    v.nfkc().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Runs the evaluation of `dir` with one recognizer.
+pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyhow::Result<Figures> {
+    let truth_path = dir.join("truth.jsonl");
+    let truth_text =
+        std::fs::read_to_string(&truth_path).with_context(|| format!("reading {}", truth_path.display()))?;
+    let truth: Vec<serde_json::Value> = truth_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", truth_path.display(), i + 1)))
+        .collect::<anyhow::Result<_>>()?;
+    let started = Instant::now();
+    let mut pages: Vec<(serde_json::Value, Option<Draft>)> = Vec::with_capacity(truth.len());
+    for t in truth {
+        let file = dir.join(t["file"].as_str().context("truth line without file")?);
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let draft = crate::forms::read_page(&page.gray, templates, ocr)?.map(|r| {
+            let tpl = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
+            drafts::from_reading(&r, tpl)
+        });
+        pages.push((t, draft));
+    }
+    // Sheet 1 then sheet 2 of the same submission: reconcile, as ingest of a batch will.
+    for i in 1..pages.len() {
+        let (head, tail) = pages.split_at_mut(i);
+        let (ta, tb) = (&head[i - 1].0, &tail[0].0);
+        if let (Some(a), Some(b)) = (&mut head[i - 1].1, &mut tail[0].1)
+            && ta["submission"] == tb["submission"]
+            && a.sheet == Some(1)
+            && b.sheet == Some(2)
+        {
+            drafts::reconcile(a, b);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut f = Figures {
+        engine: ocr.name().to_owned(),
+        pages: pages.len(),
+        classification_accuracy: 0.0,
+        field_accuracy: None,
+        printed_field_accuracy: None,
+        handwritten_field_accuracy: None,
+        checkbox_accuracy: None,
+        my_number_correct: 0,
+        my_number_flagged: 0,
+        my_number_silent_errors: 0,
+        by_type: BTreeMap::new(),
+        flagged_fields: 0,
+        seconds,
+    };
+    let (mut all, mut printed, mut handwritten, mut classified) =
+        (Tally::default(), Tally::default(), Tally::default(), 0);
+    for (t, draft) in &pages {
+        let form = match t["form"].as_str().unwrap_or_default() {
+            "my_number" => "my_number_form",
+            other => other,
+        };
+        let Some(d) = draft else { continue };
+        if d.form != form || d.sheet.map(u64::from) != t["sheet"].as_u64() {
+            continue;
+        }
+        classified += 1;
+        for field in &d.fields {
+            let Some(want) = t["fields"].get(&field.name).and_then(|v| v.as_str()) else { continue };
+            let ok = comparable(field.kind, want) == comparable(field.kind, field.value_or_raw());
+            all.add(ok);
+            let hand = t.get("handwritten").and_then(|h| h.get(&field.name)).and_then(|v| v.as_bool()).unwrap_or(false);
+            if hand {
+                handwritten.add(ok)
+            } else {
+                printed.add(ok)
+            };
+            f.by_type.entry(type_key(field.kind)).or_default().add(ok);
+            f.flagged_fields += usize::from(field.flagged());
+            if field.kind == FieldType::MyNumber {
+                match (field.flagged(), field.value == want) {
+                    (true, _) => f.my_number_flagged += 1,
+                    (false, true) => f.my_number_correct += 1,
+                    (false, false) => f.my_number_silent_errors += 1,
+                }
+            }
+        }
+    }
+    f.classification_accuracy = classified as f64 / f.pages.max(1) as f64;
+    f.field_accuracy = all.rate();
+    f.printed_field_accuracy = printed.rate();
+    f.handwritten_field_accuracy = handwritten.rate();
+    Ok(f)
+}
+
+/// Prints the readable table for one engine.
+pub fn print(f: &Figures) {
+    let pct = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{:.2}%", v * 100.0));
+    println!("hozon eval — engine {}, {} pages in {:.1} s", f.engine, f.pages, f.seconds);
+    println!("  classification         {:>8}", pct(Some(f.classification_accuracy)));
+    println!("  fields exact           {:>8}", pct(f.field_accuracy));
+    println!("    printed              {:>8}", pct(f.printed_field_accuracy));
+    println!("    handwritten          {:>8}", pct(f.handwritten_field_accuracy));
+    for (k, t) in &f.by_type {
+        println!("    {k:<20} {:>8}  ({}/{})", pct(t.rate()), t.exact, t.total);
+    }
+    println!("  checkboxes             {:>8}", pct(f.checkbox_accuracy));
+    println!(
+        "  My Number: correct {}, flagged {}, silently wrong {}",
+        f.my_number_correct, f.my_number_flagged, f.my_number_silent_errors
+    );
+    println!("  flagged fields         {:>8}", f.flagged_fields);
+}
