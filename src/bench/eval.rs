@@ -71,33 +71,22 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", truth_path.display(), i + 1)))
         .collect::<anyhow::Result<_>>()?;
     let started = Instant::now();
-    let mut pages: Vec<(serde_json::Value, Option<Draft>)> = Vec::with_capacity(truth.len());
-    for t in truth {
+    let mut drafts: Vec<Option<Draft>> = Vec::with_capacity(truth.len());
+    for t in &truth {
         let file = dir.join(t["file"].as_str().context("truth line without file")?);
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let draft = crate::forms::read_page(&page.gray, templates, ocr)?.map(|r| {
+        drafts.push(crate::forms::read_page(&page.gray, templates, ocr)?.map(|r| {
             let tpl = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
             drafts::from_reading(&r, tpl)
-        });
-        pages.push((t, draft));
+        }));
     }
-    // Sheet 1 then sheet 2 of the same submission: reconcile, as ingest of a batch will.
-    for i in 1..pages.len() {
-        let (head, tail) = pages.split_at_mut(i);
-        let (ta, tb) = (&head[i - 1].0, &tail[0].0);
-        if let (Some(a), Some(b)) = (&mut head[i - 1].1, &mut tail[0].1)
-            && ta["submission"] == tb["submission"]
-            && a.sheet == Some(1)
-            && b.sheet == Some(2)
-        {
-            drafts::reconcile(a, b);
-        }
-    }
+    // Sheet 1 then sheet 2 of the same submission: reconciled, as for a scanned set.
+    drafts::reconcile_pairs(&mut drafts, |a, b| truth[a]["submission"] == truth[b]["submission"]);
     let seconds = started.elapsed().as_secs_f64();
     let mut f = Figures {
         engine: ocr.name().to_owned(),
-        pages: pages.len(),
+        pages: truth.len(),
         classification_accuracy: 0.0,
         field_accuracy: None,
         printed_field_accuracy: None,
@@ -112,7 +101,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
     };
     let (mut all, mut printed, mut handwritten, mut classified) =
         (Tally::default(), Tally::default(), Tally::default(), 0);
-    for (t, draft) in &pages {
+    for (t, draft) in truth.iter().zip(&drafts) {
         let form = match t["form"].as_str().unwrap_or_default() {
             "my_number" => "my_number_form",
             other => other,

@@ -58,30 +58,20 @@ pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
     };
     let templates = template::load_dir(&template::default_dir())?;
     let mut ocr = PpOcr::load(&default_model())?;
-    let mut drafts: Vec<(PathBuf, Option<Draft>)> = Vec::new();
+    let mut drafts: Vec<Option<Draft>> = Vec::with_capacity(files.len());
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let reading = forms::read_page(&page.gray, &templates, &mut ocr)?;
-        let draft = reading.map(|r| {
+        drafts.push(reading.map(|r| {
             let t = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
             drafts::from_reading(&r, t)
-        });
-        drafts.push((file.clone(), draft));
+        }));
     }
     // Sheet 1 followed by its sheet 2: one application, two readings.
-    for i in 1..drafts.len() {
-        let (head, tail) = drafts.split_at_mut(i);
-        if let (Some(a), Some(b)) = (&mut head[i - 1].1, &mut tail[0].1)
-            && a.form == b.form
-            && a.sheet == Some(1)
-            && b.sheet == Some(2)
-        {
-            drafts::reconcile(a, b);
-        }
-    }
+    drafts::reconcile_pairs(&mut drafts, |_, _| true);
     let mut unclassified = 0;
-    for (file, d) in &drafts {
+    for (file, d) in files.iter().zip(&drafts) {
         match (d, json) {
             (Some(d), true) => println!("{}", serde_json::json!({ "file": file, "draft": d })),
             (Some(d), false) => print(file, d),

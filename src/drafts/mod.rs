@@ -271,6 +271,23 @@ pub fn reconcile(original: &mut Draft, copy: &mut Draft) {
     }
 }
 
+/// Reconciles every sheet 1 with the sheet 2 of the same form that directly follows it (the
+/// order a carbon-copy set is scanned in), if `same_set(i, i + 1)` says the two pages belong
+/// together.
+pub fn reconcile_pairs(drafts: &mut [Option<Draft>], same_set: impl Fn(usize, usize) -> bool) {
+    for i in 1..drafts.len() {
+        let (head, tail) = drafts.split_at_mut(i);
+        if let (Some(a), Some(b)) = (&mut head[i - 1], &mut tail[0])
+            && a.form == b.form
+            && a.sheet == Some(1)
+            && b.sheet == Some(2)
+            && same_set(i - 1, i)
+        {
+            reconcile(a, b);
+        }
+    }
+}
+
 fn comparable(f: &DraftField) -> String {
     f.value_or_raw().nfkc().filter(|c| !c.is_whitespace()).collect()
 }
