@@ -39,9 +39,9 @@ pub struct Figures {
     pub classification_accuracy: f64,
     pub field_accuracy: Option<f64>,
     pub printed_field_accuracy: Option<f64>,
-    /// `null` until synth writes fields by hand (truth says which fields were handwritten).
+    /// Over the fields truth.jsonl marks as handwritten.
     pub handwritten_field_accuracy: Option<f64>,
-    /// `null`: no checkbox on the synthetic forms yet.
+    /// Checkboxes and choices (each choice counts once: the right option or not).
     pub checkbox_accuracy: Option<f64>,
     pub my_number_correct: usize,
     pub my_number_flagged: usize,
@@ -49,6 +49,19 @@ pub struct Figures {
     pub by_type: BTreeMap<String, Tally>,
     pub flagged_fields: usize,
     pub seconds: f64,
+    /// Fields read wrong (not in the JSON figures: they would carry the synthetic values).
+    #[serde(skip)]
+    pub misses: Vec<Miss>,
+}
+
+/// A field read wrong, for the `--misses` listing.
+#[derive(Debug, Clone)]
+pub struct Miss {
+    pub file: String,
+    pub field: String,
+    pub want: String,
+    pub got: String,
+    pub flagged: bool,
 }
 
 fn type_key(t: FieldType) -> String {
@@ -98,9 +111,10 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         by_type: BTreeMap::new(),
         flagged_fields: 0,
         seconds,
+        misses: Vec::new(),
     };
-    let (mut all, mut printed, mut handwritten, mut classified) =
-        (Tally::default(), Tally::default(), Tally::default(), 0);
+    let (mut all, mut printed, mut handwritten, mut boxes, mut classified) =
+        (Tally::default(), Tally::default(), Tally::default(), Tally::default(), 0);
     for (t, draft) in truth.iter().zip(&drafts) {
         let form = match t["form"].as_str().unwrap_or_default() {
             "my_number" => "my_number_form",
@@ -114,6 +128,13 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         for field in &d.fields {
             let Some(want) = t["fields"].get(&field.name).and_then(|v| v.as_str()) else { continue };
             let ok = comparable(field.kind, want) == comparable(field.kind, field.value_or_raw());
+            f.by_type.entry(type_key(field.kind)).or_default().add(ok);
+            f.flagged_fields += usize::from(field.flagged());
+            if matches!(field.kind, FieldType::Checkbox | FieldType::Choice) {
+                // Boxes are read by ink, not characters: their own figure.
+                boxes.add(ok);
+                continue;
+            }
             all.add(ok);
             let hand = t.get("handwritten").and_then(|h| h.get(&field.name)).and_then(|v| v.as_bool()).unwrap_or(false);
             if hand {
@@ -121,8 +142,15 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
             } else {
                 printed.add(ok)
             };
-            f.by_type.entry(type_key(field.kind)).or_default().add(ok);
-            f.flagged_fields += usize::from(field.flagged());
+            if !ok {
+                f.misses.push(Miss {
+                    file: t["file"].as_str().unwrap_or_default().to_owned(),
+                    field: field.name.clone(),
+                    want: want.to_owned(),
+                    got: field.value_or_raw().to_owned(),
+                    flagged: field.flagged(),
+                });
+            }
             if field.kind == FieldType::MyNumber {
                 match (field.flagged(), field.value == want) {
                     (true, _) => f.my_number_flagged += 1,
@@ -136,6 +164,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
     f.field_accuracy = all.rate();
     f.printed_field_accuracy = printed.rate();
     f.handwritten_field_accuracy = handwritten.rate();
+    f.checkbox_accuracy = boxes.rate();
     Ok(f)
 }
 

@@ -126,7 +126,7 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
     let hozon = Hozon::open(&data, &data.join("master.key"))?;
     let scans = tmp.path().join("scans");
     let truth = crate::synth::generate(
-        &crate::synth::SynthOptions { out: scans.clone(), count: opts.submissions, seed: 99, max_skew_deg: 2.0 },
+        &crate::synth::SynthOptions::easy(scans.clone(), opts.submissions, 99, 2.0),
         &indicatif::ProgressBar::hidden(),
     )?;
     ingest_dir(&hozon, &scans, &IngestOptions { jobs: 2, keep_files: false, progress })?;

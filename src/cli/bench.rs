@@ -164,6 +164,9 @@ pub struct EvalArgs {
     /// Field recognizer: ppocr, tesseract, or both (compared in one run)
     #[arg(long, default_value = "ppocr", value_parser = ["ppocr", "tesseract", "both"])]
     engine: String,
+    /// Also list every field read wrong (synthetic values only: truth.jsonl is synthetic)
+    #[arg(long)]
+    misses: bool,
 }
 
 pub fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
@@ -180,6 +183,12 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
     for f in &runs {
         eval::print(f);
+        if a.misses {
+            for m in &f.misses {
+                let flag = if m.flagged { "flagged" } else { "SILENT" };
+                println!("    miss {} {}: {:?} read {:?} ({flag})", m.file, m.field, m.want, m.got);
+            }
+        }
     }
     let mut json = serde_json::to_value(&runs[0])?;
     if let Some(second) = runs.get(1) {

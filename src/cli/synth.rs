@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::synth::{SynthOptions, generate};
+use crate::synth::{Knobs, SynthOptions, generate};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,14 +13,23 @@ pub struct Args {
     count: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Largest skew either way, in degrees
-    #[arg(long, default_value_t = 2.0)]
-    max_skew: f32,
+    /// Largest skew either way, in degrees (default 2, or 3 with --hard)
+    #[arg(long)]
+    max_skew: Option<f32>,
+    /// Every difficulty on: grain, blur, received stamps over the header, optional fields left
+    /// empty, crossed-out corrections, a fainter carbon copy
+    #[arg(long)]
+    hard: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = super::ingest::progress_bar(args.count as u64, "生成中", "件");
-    let opts = SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, max_skew_deg: args.max_skew };
+    let knobs = if args.hard {
+        Knobs::hard(args.max_skew.unwrap_or(3.0))
+    } else {
+        Knobs::easy(args.max_skew.unwrap_or(2.0))
+    };
+    let opts = SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, knobs };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();
     println!("{} submissions, {} pages → {}", args.count, truths.len(), args.out.display());

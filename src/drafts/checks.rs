@@ -51,6 +51,19 @@ fn flag(draft: &mut Draft, field: &str, reason: String) {
     }
 }
 
+fn set(draft: &mut Draft, field: &str, value: &str) {
+    if let Some(f) = draft.fields.iter_mut().find(|f| f.name == field) {
+        value.clone_into(&mut f.value);
+    }
+}
+
+/// The one entry of `list` exactly one character edit from `s`, if there is exactly one.
+fn nearest<'a>(s: &str, list: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut found = list.filter(|e| strsim::levenshtein(s, e) == 1);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
 fn value<'a>(draft: &'a Draft, field: &str) -> Option<&'a str> {
     draft.field(field).map(|f| f.value.as_str()).filter(|v| !v.is_empty())
 }
@@ -65,7 +78,19 @@ pub fn cross_check(draft: &mut Draft) {
                 if let Some(address) = value(draft, "address") {
                     let address: String = address.nfkc().filter(|c| !c.is_whitespace()).collect();
                     let fits = places.iter().any(|(city, town)| address.contains(&format!("{city}{town}")));
-                    if !fits {
+                    // The address begins a character off the place its postal code names:
+                    // the place is taken from the postal list (the number is read more
+                    // reliably than kanji), flagged for confirmation.
+                    let near = places.iter().find_map(|(city, town)| {
+                        let place = format!("東京都{city}{town}");
+                        let head: String = address.chars().take(place.chars().count()).collect();
+                        let rest: String = address.chars().skip(place.chars().count()).collect();
+                        (strsim::levenshtein(&head, &place) == 1).then(|| (format!("{place}{rest}"), head, place))
+                    });
+                    if let (false, Some((fixed, head, place))) = (fits, near) {
+                        set(draft, "address", &fixed);
+                        flag(draft, "address", format!("「{head}」を郵便番号の示す「{place}」として読みました"));
+                    } else if !fits {
                         let (city, town) = &places[0];
                         let reason = format!("郵便番号 {code} は{city}{town}です");
                         flag(draft, "postal_code", reason.clone());
@@ -78,7 +103,16 @@ pub fn cross_check(draft: &mut Draft) {
     if let Some(d) = value(draft, "disease") {
         let d: String = d.nfkc().filter(|c| !c.is_whitespace()).collect();
         if !l.diseases.contains(&d) {
-            flag(draft, "disease", format!("「{d}」は指定難病の一覧にありません"));
+            match nearest(&d, l.diseases.iter().map(String::as_str)) {
+                // One character off one listed name (a variant glyph, a misread stroke): the
+                // list's spelling is the value, flagged so the reviewer confirms it.
+                Some(listed) => {
+                    let reason = format!("「{d}」を指定難病の一覧の「{listed}」として読みました");
+                    set(draft, "disease", listed);
+                    flag(draft, "disease", reason);
+                }
+                None => flag(draft, "disease", format!("「{d}」は指定難病の一覧にありません")),
+            }
         }
     }
     if let Some(b) = value(draft, "birth_date").and_then(|b| b.parse::<chrono::NaiveDate>().ok()) {
@@ -170,5 +204,19 @@ mod tests {
         ]);
         cross_check(&mut bad);
         assert_eq!((flags(&bad, "disease"), flags(&bad, "birth_date"), flags(&bad, "kana")), (1, 1, 1));
+        // One character off a listed disease: the list's spelling, flagged; further off: kept.
+        assert_eq!(bad.field("disease").unwrap().value, "潰瘍性大腸炎");
+        let mut far = draft(vec![f("disease", "原因不明の腹痛")]);
+        cross_check(&mut far);
+        assert_eq!((far.field("disease").unwrap().value.as_str(), flags(&far, "disease")), ("原因不明の腹痛", 1));
+    }
+
+    #[test]
+    fn address_a_character_off_its_postal_place_is_taken_from_the_list() {
+        let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武越野市境5丁目9番17号")]);
+        cross_check(&mut d);
+        let a = d.field("address").unwrap();
+        assert_eq!(a.value, "東京都武蔵野市境5丁目9番17号");
+        assert_eq!((a.flags.len(), flags(&d, "postal_code")), (1, 0));
     }
 }

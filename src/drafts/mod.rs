@@ -31,6 +31,8 @@ pub enum Flag {
     CrossCheck { reason: String },
     /// The two sheets of a carbon-copy form read differently.
     SheetsDisagree { other: String },
+    /// A crossed-out mistake precedes the value (the value read is what follows it).
+    Corrected,
 }
 
 impl Flag {
@@ -42,6 +44,7 @@ impl Flag {
             Flag::CheckDigit => "個人番号の検査用数字が一致しません".into(),
             Flag::CrossCheck { reason } => format!("他の記載と一致しません：{reason}"),
             Flag::SheetsDisagree { other } => format!("原本と入力票で読み取りが異なります（もう一方：{other}）"),
+            Flag::Corrected => "二重線で訂正された記載があります（訂正後の記載を読み取りました）".into(),
         }
     }
 }
@@ -129,6 +132,27 @@ pub fn mask(number: &str) -> String {
     format!("****-****-{tail}")
 }
 
+/// No word begins with a small kana (ュ, ッ, …): handwriting blurs the size, so a small kana
+/// read first is the full-size one.
+fn large_initial(word: &str) -> String {
+    let mut chars = word.chars();
+    let Some(first) = chars.next() else { return String::new() };
+    let large = match first {
+        'ァ' => 'ア',
+        'ィ' => 'イ',
+        'ゥ' => 'ウ',
+        'ェ' => 'エ',
+        'ォ' => 'オ',
+        'ッ' => 'ツ',
+        'ャ' => 'ヤ',
+        'ュ' => 'ユ',
+        'ョ' => 'ヨ',
+        'ヮ' => 'ワ',
+        c => c,
+    };
+    std::iter::once(large).chain(chars).collect()
+}
+
 /// Normalises one reading for its type: `Ok(value)` or `Err(reason)`.
 pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
     let s: String = raw.nfkc().collect::<String>().trim().to_owned();
@@ -140,7 +164,7 @@ pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
         }
         FieldType::Kana => {
             if only(&|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー')) {
-                Ok(s.split_whitespace().collect::<Vec<_>>().join(" "))
+                Ok(s.split_whitespace().map(large_initial).collect::<Vec<_>>().join(" "))
             } else {
                 Err("カタカナ以外の文字があります".into())
             }
@@ -213,6 +237,9 @@ fn draft_field(r: &FieldReading, required: bool) -> DraftField {
     if !r.text.trim().is_empty() && confidence < MIN_CONFIDENCE {
         flags.push(Flag::Unsure);
     }
+    if r.struck {
+        flags.push(Flag::Corrected);
+    }
     DraftField {
         name: r.name.clone(),
         label: r.label.clone(),
@@ -267,6 +294,19 @@ pub fn reconcile(original: &mut Draft, copy: &mut Draft) {
         } else {
             f.flags.push(Flag::SheetsDisagree { other: c.raw.clone() });
             c.flags.push(Flag::SheetsDisagree { other: f.raw.clone() });
+            // One application, one value: both sheets propose the better reading (valid
+            // before invalid, then the surer one); the flag keeps the other in view.
+            let rank = |x: &DraftField| {
+                let broken = x.flags.iter().any(|fl| {
+                    matches!(fl, Flag::Empty | Flag::Invalid { .. } | Flag::CheckDigit | Flag::CrossCheck { .. })
+                });
+                (!broken, x.confidence)
+            };
+            let (ra, rb) = (rank(f), rank(c));
+            let better = if rb.0 > ra.0 || (rb.0 == ra.0 && rb.1 > ra.1) { &*c } else { &*f };
+            let value = better.value.clone();
+            f.value.clone_from(&value);
+            c.value = value;
         }
     }
 }
@@ -318,6 +358,8 @@ mod tests {
         assert_eq!(normalise(FieldType::Kana, "ヤマダ　タロウ").unwrap(), "ヤマダ タロウ");
         assert_eq!(normalise(FieldType::Kana, "ﾔﾏﾀﾞ").unwrap(), "ヤマダ");
         assert!(normalise(FieldType::Kana, "山田").is_err());
+        assert_eq!(normalise(FieldType::Kana, "オオシマ ュカ").unwrap(), "オオシマ ユカ");
+        assert_eq!(normalise(FieldType::Kana, "ハットリ").unwrap(), "ハットリ", "small kana inside a word stay");
         assert_eq!(normalise(FieldType::PostalCode, "〒1600023").unwrap(), "160-0023");
         assert_eq!(normalise(FieldType::PostalCode, "160-0023").unwrap(), "160-0023");
         assert!(normalise(FieldType::PostalCode, "160-002").is_err());
@@ -337,6 +379,7 @@ mod tests {
             text: text.into(),
             char_confidence: vec![conf; text.chars().count()],
             rect: Rect { x: 1, y: 2, w: 3, h: 4 },
+            struck: false,
         }
     }
 

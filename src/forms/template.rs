@@ -68,6 +68,9 @@ pub struct Field {
     /// Options of a `choice` field, in box order left to right.
     #[serde(default)]
     pub options: Vec<String>,
+    /// The tick box of each option of a `choice` field (a `checkbox`'s box is its zone).
+    #[serde(default)]
+    pub boxes: Vec<Zone>,
     #[serde(default)]
     pub required: bool,
 }
@@ -149,6 +152,15 @@ impl Template {
             }
             if f.kind == FieldType::Choice && f.options.len() < 2 {
                 return Err(field("a choice needs at least two options"));
+            }
+            if f.kind == FieldType::Choice && f.boxes.len() != f.options.len() {
+                return Err(field("a choice needs one box per option (boxes = [...])"));
+            }
+            if f.kind != FieldType::Choice && !(f.boxes.is_empty() && f.options.is_empty()) {
+                return Err(field("options and boxes belong to choice fields"));
+            }
+            if f.boxes.iter().any(|b| !b.fits(width, height)) {
+                return Err(field("a box lies outside the page"));
             }
         }
         if t.fields.is_empty() {

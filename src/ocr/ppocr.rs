@@ -233,6 +233,17 @@ fn fold_variant(c: &str) -> &str {
         "东" => "東",
         "发" => "発",
         "县" => "県",
+        // Traditional forms the model reads for handwritten shinjitai.
+        "增" => "増",
+        "惠" => "恵",
+        "縱" => "縦",
+        "黑" => "黒",
+        "藏" => "蔵",
+        "團" => "団",
+        "國" => "国",
+        "會" => "会",
+        "濱" => "浜",
+        "廣" => "広",
         _ => c,
     }
 }

@@ -10,19 +10,29 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use rand::SeedableRng;
+use image::GrayImage;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 pub use people::{Person, my_number};
-use render::{Fonts, PageSpec, Row};
+pub use render::Knobs;
+use render::{Fonts, PageSpec, Row, RowInk, Value};
 
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
     pub out: PathBuf,
     pub count: usize,
     pub seed: u64,
-    /// Largest skew either way, in degrees.
-    pub max_skew_deg: f32,
+    /// How rough the scans are (skew, grain, blur, stamps, empty fields, corrections).
+    pub knobs: Knobs,
+}
+
+impl SynthOptions {
+    /// Clean scans (skew only), as the demo and most tests use.
+    pub fn easy(out: PathBuf, count: usize, seed: u64, max_skew_deg: f32) -> SynthOptions {
+        SynthOptions { out, count, seed, knobs: Knobs::easy(max_skew_deg) }
+    }
 }
 
 /// One line of truth.jsonl.
@@ -32,10 +42,14 @@ pub struct PageTruth {
     pub submission: usize,
     pub form: &'static str,
     pub sheet: Option<u8>,
+    /// Field name → what the applicant meant (after any correction); `""` for a field left
+    /// empty, `"true"`/`"false"` for a checkbox, the option for a choice.
     pub fields: serde_json::Value,
+    /// Field name → written by hand (else printed, or a box).
+    pub handwritten: serde_json::Value,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
     ApplicationSheet1,
     ApplicationSheet2,
@@ -71,120 +85,195 @@ impl Form {
         }
     }
 
-    /// The printed page and the (field name, value) pairs it carries.
-    fn spec(self, p: &Person) -> (PageSpec<'_>, Vec<(&'static str, &str)>) {
-        let row = |label, value| Row { label, value, comb: false };
-        let (title, subtitle, rows, fields): (&str, &str, Vec<Row>, Vec<(&'static str, &str)>) = match self {
-            Form::ApplicationSheet1 | Form::ApplicationSheet2 => (
-                "特定医療費（指定難病）支給認定申請書",
-                if matches!(self, Form::ApplicationSheet1) {
-                    "（新規・更新）申請書原本"
-                } else {
-                    "（新規・更新）入力票"
-                },
-                vec![
-                    row("フリガナ", p.kana.as_str()),
-                    row("受診者氏名", &p.name),
-                    row("生年月日", &p.birth_date),
-                    row("性別", &p.sex),
-                    row("郵便番号", &p.postal_code),
-                    row("住所", &p.address),
-                    row("電話番号", &p.phone),
-                    row("保険者番号", &p.insurer_number),
-                    row("記号・番号", &p.insured_symbol),
-                    row("病名", &p.disease),
-                    row("申請日", &p.application_date),
-                ],
-                vec![
-                    ("kana", p.kana.as_str()),
-                    ("name", &p.name),
-                    ("birth_date", &p.birth_date),
-                    ("sex", &p.sex),
-                    ("postal_code", &p.postal_code),
-                    ("address", &p.address),
-                    ("phone", &p.phone),
-                    ("insurer_number", &p.insurer_number),
-                    ("insured_symbol", &p.insured_symbol),
-                    ("disease", &p.disease),
-                    ("application_date", &p.application_date),
-                ],
-            ),
-            Form::MyNumber => (
-                "個人番号に係る調書",
-                "（特定医療費（指定難病）支給認定申請）",
-                vec![
-                    row("フリガナ", &p.kana),
-                    row("氏名", &p.name),
-                    row("生年月日", &p.birth_date),
-                    row("住所", &p.address),
-                    Row { label: "個人番号", value: &p.my_number, comb: true },
-                ],
-                vec![
-                    ("kana", p.kana.as_str()),
-                    ("name", &p.name),
-                    ("birth_date", &p.birth_date),
-                    ("address", &p.address),
-                    ("my_number", &p.my_number),
-                ],
-            ),
-            Form::ClinicalCover => (
-                "臨床調査個人票",
-                "（新規・更新）",
-                vec![
-                    row("病名", &p.disease),
-                    row("氏名", &p.name),
-                    row("生年月日", &p.birth_date),
-                    row("性別", &p.sex),
-                    row("医療機関名", &p.hospital),
-                    row("指定医氏名", &p.doctor),
-                ],
-                vec![
-                    ("disease", p.disease.as_str()),
-                    ("name", &p.name),
-                    ("birth_date", &p.birth_date),
-                    ("sex", &p.sex),
-                    ("hospital", &p.hospital),
-                    ("doctor", &p.doctor),
-                ],
-            ),
-        };
-        let spec = PageSpec { title, subtitle, rows, footer: "東京都福祉局　難病医療費助成担当" };
-        (spec, fields)
+    fn titles(self) -> (&'static str, &'static str) {
+        match self {
+            Form::ApplicationSheet1 => ("特定医療費（指定難病）支給認定申請書", "（新規・更新）申請書原本"),
+            Form::ApplicationSheet2 => ("特定医療費（指定難病）支給認定申請書", "（新規・更新）入力票"),
+            Form::MyNumber => ("個人番号に係る調書", "（特定医療費（指定難病）支給認定申請）"),
+            Form::ClinicalCover => ("臨床調査個人票", "（新規・更新）"),
+        }
     }
+}
+
+const APPLICATION_TYPES: [&str; 3] = ["新規", "更新", "変更"];
+const SEXES: [&str; 2] = ["男", "女"];
+
+/// One row of a form as filled in: what is drawn, and the truth fields it carries
+/// (name, value, handwritten).
+struct Entry<'a> {
+    row: Row<'a>,
+    truth: Vec<(&'static str, String, bool)>,
+}
+
+fn hand<'a>(label: &'a str, name: &'static str, text: &'a str) -> Entry<'a> {
+    Entry { row: Row { label, value: Value::Text { text, hand: true } }, truth: vec![(name, text.to_owned(), true)] }
+}
+
+fn printed<'a>(label: &'a str, name: &'static str, text: &'a str) -> Entry<'a> {
+    Entry { row: Row { label, value: Value::Text { text, hand: false } }, truth: vec![(name, text.to_owned(), false)] }
+}
+
+fn choice<'a>(label: &'a str, name: &'static str, options: &'a [&'a str], chosen: &'a str) -> Entry<'a> {
+    Entry { row: Row { label, value: Value::Choice { options, chosen } }, truth: vec![(name, chosen.to_owned(), false)] }
+}
+
+fn checkbox<'a>(label: &'a str, name: &'static str, caption: &'a str, ticked: bool) -> Entry<'a> {
+    Entry {
+        row: Row { label, value: Value::Checkbox { caption, ticked } },
+        truth: vec![(name, ticked.to_string(), false)],
+    }
+}
+
+/// The rows of a form for one applicant; `blank` names handwritten fields left empty.
+fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
+    let hand = |label, name: &'static str, text: &'a str| hand(label, name, if blank.contains(&name) { "" } else { text });
+    match form {
+        Form::ApplicationSheet1 | Form::ApplicationSheet2 => vec![
+            hand("フリガナ", "kana", &p.kana),
+            hand("受診者氏名", "name", &p.name),
+            hand("生年月日", "birth_date", &p.birth_date),
+            choice("性別", "sex", &SEXES, &p.sex),
+            hand("郵便番号", "postal_code", &p.postal_code),
+            hand("住所", "address", &p.address),
+            hand("電話番号", "phone", &p.phone),
+            hand("保険者番号", "insurer_number", &p.insurer_number),
+            Entry {
+                row: Row {
+                    label: "記号・番号",
+                    value: Value::Split { parts: [("記号", &p.insured_symbol), ("番号", &p.insured_number)] },
+                },
+                truth: vec![
+                    ("insured_symbol", p.insured_symbol.clone(), true),
+                    ("insured_number", p.insured_number.clone(), true),
+                ],
+            },
+            hand("病名", "disease", &p.disease),
+            hand("申請日", "application_date", &p.application_date),
+            choice("申請区分", "application_type", &APPLICATION_TYPES, &p.application_type),
+            checkbox("高額かつ長期", "high_cost", "該当する", p.high_cost),
+            checkbox("人工呼吸器等装着", "ventilator", "該当する", p.ventilator),
+        ],
+        Form::MyNumber => vec![
+            hand("フリガナ", "kana", &p.kana),
+            hand("氏名", "name", &p.name),
+            hand("生年月日", "birth_date", &p.birth_date),
+            hand("住所", "address", &p.address),
+            Entry {
+                row: Row { label: "個人番号", value: Value::Comb { text: &p.my_number } },
+                truth: vec![("my_number", p.my_number.clone(), true)],
+            },
+        ],
+        Form::ClinicalCover => vec![
+            printed("病名", "disease", &p.disease),
+            printed("氏名", "name", &p.name),
+            printed("生年月日", "birth_date", &p.birth_date),
+            printed("性別", "sex", &p.sex),
+            printed("医療機関名", "hospital", &p.hospital),
+            printed("指定医氏名", "doctor", &p.doctor),
+        ],
+    }
+}
+
+/// Fields an applicant may leave empty (the `--hard` knob).
+const OPTIONAL: [&str; 2] = ["phone", "insurer_number"];
+
+/// A plausible slip of the pen: the value with one character changed.
+fn mistake(value: &str, rng: &mut impl Rng) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    let candidates: Vec<usize> = (0..chars.len()).filter(|&i| !chars[i].is_whitespace()).collect();
+    let Some(&i) = candidates.choose(rng) else { return value.to_owned() };
+    let c = chars[i];
+    chars[i] = if c.is_ascii_digit() {
+        char::from(b'0' + (c as u8 - b'0' + rng.gen_range(1..10)) % 10)
+    } else {
+        let others: Vec<char> = chars.iter().copied().filter(|&o| o != c && !o.is_whitespace()).collect();
+        others.choose(rng).copied().unwrap_or('一')
+    };
+    chars.into_iter().collect()
+}
+
+/// The page's ink decisions: per row, a struck-out mistake before the value or not.
+fn corrections<'a>(entries: &[Entry<'_>], knobs: &Knobs, wrong: &'a mut Vec<String>, rng: &mut impl Rng) -> Vec<RowInk<'a>> {
+    wrong.clear();
+    let mut struck_rows = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Value::Text { text, hand: true } = e.row.value {
+            let n = text.chars().count();
+            if n > 0 && 2 * n <= 20 && rng.gen_bool(knobs.crossout_rate) {
+                wrong.push(mistake(text, rng));
+                struck_rows.push(i);
+            }
+        }
+    }
+    let mut out = vec![RowInk::default(); entries.len()];
+    for (row, w) in struck_rows.into_iter().zip(wrong.iter()) {
+        out[row].struck = Some(w.as_str());
+    }
+    out
 }
 
 fn submission_rng(seed: u64, index: usize) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// Renders one submission's pages; returns (file name, PNG bytes, truth) per page.
+/// Renders one submission's pages; returns (file name, PNG bytes, truth) per page. One
+/// applicant's hand fills the application and the My Number form; sheet 2 carries sheet 1's
+/// ink as a carbon impression.
 fn submission(
     index: usize,
     opts: &SynthOptions,
     reference: &people::Reference,
     fonts: &Fonts,
 ) -> anyhow::Result<Vec<(String, Vec<u8>, PageTruth)>> {
+    let knobs = &opts.knobs;
     let mut rng = submission_rng(opts.seed, index);
     let person = people::person(reference, &mut rng);
+    let writer = render::Writer::new(fonts, &mut rng);
+    let blank: Vec<&str> = OPTIONAL.into_iter().filter(|_| rng.gen_bool(knobs.empty_rate)).collect();
+    // The date on the received stamp (令和8年 = 2026).
+    let received = format!("8.{}.{}", rng.gen_range(4..12), rng.gen_range(1..29));
+    let mut application_ink: Option<GrayImage> = None;
     let mut out = Vec::new();
+    let mut wrong = Vec::new();
     for (page_no, form) in Form::ALL.into_iter().enumerate() {
-        let (spec, fields) = form.spec(&person);
-        let mut clean = render::draw(&spec, fonts, &mut rng);
-        if matches!(form, Form::ApplicationSheet2) {
-            clean = render::carbon_copy(&clean);
+        let entries = entries(form, &person, &blank);
+        let (title, subtitle) = form.titles();
+        let mut truth_fields = serde_json::Map::new();
+        let mut handwritten = serde_json::Map::new();
+        for (name, value, by_hand) in entries.iter().flat_map(|e| e.truth.iter()) {
+            truth_fields.insert((*name).to_owned(), value.clone().into());
+            handwritten.insert((*name).to_owned(), (*by_hand).into());
         }
-        let scanned = render::scan(&clean, &mut rng, opts.max_skew_deg);
+        let extras = corrections(&entries, knobs, &mut wrong, &mut rng);
+        let spec = PageSpec {
+            title,
+            subtitle,
+            rows: entries.into_iter().map(|e| e.row).collect(),
+            footer: "東京都福祉局　難病医療費助成担当",
+        };
+        let mut page = render::draw_form(&spec, fonts);
+        let ink = match (form, &application_ink) {
+            (Form::ApplicationSheet2, Some(ink)) => render::carbon(ink, knobs.carbon.0, knobs.carbon.1),
+            _ => render::draw_ink(&spec, &writer, &extras, &mut rng),
+        };
+        render::darken_all(&mut page, &ink);
+        if form == Form::ApplicationSheet1 {
+            application_ink = Some(ink);
+        }
+        if knobs.stamps && matches!(form, Form::ApplicationSheet1 | Form::MyNumber) {
+            render::stamp(&mut page, fonts, &received, &mut rng);
+        }
+        let scanned = render::scan(&page, &mut rng, knobs);
         let mut png = Vec::new();
         scanned.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
         let file = format!("s{:04}-p{}-{}.png", index + 1, page_no + 1, form.slug());
-        let fields: serde_json::Map<String, serde_json::Value> =
-            fields.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
         let truth = PageTruth {
             file: file.clone(),
             submission: index + 1,
             form: form.form_type(),
             sheet: form.sheet(),
-            fields: fields.into(),
+            fields: truth_fields.into(),
+            handwritten: handwritten.into(),
         };
         out.push((file, png, truth));
     }

@@ -81,7 +81,14 @@ pub struct Person {
     pub city: String,
     pub phone: String,
     pub insurer_number: String,
+    /// 記号 and 番号 of the health insurance card, written in two boxes of one row.
     pub insured_symbol: String,
+    pub insured_number: String,
+    /// 申請区分: 新規, 更新 or 変更 (a choice of three boxes).
+    pub application_type: String,
+    /// Checkboxes: 高額かつ長期 and 人工呼吸器等装着者.
+    pub high_cost: bool,
+    pub ventilator: bool,
     pub my_number: String,
     pub disease: String,
     pub application_date: String,
@@ -157,7 +164,11 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         city: town.city.to_owned(),
         phone: format!("03-{}-{}", digits(rng, 4), digits(rng, 4)),
         insurer_number: format!("{}{}", ["01", "06", "31", "67"].choose(rng).expect("x"), digits(rng, 6)),
-        insured_symbol: format!("{}・{}", digits(rng, 4), digits(rng, 5)),
+        insured_symbol: digits(rng, 8),
+        insured_number: digits(rng, 3),
+        application_type: ["新規", "更新", "変更"][rng.gen_range(0..3)].into(),
+        high_cost: rng.gen_bool(0.3),
+        ventilator: rng.gen_bool(0.1),
         my_number: my_number(rng),
         disease: disease(r, rng),
         application_date: jp::format_era(applied).expect("Reiwa"),

@@ -22,7 +22,7 @@ pub fn synth() -> &'static Synth {
     SYNTH.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scans");
-        let opts = hozon::synth::SynthOptions { out: path.clone(), count: SUBMISSIONS, seed: SEED, max_skew_deg: 2.0 };
+        let opts = hozon::synth::SynthOptions::easy(path.clone(), SUBMISSIONS, SEED, 2.0);
         hozon::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
         let truth = std::fs::read_to_string(path.join("truth.jsonl"))
             .unwrap()
