@@ -23,6 +23,8 @@ pub enum Error {
     Policy(#[from] crate::retention::policy::Error),
     #[error(transparent)]
     Run(#[from] crate::retention::run::RunError),
+    #[error(transparent)]
+    Batch(#[from] crate::capture::batch::Invalid),
     #[error("record {0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]

@@ -63,6 +63,7 @@ fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::R
                 last_changed_at: Some(changed),
                 decided_on: None,
                 retention: None,
+                batch: None,
             };
             rec.retention = Some(h.retention_for(&rec)?);
             recs.push(rec);

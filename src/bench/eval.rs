@@ -120,8 +120,19 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
             "my_number" => "my_number_form",
             other => other,
         };
-        let Some(d) = draft else { continue };
+        let page_miss = |got: String| Miss {
+            file: t["file"].as_str().unwrap_or_default().to_owned(),
+            field: "(form)".into(),
+            want: form.to_owned(),
+            got,
+            flagged: true,
+        };
+        let Some(d) = draft else {
+            f.misses.push(page_miss("unclassified".into()));
+            continue;
+        };
         if d.form != form || d.sheet.map(u64::from) != t["sheet"].as_u64() {
+            f.misses.push(page_miss(d.template.clone()));
             continue;
         }
         classified += 1;

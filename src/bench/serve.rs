@@ -129,7 +129,7 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         &crate::synth::SynthOptions::easy(scans.clone(), opts.submissions, 99, 2.0),
         &indicatif::ProgressBar::hidden(),
     )?;
-    ingest_dir(&hozon, &scans, &IngestOptions { jobs: 2, keep_files: false, progress })?;
+    ingest_dir(&hozon, &scans, &IngestOptions { jobs: 2, keep_files: false, progress, batch: None })?;
     let ids: Vec<String> = hozon.store.records().filter_map(|r| r.ok()).map(|r| r.id.to_string()).collect();
     anyhow::ensure!(!ids.is_empty(), "no pages were stored for the bench");
     let mut queries: Vec<String> = truth

@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use crate::app::Hozon;
 use crate::audit::Event;
-use crate::capture::{Rejection, decode_page, scan_files};
+use crate::capture::{DecodedPage, Rejection, decode_pages, scan_files};
 use crate::error::{Error, Result};
 use crate::index::normalise;
 use crate::ocr::TesseractEngine;
 use crate::ocr::ppocr::PpOcr;
-use crate::store::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState};
+use crate::store::{BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState};
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -32,11 +32,30 @@ pub struct IngestOptions {
     pub keep_files: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// The logged batch (進達) the pages belong to; counted in its progress.
+    pub batch: Option<String>,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { jobs: 2, keep_files: false, progress: false }
+        IngestOptions { jobs: 2, keep_files: false, progress: false, batch: None }
+    }
+}
+
+/// Where pages come from: a file in a folder (removed once stored) or an upload held in
+/// memory (never written to disk in plaintext).
+#[derive(Debug)]
+pub enum Source {
+    File(PathBuf),
+    Upload { name: String, bytes: Vec<u8> },
+}
+
+impl Source {
+    fn label(&self) -> PathBuf {
+        match self {
+            Source::File(p) => p.clone(),
+            Source::Upload { name, .. } => PathBuf::from(name),
+        }
     }
 }
 
@@ -83,10 +102,23 @@ struct PageInfo<'a> {
     format: &'a str,
     /// Tesseract's mean word confidence, for pages read whole (unclassified).
     ocr_mean_confidence: Option<i32>,
+    /// Page number and page count, for a page of a multi-page file.
+    page_of: Option<(usize, usize)>,
 }
 
 pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
     let files = scan_files(dir).map_err(|e| Error::Io { path: dir.to_owned(), source: e })?;
+    ingest_sources(h, files.into_iter().map(Source::File).collect(), opts)
+}
+
+/// Ingests files or uploads; a multi-page file gives one record per page (reported as
+/// `name#2`, `name#3`, …).
+pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Result<IngestReport> {
+    if let Some(b) = &opts.batch
+        && h.batch_by_id(b)?.is_none()
+    {
+        return Err(Error::NotFound(format!("batch {b}")));
+    }
     let started = Instant::now();
     // Blobs left by an earlier crash (sealed under keys that were never saved) go first. Safe
     // here: sled's lock means no other process is writing to this data directory.
@@ -123,16 +155,19 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(path) = files.get(i) else { break };
-                    let outcome = ingest_file(h, &mut engine, &mut ppocr, path, opts)
-                        .unwrap_or_else(|e| Outcome::Failed(crate::error::chain(&e)));
-                    if let Outcome::Quarantined(_, why) = &outcome {
-                        bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
+                    let Some(source) = files.get(i) else { break };
+                    let path = source.label();
+                    let outcomes = ingest_source(h, &mut engine, &mut ppocr, source, opts)
+                        .unwrap_or_else(|e| vec![(path.clone(), Outcome::Failed(crate::error::chain(&e)))]);
+                    for (path, outcome) in &outcomes {
+                        if let Outcome::Quarantined(_, why) = outcome {
+                            bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));
+                        }
+                        if let Outcome::Failed(why) = outcome {
+                            bar.println(format!("失敗 (failed): {}: {why}", path.display()));
+                        }
                     }
-                    if let Outcome::Failed(why) = &outcome {
-                        bar.println(format!("失敗 (failed): {}: {why}", path.display()));
-                    }
-                    results.lock().expect("lock").push((path.clone(), outcome));
+                    results.lock().expect("lock").extend(outcomes);
                     bar.inc(1);
                 }
             });
@@ -147,33 +182,75 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
     Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Ingests one file; every outcome except an I/O failure on the source is a normal result.
-fn ingest_file(
+/// Ingests one source (every page of it); every outcome except an I/O failure on the source
+/// is a normal result. The file is removed only once all its pages are stored.
+fn ingest_source(
     h: &Hozon,
     engine: &mut TesseractEngine,
     ppocr: &mut PpOcr,
-    path: &Path,
+    source: &Source,
     opts: &IngestOptions,
+) -> Result<Vec<(PathBuf, Outcome)>> {
+    let (path, bytes) = match source {
+        Source::File(p) => (p.clone(), std::fs::read(p).map_err(|e| Error::Io { path: p.clone(), source: e })?),
+        Source::Upload { name, bytes } => (PathBuf::from(name), bytes.clone()),
+    };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = Vec::new();
+    match decode_pages(&bytes) {
+        Ok(pages) if pages.len() > 1 => {
+            let n = pages.len();
+            for (i, page) in pages.into_iter().enumerate() {
+                // Each page is kept as a lossless PNG of its frame; the file is recorded in its info.
+                let mut png = Vec::new();
+                page.gray
+                    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                    .map_err(|e| Error::Corrupt(format!("{file_name} page {}: {e}", i + 1)))?;
+                let name = format!("{file_name}#{}", i + 1);
+                let fp = h.store.scan_fingerprint(&[bytes.as_slice(), name.as_bytes()].concat());
+                let o = ingest_page(h, engine, ppocr, &name, &png, fp, Ok(page), opts, Some((i + 1, n)))?;
+                out.push((PathBuf::from(format!("{}#{}", path.display(), i + 1)), o));
+            }
+        }
+        decoded => {
+            let fp = h.store.scan_fingerprint(&bytes);
+            let page = decoded.map(|mut v| v.remove(0));
+            out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, page, opts, None)?));
+        }
+    }
+    if let Source::File(p) = source {
+        remove_source(p, opts)?;
+    }
+    Ok(out)
+}
+
+/// Stores one page: recognised into a draft, or read whole, or quarantined.
+#[allow(clippy::too_many_arguments)]
+fn ingest_page(
+    h: &Hozon,
+    engine: &mut TesseractEngine,
+    ppocr: &mut PpOcr,
+    file_name: &str,
+    bytes: &[u8],
+    fp: [u8; 32],
+    decoded: std::result::Result<DecodedPage, Rejection>,
+    opts: &IngestOptions,
+    page_of: Option<(usize, usize)>,
 ) -> Result<Outcome> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
     let store = &h.store;
-    let fp = store.scan_fingerprint(&bytes);
     if let Some(id) = store.dedupe_lookup(&fp)?
         && store.record(&id)?.is_some_and(|r| r.state == RecordState::Stored)
     {
-        remove_source(path, opts)?;
         return Ok(Outcome::Duplicate(id));
     }
     let id = RecordId::from_fingerprint(&fp);
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let key = store.new_data_key();
     let received_at = chrono::Utc::now();
-    let decoded = decode_page(&bytes);
     let (kind, blobs, text, draft) = match &decoded {
         Err(why) => {
             let info = serde_json::json!({ "file_name": file_name, "size": bytes.len() });
             let blobs = vec![
-                store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
+                store.put_blob(&id, &key, BlobRole::Original, bytes)?,
                 store.put_blob(&id, &key, BlobRole::Info, info.to_string().as_bytes())?,
             ];
             (RecordKind::Quarantined { reason: why.to_string() }, blobs, None, None)
@@ -191,14 +268,15 @@ fn ingest_file(
                 }
             };
             let info = PageInfo {
-                file_name: &file_name,
+                file_name,
+                page_of,
                 width: page.gray.width(),
                 height: page.gray.height(),
                 format: page.format.extensions_str().first().copied().unwrap_or("?"),
                 ocr_mean_confidence,
             };
             let mut blobs: Vec<BlobRef> = vec![
-                store.put_blob(&id, &key, BlobRole::Original, &bytes)?,
+                store.put_blob(&id, &key, BlobRole::Original, bytes)?,
                 store.put_blob(&id, &key, BlobRole::Text, text.as_bytes())?,
                 store.put_blob(&id, &key, BlobRole::Info, &serde_json::to_vec(&info).expect("info serialises"))?,
             ];
@@ -220,6 +298,7 @@ fn ingest_file(
         last_changed_at: None,
         decided_on: None,
         retention: None,
+        batch: opts.batch.clone(),
     };
     rec.retention = Some(h.retention_for(&rec)?);
     store.put_pending(&rec)?;
@@ -232,7 +311,14 @@ fn ingest_file(
         Err(why) => ("capture.quarantine", Outcome::Quarantined(id.clone(), why)),
     };
     store.commit_stored(&rec, &fp, Event::new("system", action, id.as_str(), "ok"))?;
-    remove_source(path, opts)?;
+    if let Some(batch) = &opts.batch {
+        let counted = match (&outcome, &draft) {
+            (Outcome::Quarantined(..), _) => PageOutcome::Failed,
+            (_, Some(_)) => PageOutcome::Form,
+            (_, None) => PageOutcome::Unclassified,
+        };
+        store.mark_batch_page(batch, &id, counted)?;
+    }
     Ok(outcome)
 }
 

@@ -3,6 +3,8 @@
 //! drives the ingest pipeline (see [`ingest`]). Writes no files itself: storage goes through
 //! `store`, and an inbox file is deleted only after its record is durably stored.
 
+pub mod batch;
+pub mod hotfolder;
 pub mod ingest;
 
 use std::io::Cursor;
@@ -99,6 +101,87 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
     Ok(DecodedPage { gray: img.into_luma8(), format })
 }
 
+/// Most pages accepted from one multi-page file.
+pub const MAX_PAGES: usize = 1000;
+
+/// Every page of a scan file: a multi-page TIFF (how many scanners deliver a batch) gives one
+/// page per frame; other files give one page.
+pub fn decode_pages(bytes: &[u8]) -> Result<Vec<DecodedPage>, Rejection> {
+    if image::guess_format(bytes).ok() == Some(ImageFormat::Tiff) {
+        let frames = tiff_frames(bytes)?;
+        if frames > 1 {
+            return (0..frames.min(MAX_PAGES)).map(|i| tiff_frame(bytes, i)).collect();
+        }
+    }
+    decode_page(bytes).map(|p| vec![p])
+}
+
+/// How many pages a TIFF has; a broken chain of pages is an error, never a shorter file.
+fn tiff_frames(bytes: &[u8]) -> Result<usize, Rejection> {
+    let mut d = tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|e| Rejection::Corrupt(format!("TIFF: {e}")))?;
+    let mut n = 1;
+    while d.more_images() && n <= MAX_PAGES {
+        d.next_image().map_err(|e| Rejection::Corrupt(format!("TIFF after page {n}: {e}")))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Frame `i` of a multi-page TIFF as 8-bit grey: grey (1, 8 or 16 bit, either photometric
+/// sense), RGB and RGBA; other layouts are refused with their name.
+fn tiff_frame(bytes: &[u8], i: usize) -> Result<DecodedPage, Rejection> {
+    use tiff::ColorType as C;
+    use tiff::decoder::{Decoder, DecodingResult};
+    let corrupt = |e: tiff::TiffError| Rejection::Corrupt(format!("TIFF page {}: {e}", i + 1));
+    let mut d = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+    d.seek_to_image(i).map_err(corrupt)?;
+    let (w, h) = d.dimensions().map_err(corrupt)?;
+    if w == 0 || h == 0 {
+        return Err(Rejection::Corrupt(format!("TIFF page {}: zero-sized", i + 1)));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(Rejection::TooLarge(w, h));
+    }
+    let color = d.colortype().map_err(corrupt)?;
+    // 0 = WhiteIsZero: the grey values are inverted.
+    let white_is_zero = d
+        .find_tag(tiff::tags::Tag::PhotometricInterpretation)
+        .ok()
+        .flatten()
+        .and_then(|v| v.into_u16().ok())
+        == Some(0);
+    let image = d.read_image().map_err(corrupt)?;
+    let (wu, hu) = (w as usize, h as usize);
+    let mut gray: Vec<u8> = match (color, image) {
+        (C::Gray(8), DecodingResult::U8(v)) => v,
+        (C::Gray(16), DecodingResult::U16(v)) => v.iter().map(|x| (x >> 8) as u8).collect(),
+        (C::Gray(1), DecodingResult::U8(v)) => {
+            let stride = wu.div_ceil(8);
+            (0..hu)
+                .flat_map(|y| {
+                    let row = &v[y * stride..];
+                    (0..wu).map(move |x| if row[x / 8] & (0x80 >> (x % 8)) != 0 { 255 } else { 0 })
+                })
+                .collect()
+        }
+        (C::RGB(8), DecodingResult::U8(v)) => v.chunks_exact(3).map(luma).collect(),
+        (C::RGBA(8), DecodingResult::U8(v)) => v.chunks_exact(4).map(luma).collect(),
+        (other, _) => {
+            return Err(Rejection::Corrupt(format!("TIFF page {}: unsupported pixel layout {other:?}", i + 1)));
+        }
+    };
+    if white_is_zero {
+        gray.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    let gray = GrayImage::from_raw(w, h, gray)
+        .ok_or_else(|| Rejection::Corrupt(format!("TIFF page {}: short pixel data", i + 1)))?;
+    Ok(DecodedPage { gray, format: ImageFormat::Tiff })
+}
+
+fn luma(px: &[u8]) -> u8 {
+    ((u32::from(px[0]) * 299 + u32::from(px[1]) * 587 + u32::from(px[2]) * 114) / 1000) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +207,26 @@ mod tests {
         assert!(matches!(decode_page(&full[..full.len() / 2]), Err(Rejection::Corrupt(_))));
         // One pixel too wide: refused from the header, before decoding.
         assert!(matches!(decode_page(&png(MAX_SIDE + 1, 1)), Err(Rejection::TooLarge(..))));
+    }
+
+    #[test]
+    fn multi_page_tiff_gives_every_page() {
+        use tiff::encoder::{TiffEncoder, colortype};
+        let mut buf = Cursor::new(Vec::new());
+        let mut enc = TiffEncoder::new(&mut buf).unwrap();
+        for shade in [10u8, 120, 240] {
+            enc.write_image::<colortype::Gray8>(30, 20, &vec![shade; 600]).unwrap();
+        }
+        let rgb: Vec<u8> = [200u8, 100, 50].repeat(600);
+        enc.write_image::<colortype::RGB8>(30, 20, &rgb).unwrap();
+        let bytes = buf.into_inner();
+        let pages = decode_pages(&bytes).unwrap();
+        let firsts: Vec<u8> = pages.iter().map(|p| p.gray.get_pixel(0, 0).0[0]).collect();
+        assert_eq!(firsts, [10, 120, 240, 124]);
+        assert!(pages.iter().all(|p| p.gray.dimensions() == (30, 20)));
+        // A single page file is one page; a cut-off multi-page file is refused, not half-read.
+        assert_eq!(decode_pages(&png(40, 30)).unwrap().len(), 1);
+        assert!(decode_pages(&bytes[..bytes.len() * 2 / 3]).is_err());
     }
 
     #[test]

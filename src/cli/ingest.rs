@@ -15,6 +15,9 @@ pub struct Args {
     /// Leave the scans in the folder after storing them (default: remove each once stored)
     #[arg(long)]
     keep: bool,
+    /// The logged batch (受付番号, e.g. B20261125-001) the scans belong to
+    #[arg(long)]
+    batch: Option<String>,
 }
 
 pub(crate) fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::ProgressBar {
@@ -29,8 +32,42 @@ pub(crate) fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::Progr
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
-    let opts = IngestOptions { jobs: args.jobs, keep_files: args.keep, progress: std::io::stderr().is_terminal() };
+    let opts = IngestOptions {
+        jobs: args.jobs,
+        keep_files: args.keep,
+        progress: std::io::stderr().is_terminal(),
+        batch: args.batch.clone(),
+    };
     let report = ingest_dir(&hozon, &args.dir, &opts)?;
+    print_report(&report);
+    if let Some(b) = &args.batch {
+        print_batch(&hozon, b)?;
+    }
+    // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
+    Ok(if report.quarantined() + report.failed() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// One line per batch: its counts against the expected pages, a mismatch flagged.
+pub(crate) fn print_batch(hozon: &crate::app::Hozon, id: &str) -> anyhow::Result<()> {
+    use crate::capture::batch::Status;
+    let Some(b) = hozon.batch_by_id(id)? else { return Ok(()) };
+    let c = hozon.store.batch_counts(id)?;
+    let status = Status::of(&b, &c);
+    let mark = if status == Status::Mismatch { " ⚠" } else { "" };
+    println!(
+        "{id} {}: 予定 {} / 受領 {} (様式 {}, 未分類 {}, 失敗 {}) {}{mark}",
+        b.municipality,
+        b.expected_pages,
+        c.received(),
+        c.forms,
+        c.unclassified,
+        c.failed,
+        status.label_ja()
+    );
+    Ok(())
+}
+
+pub(crate) fn print_report(report: &crate::capture::ingest::IngestReport) {
     for (path, o) in &report.files {
         match o {
             Outcome::Quarantined(id, why) => {
@@ -50,6 +87,4 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         report.seconds,
         if report.seconds > 0.0 { pages / report.seconds } else { 0.0 }
     );
-    // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
-    Ok(if report.quarantined() + report.failed() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -2,6 +2,7 @@
 //! the library and prints the result. This list is the single place subcommands are named.
 
 mod admin;
+mod batch;
 mod bench;
 mod draft;
 mod ingest;
@@ -47,6 +48,11 @@ enum Command {
     Synth(synth::Args),
     /// Store, OCR and index every scan in a folder
     Ingest(ingest::Args),
+    /// Incoming batches (進達) and the receipt ledger (収受簿)
+    #[command(subcommand)]
+    Batch(batch::BatchCommand),
+    /// Watch a hot folder: scans in <root>/<受付番号>/ are ingested into that batch
+    Watch(batch::WatchArgs),
     /// Search stored pages
     Search(search::Args),
     /// Form recognition into drafts
@@ -95,6 +101,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(&cli, a),
         Command::Synth(a) => synth::run(a),
         Command::Ingest(a) => ingest::run(&cli, a),
+        Command::Batch(c) => batch::run(&cli, c),
+        Command::Watch(a) => batch::watch(&cli, a),
         Command::Search(a) => search::run(&cli, a),
         Command::Draft(c) => draft::run(&cli, c),
         Command::Serve(a) => serve::run(&cli, a),

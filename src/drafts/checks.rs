@@ -57,6 +57,38 @@ fn set(draft: &mut Draft, field: &str, value: &str) {
     }
 }
 
+/// After the place name an address is numbers (1丁目9番8号): a Latin letter there is a
+/// handwritten digit misread (q for 9, O for 0, l for 1). Replaced, and flagged.
+fn digits_in_block_number(draft: &mut Draft, places: &[(String, String)]) {
+    let Some(address) = value(draft, "address").map(str::to_owned) else { return };
+    let Some(head) = places
+        .iter()
+        .map(|(city, town)| format!("{city}{town}"))
+        .find_map(|p| address.find(&p).map(|i| i + p.len()))
+    else {
+        return;
+    };
+    let rest = &address[head..];
+    let fixed: String = rest
+        .chars()
+        .map(|c| match c {
+            'q' | 'g' | 'Q' => '9',
+            'O' | 'o' | 'D' => '0',
+            'l' | 'I' | '|' | 'i' => '1',
+            'Z' | 'z' => '2',
+            'S' | 's' => '5',
+            'B' => '8',
+            'b' => '6',
+            c => c,
+        })
+        .collect();
+    if fixed != rest {
+        let reason = format!("番地の「{rest}」を「{fixed}」として読みました");
+        set(draft, "address", &format!("{}{fixed}", &address[..head]));
+        flag(draft, "address", reason);
+    }
+}
+
 /// The one entry of `list` exactly one character edit from `s`, if there is exactly one.
 fn nearest<'a>(s: &str, list: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let mut found = list.filter(|e| strsim::levenshtein(s, e) == 1);
@@ -87,6 +119,9 @@ pub fn cross_check(draft: &mut Draft) {
                         let rest: String = address.chars().skip(place.chars().count()).collect();
                         (strsim::levenshtein(&head, &place) == 1).then(|| (format!("{place}{rest}"), head, place))
                     });
+                    if fits {
+                        digits_in_block_number(draft, places);
+                    }
                     if let (false, Some((fixed, head, place))) = (fits, near) {
                         set(draft, "address", &fixed);
                         flag(draft, "address", format!("「{head}」を郵便番号の示す「{place}」として読みました"));
@@ -125,14 +160,28 @@ pub fn cross_check(draft: &mut Draft) {
         let names: Vec<&str> = name.split_whitespace().collect();
         let kanas: Vec<&str> = kana.split_whitespace().collect();
         if names.len() == kanas.len() {
-            let wrong: Vec<String> = names
-                .iter()
-                .zip(&kanas)
-                .filter(|(n, k)| l.readings.get(**n).is_some_and(|r| !r.contains(**k)))
-                .map(|(n, k)| format!("{n}の読みは{k}ではありません"))
-                .collect();
-            if !wrong.is_empty() {
-                flag(draft, "kana", wrong.join("、"));
+            let mut fixed: Vec<String> = Vec::new();
+            let mut reasons: Vec<String> = Vec::new();
+            for (n, k) in names.iter().zip(&kanas) {
+                match l.readings.get(*n) {
+                    Some(r) if !r.contains(*k) => match nearest(k, r.iter().map(String::as_str)) {
+                        // One kana off the one reading the list knows for this name (ユ read
+                        // as エ): the list's reading, flagged for confirmation.
+                        Some(reading) => {
+                            reasons.push(format!("「{k}」を{n}の読み「{reading}」として読みました"));
+                            fixed.push(reading.to_owned());
+                        }
+                        None => {
+                            reasons.push(format!("{n}の読みは{k}ではありません"));
+                            fixed.push((*k).to_owned());
+                        }
+                    },
+                    _ => fixed.push((*k).to_owned()),
+                }
+            }
+            if !reasons.is_empty() {
+                set(draft, "kana", &fixed.join(" "));
+                flag(draft, "kana", reasons.join("、"));
             }
         }
     }
@@ -206,9 +255,18 @@ mod tests {
         assert_eq!((flags(&bad, "disease"), flags(&bad, "birth_date"), flags(&bad, "kana")), (1, 1, 1));
         // One character off a listed disease: the list's spelling, flagged; further off: kept.
         assert_eq!(bad.field("disease").unwrap().value, "潰瘍性大腸炎");
+        assert_eq!(bad.field("kana").unwrap().value, "サトウ ハナコ", "one kana off the listed reading");
         let mut far = draft(vec![f("disease", "原因不明の腹痛")]);
         cross_check(&mut far);
         assert_eq!((far.field("disease").unwrap().value.as_str(), flags(&far, "disease")), ("原因不明の腹痛", 1));
+    }
+
+    #[test]
+    fn letters_in_a_block_number_are_digits() {
+        let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武蔵野市境1丁目q番O号")]);
+        cross_check(&mut d);
+        let a = d.field("address").unwrap();
+        assert_eq!((a.value.as_str(), a.flags.len()), ("東京都武蔵野市境1丁目9番0号", 1));
     }
 
     #[test]

@@ -132,12 +132,8 @@ pub fn mask(number: &str) -> String {
     format!("****-****-{tail}")
 }
 
-/// No word begins with a small kana (ュ, ッ, …): handwriting blurs the size, so a small kana
-/// read first is the full-size one.
-fn large_initial(word: &str) -> String {
-    let mut chars = word.chars();
-    let Some(first) = chars.next() else { return String::new() };
-    let large = match first {
+fn large(c: char) -> char {
+    match c {
         'ァ' => 'ア',
         'ィ' => 'イ',
         'ゥ' => 'ウ',
@@ -149,8 +145,28 @@ fn large_initial(word: &str) -> String {
         'ョ' => 'ヨ',
         'ヮ' => 'ワ',
         c => c,
-    };
-    std::iter::once(large).chain(chars).collect()
+    }
+}
+
+/// Handwriting blurs the size of kana, so a small kana is kept only where Japanese spelling
+/// allows one: ャュョ after an i-row kana (キャ, リョ), ァィゥェォ after the kana that form
+/// sounds with them (ウィ, フォ, ティ, シェ, …), ッ before a consonant. Anywhere else (first in a
+/// word, ッ last or before a vowel, ィ after メ) it is the full-size kana.
+fn plausible_small_kana(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = String::with_capacity(word.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let keep = match c {
+            'ャ' | 'ュ' | 'ョ' => prev.is_some_and(|p| "キギシジチヂニヒビピミリ".contains(p)),
+            'ァ' | 'ィ' | 'ゥ' | 'ェ' | 'ォ' => prev.is_some_and(|p| "ウヴフテデトドシジチツイ".contains(p)),
+            'ッ' => prev.is_some() && next.is_some_and(|n| !"アイウエオナニヌネノマミムメモヤユヨラリルレロワヲンーッ".contains(n)),
+            _ => true,
+        };
+        out.push(if keep { c } else { large(c) });
+    }
+    out
 }
 
 /// Normalises one reading for its type: `Ok(value)` or `Err(reason)`.
@@ -164,7 +180,7 @@ pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
         }
         FieldType::Kana => {
             if only(&|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー')) {
-                Ok(s.split_whitespace().map(large_initial).collect::<Vec<_>>().join(" "))
+                Ok(s.split_whitespace().map(plausible_small_kana).collect::<Vec<_>>().join(" "))
             } else {
                 Err("カタカナ以外の文字があります".into())
             }
@@ -360,6 +376,18 @@ mod tests {
         assert!(normalise(FieldType::Kana, "山田").is_err());
         assert_eq!(normalise(FieldType::Kana, "オオシマ ュカ").unwrap(), "オオシマ ユカ");
         assert_eq!(normalise(FieldType::Kana, "ハットリ").unwrap(), "ハットリ", "small kana inside a word stay");
+        for (read, meant) in [
+            ("カッノリ", "カツノリ"),
+            ("コマッ", "コマツ"),
+            ("ケンィチ", "ケンイチ"),
+            ("アォゾラ", "アオゾラ"),
+            ("カメィ", "カメイ"),
+            ("リョウ", "リョウ"),
+            ("シェリー", "シェリー"),
+            ("ウェダ", "ウェダ"),
+        ] {
+            assert_eq!(normalise(FieldType::Kana, read).unwrap(), meant, "{read}");
+        }
         assert_eq!(normalise(FieldType::PostalCode, "〒1600023").unwrap(), "160-0023");
         assert_eq!(normalise(FieldType::PostalCode, "160-0023").unwrap(), "160-0023");
         assert!(normalise(FieldType::PostalCode, "160-002").is_err());

@@ -148,10 +148,10 @@ fn best_window_lcs(k: &[char], text: &[char]) -> usize {
 
 /// Colour dropout for the title zone: printed titles are black, received stamps are red or
 /// blue ink that scans mid-grey. On a contrast-stretched crop, whitening everything lighter
-/// than dark grey leaves the print.
+/// than dark grey leaves the print (the grainy remains of a stamp are then specks).
 fn dropout(mut crop: GrayImage) -> GrayImage {
     for p in crop.pixels_mut() {
-        if p.0[0] > 100 {
+        if p.0[0] > 90 {
             p.0[0] = 255;
         }
     }
@@ -184,39 +184,39 @@ fn despeckle(mut crop: GrayImage, ink: u8) -> GrayImage {
     crop
 }
 
-/// Splits a tight line crop at wide blank gaps (the space between surname and given name):
-/// the recognizer reads a wide gap as a character (ー) or loses the letters beside it. A gap
-/// counts when it is at least half the line's height; gaps inside a character are narrower.
+/// Splits a tight line crop at its widest blank gap (the space between surname and given
+/// name): the recognizer reads a wide gap as a character (ー) or loses the letters beside it.
+/// Only one split: a value has at most one such space, and a hand that spaces one word's
+/// letters widely must not become two words. The gap counts from half a handwritten
+/// character (≈ 36 px at 300 dpi). Runs of ink too small to be writing (a speck far from the
+/// line) are dropped.
 fn words(crop: &GrayImage, ink: u8) -> Vec<GrayImage> {
     const MIN_WORD_INK: usize = 80;
+    const MIN_GAP: u32 = 36;
     let (w, h) = crop.dimensions();
-    let min_gap = (h / 2).max(24);
-    let inked: Vec<bool> = (0..w).map(|x| (0..h).any(|y| crop.get_pixel(x, y).0[0] < ink)).collect();
-    let mut out = Vec::new();
-    let (mut start, mut last_ink): (Option<u32>, u32) = (None, 0);
-    for x in 0..=w {
-        let on = x < w && inked[x as usize];
-        if on {
-            if start.is_none() {
-                start = Some(x);
-            }
-            last_ink = x;
-        } else if let Some(s) = start
-            && (x == w || x - last_ink > min_gap)
-        {
-            let (x0, x1) = (s.saturating_sub(8), (last_ink + 9).min(w));
-            // A lone dot far from the writing is dirt, not a word.
-            let ink_pixels = (s..=last_ink).map(|x| (0..h).filter(|&y| crop.get_pixel(x, y).0[0] < ink).count()).sum::<usize>();
-            if ink_pixels >= MIN_WORD_INK {
-                out.push(image::imageops::crop_imm(crop, x0, 0, x1 - x0, h).to_image());
-            }
-            start = None;
+    let column_ink: Vec<usize> = (0..w).map(|x| (0..h).filter(|&y| crop.get_pixel(x, y).0[0] < ink).count()).collect();
+    // Runs of inked columns separated by at least MIN_GAP blank ones: (start, end inclusive).
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for x in 0..w {
+        if column_ink[x as usize] == 0 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((_, end)) if x - *end <= MIN_GAP => *end = x,
+            _ => runs.push((x, x)),
         }
     }
-    if out.is_empty() {
-        out.push(crop.clone());
+    runs.retain(|&(a, b)| column_ink[a as usize..=b as usize].iter().sum::<usize>() >= MIN_WORD_INK);
+    let cut = |a: u32, b: u32| {
+        let (x0, x1) = (a.saturating_sub(8), (b + 9).min(w));
+        image::imageops::crop_imm(crop, x0, 0, x1 - x0, h).to_image()
+    };
+    let (Some(&(first, _)), Some(&(_, last))) = (runs.first(), runs.last()) else { return vec![crop.clone()] };
+    let widest = (1..runs.len()).max_by_key(|&i| runs[i].0 - runs[i - 1].1);
+    match widest {
+        Some(i) => vec![cut(first, runs[i - 1].1), cut(runs[i].0, last)],
+        None => vec![cut(first, last)],
     }
-    out
 }
 
 /// Finds the template `gray` is, and reads its fields. `None`: no template fits.
@@ -238,8 +238,9 @@ pub fn read_page(
         let title = match titles.iter().find(|(r, _)| *r == rect) {
             Some((_, title)) => title.clone(),
             None => {
-                let zone = dropout(crop_without_rules(&image, rect, ink));
-                let lines = text_lines(&zone, ink);
+                let zone = despeckle(dropout(crop_without_rules(&image, rect, ink)), 128);
+                // Each line cut to its ink: the recognizer's work grows with the width.
+                let lines: Vec<GrayImage> = text_lines(&zone, ink).into_iter().map(|l| tighten(l, ink)).collect();
                 let batch: Vec<(&GrayImage, CharSet)> = lines.iter().map(|l| (l, CharSet::Cp932)).collect();
                 let read: String = ocr.read_lines(&batch)?.into_iter().map(|r| r.text).collect();
                 let title: String = read.nfkc().filter(|c| !c.is_whitespace()).collect();
@@ -318,18 +319,18 @@ mod tests {
     use super::*;
     use crate::ocr::ppocr::PpOcr;
 
-    /// Printed synthetic submissions, skewed up to 2.5°, carbon copies included: every page
-    /// classified, fields read exactly (spaces aside). Known miss: the ・ of 記号・番号 is not
-    /// read (4 of 66 fields here).
+    /// Synthetic submissions written by hand (clean scans, skewed up to 2.5°, carbon copies
+    /// included): every page classified, boxes read by ink, nearly every field exact as read
+    /// (before the drafts' list checks).
     #[test]
-    fn synthetic_printed_pages_are_classified_and_read() {
+    fn synthetic_handwritten_pages_are_classified_and_read() {
         let dir = tempfile::tempdir().unwrap();
         let opts = crate::synth::SynthOptions::easy(dir.path().to_owned(), 2, 11, 2.5);
         crate::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
         let templates = template::load_dir(&template::default_dir()).unwrap();
         let mut ocr = PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model: run `make setup`");
         let truth = std::fs::read_to_string(dir.path().join("truth.jsonl")).unwrap();
-        let (mut fields, mut exact) = (0, 0);
+        let (mut fields, mut exact, mut boxes) = (0, 0, 0);
         let mut misses = Vec::new();
         for line in truth.lines() {
             let t: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -346,6 +347,11 @@ mod tests {
                 let want: String =
                     t["fields"][&f.name].as_str().unwrap().nfkc().filter(|c| !c.is_whitespace()).collect();
                 let got: String = f.text.nfkc().filter(|c| !c.is_whitespace()).collect();
+                if matches!(f.kind, FieldType::Checkbox | FieldType::Choice) {
+                    assert_eq!(want, got, "{} {}: boxes are read exactly", t["file"], f.name);
+                    boxes += 1;
+                    continue;
+                }
                 fields += 1;
                 if want == got {
                     exact += 1;
@@ -354,9 +360,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(fields, 2 * (11 + 11 + 5 + 6));
-        assert!(exact * 100 >= fields * 93, "{exact}/{fields} exact: {misses:#?}");
-        assert!(misses.iter().all(|m| m.contains("insured_symbol")), "{misses:#?}");
+        assert_eq!((fields, boxes), (2 * (11 + 11 + 5 + 6), 2 * 2 * 4));
+        assert!(exact * 100 >= fields * 95, "{exact}/{fields} exact: {misses:#?}");
     }
 
     #[test]

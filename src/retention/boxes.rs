@@ -243,6 +243,7 @@ pub fn record_contractor_certificate(
         last_changed_at: None,
         decided_on: None,
         retention: None,
+        batch: None,
     };
     rec.retention = Some(h.retention_for(&rec)?);
     h.store.put_pending(&rec)?;

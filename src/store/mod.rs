@@ -35,7 +35,9 @@ use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 
-pub use records::{BlobRef, BlobRole, Record, RecordId, RecordKind, RecordState, Retention, Tombstone};
+pub use records::{
+    BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
+};
 
 use crate::audit;
 use crate::crypto::{DataKey, Key, MasterKey};
@@ -92,6 +94,9 @@ pub struct Store {
     /// Disposal runs, holds, paper boxes, certificates, tombstones: JSON values by id.
     docs: sled::Tree,
     tombstones: sled::Tree,
+    /// `batch id \0 record id` → the page's outcome (see `PageOutcome`): a batch's progress
+    /// is a prefix scan.
+    batch_pages: sled::Tree,
     blobs: blobs::BlobStore,
     dedupe_key: Key,
     index_key: Key,
@@ -156,6 +161,7 @@ impl Store {
             users: db.open_tree("users")?,
             docs: db.open_tree("docs")?,
             tombstones: db.open_tree("tombstones")?,
+            batch_pages: db.open_tree("batch_pages")?,
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
@@ -578,6 +584,32 @@ impl Store {
     /// Inserts fully stored records in one batch (bulk import; the caller indexed them).
     pub fn insert_stored_bulk(&self, recs: &[Record], event: audit::Event) -> Result<()> {
         self.update_records(recs, event)
+    }
+
+    /// Notes that a page of `batch` was stored with `outcome` (idempotent: a re-run of the same
+    /// file overwrites its own entry). Batch ids and outcomes are not personal data.
+    pub fn mark_batch_page(&self, batch: &str, id: &RecordId, outcome: PageOutcome) -> Result<()> {
+        let mut key = batch.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(id.as_str().as_bytes());
+        self.batch_pages.insert(key, &[outcome as u8])?;
+        Ok(())
+    }
+
+    /// How many pages of `batch` ended each way.
+    pub fn batch_counts(&self, batch: &str) -> Result<BatchCounts> {
+        let mut prefix = batch.as_bytes().to_vec();
+        prefix.push(0);
+        let mut c = BatchCounts::default();
+        for kv in self.batch_pages.scan_prefix(prefix) {
+            let (_, v) = kv?;
+            match v.first().copied() {
+                Some(x) if x == PageOutcome::Form as u8 => c.forms += 1,
+                Some(x) if x == PageOutcome::Unclassified as u8 => c.unclassified += 1,
+                _ => c.failed += 1,
+            }
+        }
+        Ok(c)
     }
 
     /// Removes blobs that no record references (crash leftovers). Returns how many.

@@ -97,6 +97,40 @@ pub struct Record {
     /// The disposal date and the policy version that set it.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// The incoming batch (進達) the page came in, if it was logged.
+    #[serde(default)]
+    pub batch: Option<String>,
+}
+
+/// How a page of a batch ended, as counted for the batch's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PageOutcome {
+    /// Recognised as a form: a draft was made.
+    Form = 1,
+    /// Stored with full-page text, no form recognised.
+    Unclassified = 2,
+    /// Quarantined (not an image, corrupt, too large).
+    Failed = 3,
+}
+
+/// A batch's pages by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BatchCounts {
+    pub forms: usize,
+    pub unclassified: usize,
+    pub failed: usize,
+}
+
+impl BatchCounts {
+    /// Every page received, whatever became of it.
+    pub fn received(&self) -> usize {
+        self.forms + self.unclassified + self.failed
+    }
+    /// Pages read (a draft or full-page text).
+    pub fn read(&self) -> usize {
+        self.forms + self.unclassified
+    }
 }
 
 fn default_class() -> String {

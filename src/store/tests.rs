@@ -16,6 +16,7 @@ fn pending_record(store: &Store, bytes: &[u8]) -> (Record, [u8; 32]) {
         last_changed_at: None,
         decided_on: None,
         retention: None,
+        batch: None,
     };
     (rec, fp)
 }

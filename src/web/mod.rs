@@ -9,6 +9,7 @@
 mod account;
 mod admin;
 mod auditlog;
+mod batches;
 mod error;
 pub mod guard;
 mod pages;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub hozon: Hozon,
     sessions: session::Sessions,
     limiter: session::LoginLimiter,
+    /// The hot folder root the server watches, if any (see `capture::hotfolder`).
+    pub hot_folder: Option<std::path::PathBuf>,
+    /// Uploaded files per batch not yet stored (for the live progress).
+    pub uploads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl AppState {
@@ -40,13 +45,27 @@ impl AppState {
         let sec = &hozon.config.security;
         let sessions = session::Sessions::new(Duration::from_secs(sec.session_idle_minutes * 60));
         let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
-        Arc::new(AppState { hozon, sessions, limiter })
+        Arc::new(AppState { hozon, sessions, limiter, hot_folder: None, uploads: Default::default() })
     }
 
     /// For tests of the idle timeout: the same state with a shorter one.
     pub fn with_idle_timeout(hozon: Hozon, idle: Duration) -> Arc<AppState> {
         let limiter = session::LoginLimiter::new(hozon.config.security.login_attempts_per_minute);
-        Arc::new(AppState { hozon, sessions: session::Sessions::new(idle), limiter })
+        Arc::new(AppState {
+            hozon,
+            sessions: session::Sessions::new(idle),
+            limiter,
+            hot_folder: None,
+            uploads: Default::default(),
+        })
+    }
+
+    /// The same state, watching `root` as the hot folder.
+    pub fn with_hot_folder(hozon: Hozon, root: std::path::PathBuf) -> Arc<AppState> {
+        let sec = &hozon.config.security;
+        let sessions = session::Sessions::new(Duration::from_secs(sec.session_idle_minutes * 60));
+        let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
+        Arc::new(AppState { hozon, sessions, limiter, hot_folder: Some(root), uploads: Default::default() })
     }
 }
 
@@ -58,6 +77,7 @@ pub struct Nav {
     pub can_users: bool,
     pub can_audit: bool,
     pub can_retention: bool,
+    pub can_capture: bool,
 }
 
 impl Nav {
@@ -68,6 +88,7 @@ impl Nav {
             can_users: ctx.actor.rights.allows(Function::Users, Level::View),
             can_audit: ctx.actor.rights.allows(Function::Audit, Level::View),
             can_retention: ctx.actor.rights.allows(Function::Retention, Level::View),
+            can_capture: ctx.actor.rights.allows(Function::Capture, Level::View),
         }
     }
 }
@@ -151,6 +172,18 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::GET, "/pages/{id}", Need(Search, View), get(pages::page)),
         r(Method::GET, "/pages/{id}/thumb", Need(Search, View), get(pages::thumb)),
         r(Method::GET, "/pages/{id}/image", Need(Search, View), get(pages::image)),
+        r(Method::GET, "/batches", Need(Capture, View), get(batches::ledger)),
+        r(Method::POST, "/batches", Need(Capture, Update), post(batches::create)),
+        r(Method::GET, "/batches.csv", Need(Capture, View), get(batches::ledger_csv)),
+        r(Method::GET, "/batches/{id}", Need(Capture, View), get(batches::show)),
+        r(Method::GET, "/batches/{id}/progress", Need(Capture, View), get(batches::progress)),
+        r(
+            Method::POST,
+            "/batches/{id}/upload",
+            Need(Capture, Update),
+            post(batches::upload).layer(axum::extract::DefaultBodyLimit::max(batches::MAX_UPLOAD_BYTES)),
+        ),
+        r(Method::POST, "/batches/{id}/close", Need(Capture, Update), post(batches::close)),
         r(Method::GET, "/admin/users", Need2fa(Users, View), get(admin::list)),
         r(Method::GET, "/admin/users.csv", Need2fa(Users, View), get(admin::csv)),
         r(Method::POST, "/admin/users", Need2fa(Users, Update), post(admin::create)),
@@ -201,8 +234,30 @@ pub fn tune_allocator() {
     }
 }
 
-pub async fn serve(hozon: Hozon, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let app = router(AppState::new(hozon));
+pub async fn serve(hozon: Hozon, addr: std::net::SocketAddr, hot_folder: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let state = match hot_folder {
+        Some(root) => AppState::with_hot_folder(hozon, root),
+        None => AppState::new(hozon),
+    };
+    if let Some(root) = state.hot_folder.clone() {
+        let st = state.clone();
+        // The hot folder is polled on its own thread; ingest is blocking work.
+        std::thread::spawn(move || {
+            let opts = crate::capture::ingest::IngestOptions::default();
+            loop {
+                match crate::capture::hotfolder::poll(&st.hozon, &root, Duration::from_secs(2), &opts) {
+                    Ok(p) => {
+                        for (batch, r) in p.ingested {
+                            eprintln!("hozon: {batch}: {} pages stored, {} quarantined", r.stored(), r.quarantined());
+                        }
+                    }
+                    Err(e) => eprintln!("hozon: hot folder {}: {}", root.display(), crate::error::chain(&e)),
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+    }
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("hozon: http://{}/ で待ち受けています (Ctrl-C で終了)", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

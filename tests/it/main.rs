@@ -1,6 +1,7 @@
 //! The one integration test binary: a module per stage, sharing `util`.
 
 mod audit;
+mod batch;
 mod authz;
 mod bench;
 mod browser;

@@ -84,7 +84,7 @@ impl TestEnv {
     }
 
     pub fn ingest(&self, h: &Hozon, dir: &Path) -> IngestReport {
-        ingest_dir(h, dir, &IngestOptions { jobs: 2, keep_files: false, progress: false }).unwrap()
+        ingest_dir(h, dir, &IngestOptions { jobs: 2, keep_files: false, progress: false, batch: None }).unwrap()
     }
 }
 
@@ -166,6 +166,28 @@ impl Browser {
         let req = axum::http::Request::post(path)
             .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         self.send(req, axum::body::Body::from(form.join("&"))).await
+    }
+
+    /// Posts files as multipart/form-data with the CSRF token in the `x-csrf-token` header
+    /// (as the upload page's script does).
+    pub async fn post_files(&mut self, path: &str, files: &[(&str, Vec<u8>)]) -> Page {
+        let boundary = "----hozon-test-boundary";
+        let mut body = Vec::new();
+        for (name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let req = axum::http::Request::post(path)
+            .header(axum::http::header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .header("x-csrf-token", self.csrf.clone().unwrap_or_default());
+        self.send(req, axum::body::Body::from(body)).await
     }
 
     pub fn has_session(&self) -> bool {
