@@ -198,10 +198,10 @@ fn ingest_source(
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out = Vec::new();
     match decode_pages(&bytes) {
-        Ok(pages) if pages.len() > 1 => {
+        // A PDF, or a file of several pages: each page kept as a lossless PNG of its image.
+        Ok(pages) if pages.len() > 1 || crate::capture::pdf::is_pdf(&bytes) => {
             let n = pages.len();
             for (i, page) in pages.into_iter().enumerate() {
-                // Each page is kept as a lossless PNG of its frame; the file is recorded in its info.
                 let mut png = Vec::new();
                 page.gray
                     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod hotfolder;
 pub mod ingest;
+pub mod pdf;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_SIDE: u32 = 20_000;
 pub const MAX_PIXELS: u64 = 200_000_000;
 
-const SCAN_EXTENSIONS: &[&str] = &["png", "tif", "tiff", "jpg", "jpeg"];
+const SCAN_EXTENSIONS: &[&str] = &["png", "tif", "tiff", "jpg", "jpeg", "pdf"];
 
 /// Why a file was not accepted as a page. Messages are Japanese first (staff read them), with
 /// the English cause after.
@@ -104,9 +105,15 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
 /// Most pages accepted from one multi-page file.
 pub const MAX_PAGES: usize = 1000;
 
-/// Every page of a scan file: a multi-page TIFF (how many scanners deliver a batch) gives one
-/// page per frame; other files give one page.
+/// Every page of a scan file: a multi-page TIFF or an image-only PDF (how many scanners deliver
+/// a batch) gives one page per frame or page; other files give one page.
 pub fn decode_pages(bytes: &[u8]) -> Result<Vec<DecodedPage>, Rejection> {
+    if pdf::is_pdf(bytes) {
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(Rejection::TooBig(bytes.len() as u64));
+        }
+        return pdf::pages(bytes);
+    }
     if image::guess_format(bytes).ok() == Some(ImageFormat::Tiff) {
         let frames = tiff_frames(bytes)?;
         if frames > 1 {

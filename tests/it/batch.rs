@@ -195,3 +195,45 @@ async fn mailroom_logs_a_batch_uploads_and_watches_progress_in_the_browser() {
     let p = r.post_files(&format!("{batch_url}/upload"), &refs).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn an_image_only_pdf_is_read_page_by_page() {
+    let env = TestEnv::new();
+    let h = env.open();
+    // Two scanned pages as JPEG inside a PDF, as a scanner's "scan to PDF" writes them.
+    let mut pdf = pdf_writer::Pdf::new();
+    let tree = pdf_writer::Ref::new(2);
+    pdf.catalog(pdf_writer::Ref::new(1)).pages(tree);
+    let pngs = page_bytes(2);
+    let ids: Vec<i32> = vec![10, 20];
+    pdf.pages(tree).kids(ids.iter().map(|i| pdf_writer::Ref::new(*i))).count(2);
+    for ((_, png), id) in pngs.iter().zip(&ids) {
+        let g = image::load_from_memory(png).unwrap().to_luma8();
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageLuma8(g.clone())
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let (page, img, content) = (pdf_writer::Ref::new(*id), pdf_writer::Ref::new(id + 1), pdf_writer::Ref::new(id + 2));
+        let mut p = pdf.page(page);
+        p.media_box(pdf_writer::Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(content);
+        p.resources().x_objects().pair(pdf_writer::Name(b"Im0"), img);
+        drop(p);
+        let mut x = pdf.image_xobject(img, &jpeg);
+        x.filter(pdf_writer::Filter::DctDecode);
+        x.width(g.width() as i32).height(g.height() as i32).bits_per_component(8);
+        x.color_space().device_gray();
+        drop(x);
+        let mut c = pdf_writer::Content::new();
+        c.transform([595.0, 0.0, 0.0, 842.0, 0.0, 0.0]).x_object(pdf_writer::Name(b"Im0"));
+        pdf.stream(content, &c.finish());
+    }
+    let report = ingest_sources(
+        &h,
+        vec![Source::Upload { name: "scan.pdf".into(), bytes: pdf.finish() }],
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.stored(), 2, "{:?}", report.files);
+    let classes: Vec<String> = h.store.records().map(|r| r.unwrap().class).collect();
+    assert!(classes.iter().all(|c| c == "application"), "both pages recognised: {classes:?}");
+}
