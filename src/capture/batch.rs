@@ -124,8 +124,9 @@ impl NewBatch {
         if received_on > today {
             return Err(bad("受付日", format!("{received_on} は未来の日付です")));
         }
-        let channel = Channel::parse(self.channel.trim())
-            .ok_or_else(|| bad("送付方法", format!("「{}」は送付方法ではありません（交換便・簡易書留・郵送・窓口）", self.channel)))?;
+        let channel = Channel::parse(self.channel.trim()).ok_or_else(|| {
+            bad("送付方法", format!("「{}」は送付方法ではありません（交換便・簡易書留・郵送・窓口）", self.channel))
+        })?;
         let expected: u32 = self
             .expected_pages
             .trim()

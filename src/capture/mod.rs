@@ -125,7 +125,8 @@ pub fn decode_pages(bytes: &[u8]) -> Result<Vec<DecodedPage>, Rejection> {
 
 /// How many pages a TIFF has; a broken chain of pages is an error, never a shorter file.
 fn tiff_frames(bytes: &[u8]) -> Result<usize, Rejection> {
-    let mut d = tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|e| Rejection::Corrupt(format!("TIFF: {e}")))?;
+    let mut d =
+        tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|e| Rejection::Corrupt(format!("TIFF: {e}")))?;
     let mut n = 1;
     while d.more_images() && n <= MAX_PAGES {
         d.next_image().map_err(|e| Rejection::Corrupt(format!("TIFF after page {n}: {e}")))?;
@@ -151,26 +152,16 @@ fn tiff_frame(bytes: &[u8], i: usize) -> Result<DecodedPage, Rejection> {
     }
     let color = d.colortype().map_err(corrupt)?;
     // 0 = WhiteIsZero: the grey values are inverted.
-    let white_is_zero = d
-        .find_tag(tiff::tags::Tag::PhotometricInterpretation)
-        .ok()
-        .flatten()
-        .and_then(|v| v.into_u16().ok())
-        == Some(0);
+    let white_is_zero =
+        d.find_tag(tiff::tags::Tag::PhotometricInterpretation).ok().flatten().and_then(|v| v.into_u16().ok())
+            == Some(0);
     let image = d.read_image().map_err(corrupt)?;
     let (wu, hu) = (w as usize, h as usize);
     let mut gray: Vec<u8> = match (color, image) {
         (C::Gray(8), DecodingResult::U8(v)) => v,
         (C::Gray(16), DecodingResult::U16(v)) => v.iter().map(|x| (x >> 8) as u8).collect(),
-        (C::Gray(1), DecodingResult::U8(v)) => {
-            let stride = wu.div_ceil(8);
-            (0..hu)
-                .flat_map(|y| {
-                    let row = &v[y * stride..];
-                    (0..wu).map(move |x| if row[x / 8] & (0x80 >> (x % 8)) != 0 { 255 } else { 0 })
-                })
-                .collect()
-        }
+        (C::Gray(1), DecodingResult::U8(v)) => unpack_bits(&v, wu, hu)
+            .ok_or_else(|| Rejection::Corrupt(format!("TIFF page {}: short pixel data", i + 1)))?,
         (C::RGB(8), DecodingResult::U8(v)) => v.chunks_exact(3).map(luma).collect(),
         (C::RGBA(8), DecodingResult::U8(v)) => v.chunks_exact(4).map(luma).collect(),
         (other, _) => {
@@ -183,6 +174,23 @@ fn tiff_frame(bytes: &[u8], i: usize) -> Result<DecodedPage, Rejection> {
     let gray = GrayImage::from_raw(w, h, gray)
         .ok_or_else(|| Rejection::Corrupt(format!("TIFF page {}: short pixel data", i + 1)))?;
     Ok(DecodedPage { gray, format: ImageFormat::Tiff })
+}
+
+/// 1-bit rows (each padded to a byte, first pixel in the high bit; 1 = white) as 8-bit grey;
+/// `None` if the data is short.
+fn unpack_bits(packed: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
+    let stride = w.div_ceil(8);
+    if packed.len() < stride * h {
+        return None;
+    }
+    Some(
+        (0..h)
+            .flat_map(|y| {
+                let row = &packed[y * stride..];
+                (0..w).map(move |x| if row[x / 8] & (0x80 >> (x % 8)) != 0 { 255 } else { 0 })
+            })
+            .collect(),
+    )
 }
 
 fn luma(px: &[u8]) -> u8 {

@@ -57,16 +57,10 @@ fn page_image(img: &lopdf::xobject::PdfImage) -> Result<DecodedPage, String> {
             let space = img.color_space.as_deref().unwrap_or("DeviceGray");
             let gray: Vec<u8> = match (space, img.bits_per_component.unwrap_or(8)) {
                 ("DeviceGray", 8) if raw.len() >= wu * hu => raw[..wu * hu].to_vec(),
-                ("DeviceRGB", 8) if raw.len() >= wu * hu * 3 => raw.chunks_exact(3).take(wu * hu).map(super::luma).collect(),
-                ("DeviceGray", 1) if raw.len() >= wu.div_ceil(8) * hu => {
-                    let stride = wu.div_ceil(8);
-                    (0..hu)
-                        .flat_map(|y| {
-                            let row = &raw[y * stride..];
-                            (0..wu).map(move |x| if row[x / 8] & (0x80 >> (x % 8)) != 0 { 255 } else { 0 })
-                        })
-                        .collect()
+                ("DeviceRGB", 8) if raw.len() >= wu * hu * 3 => {
+                    raw.chunks_exact(3).take(wu * hu).map(super::luma).collect()
                 }
+                ("DeviceGray", 1) => super::unpack_bits(&raw, wu, hu).ok_or("short pixel data")?,
                 (space, bpc) => return Err(format!("unsupported image: {space}, {bpc} bit")),
             };
             let gray = GrayImage::from_raw(w, h, gray).ok_or("short pixel data")?;
@@ -86,7 +80,8 @@ pub(crate) mod tests {
         let mut pdf = Pdf::new();
         let (catalog, tree) = (Ref::new(1), Ref::new(2));
         pdf.catalog(catalog).pages(tree);
-        let ids: Vec<(Ref, Ref, Ref)> = (0..2).map(|i| (Ref::new(10 + i * 3), Ref::new(11 + i * 3), Ref::new(12 + i * 3))).collect();
+        let ids: Vec<(Ref, Ref, Ref)> =
+            (0..2).map(|i| (Ref::new(10 + i * 3), Ref::new(11 + i * 3), Ref::new(12 + i * 3))).collect();
         pdf.pages(tree).kids(ids.iter().map(|(p, _, _)| *p)).count(2);
         let flate = miniz_oxide::deflate::compress_to_vec_zlib(gray.as_raw(), 6);
         for (i, (page, image, content)) in ids.iter().enumerate() {

@@ -135,7 +135,11 @@ pub struct WatchArgs {
 
 pub fn watch(cli: &Cli, a: &WatchArgs) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
-    let opts = IngestOptions { jobs: a.jobs, progress: std::io::IsTerminal::is_terminal(&std::io::stderr()), ..Default::default() };
+    let opts = IngestOptions {
+        jobs: a.jobs,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..Default::default()
+    };
     let mut warned = std::collections::HashSet::new();
     loop {
         let poll = hotfolder::poll(&h, &a.root, Duration::from_secs(a.settle), &opts)?;

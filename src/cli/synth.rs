@@ -24,11 +24,8 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = super::ingest::progress_bar(args.count as u64, "生成中", "件");
-    let knobs = if args.hard {
-        Knobs::hard(args.max_skew.unwrap_or(3.0))
-    } else {
-        Knobs::easy(args.max_skew.unwrap_or(2.0))
-    };
+    let knobs =
+        if args.hard { Knobs::hard(args.max_skew.unwrap_or(3.0)) } else { Knobs::easy(args.max_skew.unwrap_or(2.0)) };
     let opts = SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, knobs };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();

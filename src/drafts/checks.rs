@@ -61,10 +61,8 @@ fn set(draft: &mut Draft, field: &str, value: &str) {
 /// handwritten digit misread (q for 9, O for 0, l for 1). Replaced, and flagged.
 fn digits_in_block_number(draft: &mut Draft, places: &[(String, String)]) {
     let Some(address) = value(draft, "address").map(str::to_owned) else { return };
-    let Some(head) = places
-        .iter()
-        .map(|(city, town)| format!("{city}{town}"))
-        .find_map(|p| address.find(&p).map(|i| i + p.len()))
+    let Some(head) =
+        places.iter().map(|(city, town)| format!("{city}{town}")).find_map(|p| address.find(&p).map(|i| i + p.len()))
     else {
         return;
     };

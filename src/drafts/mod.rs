@@ -161,7 +161,10 @@ fn plausible_small_kana(word: &str) -> String {
         let keep = match c {
             'ャ' | 'ュ' | 'ョ' => prev.is_some_and(|p| "キギシジチヂニヒビピミリ".contains(p)),
             'ァ' | 'ィ' | 'ゥ' | 'ェ' | 'ォ' => prev.is_some_and(|p| "ウヴフテデトドシジチツイ".contains(p)),
-            'ッ' => prev.is_some() && next.is_some_and(|n| !"アイウエオナニヌネノマミムメモヤユヨラリルレロワヲンーッ".contains(n)),
+            'ッ' => {
+                prev.is_some()
+                    && next.is_some_and(|n| !"アイウエオナニヌネノマミムメモヤユヨラリルレロワヲンーッ".contains(n))
+            }
             _ => true,
         };
         out.push(if keep { c } else { large(c) });
@@ -319,7 +322,8 @@ pub fn reconcile(original: &mut Draft, copy: &mut Draft) {
                 (!broken, x.confidence)
             };
             let (ra, rb) = (rank(f), rank(c));
-            let better = if rb.0 > ra.0 || (rb.0 == ra.0 && rb.1 > ra.1) { &*c } else { &*f };
+            let copy_better = (rb.0 && !ra.0) || (rb.0 == ra.0 && rb.1 > ra.1);
+            let better = if copy_better { &*c } else { &*f };
             let value = better.value.clone();
             f.value.clone_from(&value);
             c.value = value;

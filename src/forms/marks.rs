@@ -113,9 +113,9 @@ pub fn struck_columns(crop: &GrayImage) -> Option<(u32, u32)> {
                 // The longest run of one row can stop short where the line thins: follow
                 // either band's ink out to both ends, across gaps of a few pixels.
                 let inked = |x: u32| {
-                    [y1 as u32, y2 as u32].iter().any(|&y| {
-                        (y.saturating_sub(BAND + 1)..=(y + BAND + 1).min(h - 1)).any(|yy| dark(x, yy))
-                    })
+                    [y1 as u32, y2 as u32]
+                        .iter()
+                        .any(|&y| (y.saturating_sub(BAND + 1)..=(y + BAND + 1).min(h - 1)).any(|yy| dark(x, yy)))
                 };
                 const GAP: u32 = 8;
                 let (mut x0, mut x1) = (a.1.min(b.1), a.2.max(b.2));

@@ -372,4 +372,3 @@ mod tests {
         assert!(read_page(&blank, &templates, &mut ocr).unwrap().is_none());
     }
 }
-#[cfg(test)] mod debug_dump;

@@ -114,7 +114,10 @@ fn printed<'a>(label: &'a str, name: &'static str, text: &'a str) -> Entry<'a> {
 }
 
 fn choice<'a>(label: &'a str, name: &'static str, options: &'a [&'a str], chosen: &'a str) -> Entry<'a> {
-    Entry { row: Row { label, value: Value::Choice { options, chosen } }, truth: vec![(name, chosen.to_owned(), false)] }
+    Entry {
+        row: Row { label, value: Value::Choice { options, chosen } },
+        truth: vec![(name, chosen.to_owned(), false)],
+    }
 }
 
 fn checkbox<'a>(label: &'a str, name: &'static str, caption: &'a str, ticked: bool) -> Entry<'a> {
@@ -126,7 +129,8 @@ fn checkbox<'a>(label: &'a str, name: &'static str, caption: &'a str, ticked: bo
 
 /// The rows of a form for one applicant; `blank` names handwritten fields left empty.
 fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
-    let hand = |label, name: &'static str, text: &'a str| hand(label, name, if blank.contains(&name) { "" } else { text });
+    let hand =
+        |label, name: &'static str, text: &'a str| hand(label, name, if blank.contains(&name) { "" } else { text });
     match form {
         Form::ApplicationSheet1 | Form::ApplicationSheet2 => vec![
             hand("フリガナ", "kana", &p.kana),
@@ -193,7 +197,12 @@ fn mistake(value: &str, rng: &mut impl Rng) -> String {
 }
 
 /// The page's ink decisions: per row, a struck-out mistake before the value or not.
-fn corrections<'a>(entries: &[Entry<'_>], knobs: &Knobs, wrong: &'a mut Vec<String>, rng: &mut impl Rng) -> Vec<RowInk<'a>> {
+fn corrections<'a>(
+    entries: &[Entry<'_>],
+    knobs: &Knobs,
+    wrong: &'a mut Vec<String>,
+    rng: &mut impl Rng,
+) -> Vec<RowInk<'a>> {
     wrong.clear();
     let mut struck_rows = Vec::new();
     for (i, e) in entries.iter().enumerate() {

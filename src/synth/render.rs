@@ -5,7 +5,9 @@
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
 use image::{GrayImage, Luma};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_circle_mut, draw_line_segment_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_rect_mut, draw_hollow_circle_mut, draw_line_segment_mut, draw_text_mut, text_size,
+};
 use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
 use imageproc::rect::Rect;
 use rand::Rng;

@@ -200,7 +200,11 @@ pub async fn show(
         nav: Some(Nav::of(&ctx)),
         row: row(&b, &c),
         hot_folder: state.hot_folder.as_ref().map(|r| r.join(&b.id).display().to_string()),
-        closed_note: b.closed.as_ref().map(|c| format!("{}（{}）{}", c.at.format("%Y-%m-%d %H:%M"), c.by, c.note)).unwrap_or_default(),
+        closed_note: b
+            .closed
+            .as_ref()
+            .map(|c| format!("{}（{}）{}", c.at.format("%Y-%m-%d %H:%M"), c.by, c.note))
+            .unwrap_or_default(),
         can_update: ctx.actor.rights.allows(Function::Capture, Level::Update) && b.closed.is_none(),
         b,
     })
@@ -280,7 +284,12 @@ pub async fn upload(
     tokio::task::spawn_blocking(move || {
         let opts = IngestOptions { batch: Some(id.clone()), ..Default::default() };
         let event = crate::audit::Event::new(&actor_name, "batch.upload", &id, &format!("{n} files"));
-        let result = st.hozon.store.audit(event).map_err(crate::error::Error::from).and_then(|()| ingest_sources(&st.hozon, files, &opts));
+        let result = st
+            .hozon
+            .store
+            .audit(event)
+            .map_err(crate::error::Error::from)
+            .and_then(|()| ingest_sources(&st.hozon, files, &opts));
         if let Err(e) = result {
             eprintln!("hozon: upload into {id} failed: {}", crate::error::chain(&e));
         }

@@ -234,7 +234,11 @@ pub fn tune_allocator() {
     }
 }
 
-pub async fn serve(hozon: Hozon, addr: std::net::SocketAddr, hot_folder: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+pub async fn serve(
+    hozon: Hozon,
+    addr: std::net::SocketAddr,
+    hot_folder: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let state = match hot_folder {
         Some(root) => AppState::with_hot_folder(hozon, root),
         None => AppState::new(hozon),

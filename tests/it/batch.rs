@@ -149,11 +149,26 @@ async fn mailroom_logs_a_batch_uploads_and_watches_progress_in_the_browser() {
     let p = b.get("/batches").await;
     assert!(p.status.is_success() && p.body.contains("収受簿") && p.body.contains("受付を登録"), "{}", p.body);
     // A wrong municipality is named.
-    let p = b.post("/batches", &[("municipality", "横浜市"), ("received_on", "2026-11-01"), ("channel", "post"), ("expected_pages", "2")]).await;
+    let p = b
+        .post(
+            "/batches",
+            &[("municipality", "横浜市"), ("received_on", "2026-11-01"), ("channel", "post"), ("expected_pages", "2")],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("送付元区市町村") && p.body.contains("横浜市"));
     b.get("/batches").await;
-    let p = b.post("/batches", &[("municipality", "練馬区"), ("received_on", "2026-11-01"), ("channel", "recorded_mail"), ("expected_pages", "2")]).await;
+    let p = b
+        .post(
+            "/batches",
+            &[
+                ("municipality", "練馬区"),
+                ("received_on", "2026-11-01"),
+                ("channel", "recorded_mail"),
+                ("expected_pages", "2"),
+            ],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let batch_url = p.location().to_owned();
     let id = batch_url.trim_start_matches("/batches/").to_owned();
@@ -190,7 +205,12 @@ async fn mailroom_logs_a_batch_uploads_and_watches_progress_in_the_browser() {
     let mut r = Browser::new(app);
     r.login("rev01", &temp_rev, "reviewer-pass-2026-x").await;
     assert!(r.get("/batches").await.status.is_success());
-    let p = r.post("/batches", &[("municipality", "練馬区"), ("received_on", "2026-11-01"), ("channel", "post"), ("expected_pages", "1")]).await;
+    let p = r
+        .post(
+            "/batches",
+            &[("municipality", "練馬区"), ("received_on", "2026-11-01"), ("channel", "post"), ("expected_pages", "1")],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let p = r.post_files(&format!("{batch_url}/upload"), &refs).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -213,7 +233,8 @@ fn an_image_only_pdf_is_read_page_by_page() {
         image::DynamicImage::ImageLuma8(g.clone())
             .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
             .unwrap();
-        let (page, img, content) = (pdf_writer::Ref::new(*id), pdf_writer::Ref::new(id + 1), pdf_writer::Ref::new(id + 2));
+        let (page, img, content) =
+            (pdf_writer::Ref::new(*id), pdf_writer::Ref::new(id + 1), pdf_writer::Ref::new(id + 2));
         let mut p = pdf.page(page);
         p.media_box(pdf_writer::Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(content);
         p.resources().x_objects().pair(pdf_writer::Name(b"Im0"), img);

@@ -62,12 +62,15 @@ fn bench_search_compares_encrypted_plain_and_fts5() {
 
 #[test]
 fn eval_reads_the_synthetic_set_and_never_misses_a_my_number_silently() {
-    let out = Command::new(hozon_bin())
-        .arg("eval")
-        .arg(&crate::util::synth().path)
-        .args(["--engine", "both"])
+    // A small hard set: handwriting, grain, blur, stamps, empty fields, corrections.
+    let dir = tempfile::tempdir().unwrap();
+    let synth = Command::new(hozon_bin())
+        .args(["synth", "--hard", "--count", "5", "--seed", "7", "--out"])
+        .arg(dir.path())
         .output()
         .unwrap();
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    let out = Command::new(hozon_bin()).arg("eval").arg(dir.path()).args(["--engine", "both"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("classification"), "a readable table first: {stdout}");
@@ -85,11 +88,14 @@ fn eval_reads_the_synthetic_set_and_never_misses_a_my_number_silently() {
     }
     assert_eq!(f["engine"], "ppocr");
     assert_eq!(f["pages"], 20);
-    assert_eq!(f["classification_accuracy"], 1.0);
     assert_eq!(f["my_number_silent_errors"], 0);
     assert_eq!(f["tesseract"]["my_number_silent_errors"], 0);
-    // Thresholds below the targets: printed fields (the ・ of 記号・番号 is not read yet).
-    assert!(f["field_accuracy"].as_f64().unwrap() >= 0.90, "{f}");
+    // Thresholds below the targets (handwritten 97%, printed 99.5%, boxes 99.5%, forms 100%).
+    let at_least = |key: &str, min: f64| assert!(f[key].as_f64().unwrap() >= min, "{key} < {min}: {f}");
+    at_least("classification_accuracy", 0.95);
+    at_least("handwritten_field_accuracy", 0.95);
+    at_least("printed_field_accuracy", 0.97);
+    at_least("checkbox_accuracy", 0.97);
     assert!(f["field_accuracy"].as_f64().unwrap() > f["tesseract"]["field_accuracy"].as_f64().unwrap());
 }
 

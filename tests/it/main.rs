@@ -1,8 +1,8 @@
 //! The one integration test binary: a module per stage, sharing `util`.
 
 mod audit;
-mod batch;
 mod authz;
+mod batch;
 mod bench;
 mod browser;
 mod crash;
