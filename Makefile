@@ -23,7 +23,8 @@ run: build
 	  $(HOZON) synth --out $(DATA)/inbox --count $(DEMO_SUBMISSIONS) --seed 42 && touch $(DATA)/.demo-generated; \
 	fi
 	@if [ -d $(DATA)/inbox ]; then \
-	  $(HOZON) ingest $(DATA)/inbox; \
+	  batch=$$($(HOZON) batch new --municipality 新宿区 --channel 交換便 --pages $$(ls $(DATA)/inbox/*.png | wc -l) --note デモ); \
+	  $(HOZON) ingest $(DATA)/inbox --batch $$batch; \
 	  rm -f $(DATA)/inbox/truth.jsonl; rmdir $(DATA)/inbox 2>/dev/null || true; \
 	fi
 	@echo "ブラウザで http://$(ADDR)/ を開いてください (ユーザーID admin; パスワードは初回 init 時に表示。再発行: $(HOZON) user reset-password admin)"
