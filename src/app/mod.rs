@@ -4,6 +4,7 @@
 
 mod batches;
 mod search;
+mod sheets;
 
 use std::path::{Path, PathBuf};
 

@@ -137,7 +137,7 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
         indicatif::ProgressBar::hidden()
     };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(PathBuf, Outcome)>> = Mutex::new(Vec::with_capacity(files.len()));
+    let results: Mutex<Vec<(usize, Vec<(PathBuf, Outcome)>)>> = Mutex::new(Vec::with_capacity(files.len()));
     let jobs = opts.jobs.clamp(1, 16).min(files.len().max(1));
     let engine_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
@@ -167,7 +167,7 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
                             bar.println(format!("失敗 (failed): {}: {why}", path.display()));
                         }
                     }
-                    results.lock().expect("lock").extend(outcomes);
+                    results.lock().expect("lock").push((i, outcomes));
                     bar.inc(1);
                 }
             });
@@ -177,8 +177,16 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
     if let Some(e) = engine_error.into_inner().expect("lock") {
         return Err(e);
     }
-    let mut files = results.into_inner().expect("lock");
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut by_source = results.into_inner().expect("lock");
+    // Scan order (file order, then page order within a file): a carbon-copy set is scanned
+    // sheet 1 then sheet 2, so each page is tried as the partner of the one before it.
+    by_source.sort_by_key(|(i, _)| *i);
+    let files: Vec<(PathBuf, Outcome)> = by_source.into_iter().flat_map(|(_, o)| o).collect();
+    for pair in files.windows(2) {
+        if let [(_, Outcome::Stored(a)), (_, Outcome::Stored(b))] = pair {
+            h.reconcile_sheets(a, b)?;
+        }
+    }
     Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64() })
 }
 

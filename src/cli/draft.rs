@@ -47,7 +47,7 @@ fn print(file: &std::path::Path, d: &Draft) {
     for f in &d.fields {
         let flags: Vec<String> = f.flags.iter().map(|fl| fl.message_ja()).collect();
         let mark = if f.flagged() { "⚠" } else { " " };
-        println!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.value_or_raw(), f.confidence, flags.join("／"));
+        println!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.display_ja(), f.confidence, flags.join("／"));
     }
 }
 

@@ -74,6 +74,16 @@ impl DraftField {
     pub fn value_or_raw(&self) -> &str {
         if self.value.is_empty() { &self.raw } else { &self.value }
     }
+
+    /// The value as a reviewer reads it: a checkbox as ☑/☐, an unticked choice as （未選択）.
+    pub fn display_ja(&self) -> String {
+        match (self.kind, self.value_or_raw()) {
+            (FieldType::Checkbox, "true") => "☑ あり".into(),
+            (FieldType::Checkbox, _) => "☐ なし".into(),
+            (FieldType::Choice, "") => "（未選択）".into(),
+            (_, v) => v.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +94,10 @@ pub struct Draft {
     pub form: String,
     pub sheet: Option<u8>,
     pub fields: Vec<DraftField>,
+    /// For a two-sheet form: the record of the other sheet of the same application, once the
+    /// two have been reconciled.
+    #[serde(default)]
+    pub pair: Option<String>,
 }
 
 impl Draft {
@@ -288,6 +302,7 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
         form: page.form.clone(),
         sheet: page.sheet,
         fields,
+        pair: None,
     };
     checks::cross_check(&mut draft);
     draft
@@ -329,6 +344,26 @@ pub fn reconcile(original: &mut Draft, copy: &mut Draft) {
             c.value = value;
         }
     }
+}
+
+/// Do two sheets carry the same application? Sheet 2 is a carbon copy of sheet 1, so most of
+/// their readings agree; two different applicants agree on almost nothing. At least half of
+/// the fields both read must agree.
+pub fn same_application(a: &Draft, b: &Draft) -> bool {
+    if a.form != b.form || a.sheet == b.sheet {
+        return false;
+    }
+    let (mut both, mut agree) = (0, 0);
+    for f in &a.fields {
+        if let Some(g) = b.field(&f.name)
+            && !comparable(f).is_empty()
+            && !comparable(g).is_empty()
+        {
+            both += 1;
+            agree += usize::from(comparable(f) == comparable(g));
+        }
+    }
+    both > 0 && agree * 2 >= both
 }
 
 /// Reconciles every sheet 1 with the sheet 2 of the same form that directly follows it (the
@@ -437,6 +472,7 @@ mod tests {
             form: "application".into(),
             sheet: Some(1),
             fields,
+            pair: None,
         }
     }
 

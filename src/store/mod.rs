@@ -586,6 +586,22 @@ impl Store {
         self.update_records(recs, event)
     }
 
+    /// Replaces blobs of a stored record (a reconciled draft and its index text): the new
+    /// blobs are sealed under the record's own key and made durable first, then the record is
+    /// switched to them with its audit entry in one transaction. The old blobs are orphans for
+    /// `gc_orphans`; a crash in between leaves the record as it was.
+    pub fn replace_blobs(&self, rec: &Record, new: &[(BlobRole, &[u8])], event: audit::Event) -> Result<Record> {
+        let key = self.data_key(rec)?;
+        let mut updated = rec.clone();
+        for (role, plain) in new {
+            let b = self.put_blob(&rec.id, &key, *role, plain)?;
+            updated.blobs.retain(|x| x.role != *role);
+            updated.blobs.push(b);
+        }
+        self.update_records(std::slice::from_ref(&updated), event)?;
+        Ok(updated)
+    }
+
     /// Notes that a page of `batch` was stored with `outcome` (idempotent: a re-run of the same
     /// file overwrites its own entry). Batch ids and outcomes are not personal data.
     pub fn mark_batch_page(&self, batch: &str, id: &RecordId, outcome: PageOutcome) -> Result<()> {

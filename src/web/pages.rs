@@ -274,7 +274,7 @@ pub async fn page(
             .iter()
             .map(|f| DraftRow {
                 label: f.label.clone(),
-                value: f.value_or_raw().to_owned(),
+                value: f.display_ja(),
                 confidence: format!("{:.0}%", f.confidence * 100.0),
                 flags: f.flags.iter().map(|fl| fl.message_ja()).collect::<Vec<_>>().join("／"),
             })

@@ -3,7 +3,7 @@
 use hozon::app::SearchOptions;
 use hozon::auth::{Actor, Role};
 use hozon::capture::ingest::Outcome;
-use hozon::store::{RecordKind, RecordState};
+use hozon::store::{RecordId, RecordKind, RecordState};
 
 use crate::util::{TestEnv, synth};
 
@@ -210,4 +210,55 @@ fn recognised_pages_become_drafts() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("受診者氏名"), "{stdout}");
+}
+
+#[test]
+fn the_two_sheets_of_an_application_are_reconciled_in_the_store() {
+    use hozon::capture::ingest::{IngestOptions, Source, ingest_sources};
+    let page =
+        |file: &str| Source::Upload { name: file.to_owned(), bytes: std::fs::read(synth().path.join(file)).unwrap() };
+    let file = |sub: usize, p: usize| {
+        synth()
+            .truth
+            .iter()
+            .find(|t| t["submission"] == sub && t["file"].as_str().unwrap().contains(&format!("-p{p}-")))
+            .unwrap()["file"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let reviewer = Actor::with_role("rev", hozon::auth::Role::Reviewer);
+    // Sheet 1 of one applicant followed by sheet 2 of another: not one application.
+    let env = TestEnv::new();
+    let h = env.open();
+    let r = ingest_sources(&h, vec![page(&file(1, 1)), page(&file(2, 2))], &IngestOptions::default()).unwrap();
+    assert_eq!(r.stored(), 2);
+    for rec in h.store.records() {
+        assert_eq!(h.draft(&reviewer, &rec.unwrap().id).unwrap().unwrap().pair, None);
+    }
+    // Sheet 1 then its own carbon copy: paired, one value per field on both, re-indexed.
+    let env = TestEnv::new();
+    let h = env.open();
+    let r = ingest_sources(&h, vec![page(&file(1, 1)), page(&file(1, 2))], &IngestOptions::default()).unwrap();
+    let ids: Vec<RecordId> = r
+        .files
+        .iter()
+        .map(|(_, o)| match o {
+            Outcome::Stored(id) => id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let a = h.draft(&reviewer, &ids[0]).unwrap().unwrap();
+    let b = h.draft(&reviewer, &ids[1]).unwrap().unwrap();
+    assert_eq!((a.pair.as_deref(), b.pair.as_deref()), (Some(ids[1].as_str()), Some(ids[0].as_str())));
+    for (x, y) in a.fields.iter().zip(&b.fields) {
+        assert_eq!(x.value, y.value, "{}: one application, one value", x.name);
+    }
+    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "draft.reconcile").count(), 2);
+    // The replaced draft and text blobs of both pages are now orphans.
+    assert_eq!(h.store.gc_orphans().unwrap(), 4);
+    for id in &ids {
+        assert!(h.draft(&reviewer, id).unwrap().is_some(), "still readable after gc");
+    }
 }
