@@ -111,6 +111,9 @@ pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestR
     ingest_sources(h, files.into_iter().map(Source::File).collect(), opts)
 }
 
+/// A source's index in the run and what became of each of its pages.
+type SourceOutcomes = (usize, Vec<(PathBuf, Outcome)>);
+
 /// Ingests files or uploads; a multi-page file gives one record per page (reported as
 /// `name#2`, `name#3`, …).
 pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Result<IngestReport> {
@@ -137,7 +140,7 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
         indicatif::ProgressBar::hidden()
     };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Vec<(PathBuf, Outcome)>)>> = Mutex::new(Vec::with_capacity(files.len()));
+    let results: Mutex<Vec<SourceOutcomes>> = Mutex::new(Vec::with_capacity(files.len()));
     let jobs = opts.jobs.clamp(1, 16).min(files.len().max(1));
     let engine_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
