@@ -500,6 +500,22 @@ mod tests {
         assert!((a.fields[0].confidence - 0.97).abs() < 1e-6);
         assert_eq!(a.fields[1].flags, vec![Flag::SheetsDisagree { other: "03-5320-4473".into() }]);
         assert_eq!(b.fields[1].flags, vec![Flag::SheetsDisagree { other: "03-5320-4472".into() }]);
+        // One application, one value: the surer reading (equal confidence: sheet 1's) on both.
+        assert_eq!((a.fields[1].value.as_str(), b.fields[1].value.as_str()), ("03-5320-4472", "03-5320-4472"));
+    }
+
+    #[test]
+    fn sheets_of_different_applicants_are_not_one_application() {
+        let sheet = |sheet, name: &str, phone: &str| Draft {
+            sheet: Some(sheet),
+            ..draft(vec![
+                draft_field(&reading("name", FieldType::Text, name, 0.9), true),
+                draft_field(&reading("phone", FieldType::Phone, phone, 0.9), true),
+            ])
+        };
+        assert!(same_application(&sheet(1, "山田 太郎", "03-5320-4472"), &sheet(2, "山田 太郎", "03-5320-4473")));
+        assert!(!same_application(&sheet(1, "山田 太郎", "03-5320-4472"), &sheet(2, "佐藤 花子", "03-1111-2222")));
+        assert!(!same_application(&sheet(1, "山田 太郎", "03-5320-4472"), &sheet(1, "山田 太郎", "03-5320-4472")));
     }
 
     #[test]
