@@ -25,6 +25,8 @@ pub enum Error {
     Run(#[from] crate::retention::run::RunError),
     #[error(transparent)]
     Batch(#[from] crate::capture::batch::Invalid),
+    #[error(transparent)]
+    Cases(#[from] crate::cases::import::FileError),
     #[error("record {0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]

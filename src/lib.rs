@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod capture;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -3,11 +3,13 @@
 //! CLI cannot drift apart in what they check and audit.
 
 mod batches;
+mod cases;
 mod search;
 mod sheets;
 
 use std::path::{Path, PathBuf};
 
+pub use cases::ImportReport;
 pub use search::{CaseGroup, SearchOptions, SearchOutcome, group_by_case};
 
 use crate::audit::Event;

@@ -4,6 +4,7 @@
 mod admin;
 mod batch;
 mod bench;
+mod case;
 mod draft;
 mod ingest;
 mod init;
@@ -53,6 +54,9 @@ enum Command {
     Batch(batch::BatchCommand),
     /// Watch a hot folder: scans in <root>/<受付番号>/ are ingested into that batch
     Watch(batch::WatchArgs),
+    /// Central case records (受給者台帳): import, show
+    #[command(subcommand)]
+    Case(case::CaseCommand),
     /// Search stored pages
     Search(search::Args),
     /// Form recognition into drafts
@@ -103,6 +107,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(&cli, a),
         Command::Batch(c) => batch::run(&cli, c),
         Command::Watch(a) => batch::watch(&cli, a),
+        Command::Case(c) => case::run(&cli, c),
         Command::Search(a) => search::run(&cli, a),
         Command::Draft(c) => draft::run(&cli, c),
         Command::Serve(a) => serve::run(&cli, a),

@@ -405,6 +405,24 @@ impl Store {
         Ok(())
     }
 
+    /// Stores many documents (`kind/id` → value) with one audit entry, atomically and durably.
+    pub fn put_docs(&self, items: &[(String, String, Vec<u8>)], event: audit::Event) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (kind, id, value) in items {
+            batch.insert(format!("{kind}/{id}").as_bytes(), value.as_slice());
+        }
+        let now = chrono::Utc::now();
+        (&self.docs, &self.meta, &self.audit)
+            .transaction(|(docs, meta, log)| {
+                docs.apply_batch(&batch)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Removes `kind/id` with its audit entry; false if there was none.
     pub fn delete_doc(&self, kind: &str, id: &str, event: audit::Event) -> Result<bool> {
         let key = format!("{kind}/{id}");

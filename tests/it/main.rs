@@ -5,6 +5,7 @@ mod authz;
 mod batch;
 mod bench;
 mod browser;
+mod cases;
 mod crash;
 mod fuzz;
 mod ingest;

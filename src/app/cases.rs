@@ -1,0 +1,132 @@
+//! The central case records in the store. A case is personal data: it is kept sealed under
+//! the store's secrets key, bound to its own key, and found only through keyed hashes of its
+//! recipient number (受給者番号) and application number (申請整理番号), never by plaintext.
+
+use super::Hozon;
+use crate::audit::Event;
+use crate::auth::{Actor, Function, Level};
+use crate::cases::import::{self, FileError, Mapping, RowError};
+use crate::cases::{Case, CaseFields};
+use crate::error::{Error, Result};
+
+const CASE: &str = "case";
+const BY_APPLICATION: &str = "case_app";
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub errors: Vec<RowError>,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("case: {e}"))
+}
+
+impl Hozon {
+    fn case_key(&self, recipient_no: &str) -> String {
+        self.store.lookup_hash(CASE, recipient_no)
+    }
+
+    fn load_case(&self, key: &str) -> Result<Option<Case>> {
+        let Some(sealed) = self.store.get_doc(CASE, key)? else { return Ok(None) };
+        let json = self.store.open_secret(format!("{CASE}:{key}").as_bytes(), &sealed)?;
+        serde_json::from_slice(&json).map(Some).map_err(corrupt)
+    }
+
+    /// Imports the subsidy system's CSV export (UTF-8 or Shift_JIS). Rows are keyed by
+    /// recipient number: a new number creates a case, a known one is updated with its old
+    /// version kept in the history, an identical one is left alone. Bad rows are reported with
+    /// their line; the rest import in one transaction with one audit entry.
+    pub fn import_cases(&self, actor: &Actor, bytes: &[u8], source: &str) -> Result<ImportReport> {
+        actor.require(Function::Cases, Level::Update)?;
+        let mapping = Mapping::load(self.store.root()).map_err(|e| Error::Cases(FileError(e)))?;
+        let text = import::decode(bytes)?;
+        let (rows, errors) = import::parse(&text, &mapping)?;
+        self.upsert_cases(actor, rows.into_iter().map(|(_, r)| r).collect(), source, errors)
+    }
+
+    /// Creates or updates cases (the CSV import and, later, the API share this).
+    pub fn upsert_cases(
+        &self,
+        actor: &Actor,
+        rows: Vec<CaseFields>,
+        source: &str,
+        errors: Vec<RowError>,
+    ) -> Result<ImportReport> {
+        actor.require(Function::Cases, Level::Update)?;
+        let now = chrono::Utc::now();
+        let mut report = ImportReport { errors, ..Default::default() };
+        let mut pending: std::collections::BTreeMap<String, Case> = std::collections::BTreeMap::new();
+        for row in rows {
+            let key = self.case_key(&row.recipient_no);
+            let existing = match pending.remove(&key) {
+                Some(c) => Some(c),
+                None => self.load_case(&key)?,
+            };
+            let case = match existing {
+                None => {
+                    report.created += 1;
+                    Case { current: row, updated_at: now, source: source.to_owned(), history: Vec::new() }
+                }
+                Some(mut c) => {
+                    if c.update(row, source, now) {
+                        report.updated += 1;
+                    } else {
+                        report.unchanged += 1;
+                    }
+                    c
+                }
+            };
+            pending.insert(key, case);
+        }
+        let mut items = Vec::new();
+        for (key, case) in &pending {
+            let json = serde_json::to_vec(case).map_err(corrupt)?;
+            items.push((
+                CASE.to_owned(),
+                key.clone(),
+                self.store.seal_secret(format!("{CASE}:{key}").as_bytes(), &json),
+            ));
+            if !case.current.application_no.is_empty() {
+                let app = self.store.lookup_hash(BY_APPLICATION, &case.current.application_no);
+                items.push((BY_APPLICATION.to_owned(), app, key.as_bytes().to_vec()));
+            }
+        }
+        let outcome = format!(
+            "created {} updated {} unchanged {} rejected {}",
+            report.created,
+            report.updated,
+            report.unchanged,
+            report.errors.len()
+        );
+        self.store.put_docs(&items, Event::new(&actor.name, "case.import", source, &outcome))?;
+        Ok(report)
+    }
+
+    /// A case by recipient number (cases=view; audited as a view).
+    pub fn case_by_recipient(&self, actor: &Actor, recipient_no: &str) -> Result<Option<Case>> {
+        actor.require(Function::Cases, Level::View)?;
+        let key = self.case_key(recipient_no);
+        let case = self.load_case(&key)?;
+        if case.is_some() {
+            self.store.audit(Event::new(&actor.name, "case.view", &key, "ok"))?;
+        }
+        Ok(case)
+    }
+
+    /// A case by application number (申請整理番号).
+    pub fn case_by_application(&self, actor: &Actor, application_no: &str) -> Result<Option<Case>> {
+        actor.require(Function::Cases, Level::View)?;
+        let app = self.store.lookup_hash(BY_APPLICATION, application_no);
+        let Some(key) = self.store.get_doc(BY_APPLICATION, &app)? else { return Ok(None) };
+        let key = String::from_utf8(key).map_err(corrupt)?;
+        let case = self.load_case(&key)?;
+        if case.is_some() {
+            self.store.audit(Event::new(&actor.name, "case.view", &key, "ok"))?;
+        }
+        Ok(case)
+    }
+}

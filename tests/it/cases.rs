@@ -1,0 +1,62 @@
+//! Central case records: CSV import (UTF-8 and Shift_JIS), malformed rows, re-import with
+//! history, lookup by number, rights, nothing in plaintext on disk.
+
+use hozon::auth::{Actor, Role};
+
+use crate::util::TestEnv;
+
+const EXPORT: &str = "受給者番号,申請整理番号,氏名,フリガナ,生年月日,住所,病名,有効期間開始,有効期間終了,状態\n\
+    1312345,R8-000123,蓮見　紗耶香,ハスミ　サヤカ,昭和45年3月3日,東京都練馬区豊玉北6丁目12番1号,重症筋無力症,2025-04-01,2026-03-31,認定\n\
+    1312346,R8-000124,権藤　公平,ゴンドウ　コウヘイ,1999-13-01,東京都,クローン病,,,受付\n\
+    1312347,R8-000125,東海林　実,ショウジ　ミノル,1950-01-09,東京都八王子市元本郷町3丁目24番1号,パーキンソン病,,,審査中\n";
+
+#[test]
+fn cases_import_from_both_encodings_keep_history_and_stay_sealed() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let op = Actor::operator("test");
+    // Shift_JIS, as the subsidy system writes it: two rows in, one named by line and field.
+    let sjis = encoding_rs::SHIFT_JIS.encode(EXPORT).0.into_owned();
+    let r = h.import_cases(&op, &sjis, "export-1.csv").unwrap();
+    assert_eq!((r.created, r.updated, r.errors.len()), (2, 0, 1));
+    assert_eq!((r.errors[0].line, r.errors[0].field.as_str()), (3, "生年月日"));
+    let c = h.case_by_recipient(&op, "1312345").unwrap().unwrap();
+    assert_eq!((c.current.name.as_str(), c.current.birth_date.to_string()), ("蓮見 紗耶香", "1970-03-03".into()));
+    assert_eq!(h.case_by_application(&op, "R8-000125").unwrap().unwrap().current.recipient_no, "1312347");
+    // The same export again (UTF-8 with BOM this time): nothing changes.
+    let bom = [b"\xEF\xBB\xBF".as_slice(), EXPORT.as_bytes()].concat();
+    let r = h.import_cases(&op, &bom, "export-2.csv").unwrap();
+    assert_eq!((r.created, r.updated, r.unchanged), (0, 0, 2));
+    // A later export changes a status: updated, the old version kept.
+    let later = EXPORT.replace(",パーキンソン病,,,審査中", ",パーキンソン病,2026-04-01,2027-03-31,認定");
+    let r = h.import_cases(&op, later.as_bytes(), "export-3.csv").unwrap();
+    assert_eq!((r.created, r.updated, r.unchanged), (0, 1, 1));
+    let c = h.case_by_recipient(&op, "1312347").unwrap().unwrap();
+    assert_eq!(c.current.status.label_ja(), "認定");
+    assert_eq!(c.history.len(), 1);
+    assert_eq!((c.history[0].fields.status.label_ja(), c.history[0].source.as_str()), ("審査中", "export-1.csv"));
+    // Rights: the mailroom may not import (cases=update).
+    let mailroom = Actor::with_role("mail", Role::Mailroom);
+    assert!(h.import_cases(&mailroom, EXPORT.as_bytes(), "x.csv").is_err());
+    // A file without the recipient column is refused as a whole, naming the column.
+    let e = h.import_cases(&op, "氏名,生年月日\n山田,1960-01-01\n".as_bytes(), "bad.csv").unwrap_err().to_string();
+    assert!(e.contains("受給者番号"), "{e}");
+    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "case.import").count(), 3);
+    drop(h);
+    // No name, reading, address or number in plaintext anywhere in the data directory.
+    let needles: Vec<Vec<u8>> = ["蓮見", "紗耶香", "ハスミ", "豊玉北", "東海林", "1312345", "R8-000123"]
+        .iter()
+        .flat_map(|s| [s.as_bytes().to_vec(), encoding_rs::SHIFT_JIS.encode(s).0.into_owned()])
+        // Shorter byte strings could occur in ciphertext by chance.
+        .filter(|n| n.len() >= 6)
+        .collect();
+    for entry in
+        walkdir::WalkDir::new(env.data()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file())
+    {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        for n in &needles {
+            assert!(!bytes.windows(n.len()).any(|w| w == n.as_slice()), "{} holds plaintext", entry.path().display());
+        }
+    }
+}
