@@ -44,8 +44,8 @@ impl Hozon {
         actor.require(Function::Cases, Level::Update)?;
         let mapping = Mapping::load(self.store.root()).map_err(|e| Error::Cases(FileError(e)))?;
         let text = import::decode(bytes)?;
-        let (rows, errors) = import::parse(&text, &mapping)?;
-        self.upsert_cases(actor, rows.into_iter().map(|(_, r)| r).collect(), source, errors)
+        let parsed = import::parse(&text, &mapping)?;
+        self.upsert_cases(actor, parsed.rows.into_iter().map(|(_, r)| r).collect(), source, parsed.errors)
     }
 
     /// Creates or updates cases (the CSV import and, later, the API share this).

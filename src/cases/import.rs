@@ -82,8 +82,15 @@ fn date(s: &str) -> Option<NaiveDate> {
     crate::drafts::parse_date(s)
 }
 
+/// A parsed export: the good rows (with their line) and the rows that were refused.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub rows: Vec<(usize, CaseFields)>,
+    pub errors: Vec<RowError>,
+}
+
 /// Parses every row; good rows and row errors both come back.
-pub fn parse(text: &str, mapping: &Mapping) -> Result<(Vec<(usize, CaseFields)>, Vec<RowError>), FileError> {
+pub fn parse(text: &str, mapping: &Mapping) -> Result<Parsed, FileError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
@@ -189,7 +196,7 @@ pub fn parse(text: &str, mapping: &Mapping) -> Result<(Vec<(usize, CaseFields)>,
             Err(e) => errors.push(e),
         }
     }
-    Ok((rows, errors))
+    Ok(Parsed { rows, errors })
 }
 
 #[cfg(test)]
@@ -209,7 +216,7 @@ mod tests {
 
     #[test]
     fn good_rows_import_and_bad_rows_are_named_by_line_and_field() {
-        let (rows, errors) = parse(CSV, &mapping()).unwrap();
+        let Parsed { rows, errors } = parse(CSV, &mapping()).unwrap();
         assert_eq!(rows.len(), 1);
         let (line, r) = &rows[0];
         assert_eq!((*line, r.recipient_no.as_str(), r.status), (2, "1300001", CaseStatus::Approved));
@@ -236,7 +243,7 @@ mod tests {
         // An office mapping with its own header names.
         let m =
             Mapping::parse(&DEFAULT_MAPPING.replace("[\"受給者番号\", \"recipient_no\"]", "[\"受給者No\"]")).unwrap();
-        let (rows, _) = parse("受給者No,氏名,生年月日\n42,山田,1960-01-01\n", &m).unwrap();
+        let rows = parse("受給者No,氏名,生年月日\n42,山田,1960-01-01\n", &m).unwrap().rows;
         assert_eq!(rows[0].1.recipient_no, "42");
     }
 }
