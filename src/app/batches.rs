@@ -92,8 +92,9 @@ impl Hozon {
         Ok(b)
     }
 
-    /// The ledger as CSV for Excel.
+    /// The ledger as CSV for Excel. Like every export, it needs a recent second factor.
     pub fn ledger_csv(&self, actor: &Actor, filter: &Filter, enc: CsvEncoding) -> Result<Vec<u8>> {
+        actor.require_second_factor()?;
         let rows = self.batches(actor, filter)?;
         let bytes = batch::ledger_csv(&rows, enc).map_err(|e| Error::Corrupt(format!("csv: {e}")))?;
         self.store.audit(Event::new(&actor.name, "batch.export", "csv", "ok"))?;

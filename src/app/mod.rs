@@ -2,6 +2,7 @@
 //! Domain operations that span modules live here and take an [`Actor`], so the web and the
 //! CLI cannot drift apart in what they check and audit.
 
+mod api;
 mod batches;
 mod cases;
 mod search;

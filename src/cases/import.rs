@@ -144,59 +144,62 @@ pub fn parse(text: &str, mapping: &Mapping) -> Result<Parsed, FileError> {
         let get = |field: &str| -> String {
             cols[field].and_then(|c| record.get(c)).map(|v| v.trim().nfkc().collect()).unwrap_or_default()
         };
-        let bad = |field: &str, message: String| RowError { line, field: field.into(), message };
-        let row = (|| -> Result<CaseFields, RowError> {
-            let recipient_no = get("recipient_no");
-            if recipient_no.is_empty() || !recipient_no.chars().all(|c| c.is_ascii_digit()) {
-                return Err(bad("受給者番号", format!("「{recipient_no}」は数字の受給者番号ではありません")));
-            }
-            let name = get("name");
-            if name.is_empty() {
-                return Err(bad("氏名", "空欄です".into()));
-            }
-            let b = get("birth_date");
-            let birth_date = date(&b).ok_or_else(|| bad("生年月日", format!("「{b}」は日付ではありません")))?;
-            let optional_date = |field: &str, label: &str| -> Result<Option<NaiveDate>, RowError> {
-                let v = get(field);
-                if v.is_empty() {
-                    return Ok(None);
-                }
-                date(&v).map(Some).ok_or_else(|| bad(label, format!("「{v}」は日付ではありません")))
-            };
-            let valid_from = optional_date("valid_from", "有効期間開始")?;
-            let valid_to = optional_date("valid_to", "有効期間終了")?;
-            if let (Some(a), Some(b)) = (valid_from, valid_to)
-                && a > b
-            {
-                return Err(bad("有効期間", format!("開始 {a} が終了 {b} より後です")));
-            }
-            let s = get("status");
-            let status = if s.is_empty() {
-                CaseStatus::Received
-            } else {
-                CaseStatus::parse(&s).ok_or_else(|| {
-                    bad("状態", format!("「{s}」は状態ではありません（受付・審査中・認定・非認定・通知済）"))
-                })?
-            };
-            Ok(CaseFields {
-                recipient_no,
-                application_no: get("application_no"),
-                name,
-                kana: get("kana"),
-                birth_date,
-                address: get("address"),
-                disease: get("disease"),
-                valid_from,
-                valid_to,
-                status,
-            })
-        })();
+        let row = case_fields(&get, line);
         match row {
             Ok(r) => rows.push((line, r)),
             Err(e) => errors.push(e),
         }
     }
     Ok(Parsed { rows, errors })
+}
+
+/// One case from its fields by name (`get` returns "" for a missing one), checked; `line`
+/// names the row in errors (a CSV line, or an API request's item number).
+pub fn case_fields(get: &dyn Fn(&str) -> String, line: usize) -> Result<CaseFields, RowError> {
+    let bad = |field: &str, message: String| RowError { line, field: field.into(), message };
+    let recipient_no = get("recipient_no");
+    if recipient_no.is_empty() || !recipient_no.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad("受給者番号", format!("「{recipient_no}」は数字の受給者番号ではありません")));
+    }
+    let name = get("name");
+    if name.is_empty() {
+        return Err(bad("氏名", "空欄です".into()));
+    }
+    let b = get("birth_date");
+    let birth_date = date(&b).ok_or_else(|| bad("生年月日", format!("「{b}」は日付ではありません")))?;
+    let optional_date = |field: &str, label: &str| -> Result<Option<NaiveDate>, RowError> {
+        let v = get(field);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        date(&v).map(Some).ok_or_else(|| bad(label, format!("「{v}」は日付ではありません")))
+    };
+    let valid_from = optional_date("valid_from", "有効期間開始")?;
+    let valid_to = optional_date("valid_to", "有効期間終了")?;
+    if let (Some(a), Some(b)) = (valid_from, valid_to)
+        && a > b
+    {
+        return Err(bad("有効期間", format!("開始 {a} が終了 {b} より後です")));
+    }
+    let s = get("status");
+    let status = if s.is_empty() {
+        CaseStatus::Received
+    } else {
+        CaseStatus::parse(&s)
+            .ok_or_else(|| bad("状態", format!("「{s}」は状態ではありません（受付・審査中・認定・非認定・通知済）")))?
+    };
+    Ok(CaseFields {
+        recipient_no,
+        application_no: get("application_no"),
+        name,
+        kana: get("kana"),
+        birth_date,
+        address: get("address"),
+        disease: get("disease"),
+        valid_from,
+        valid_to,
+        status,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub enum CaseCommand {
     /// Import the subsidy system's CSV export (UTF-8 or Shift_JIS; headers mapped by
     /// DATA/case-import.toml or the built-in mapping). Bad rows are listed by line; the rest import
     Import { file: PathBuf },
+    /// A bearer token for a system that pushes cases to POST /api/cases (printed once)
+    ApiToken { client: String },
     /// Show a case by 受給者番号 (or --application 申請整理番号)
     Show {
         number: String,
@@ -44,6 +46,13 @@ pub fn run(cli: &Cli, c: &CaseCommand) -> anyhow::Result<ExitCode> {
                 r.errors.len()
             );
             Ok(if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        CaseCommand::ApiToken { client } => {
+            println!("{}", h.create_api_token(&actor, client)?);
+            eprintln!(
+                "このトークンは再表示できません。{client} の設定に Authorization: Bearer として登録してください。"
+            );
+            Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Show { number, application } => {
             let case = if *application {

@@ -30,6 +30,15 @@ pub enum Rule {
     Need(Function, Level),
     /// A right at a level and a recent second-factor check (exports, user administration).
     Need2fa(Function, Level),
+    /// Machine clients: an API bearer token (`Authorization: Bearer …`) whose client holds the
+    /// right; no session, no cookie, so no CSRF token either.
+    Api(Function, Level),
+}
+
+/// What API handlers behind the gate receive.
+#[derive(Clone)]
+pub struct ApiCtx {
+    pub actor: Actor,
 }
 
 /// What handlers behind the gate receive.
@@ -63,6 +72,9 @@ async fn csrf_of(req: Request) -> Result<(Option<String>, Request), Response> {
 }
 
 pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: Request, next: Next) -> Response {
+    if let Rule::Api(f, l) = rule {
+        return authorize_api(&state, f, l, req, next).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let from = client_addr(&req);
@@ -107,6 +119,43 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
         return WebError::Internal("audit log unavailable".into()).into_response();
     }
     response
+}
+
+async fn authorize_api(state: &Arc<AppState>, f: Function, l: Level, mut req: Request, next: Next) -> Response {
+    let target = format!("{} {} from {}", req.method(), req.uri().path(), client_addr(&req));
+    let bearer = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let actor = match bearer.map(|t| state.hozon.api_actor(&t)).transpose() {
+        Ok(a) => a.flatten(),
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name.clone());
+    let response = match actor {
+        None => api_error(
+            StatusCode::UNAUTHORIZED,
+            "APIトークンがないか、正しくありません (missing or unknown bearer token)",
+        ),
+        Some(a) if !a.rights.allows(f, l) => api_error(StatusCode::FORBIDDEN, "このトークンには権限がありません"),
+        Some(a) => {
+            req.extensions_mut().insert(ApiCtx { actor: a });
+            next.run(req).await
+        }
+    };
+    let status = response.status().as_u16().to_string();
+    if let Err(e) = state.hozon.store.audit_unflushed(Event::new(&who, "http", &target, &status)) {
+        eprintln!("hozon: audit append failed: {}", crate::error::chain(&e));
+        return WebError::Internal("audit log unavailable".into()).into_response();
+    }
+    response
+}
+
+fn api_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Where a request came from, for the audit log ("local" when served without an address).
@@ -164,6 +213,8 @@ fn check(rule: Rule, path: &str, session: Option<&Session>, actor: Option<&Actor
             Err(Denial::SecondFactor(format!("/account/totp?next={next}")))
         }
         Rule::Need(..) | Rule::Need2fa(..) => Ok(()),
+        // Handled by `authorize_api` before any session is looked at.
+        Rule::Api(..) => Err(Denial::Forbidden),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod account;
 mod admin;
+mod api;
 mod auditlog;
 mod batches;
 mod error;
@@ -174,7 +175,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::GET, "/pages/{id}/image", Need(Search, View), get(pages::image)),
         r(Method::GET, "/batches", Need(Capture, View), get(batches::ledger)),
         r(Method::POST, "/batches", Need(Capture, Update), post(batches::create)),
-        r(Method::GET, "/batches.csv", Need(Capture, View), get(batches::ledger_csv)),
+        r(Method::GET, "/batches.csv", Need2fa(Capture, View), get(batches::ledger_csv)),
         r(Method::GET, "/batches/{id}", Need(Capture, View), get(batches::show)),
         r(Method::GET, "/batches/{id}/progress", Need(Capture, View), get(batches::progress)),
         r(
@@ -184,6 +185,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
             post(batches::upload).layer(axum::extract::DefaultBodyLimit::max(batches::MAX_UPLOAD_BYTES)),
         ),
         r(Method::POST, "/batches/{id}/close", Need(Capture, Update), post(batches::close)),
+        r(Method::POST, "/api/cases", Api(Cases, Update), post(api::post_cases)),
         r(Method::GET, "/admin/users", Need2fa(Users, View), get(admin::list)),
         r(Method::GET, "/admin/users.csv", Need2fa(Users, View), get(admin::csv)),
         r(Method::POST, "/admin/users", Need2fa(Users, Update), post(admin::create)),

@@ -20,7 +20,8 @@ enum Expect {
 fn expected(rule: Rule, rights: Option<&Rights>) -> Expect {
     match (rule, rights) {
         (Rule::Public, _) => Expect::Allowed,
-        (_, None) => Expect::LoginWall,
+        // Machine routes take a bearer token, never a session: 401 for every browser.
+        (Rule::Api(..), _) | (_, None) => Expect::LoginWall,
         (Rule::Account | Rule::LoggedIn, Some(_)) => Expect::Allowed,
         (Rule::Need(f, l) | Rule::Need2fa(f, l), Some(r)) => {
             if r.allows(f, l) {

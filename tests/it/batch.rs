@@ -193,9 +193,12 @@ async fn mailroom_logs_a_batch_uploads_and_watches_progress_in_the_browser() {
     // An upload without files is refused with a message.
     let p = b.post_files(&format!("{batch_url}/upload"), &[]).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
-    // The ledger lists it; CSV downloads with a BOM, and in Shift_JIS on request.
+    // The ledger lists it; CSV downloads (after a second-factor check, as every export) with a
+    // BOM, and in Shift_JIS on request.
     let p = b.get("/batches?municipality=%E7%B7%B4%E9%A6%AC%E5%8C%BA").await;
     assert!(p.body.contains(&id));
+    assert_eq!(b.get("/batches.csv").await.status, StatusCode::SEE_OTHER, "second factor first");
+    b.second_factor(None).await;
     let p = b.get("/batches.csv").await;
     assert!(p.body.starts_with('\u{feff}') && p.body.contains("練馬区,簡易書留,2,2,2"), "{}", p.body);
     let p = b.get("/batches.csv?encoding=cp932").await;

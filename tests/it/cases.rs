@@ -60,3 +60,48 @@ fn cases_import_from_both_encodings_keep_history_and_stay_sealed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_case_api_takes_a_bearer_token_and_is_idempotent() {
+    use axum::http::{Request, StatusCode, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let env = TestEnv::new();
+    let h = env.open();
+    let token = h.create_api_token(&Actor::operator("test"), "subsidy-system").unwrap();
+    assert!(h.create_api_token(&Actor::with_role("rev", Role::Reviewer), "x").is_err(), "users=update needed");
+    let app = hozon::web::router(hozon::web::AppState::new(h));
+    let call = |auth: Option<String>, body: String| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::post("/api/cases").header(header::CONTENT_TYPE, "application/json");
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let res = app.oneshot(req.body(axum::body::Body::from(body)).unwrap()).await.unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let body = serde_json::json!([
+        { "recipient_no": "1399001", "application_no": "R8-9001", "name": "久保田　晴美", "kana": "クボタ　ハルミ",
+          "birth_date": "1962-07-15", "address": "東京都調布市布田1丁目1番1号", "disease": "全身性エリテマトーデス",
+          "status": "審査中" },
+        { "recipient_no": "1399002", "name": "石井　誠", "birth_date": "昭和50年2月30日" }
+    ])
+    .to_string();
+    let bearer = Some(format!("Bearer {token}"));
+    let (status, r) = call(bearer.clone(), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert_eq!((r["created"].as_u64(), r["errors"][0]["item"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(r["errors"][0]["field"], "生年月日");
+    // The same push again: idempotent by recipient number.
+    let (_, r) = call(bearer.clone(), body).await;
+    assert_eq!((r["created"].as_u64(), r["unchanged"].as_u64()), (Some(0), Some(1)));
+    // No token, a wrong one, or a browser session: refused.
+    assert_eq!(call(None, "{}".into()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(Some(format!("Bearer {}", "0".repeat(64))), "{}".into()).await.0, StatusCode::UNAUTHORIZED);
+    let (status, r) = call(bearer, "not json".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+}
