@@ -186,8 +186,11 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
     by_source.sort_by_key(|(i, _)| *i);
     let files: Vec<(PathBuf, Outcome)> = by_source.into_iter().flat_map(|(_, o)| o).collect();
     for pair in files.windows(2) {
-        if let [(_, Outcome::Stored(a)), (_, Outcome::Stored(b))] = pair {
-            h.reconcile_sheets(a, b)?;
+        // Both pages are stored already: a failure here costs the pairing, never a page.
+        if let [(_, Outcome::Stored(a)), (pb, Outcome::Stored(b))] = pair
+            && let Err(e) = h.reconcile_sheets(a, b)
+        {
+            eprintln!("hozon: {}: sheets not reconciled: {}", pb.display(), crate::error::chain(&e));
         }
     }
     Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64() })

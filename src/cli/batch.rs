@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::Cli;
-use crate::auth::Actor;
 use crate::capture::batch::{CsvEncoding, Filter, NewBatch, Status};
 use crate::capture::hotfolder;
 use crate::capture::ingest::IngestOptions;
@@ -60,13 +59,9 @@ pub enum BatchCommand {
     },
 }
 
-fn operator() -> Actor {
-    Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
-}
-
 pub fn run(cli: &Cli, c: &BatchCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
-    let actor = operator();
+    let actor = super::operator();
     match c {
         BatchCommand::New { municipality, received_on, channel, pages, note, hot_folder } => {
             let new = NewBatch {

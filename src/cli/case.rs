@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::Cli;
-use crate::auth::Actor;
 
 #[derive(Subcommand)]
 pub enum CaseCommand {
@@ -23,13 +22,9 @@ pub enum CaseCommand {
     },
 }
 
-fn operator() -> Actor {
-    Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
-}
-
 pub fn run(cli: &Cli, c: &CaseCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
-    let actor = operator();
+    let actor = super::operator();
     match c {
         CaseCommand::Import { file } => {
             let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

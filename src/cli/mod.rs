@@ -31,6 +31,11 @@ pub struct Cli {
     command: Command,
 }
 
+/// The person at the server's command line (see `Actor::operator`), named after the login.
+pub(crate) fn operator() -> crate::auth::Actor {
+    crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
+}
+
 impl Cli {
     fn key_file(&self) -> PathBuf {
         self.key_file.clone().unwrap_or_else(|| crate::app::default_key_file(&self.data))

@@ -100,10 +100,6 @@ pub enum CertificateCommand {
     List,
 }
 
-fn operator() -> Actor {
-    Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
-}
-
 /// A named officer at the terminal: their password, their rights (the two-person rule needs
 /// real identities, not the operator).
 fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
@@ -127,7 +123,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
     match c {
         DisposeCommand::Plan { as_of } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let r = run::plan(&h, &operator(), as_of)?;
+            let r = run::plan(&h, &super::operator(), as_of)?;
             println!(
                 "廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 件 / 保留 {} 件",
                 r.id,
@@ -136,7 +132,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             );
         }
         DisposeCommand::List => {
-            for r in run::list(&h, &operator())? {
+            for r in run::list(&h, &super::operator())? {
                 let state = serde_json::to_value(&r.state)?;
                 println!(
                     "{}  {:?}  基準日 {}  {}  {} items",
@@ -174,7 +170,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
         }
         DisposeCommand::Execute { run: id } => {
             let bar = super::ingest::progress_bar(0, "廃棄中", "件");
-            let done = run::execute(&h, &operator(), id, |d, t| {
+            let done = run::execute(&h, &super::operator(), id, |d, t| {
                 bar.set_length(t as u64);
                 bar.set_position(d as u64);
             })?;
@@ -183,17 +179,17 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
         }
         DisposeCommand::PlanAudit { as_of } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let r = run::plan_audit(&h, &operator(), as_of)?;
+            let r = run::plan_audit(&h, &super::operator(), as_of)?;
             println!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
         }
         DisposeCommand::PlanPaper { as_of } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let r = boxes::plan(&h, &operator(), as_of)?;
+            let r = boxes::plan(&h, &super::operator(), as_of)?;
             println!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
         }
         DisposeCommand::Contractor { run: id, scan, boxes: codes, date } => {
             let bytes = std::fs::read(scan).with_context(|| format!("reading {}", scan.display()))?;
-            let r = boxes::record_contractor_certificate(&h, &operator(), id, &bytes, codes, *date)?;
+            let r = boxes::record_contractor_certificate(&h, &super::operator(), id, &bytes, codes, *date)?;
             println!("廃棄済 {} 箱。廃棄証明書: {}", r.destroyed.len(), r.certificate.display());
             if !r.missing.is_empty() {
                 println!("注意: 期限到来済で承認されたが業者の証明書に記載のない文書箱: {}", r.missing.join(", "));
@@ -201,7 +197,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DisposeCommand::Forecast { months } => {
-            let f = run::forecast(&h, &operator(), chrono::Utc::now().date_naive(), *months)?;
+            let f = run::forecast(&h, &super::operator(), chrono::Utc::now().date_naive(), *months)?;
             println!("廃棄予定（今後 {months} か月）");
             for (month, classes) in &f {
                 let total: usize = classes.values().sum();
@@ -217,11 +213,11 @@ pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
         HoldCommand::Place { kind, reason, records } => {
-            let hold = run::place_hold(&h, &operator(), kind, reason, records)?;
+            let hold = run::place_hold(&h, &super::operator(), kind, reason, records)?;
             println!("ホールド {} を設定しました（{} 件）", hold.id, records.len());
         }
         HoldCommand::Release { id } => {
-            run::release_hold(&h, &operator(), id)?;
+            run::release_hold(&h, &super::operator(), id)?;
             println!("ホールド {id} を解除しました");
         }
     }
@@ -297,7 +293,7 @@ pub enum BoxCommand {
 
 pub fn doc_box(cli: &Cli, c: &BoxCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
-    let op = operator();
+    let op = super::operator();
     let today = chrono::Utc::now().date_naive();
     match c {
         BoxCommand::Add { code, contents, sealed, location } => {
@@ -370,7 +366,7 @@ pub fn policy(cli: &Cli, c: &PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(if impact.earlier.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         PolicyCommand::Apply { accept_earlier } => {
-            let impact = run::apply_policies(&h, &operator(), *accept_earlier)?;
+            let impact = run::apply_policies(&h, &super::operator(), *accept_earlier)?;
             println!(
                 "適用しました: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
                 impact.earlier.len(),

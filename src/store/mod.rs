@@ -606,17 +606,23 @@ impl Store {
 
     /// Replaces blobs of a stored record (a reconciled draft and its index text): the new
     /// blobs are sealed under the record's own key and made durable first, then the record is
-    /// switched to them with its audit entry in one transaction. The old blobs are orphans for
-    /// `gc_orphans`; a crash in between leaves the record as it was.
+    /// switched to them with its audit entry in one transaction, then the old blobs are
+    /// removed. A crash before the switch leaves the record as it was; one after it leaves the
+    /// old blobs as orphans for `gc_orphans`.
     pub fn replace_blobs(&self, rec: &Record, new: &[(BlobRole, &[u8])], event: audit::Event) -> Result<Record> {
         let key = self.data_key(rec)?;
         let mut updated = rec.clone();
+        let mut old = Vec::new();
         for (role, plain) in new {
             let b = self.put_blob(&rec.id, &key, *role, plain)?;
+            old.extend(updated.blobs.iter().filter(|x| x.role == *role).map(|x| x.addr.clone()));
             updated.blobs.retain(|x| x.role != *role);
             updated.blobs.push(b);
         }
         self.update_records(std::slice::from_ref(&updated), event)?;
+        for addr in old {
+            self.blobs.remove(&addr)?;
+        }
         Ok(updated)
     }
 
