@@ -411,11 +411,17 @@ impl Store {
         for (kind, id, value) in items {
             batch.insert(format!("{kind}/{id}").as_bytes(), value.as_slice());
         }
+        self.apply_audited(&self.docs, &batch, &event)
+    }
+
+    /// Applies `batch` to `tree` together with `event`'s audit entry in one transaction, then
+    /// flushes: the shared write path of record and document batches.
+    fn apply_audited(&self, tree: &sled::Tree, batch: &sled::Batch, event: &audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
-        (&self.docs, &self.meta, &self.audit)
-            .transaction(|(docs, meta, log)| {
-                docs.apply_batch(&batch)?;
-                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+        (tree, &self.meta, &self.audit)
+            .transaction(|(t, meta, log)| {
+                t.apply_batch(batch)?;
+                audit::append_in_tx(meta, log, &self.audit_key, event, now)?;
                 Ok(())
             })
             .map_err(tx_error)?;
@@ -477,16 +483,7 @@ impl Store {
         for r in recs {
             batch.insert(r.id.as_str(), r.encode());
         }
-        let now = chrono::Utc::now();
-        (&self.records, &self.meta, &self.audit)
-            .transaction(|(records, meta, log)| {
-                records.apply_batch(&batch)?;
-                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.db.flush()?;
-        Ok(())
+        self.apply_audited(&self.records, &batch, &event)
     }
 
     /// Disposal step 1 (crypto-shredding): forgets each record's wrapped data key and marks it
