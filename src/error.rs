@@ -27,6 +27,8 @@ pub enum Error {
     Batch(#[from] crate::capture::batch::Invalid),
     #[error(transparent)]
     Cases(#[from] crate::cases::import::FileError),
+    #[error(transparent)]
+    Review(#[from] crate::drafts::review::ReviewError),
     #[error("record {0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]

@@ -9,8 +9,15 @@ use crate::cases::import::{self, FileError, Mapping, RowError};
 use crate::cases::{Case, CaseFields};
 use crate::error::{Error, Result};
 
-const CASE: &str = "case";
+pub(crate) const CASE: &str = "case";
 const BY_APPLICATION: &str = "case_app";
+/// My Number keyed hash → case key.
+pub(crate) const BY_MY_NUMBER: &str = "case_mn";
+/// Blocks for candidate search: `case_dob/<hash of birth date>/<case key>` and
+/// `case_kana/<hash of folded reading>/<case key>` (empty values; stale entries are harmless,
+/// candidates are always scored on the case as it is now).
+pub(crate) const BY_BIRTH: &str = "case_dob";
+pub(crate) const BY_KANA: &str = "case_kana";
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,11 +33,39 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 }
 
 impl Hozon {
-    fn case_key(&self, recipient_no: &str) -> String {
+    pub(crate) fn case_key(&self, recipient_no: &str) -> String {
         self.store.lookup_hash(CASE, recipient_no)
     }
 
-    fn load_case(&self, key: &str) -> Result<Option<Case>> {
+    pub(crate) fn my_number_key(&self, digits: &str) -> String {
+        self.store.lookup_hash(BY_MY_NUMBER, digits)
+    }
+
+    pub(crate) fn birth_block(&self, birth: chrono::NaiveDate) -> String {
+        self.store.lookup_hash(BY_BIRTH, &birth.to_string())
+    }
+
+    pub(crate) fn kana_block(&self, kana: &str) -> String {
+        self.store.lookup_hash(BY_KANA, &crate::cases::matching::fold(kana))
+    }
+
+    /// The sealed case document and its lookup entries, ready for one `put_docs`.
+    pub(crate) fn case_docs(&self, key: &str, case: &Case) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let json = serde_json::to_vec(case).map_err(corrupt)?;
+        let mut items =
+            vec![(CASE.to_owned(), key.to_owned(), self.store.seal_secret(format!("{CASE}:{key}").as_bytes(), &json))];
+        if !case.current.application_no.is_empty() {
+            let app = self.store.lookup_hash(BY_APPLICATION, &case.current.application_no);
+            items.push((BY_APPLICATION.to_owned(), app, key.as_bytes().to_vec()));
+        }
+        items.push((BY_BIRTH.to_owned(), format!("{}/{key}", self.birth_block(case.current.birth_date)), Vec::new()));
+        if !case.current.kana.trim().is_empty() {
+            items.push((BY_KANA.to_owned(), format!("{}/{key}", self.kana_block(&case.current.kana)), Vec::new()));
+        }
+        Ok(items)
+    }
+
+    pub(crate) fn load_case(&self, key: &str) -> Result<Option<Case>> {
         let Some(sealed) = self.store.get_doc(CASE, key)? else { return Ok(None) };
         let json = self.store.open_secret(format!("{CASE}:{key}").as_bytes(), &sealed)?;
         serde_json::from_slice(&json).map(Some).map_err(corrupt)
@@ -60,8 +95,12 @@ impl Hozon {
         let now = chrono::Utc::now();
         let mut report = ImportReport { errors, ..Default::default() };
         let mut pending: std::collections::BTreeMap<String, Case> = std::collections::BTreeMap::new();
-        for row in rows {
+        let mut my_numbers = Vec::new();
+        for mut row in rows {
             let key = self.case_key(&row.recipient_no);
+            if let Some(n) = row.my_number.take() {
+                my_numbers.push((BY_MY_NUMBER.to_owned(), self.my_number_key(&n), key.as_bytes().to_vec()));
+            }
             let existing = match pending.remove(&key) {
                 Some(c) => Some(c),
                 None => self.load_case(&key)?,
@@ -69,7 +108,14 @@ impl Hozon {
             let case = match existing {
                 None => {
                     report.created += 1;
-                    Case { current: row, updated_at: now, source: source.to_owned(), history: Vec::new() }
+                    Case {
+                        current: row,
+                        updated_at: now,
+                        source: source.to_owned(),
+                        history: Vec::new(),
+                        inquiries: Vec::new(),
+                        provisional: false,
+                    }
                 }
                 Some(mut c) => {
                     if c.update(row, source, now) {
@@ -82,18 +128,11 @@ impl Hozon {
             };
             pending.insert(key, case);
         }
-        let mut items = Vec::new();
-        for (key, case) in &pending {
-            let json = serde_json::to_vec(case).map_err(corrupt)?;
-            items.push((
-                CASE.to_owned(),
-                key.clone(),
-                self.store.seal_secret(format!("{CASE}:{key}").as_bytes(), &json),
-            ));
-            if !case.current.application_no.is_empty() {
-                let app = self.store.lookup_hash(BY_APPLICATION, &case.current.application_no);
-                items.push((BY_APPLICATION.to_owned(), app, key.as_bytes().to_vec()));
-            }
+        let mut items = my_numbers;
+        for (key, case) in &mut pending {
+            // The subsidy system's record replaces a reviewer's provisional one.
+            case.provisional = false;
+            items.extend(self.case_docs(key, case)?);
         }
         let outcome = format!(
             "created {} updated {} unchanged {} rejected {}",

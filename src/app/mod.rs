@@ -4,13 +4,19 @@
 
 mod api;
 mod batches;
+mod casefile;
 mod cases;
+mod linking;
+mod review;
 mod search;
 mod sheets;
 
 use std::path::{Path, PathBuf};
 
+pub use casefile::{CaseFile, CasePage, PersonQuery};
 pub use cases::ImportReport;
+pub use linking::{CaseMatch, probe};
+pub use review::{CaseChoice, QueueFilter, QueueItem, ReviewView};
 pub use search::{CaseGroup, SearchOptions, SearchOutcome, group_by_case};
 
 use crate::audit::Event;

@@ -13,7 +13,7 @@ use crate::index::{Doc, FacetCounts, Hit, Request, Scope, Sort};
 use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
 
 /// Document kind under which suspensions are stored (id = the person's lookup hash).
-const SUSPENSION: &str = "suspension";
+pub(crate) const SUSPENSION: &str = "suspension";
 
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
@@ -174,6 +174,8 @@ impl Hozon {
             birth: value("birth_date").and_then(|b| b.parse().ok()),
             city: value("address").and_then(|a| municipality(&a)),
             disease: value("disease"),
+            case_no: draft.and_then(|d| d.case.as_ref()).map(|c| c.recipient_no.clone()),
+            person: draft.and_then(|d| d.case.as_ref()).map(|c| self.person_key(&c.recipient_no)),
             ..Doc::page(rec.id.as_str(), &text, rec.received_at)
         }
     }

@@ -197,7 +197,9 @@ impl Role {
                 &[(Cases, View), (Search, View), (Retention, Update), (Boxes, Update), (Export, Update), (Audit, View)],
                 false,
             ),
-            Role::SecurityOfficer => Rights::from(&[(Users, Update), (Audit, Update), (Search, View)], false),
+            Role::SecurityOfficer => {
+                Rights::from(&[(Users, Update), (Audit, Update), (Search, View), (Cases, View)], false)
+            }
             Role::Auditor => Rights::from(
                 &[
                     (Capture, View),

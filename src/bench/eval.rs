@@ -68,7 +68,7 @@ fn type_key(t: FieldType) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn comparable(kind: FieldType, s: &str) -> String {
+pub(crate) fn comparable(kind: FieldType, s: &str) -> String {
     let v = drafts::normalise(kind, s).unwrap_or_else(|_| s.to_owned());
     v.nfkc().filter(|c| !c.is_whitespace()).collect()
 }

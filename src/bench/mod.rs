@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod dispose;
 pub mod eval;
 pub mod ocr;
+pub mod review;
 pub mod search;
 pub mod serve;
 

@@ -25,6 +25,9 @@ pub struct Mapping {
     pub valid_from: Vec<String>,
     pub valid_to: Vec<String>,
     pub status: Vec<String>,
+    /// Optional: the export's My Number column (kept only as a keyed hash).
+    #[serde(default)]
+    pub my_number: Vec<String>,
 }
 
 pub const DEFAULT_MAPPING: &str = include_str!("mapping.toml");
@@ -116,6 +119,7 @@ pub fn parse(text: &str, mapping: &Mapping) -> Result<Parsed, FileError> {
         ("valid_from", &mapping.valid_from),
         ("valid_to", &mapping.valid_to),
         ("status", &mapping.status),
+        ("my_number", &mapping.my_number),
     ] {
         cols.insert(field, column(names));
     }
@@ -188,7 +192,17 @@ pub fn case_fields(get: &dyn Fn(&str) -> String, line: usize) -> Result<CaseFiel
         CaseStatus::parse(&s)
             .ok_or_else(|| bad("状態", format!("「{s}」は状態ではありません（受付・審査中・認定・非認定・通知済）")))?
     };
+    let n: String = get("my_number").chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let my_number = if n.is_empty() {
+        None
+    } else if n.len() == 12 && crate::jp::my_number_valid(&n) {
+        Some(n)
+    } else {
+        // Never echo the number itself into a report.
+        return Err(bad("個人番号", "12桁の個人番号ではないか、検査用数字が一致しません".into()));
+    };
     Ok(CaseFields {
+        my_number,
         recipient_no,
         application_no: get("application_no"),
         name,

@@ -4,6 +4,7 @@
 //! (`import.rs`); they are personal data and are only ever stored sealed (see `app::cases`).
 
 pub mod import;
+pub mod matching;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,10 @@ pub struct CaseFields {
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
     pub status: CaseStatus,
+    /// The person's My Number as the export carried it: only ever used to write its keyed
+    /// hash (the lookup a My Number form is matched through), never stored.
+    #[serde(skip)]
+    pub my_number: Option<String>,
 }
 
 /// A stored case: its current fields and every earlier version, newest last.
@@ -78,6 +83,69 @@ pub struct Case {
     pub source: String,
     #[serde(default)]
     pub history: Vec<CaseVersion>,
+    /// The inquiries log (問合せ経過), oldest first.
+    #[serde(default)]
+    pub inquiries: Vec<Inquiry>,
+    /// Made by a reviewer for a new applicant, before the subsidy system knows them (仮登録).
+    #[serde(default)]
+    pub provisional: bool,
+}
+
+/// One contact about the case (問合せ経過).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inquiry {
+    pub on: NaiveDate,
+    pub channel: String,
+    pub by: String,
+    pub note: String,
+}
+
+/// How a page was linked to its case.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum LinkMethod {
+    RecipientNumber,
+    ApplicationNumber,
+    /// Through the keyed hash of the My Number on the page.
+    MyNumber,
+    /// The other sheet of the same application was linked.
+    OtherSheet,
+    /// Name, reading, birth date and address matched one case only.
+    Matched {
+        score: f32,
+    },
+    /// A reviewer chose the case.
+    Reviewer,
+    /// A reviewer made a provisional case for a new applicant.
+    Provisional,
+}
+
+impl LinkMethod {
+    pub fn label_ja(self) -> String {
+        match self {
+            LinkMethod::RecipientNumber => "受給者番号が一致".into(),
+            LinkMethod::ApplicationNumber => "申請整理番号が一致".into(),
+            LinkMethod::MyNumber => "個人番号が一致".into(),
+            LinkMethod::OtherSheet => "同じ申請のもう一方の用紙から".into(),
+            LinkMethod::Matched { score } => format!("氏名・生年月日・住所が一致（{:.0}%）", score * 100.0),
+            LinkMethod::Reviewer => "審査担当者が確認".into(),
+            LinkMethod::Provisional => "新規申請者として仮登録".into(),
+        }
+    }
+
+    /// Whether the link was made without a person confirming it.
+    pub fn automatic(self) -> bool {
+        !matches!(self, LinkMethod::Reviewer | LinkMethod::Provisional)
+    }
+}
+
+/// A page's link to its case (kept in the page's sealed draft).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseLink {
+    pub recipient_no: String,
+    pub how: LinkMethod,
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A version a later import replaced.
@@ -100,5 +168,12 @@ impl Case {
         self.source = source.to_owned();
         self.updated_at = now;
         true
+    }
+
+    /// Moves the case to `status` (受付 → 審査中 → 認定/非認定 → 通知済), keeping the old
+    /// version in the history; `false` if it already was there.
+    pub fn set_status(&mut self, status: CaseStatus, by: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let fields = CaseFields { status, ..self.current.clone() };
+        self.update(fields, &format!("状態変更 {by}"), now)
     }
 }

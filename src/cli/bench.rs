@@ -48,6 +48,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// Keystrokes and seconds per verified form at the review desk (a careful reviewer driven
+    /// by the truth file of a `hozon synth` directory) against keying every field from scratch
+    Review {
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
     /// Plan, approve and execute a disposal run of N due records, with its certificate
     Dispose {
         #[arg(long, default_value_t = 100_000)]
@@ -140,6 +147,15 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("  peak RSS                        {:>8.1} MiB", f.peak_rss_mb);
             println!("{}", serde_json::to_string(&f)?);
             Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Review { dir, jobs } => {
+            let tmp = tempfile::tempdir()?;
+            let data = tmp.path().join("data");
+            let (h, _) = crate::app::Hozon::init(&data, &data.join("master.key"))?;
+            let f = crate::bench::review::run(&h, dir, *jobs, std::io::stderr().is_terminal())?;
+            crate::bench::review::print(&f);
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(if f.wrong_after_review == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         BenchCommand::Dispose { records } => {
             let f = crate::bench::dispose::run(*records, std::io::stderr().is_terminal())?;

@@ -205,7 +205,7 @@ mod tests {
     }
 
     fn draft(fields: Vec<DraftField>) -> Draft {
-        Draft { template: "t".into(), title: "t".into(), form: "application".into(), sheet: None, fields, pair: None }
+        Draft { template: "t".into(), title: "t".into(), form: "application".into(), fields, ..Default::default() }
     }
 
     fn flags(d: &Draft, name: &str) -> usize {

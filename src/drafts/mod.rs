@@ -5,6 +5,7 @@
 //! at it first, and nothing flagged is ever accepted silently (a My Number above all).
 
 pub mod checks;
+pub mod review;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -86,7 +87,7 @@ impl DraftField {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
     pub template: String,
     /// The form's printed title.
@@ -98,6 +99,15 @@ pub struct Draft {
     /// two have been reconciled.
     #[serde(default)]
     pub pair: Option<String>,
+    /// The page's skew as read (degrees), so a field's crop can be cut from the stored scan.
+    #[serde(default)]
+    pub skew_deg: Option<f32>,
+    /// The reviewer's verdict and the corrections made (see `review`).
+    #[serde(default)]
+    pub review: Option<review::Review>,
+    /// The central case this page belongs to, once linked.
+    #[serde(default)]
+    pub case: Option<crate::cases::CaseLink>,
 }
 
 impl Draft {
@@ -303,6 +313,9 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
         sheet: page.sheet,
         fields,
         pair: None,
+        skew_deg: Some(page.skew_deg),
+        review: None,
+        case: None,
     };
     checks::cross_check(&mut draft);
     draft
@@ -472,7 +485,7 @@ mod tests {
             form: "application".into(),
             sheet: Some(1),
             fields,
-            pair: None,
+            ..Default::default()
         }
     }
 

@@ -7,6 +7,7 @@
 //! recognizer in one batch, each with the character set of its type. A page no template fits
 //! is reported as unclassified; the caller keeps it with full-page text.
 
+pub mod crop;
 pub mod marks;
 pub mod register;
 pub mod template;

@@ -11,10 +11,12 @@ mod admin;
 mod api;
 mod auditlog;
 mod batches;
+mod cases;
 mod error;
 pub mod guard;
 mod pages;
 mod retention;
+mod review;
 mod session;
 
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub struct Nav {
     pub can_audit: bool,
     pub can_retention: bool,
     pub can_capture: bool,
+    pub can_review: bool,
+    pub can_cases: bool,
 }
 
 impl Nav {
@@ -90,6 +94,8 @@ impl Nav {
             can_audit: ctx.actor.rights.allows(Function::Audit, Level::View),
             can_retention: ctx.actor.rights.allows(Function::Retention, Level::View),
             can_capture: ctx.actor.rights.allows(Function::Capture, Level::View),
+            can_review: ctx.actor.rights.allows(Function::Review, Level::View),
+            can_cases: ctx.actor.rights.allows(Function::Cases, Level::View),
         }
     }
 }
@@ -119,6 +125,10 @@ pub(crate) fn csv_download(file_name: &'static str, bytes: Vec<u8>) -> axum::res
 
 async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
+}
+
+async fn review_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/review.js"))
 }
 
 async fn search_js() -> impl IntoResponse {
@@ -186,6 +196,19 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         ),
         r(Method::POST, "/batches/{id}/close", Need(Capture, Update), post(batches::close)),
         r(Method::POST, "/api/cases", Api(Cases, Update), post(api::post_cases)),
+        r(Method::GET, "/static/review.js", Public, get(review_js)),
+        r(Method::GET, "/review", Need(Review, View), get(review::queue)),
+        r(Method::GET, "/review/{id}", Need(Review, View), get(review::show)),
+        r(Method::POST, "/review/{id}", Need(Review, Update), post(review::submit)),
+        r(Method::GET, "/review/{id}/field/{field}", Need(Review, View), get(review::field_image)),
+        r(Method::POST, "/review/{id}/correct", Need(Review, Update), post(review::correct)),
+        r(Method::GET, "/persons", Need(Cases, View), get(cases::persons)),
+        r(Method::POST, "/persons", Need(Cases, View), post(cases::find)),
+        r(Method::GET, "/cases/{key}", Need(Cases, View), get(cases::show)),
+        r(Method::POST, "/cases/{key}/status", Need(Cases, Update), post(cases::set_status)),
+        r(Method::POST, "/cases/{key}/inquiries", Need(Cases, Update), post(cases::add_inquiry)),
+        r(Method::POST, "/cases/{key}/export", Need2fa(Export, Update), post(cases::export)),
+        r(Method::POST, "/cases/{key}/{action}", Need(Cases, Update), post(cases::suspension)),
         r(Method::GET, "/admin/users", Need2fa(Users, View), get(admin::list)),
         r(Method::GET, "/admin/users.csv", Need2fa(Users, View), get(admin::csv)),
         r(Method::POST, "/admin/users", Need2fa(Users, Update), post(admin::create)),

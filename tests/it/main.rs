@@ -11,6 +11,7 @@ mod fuzz;
 mod ingest;
 mod plaintext;
 mod retention;
+mod review;
 mod search;
 mod util;
 mod web;

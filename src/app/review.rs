@@ -1,0 +1,249 @@
+//! The review desk: the queue of drafts to verify (oldest first), one draft with its fields in
+//! review order and each field's image, and the reviewer's submission, which becomes the
+//! record (sealed draft and index text replaced, corrections kept, the page linked to its
+//! case). Without the My Number right the number is masked in the value and in its image.
+
+use super::Hozon;
+use super::linking::CaseMatch;
+use crate::audit::Event;
+use crate::auth::{Actor, Function, Level};
+use crate::drafts::Draft;
+use crate::drafts::review::{self, Applied, ReviewError, ReviewStatus, Submission};
+use crate::error::{Error, Result};
+use crate::forms::template::FieldType;
+use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
+
+/// `review/<record id>` → status key: lets the queue skip verified pages without opening them.
+const REVIEWED: &str = "review";
+
+/// Which drafts the queue shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    pub batch: Option<String>,
+    pub form: Option<String>,
+    /// Only drafts marked for a second look.
+    pub second_look: bool,
+}
+
+/// One draft waiting in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    pub id: RecordId,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub form: String,
+    pub batch: Option<String>,
+    pub second_look: bool,
+}
+
+/// What the reviewer's screen needs for one draft.
+#[derive(Debug, Clone)]
+pub struct ReviewView {
+    pub id: RecordId,
+    pub record: Record,
+    /// My Numbers already masked when the reviewer may not see them.
+    pub draft: Draft,
+    /// Field indices in the order the reviewer meets them.
+    pub order: Vec<usize>,
+    pub masked: bool,
+    pub case_match: CaseMatch,
+}
+
+/// How the reviewer settles the page's case on submit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CaseChoice {
+    /// Link automatically if the match is exact or unambiguous; otherwise leave unlinked.
+    #[default]
+    Automatic,
+    /// This recipient number (a candidate the reviewer confirmed).
+    Case(String),
+    /// A provisional case for a new applicant.
+    Provisional,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("review: {e}"))
+}
+
+impl Hozon {
+    /// A stored, recognised page a reviewer may open (review=view). Unlike a page view, a My
+    /// Number form is open to a reviewer without the My Number right: they get it masked.
+    pub(crate) fn review_record(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
+        actor.require(Function::Review, Level::View)?;
+        match self.store.record(id)? {
+            Some(r)
+                if r.state == RecordState::Stored
+                    && r.kind == RecordKind::Page
+                    && r.blobs.iter().any(|b| b.role == BlobRole::Draft) =>
+            {
+                Ok(r)
+            }
+            _ => Err(Error::NotFound(id.to_string())),
+        }
+    }
+
+    /// Drafts not yet verified, oldest first (review=view).
+    pub fn review_queue(&self, actor: &Actor, filter: &QueueFilter, limit: usize) -> Result<(usize, Vec<QueueItem>)> {
+        actor.require(Function::Review, Level::View)?;
+        let mut items = Vec::new();
+        for rec in self.store.records() {
+            let rec = rec?;
+            if rec.state != RecordState::Stored
+                || rec.kind != RecordKind::Page
+                || !rec.blobs.iter().any(|b| b.role == BlobRole::Draft)
+                || filter.batch.as_ref().is_some_and(|b| rec.batch.as_ref() != Some(b))
+                || filter.form.as_ref().is_some_and(|f| &rec.class != f)
+            {
+                continue;
+            }
+            let status = self.store.get_doc(REVIEWED, rec.id.as_str())?;
+            let second_look = match status.as_deref() {
+                Some(b"verified") => continue,
+                Some(b"second_look") => true,
+                _ => false,
+            };
+            if filter.second_look && !second_look {
+                continue;
+            }
+            items.push(QueueItem {
+                id: rec.id.clone(),
+                received_at: rec.received_at,
+                form: rec.class.clone(),
+                batch: rec.batch.clone(),
+                second_look,
+            });
+        }
+        items.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.as_str().cmp(b.id.as_str())));
+        let total = items.len();
+        items.truncate(limit);
+        self.store.audit(Event::new(&actor.name, "review.queue", &format!("{total} drafts"), "ok"))?;
+        Ok((total, items))
+    }
+
+    /// The next draft in the queue after `after` (or the first), with the same filter.
+    pub fn review_next(
+        &self,
+        actor: &Actor,
+        filter: &QueueFilter,
+        after: Option<&RecordId>,
+    ) -> Result<Option<RecordId>> {
+        let (_, items) = self.review_queue(actor, filter, usize::MAX)?;
+        Ok(items.into_iter().map(|i| i.id).find(|id| Some(id) != after))
+    }
+
+    /// One draft for review, audited as a view.
+    pub fn review_view(&self, actor: &Actor, id: &RecordId) -> Result<ReviewView> {
+        let record = self.review_record(actor, id)?;
+        let mut draft = self.draft_of(&record)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let case_match = if draft.case.is_some() { CaseMatch::default() } else { self.match_draft(&draft)? };
+        let masked = !actor.rights.my_number;
+        if masked {
+            draft.mask_my_numbers();
+            for c in draft.review.iter_mut().flat_map(|r| r.corrections.iter_mut()) {
+                if draft.fields.iter().any(|f| f.name == c.field && f.kind == FieldType::MyNumber) {
+                    c.old = crate::drafts::mask(&c.old);
+                    c.new = crate::drafts::mask(&c.new);
+                }
+            }
+        }
+        let order = review::review_order(&draft);
+        self.store.audit(Event::new(&actor.name, "draft.view", id.as_str(), "review"))?;
+        Ok(ReviewView { id: id.clone(), record, draft, order, masked, case_match })
+    }
+
+    /// A field's image as PNG: cut from the scan and straightened; a My Number's first eight
+    /// digits covered for a reviewer without the right.
+    pub fn field_image(&self, actor: &Actor, id: &RecordId, field: &str) -> Result<Vec<u8>> {
+        let rec = self.review_record(actor, id)?;
+        let draft = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let f = draft.field(field).ok_or_else(|| Error::NotFound(format!("{id}/{field}")))?;
+        let original = self.store.read_blob(&rec, BlobRole::Original)?;
+        let page = crate::capture::decode_page(&original).map_err(|e| corrupt(format!("stored page {id}: {e}")))?;
+        let skew = match draft.skew_deg {
+            Some(s) => s,
+            None => crate::forms::register::deskew(&page.gray).1,
+        };
+        let mut img = crate::forms::crop::field_image(&page.gray, skew, f.rect);
+        if f.kind == FieldType::MyNumber && !actor.rights.my_number {
+            crate::forms::crop::cover_cells(&mut img, 8, 12);
+        }
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).map_err(corrupt)?;
+        self.store.audit_unflushed(Event::new(&actor.name, "draft.field_image", id.as_str(), field))?;
+        Ok(out)
+    }
+
+    /// Applies a reviewer's submission (review=update): checked in full first, then the draft
+    /// and index text are replaced under the record's key with one audit entry
+    /// (`draft.review`: counts only), the index is updated, and a verified page is linked to
+    /// its case as `choice` says.
+    pub fn submit_review(
+        &self,
+        actor: &Actor,
+        id: &RecordId,
+        sub: &Submission,
+        choice: &CaseChoice,
+    ) -> Result<Applied> {
+        actor.require(Function::Review, Level::Update)?;
+        let rec = self.review_record(actor, id)?;
+        let mut draft = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let template = self.forms.iter().find(|t| t.id() == draft.template);
+        let required =
+            |name: &str| template.and_then(|t| t.fields.iter().find(|f| f.name == name)).is_some_and(|f| f.required);
+        let now = chrono::Utc::now();
+        let applied = review::apply(&mut draft, sub, &actor.name, now, !actor.rights.my_number, &required)?;
+        if let CaseChoice::Case(no) = choice
+            && self.load_case(&self.case_key(no))?.is_none()
+        {
+            return Err(ReviewError::Refused(format!("受給者番号 {no} は台帳にありません")).into());
+        }
+        let json = serde_json::to_vec(&draft).map_err(corrupt)?;
+        let text = crate::index::normalise(&draft.index_text());
+        let status = match applied.status {
+            ReviewStatus::Verified => "verified",
+            ReviewStatus::SecondLook => "second_look",
+        };
+        let mut changed = rec.clone();
+        if applied.status == ReviewStatus::Verified {
+            // Verification makes the record: its last change is now (the retention clock of
+            // "no change for 5 years" starts here).
+            changed.last_changed_at = Some(now);
+            changed.retention = Some(self.retention_for(&changed)?);
+        }
+        let outcome = format!("{status} corrections {}", applied.corrections);
+        let updated = self.store.replace_blobs(
+            &changed,
+            &[(BlobRole::Draft, &json), (BlobRole::Text, text.as_bytes())],
+            Event::new(&actor.name, "draft.review", id.as_str(), &outcome),
+        )?;
+        self.store.put_docs(
+            &[(REVIEWED.to_owned(), id.as_str().to_owned(), status.as_bytes().to_vec())],
+            Event::new(&actor.name, "review.status", id.as_str(), status),
+        )?;
+        self.index.put(&self.index_doc(&updated, &text, Some(&draft)))?;
+        if applied.status == ReviewStatus::Verified && draft.case.is_none() {
+            self.settle_case(actor, &updated, draft, choice)?;
+        }
+        Ok(applied)
+    }
+
+    fn settle_case(&self, actor: &Actor, rec: &Record, draft: Draft, choice: &CaseChoice) -> Result<()> {
+        use crate::cases::{CaseLink, LinkMethod};
+        let now = chrono::Utc::now();
+        let link =
+            |recipient_no: String, how: LinkMethod| CaseLink { recipient_no, how, by: actor.name.clone(), at: now };
+        match choice {
+            CaseChoice::Case(no) => {
+                self.write_link(rec, draft, link(no.clone(), LinkMethod::Reviewer))?;
+            }
+            CaseChoice::Provisional => {
+                self.provisional_case(actor, &rec.id)?;
+            }
+            CaseChoice::Automatic => {
+                if let Some((no, how)) = self.match_draft(&draft)?.automatic() {
+                    self.write_link(rec, draft, link(no, how))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

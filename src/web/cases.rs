@@ -1,0 +1,288 @@
+//! The case page (受給者台帳の記録: documents, history, inquiries log, status) and the data
+//! subject's requests (find the person, export an encrypted package, suspend). URLs carry the
+//! case's keyed-hash id, never the recipient number; lookups by name, birth date or My Number
+//! are POSTed so the values never sit in an address or a browser's history.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+
+use super::guard::Ctx;
+use super::{AppState, Nav, WebError, blocking, render};
+use crate::app::PersonQuery;
+use crate::auth::{Function, Level, Role};
+use crate::cases::CaseStatus;
+use crate::index::vocab::{FORMS, label_of};
+
+struct PageRow {
+    id: String,
+    form: String,
+    received: String,
+    review: String,
+    link: String,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    nav: Option<Nav>,
+    key: String,
+    c: crate::cases::CaseFields,
+    provisional: bool,
+    suspended: bool,
+    source: String,
+    updated: String,
+    pages: Vec<PageRow>,
+    history: Vec<(String, String, String, String)>,
+    inquiries: Vec<crate::cases::Inquiry>,
+    statuses: Vec<(&'static str, &'static str)>,
+    steps: Vec<(&'static str, bool)>,
+    can_update: bool,
+    can_export: bool,
+    today: String,
+    message: Option<String>,
+}
+
+fn key_ok(key: &str) -> Result<String, WebError> {
+    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| key.to_owned()).ok_or(WebError::NotFound)
+}
+
+async fn case_page(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    key: String,
+    message: Option<String>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let f = blocking(state, move |h| h.case_file(&actor, &key)).await?;
+    let status = f.case.current.status;
+    let steps = [CaseStatus::Received, CaseStatus::UnderReview, CaseStatus::Approved, CaseStatus::Notified]
+        .into_iter()
+        .map(|s| {
+            let reached = match (s, status) {
+                (CaseStatus::Approved, CaseStatus::Rejected) => true,
+                _ => order(status) >= order(s),
+            };
+            (if s == CaseStatus::Approved && status == CaseStatus::Rejected { "非認定" } else { s.label_ja() }, reached)
+        })
+        .collect();
+    let pages = f
+        .pages
+        .iter()
+        .map(|p| PageRow {
+            id: p.id.to_string(),
+            form: label_of(FORMS, &p.form).to_owned(),
+            received: p.received_at.format("%Y-%m-%d").to_string(),
+            review: p.review.map_or("未確認", |r| r.label_ja()).to_owned(),
+            link: p.link.as_ref().map(|l| l.how.label_ja()).unwrap_or_default(),
+        })
+        .collect();
+    let history = f
+        .case
+        .history
+        .iter()
+        .rev()
+        .map(|v| {
+            (
+                v.valid_until.format("%Y-%m-%d %H:%M").to_string(),
+                v.fields.status.label_ja().to_owned(),
+                v.fields.application_no.clone(),
+                v.source.clone(),
+            )
+        })
+        .collect();
+    render(&CasePage {
+        nav: Some(Nav::of(ctx)),
+        key: f.key.clone(),
+        c: f.case.current.clone(),
+        provisional: f.case.provisional,
+        suspended: f.suspended,
+        source: f.case.source.clone(),
+        updated: f.case.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+        pages,
+        history,
+        inquiries: f.case.inquiries.clone(),
+        statuses: CaseStatus::ALL.iter().map(|s| (s.key(), s.label_ja())).collect(),
+        steps,
+        can_update: ctx.actor.rights.allows(Function::Cases, Level::Update),
+        can_export: ctx.actor.rights.allows(Function::Export, Level::Update),
+        today: chrono::Local::now().date_naive().to_string(),
+        message,
+    })
+}
+
+fn order(s: CaseStatus) -> u8 {
+    match s {
+        CaseStatus::Received => 0,
+        CaseStatus::UnderReview => 1,
+        CaseStatus::Approved | CaseStatus::Rejected => 2,
+        CaseStatus::Notified => 3,
+    }
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(key): Path<String>,
+) -> Result<Html<String>, WebError> {
+    case_page(&state, &ctx, key_ok(&key)?, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct StatusForm {
+    status: String,
+}
+
+pub async fn set_status(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(key): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Result<Response, WebError> {
+    let key = key_ok(&key)?;
+    let status = CaseStatus::parse(&f.status)
+        .ok_or_else(|| WebError::BadRequest(format!("状態「{}」はありません", f.status)))?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    blocking(&state, move |h| h.set_case_status(&actor, &k, status)).await?;
+    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct InquiryForm {
+    on: String,
+    channel: String,
+    note: String,
+}
+
+pub async fn add_inquiry(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(key): Path<String>,
+    Form(f): Form<InquiryForm>,
+) -> Result<Response, WebError> {
+    let key = key_ok(&key)?;
+    let on =
+        f.on.trim().parse().map_err(|_| WebError::BadRequest(format!("日付: 「{}」は日付ではありません", f.on)))?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    blocking(&state, move |h| h.add_inquiry(&actor, &k, on, &f.channel, &f.note)).await?;
+    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct SuspendForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `suspend` (閲覧停止, with a reason) or `unsuspend`.
+pub async fn suspension(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path((key, action)): Path<(String, String)>,
+    Form(f): Form<SuspendForm>,
+) -> Result<Response, WebError> {
+    let key = key_ok(&key)?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    let lifted = blocking(&state, move |h| {
+        let no = h.case_file(&actor, &k)?.case.current.recipient_no;
+        match action.as_str() {
+            "suspend" => h.suspend(&actor, &no, &f.reason).map(|()| false),
+            "unsuspend" => h.lift_suspension(&actor, &no).map(|_| true),
+            _ => Err(crate::error::Error::NotFound(action)),
+        }
+    })
+    .await?;
+    // A suspended person is hidden from the officer who suspended them (unless security).
+    let visible = lifted || ctx.actor.role == Some(Role::SecurityOfficer);
+    Ok(Redirect::to(&if visible { format!("/cases/{key}") } else { "/persons?suspended=1".to_owned() }).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExportForm {
+    password: String,
+}
+
+/// The data subject's package: an AES-256 encrypted ZIP (needs a recent second factor).
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(key): Path<String>,
+    Form(f): Form<ExportForm>,
+) -> Result<Response, WebError> {
+    let key = key_ok(&key)?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    let bytes = blocking(&state, move |h| h.export_person(&actor, &k, &f.password)).await?;
+    let disposition = format!("attachment; filename=\"kaiji-{}.zip\"", &key[..8]);
+    Ok(([(header::CONTENT_TYPE, "application/zip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "persons.html")]
+struct PersonsPage {
+    nav: Option<Nav>,
+    found: Option<Vec<(String, String, String)>>,
+    can_my_number: bool,
+    message: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct PersonsQuery {
+    #[serde(default)]
+    suspended: String,
+}
+
+pub async fn persons(
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<PersonsQuery>,
+) -> Result<Html<String>, WebError> {
+    let message = (!q.suspended.is_empty())
+        .then(|| "閲覧停止にしました。以後この方の記録は情報セキュリティ責任者のみが参照できます。".to_owned());
+    render(&PersonsPage { nav: Some(Nav::of(&ctx)), found: None, can_my_number: ctx.actor.rights.my_number, message })
+}
+
+#[derive(serde::Deserialize)]
+pub struct FindForm {
+    #[serde(default)]
+    recipient_no: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    my_number: String,
+}
+
+pub async fn find(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<FindForm>,
+) -> Result<Html<String>, WebError> {
+    let q = if !f.recipient_no.trim().is_empty() {
+        PersonQuery::Recipient(f.recipient_no.trim().to_owned())
+    } else if !f.my_number.trim().is_empty() {
+        PersonQuery::MyNumber(f.my_number.trim().to_owned())
+    } else if !f.name.trim().is_empty() {
+        let birth = crate::drafts::parse_date(&f.birth_date)
+            .ok_or_else(|| WebError::BadRequest(format!("生年月日: 「{}」は日付ではありません", f.birth_date)))?;
+        PersonQuery::NameBirth { name: f.name.trim().to_owned(), birth }
+    } else {
+        return Err(WebError::BadRequest("受給者番号、氏名と生年月日、または個人番号を入力してください。".into()));
+    };
+    let actor = ctx.actor.clone();
+    let found = blocking(&state, move |h| h.find_person(&actor, &q)).await?;
+    render(&PersonsPage {
+        nav: Some(Nav::of(&ctx)),
+        found: Some(found),
+        can_my_number: ctx.actor.rights.my_number,
+        message: None,
+    })
+}
