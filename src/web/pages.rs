@@ -20,6 +20,8 @@ struct ResultRow {
     received: String,
     form: String,
     case_href: Option<String>,
+    /// The case page (`/cases/<key>`), for users who may see cases.
+    case_page: Option<String>,
     status: Option<String>,
     snippet_html: String,
 }
@@ -164,7 +166,9 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
     if (page + 1) * PER_PAGE < found.total {
         v.next_href = Some(search_href(&query, &params.sort, &group, page + 1));
     }
+    let can_cases = ctx.actor.rights.allows(crate::auth::Function::Cases, crate::auth::Level::View);
     let row = |r: crate::index::Hit| ResultRow {
+        case_page: r.case_no.as_deref().filter(|_| can_cases).map(|c| format!("/cases/{}", state.hozon.case_key_of(c))),
         record_id: r.record_id,
         received: jst(r.received),
         form: label_of(FORMS, &r.form).to_owned(),

@@ -4,7 +4,9 @@
 use hozon::app::SearchOptions;
 use std::path::Path;
 
-use crate::util::{TestEnv, synth};
+use hozon::app::CaseChoice;
+
+use crate::util::{TestEnv, synth, synth_page, truthful};
 
 /// Needles shorter than this could occur by chance in megabytes of ciphertext.
 const MIN_NEEDLE_BYTES: usize = 6;
@@ -62,6 +64,29 @@ fn nothing_personal_on_disk_after_ingest_search_and_reindex() {
     let actor = hozon::auth::Actor::operator("t");
     let name = synth().truth[0]["fields"]["name"].as_str().unwrap().replace('　', "");
     assert!(!h.search(&actor, &SearchOptions::new(&name, 10)).unwrap().results.is_empty());
+    // Review, case linkage and the data subject's steps write drafts, corrections, cases,
+    // links and logs: all sealed or keyed hashes.
+    let rev = hozon::auth::Actor::with_role("rev", hozon::auth::Role::Reviewer);
+    let (app1, t1) = synth_page(&h, 0);
+    let (mn1, tmn) = synth_page(&h, 2);
+    let csv = format!(
+        "受給者番号,氏名,フリガナ,生年月日,住所,個人番号\n1300001,{},{},{},{},{}\n",
+        t1["name"], t1["kana"], t1["birth_date"], t1["address"], tmn["my_number"]
+    );
+    h.import_cases(&rev, csv.as_bytes(), "export.csv").unwrap();
+    let mut sub = truthful(&t1);
+    sub.values.insert("address".into(), format!("{}（訂正前）", t1["address"]));
+    sub.second_look.insert("name".into());
+    h.submit_review(&rev, &app1, &sub, &CaseChoice::Automatic).unwrap();
+    h.submit_review(&rev, &app1, &truthful(&t1), &CaseChoice::Automatic).unwrap();
+    h.submit_review(&rev, &mn1, &truthful(&tmn), &CaseChoice::Automatic).unwrap();
+    let (app2, t2) = synth_page(&h, 4);
+    h.submit_review(&rev, &app2, &truthful(&t2), &CaseChoice::Provisional).unwrap();
+    let key = h.case_key_of("1300001");
+    assert_eq!(h.case_file(&rev, &key).unwrap().pages.len(), 2, "both pages linked");
+    h.add_inquiry(&rev, &key, "2026-11-25".parse().unwrap(), "電話", &format!("{}様より電話", t1["name"])).unwrap();
+    h.correct_value(&rev, &app1, "phone", "03-1234-5678", "訂正請求").unwrap();
+    h.suspend(&rev, "1300001", "利用停止請求").unwrap();
     h.reindex(&actor, |_, _| {}).unwrap();
     drop(h);
     let needles = needles();

@@ -7,36 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use hozon::Hozon;
 use hozon::app::{CaseChoice, PersonQuery, QueueFilter, SearchOptions};
 use hozon::auth::{Actor, Role};
 use hozon::cases::LinkMethod;
 use hozon::drafts::review::{ReviewError, ReviewStatus, Submission};
-use hozon::store::RecordId;
 
-use crate::util::{Browser, TestEnv, synth};
-
-/// Record id and truth fields of synthetic page `i`.
-fn page(h: &Hozon, i: usize) -> (RecordId, BTreeMap<String, String>) {
-    let t = &synth().truth[i];
-    let bytes = std::fs::read(synth().path.join(t["file"].as_str().unwrap())).unwrap();
-    let id = h.store.dedupe_lookup(&h.store.scan_fingerprint(&bytes)).unwrap().expect("stored");
-    let fields =
-        t["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
-    (id, fields)
-}
-
-/// A submission that sets every field to the truth (My Number typed twice).
-fn truthful(fields: &BTreeMap<String, String>) -> Submission {
-    let mut sub = Submission::default();
-    for (k, v) in fields {
-        sub.values.insert(k.clone(), v.clone());
-        if k == "my_number" {
-            sub.my_number_confirm = v.clone();
-        }
-    }
-    sub
-}
+use crate::util::{Browser, TestEnv, synth_page as page, truthful};
 
 fn csv_row(no: &str, f: &BTreeMap<String, String>, address: &str, my_number: &str) -> String {
     format!(

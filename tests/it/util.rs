@@ -238,3 +238,26 @@ impl TestEnv {
             .unwrap()
     }
 }
+
+/// Record id and truth fields of synthetic page `i`.
+pub fn synth_page(h: &Hozon, i: usize) -> (hozon::store::RecordId, std::collections::BTreeMap<String, String>) {
+    let t = &synth().truth[i];
+    let bytes = std::fs::read(synth().path.join(t["file"].as_str().unwrap())).unwrap();
+    let id = h.store.dedupe_lookup(&h.store.scan_fingerprint(&bytes)).unwrap().expect("stored");
+    let fields =
+        t["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
+    (id, fields)
+}
+
+/// A submission that sets every field to the truth (My Number typed twice).
+pub fn truthful(fields: &std::collections::BTreeMap<String, String>) -> hozon::drafts::review::Submission {
+    let mut sub = hozon::drafts::review::Submission::default();
+    for (k, v) in fields {
+        sub.values.insert(k.clone(), v.clone());
+        if k == "my_number" {
+            sub.my_number_confirm = v.clone();
+        }
+    }
+    sub
+}
+
