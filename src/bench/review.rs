@@ -45,6 +45,8 @@ pub struct Figures {
     /// After review, fields that still differ from the truth (should be 0).
     pub wrong_after_review: usize,
     pub auto_linked: usize,
+    /// Automatic links by how they were made (recipient number, My Number, other sheet, scored).
+    pub auto_by: BTreeMap<String, usize>,
     pub wrong_auto_links: usize,
     pub reviewer_linked: usize,
     pub provisional_cases: usize,
@@ -117,28 +119,26 @@ fn truth_of(dir: &Path) -> anyhow::Result<Vec<(String, Truth)>> {
         .collect()
 }
 
-/// The subsidy system's export for every other applicant (odd submissions), with the My
-/// Number for every fourth, so exact, hash and fuzzy links and new applicants all occur.
+/// The subsidy system's export: every applicant who is already a recipient (a renewal or a
+/// change writes the recipient number on the form), with the My Number for every other one,
+/// so number, hash, sheet and scored links all occur; first applications (新規) are new.
 fn register(h: &Hozon, truth: &[(String, Truth)]) -> anyhow::Result<BTreeMap<u64, String>> {
     let mut rows = BTreeMap::new();
     for (_, t) in truth {
-        if t.submission % 2 == 0 || rows.contains_key(&t.submission) {
-            continue;
-        }
         let f = |n: &str| t.fields.get(n).cloned().unwrap_or_default();
-        let Some(birth_date) = crate::drafts::parse_date(&f("birth_date")) else { continue };
-        if f("kana").is_empty() {
+        if f("recipient_no").is_empty() || rows.contains_key(&t.submission) {
             continue;
         }
+        let Some(birth_date) = crate::drafts::parse_date(&f("birth_date")) else { continue };
         let mn = truth
             .iter()
             .find(|(_, o)| o.submission == t.submission && o.fields.contains_key("my_number"))
             .map(|(_, o)| o.fields["my_number"].clone())
-            .filter(|_| t.submission % 4 == 1);
+            .filter(|_| t.submission % 2 == 1);
         rows.insert(
             t.submission,
             CaseFields {
-                recipient_no: format!("{}", 1_300_000 + t.submission),
+                recipient_no: f("recipient_no"),
                 application_no: format!("R8-{:05}", t.submission),
                 name: f("name"),
                 kana: f("kana"),
@@ -205,8 +205,10 @@ pub fn run(h: &Hozon, dir: &Path, jobs: usize, progress: bool) -> anyhow::Result
         let auto = view.case_match.automatic();
         let choice = match (&auto, &want_case) {
             _ if view.draft.case.is_some() => CaseChoice::Automatic,
-            (Some((got, _)), Some(want)) if got == want => {
+            (Some((got, how)), Some(want)) if got == want => {
                 f.auto_linked += 1;
+                let key = serde_json::to_value(how).ok().and_then(|v| v["by"].as_str().map(str::to_owned));
+                *f.auto_by.entry(key.unwrap_or_default()).or_default() += 1;
                 CaseChoice::Automatic
             }
             (a, Some(want)) => {
@@ -276,6 +278,8 @@ pub fn print(f: &Figures) {
         "  case links: automatic {} (wrong {}), confirmed by the reviewer {}, provisional cases {}",
         f.auto_linked, f.wrong_auto_links, f.reviewer_linked, f.provisional_cases
     );
+    let by: Vec<String> = f.auto_by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("  automatic links by: {}", by.join(", "));
     println!("  review calls {:.1} ms per form; ingest {:.1} s", f.api_ms_per_form, f.ingest_seconds);
 }
 

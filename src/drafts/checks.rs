@@ -100,6 +100,7 @@ fn value<'a>(draft: &'a Draft, field: &str) -> Option<&'a str> {
 
 /// Runs every check whose fields the draft has.
 pub fn cross_check(draft: &mut Draft) {
+    recipient_number_fits_application_type(draft);
     let l = lists();
     if let Some(code) = value(draft, "postal_code").map(|c| c.replace('-', "")) {
         match l.postal.get(&code) {
@@ -185,6 +186,23 @@ pub fn cross_check(draft: &mut Draft) {
     }
 }
 
+/// A renewal or change (更新・変更) names the recipient's number; a first application (新規)
+/// has none yet. Either way round is worth a look (a tick in the wrong box, a number missed).
+fn recipient_number_fits_application_type(draft: &mut Draft) {
+    let Some(kind) = draft.field("application_type").map(|f| f.value.clone()) else { return };
+    if draft.field("recipient_no").is_none() {
+        return;
+    }
+    let has_number = value(draft, "recipient_no").is_some();
+    match (kind.as_str(), has_number) {
+        ("更新" | "変更", false) => {
+            flag(draft, "recipient_no", format!("{kind}の申請ですが受給者番号がありません"))
+        }
+        ("新規", true) => flag(draft, "recipient_no", "新規の申請ですが受給者番号が記入されています".into()),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +228,17 @@ mod tests {
 
     fn flags(d: &Draft, name: &str) -> usize {
         d.field(name).unwrap().flags.len()
+    }
+
+    #[test]
+    fn a_renewal_names_its_recipient_number_and_a_first_application_does_not() {
+        for (kind, number, flagged) in
+            [("更新", "1312345", 0), ("変更", "", 1), ("新規", "", 0), ("新規", "1312345", 1)]
+        {
+            let mut d = draft(vec![f("application_type", kind), f("recipient_no", number)]);
+            cross_check(&mut d);
+            assert_eq!(flags(&d, "recipient_no"), flagged, "{kind} {number:?}");
+        }
     }
 
     #[test]

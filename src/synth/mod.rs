@@ -156,6 +156,7 @@ fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
             choice("申請区分", "application_type", &APPLICATION_TYPES, &p.application_type),
             checkbox("高額かつ長期", "high_cost", "該当する", p.high_cost),
             checkbox("人工呼吸器等装着", "ventilator", "該当する", p.ventilator),
+            hand("受給者番号", "recipient_no", &p.recipient_no),
         ],
         Form::MyNumber => vec![
             hand("フリガナ", "kana", &p.kana),

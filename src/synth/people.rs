@@ -86,6 +86,8 @@ pub struct Person {
     pub insured_number: String,
     /// 申請区分: 新規, 更新 or 変更 (a choice of three boxes).
     pub application_type: String,
+    /// 受給者番号: a renewing or changing recipient writes theirs (7 digits); empty for 新規.
+    pub recipient_no: String,
     /// Checkboxes: 高額かつ長期 and 人工呼吸器等装着者.
     pub high_cost: bool,
     pub ventilator: bool,
@@ -153,7 +155,7 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
     let applied = NaiveDate::from_ymd_opt(2026, 4, 1).expect("date") + chrono::Duration::days(rng.gen_range(0..200));
     let doctor_sur = r.surnames.choose(rng).expect("surnames");
     let doctor_given = r.male.choose(rng).expect("names");
-    Person {
+    let mut p = Person {
         name: format!("{}　{}", sur.kanji, given.kanji),
         kana: format!("{}　{}", sur.katakana, given.katakana),
         sex: if male { "男" } else { "女" }.into(),
@@ -166,6 +168,7 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         insurer_number: format!("{}{}", ["01", "06", "31", "67"].choose(rng).expect("x"), digits(rng, 6)),
         insured_symbol: digits(rng, 8),
         insured_number: digits(rng, 3),
+        recipient_no: String::new(),
         application_type: ["新規", "更新", "変更"][rng.gen_range(0..3)].into(),
         high_cost: rng.gen_bool(0.3),
         ventilator: rng.gen_bool(0.1),
@@ -174,7 +177,15 @@ pub(crate) fn person(r: &Reference, rng: &mut impl Rng) -> Person {
         application_date: jp::format_era(applied).expect("Reiwa"),
         hospital: HOSPITALS.choose(rng).expect("x").to_string(),
         doctor: format!("{}　{}", doctor_sur.kanji, doctor_given.kanji),
+    };
+    // Derived, not drawn: the recipient number is a function of the person, so the random
+    // stream (hence every other synthetic value of a seed) stays as it was.
+    if p.application_type != "新規" {
+        let h = blake3::hash(format!("{}{}", p.name, p.birth_date).as_bytes());
+        p.recipient_no =
+            format!("13{:05}", u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) % 100_000);
     }
+    p
 }
 
 #[cfg(test)]

@@ -108,7 +108,8 @@ fn reviewer_verifies_a_form_with_the_keyboard_only() {
     want.insert("my_number".into(), serde_json::Value::String(paper.clone()));
     drop(h);
     let (server, base) = serve(&env);
-    let out = node("review.mjs", &[&base, "rev02", &password, id.as_str(), &serde_json::Value::Object(want).to_string()]);
+    let out =
+        node("review.mjs", &[&base, "rev02", &password, id.as_str(), &serde_json::Value::Object(want).to_string()]);
     drop(server);
     let h = env.open();
     let d = h.review_view(&actor, &id).unwrap().draft;

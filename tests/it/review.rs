@@ -34,7 +34,7 @@ fn without_my_number(name: &str) -> Actor {
 fn reviewers_verify_correct_and_link_pages_to_cases() {
     let env = TestEnv::new();
     let h = env.open();
-    env.ingest_first(&h, 12);
+    env.ingest_first(&h, 16);
     let rev = Actor::with_role("rev", Role::Reviewer);
     let (app1, t1) = page(&h, 0); // submission 1: application sheet 1
     let (mn1, tmn1) = page(&h, 2); // submission 1: My Number form
@@ -43,21 +43,24 @@ fn reviewers_verify_correct_and_link_pages_to_cases() {
     let (app3b, _) = page(&h, 9); // submission 3: sheet 2
     // The register: applicant 1 with their My Number; applicant 2 twice (namesakes born the
     // same day, at different addresses); applicant 3 unknown.
+    let (app4, t4) = page(&h, 12); // submission 4: application sheet 1
     let csv = format!(
-        "{HEADER}{}{}{}",
+        "{HEADER}{}{}{}{}",
         csv_row("1300001", &t1, &t1["address"], &tmn1["my_number"]),
         csv_row("1300002", &t2, &t2["address"], ""),
         csv_row("1300003", &t2, "東京都八王子市元本郷町3丁目24番1号", ""),
+        // Applicant 4 is registered under another address: only the number can tell.
+        csv_row("1300004", &t4, "東京都町田市森野2丁目2番22号", ""),
     );
     let r = h.import_cases(&rev, csv.as_bytes(), "export.csv").unwrap();
-    assert_eq!((r.created, r.errors.len()), (3, 0), "{:?}", r.errors);
+    assert_eq!((r.created, r.errors.len()), (4, 0), "{:?}", r.errors);
 
     // The queue: every recognised page, oldest first; filters by form and batch.
     let (total, items) = h.review_queue(&rev, &QueueFilter::default(), 100).unwrap();
-    assert_eq!(total, 12);
+    assert_eq!(total, 16);
     assert!(items.windows(2).all(|w| w[0].received_at <= w[1].received_at));
     let only_mn = QueueFilter { form: Some("my_number_form".into()), ..Default::default() };
-    assert_eq!(h.review_queue(&rev, &only_mn, 100).unwrap().0, 3);
+    assert_eq!(h.review_queue(&rev, &only_mn, 100).unwrap().0, 4);
     let other_batch = QueueFilter { batch: Some("B20990101-001".into()), ..Default::default() };
     assert_eq!(h.review_queue(&rev, &other_batch, 100).unwrap().0, 0);
     let mailroom = Actor::with_role("mail", Role::Mailroom);
@@ -139,6 +142,14 @@ fn reviewers_verify_correct_and_link_pages_to_cases() {
     let follow = h.case_match(&rev, &app3b).unwrap().automatic().expect("the other sheet follows");
     assert_eq!(follow.0, prov.recipient_no);
     assert!(h.case_file(&rev, &h.case_key_of(&prov.recipient_no)).unwrap().case.provisional);
+    // A renewal: the recipient number on the form links exactly (and a different number is
+    // not overruled by a matching name).
+    let mut renewal = truthful(&t4);
+    renewal.values.insert("application_type".into(), "更新".into());
+    renewal.values.insert("recipient_no".into(), "1300004".into());
+    h.submit_review(&rev, &app4, &renewal, &CaseChoice::Automatic).unwrap();
+    let link = h.review_view(&rev, &app4).unwrap().draft.case.unwrap();
+    assert_eq!((link.recipient_no.as_str(), link.how), ("1300004", LinkMethod::RecipientNumber));
     // Linking to a case that does not exist is refused.
     assert!(h.link_page(&rev, &app3b, "1399999").is_err());
 }

@@ -260,4 +260,3 @@ pub fn truthful(fields: &std::collections::BTreeMap<String, String>) -> hozon::d
     }
     sub
 }
-
