@@ -66,7 +66,9 @@ impl Hozon {
         let policies = crate::retention::policy::PolicySet::load_dir(&crate::retention::policy::default_dir())?;
         let store = Store::open(data, key_file)?;
         let index = SearchIndex::open(store.index_directory()?)?;
-        Hozon::assemble(store, index, config, policies)
+        let h = Hozon::assemble(store, index, config, policies)?;
+        h.build_review_queue()?;
+        Ok(h)
     }
 
     /// Creates a data directory with its key file and the first administrator; returns the

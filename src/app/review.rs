@@ -13,9 +13,6 @@ use crate::error::{Error, Result};
 use crate::forms::template::FieldType;
 use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
 
-/// `review/<record id>` → status key: lets the queue skip verified pages without opening them.
-const REVIEWED: &str = "review";
-
 /// Which drafts the queue shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueFilter {
@@ -81,42 +78,59 @@ impl Hozon {
         }
     }
 
-    /// Drafts not yet verified, oldest first (review=view).
+    /// Drafts not yet verified, oldest first (review=view): a walk of the review queue, which
+    /// holds only the backlog. Returns the number matching and the first `limit` of them.
     pub fn review_queue(&self, actor: &Actor, filter: &QueueFilter, limit: usize) -> Result<(usize, Vec<QueueItem>)> {
         actor.require(Function::Review, Level::View)?;
         let mut items = Vec::new();
-        for rec in self.store.records() {
-            let rec = rec?;
-            if rec.state != RecordState::Stored
-                || rec.kind != RecordKind::Page
-                || !rec.blobs.iter().any(|b| b.role == BlobRole::Draft)
-                || filter.batch.as_ref().is_some_and(|b| rec.batch.as_ref() != Some(b))
-                || filter.form.as_ref().is_some_and(|f| &rec.class != f)
+        let mut total = 0;
+        for entry in self.store.queue() {
+            let (id, e) = entry?;
+            if filter.batch.as_ref().is_some_and(|b| e.batch.as_ref() != Some(b))
+                || filter.form.as_ref().is_some_and(|f| &e.form != f)
+                || (filter.second_look && !e.second_look)
             {
                 continue;
             }
-            let status = self.store.get_doc(REVIEWED, rec.id.as_str())?;
-            let second_look = match status.as_deref() {
-                Some(b"verified") => continue,
-                Some(b"second_look") => true,
-                _ => false,
-            };
-            if filter.second_look && !second_look {
+            // A page disposed of since (or being disposed of) is not work.
+            if items.len() < limit && !self.store.record(&id)?.is_some_and(|r| r.state == RecordState::Stored) {
                 continue;
             }
-            items.push(QueueItem {
-                id: rec.id.clone(),
-                received_at: rec.received_at,
-                form: rec.class.clone(),
-                batch: rec.batch.clone(),
-                second_look,
-            });
+            total += 1;
+            if items.len() < limit {
+                items.push(QueueItem {
+                    id,
+                    received_at: e.received_at,
+                    form: e.form,
+                    batch: e.batch,
+                    second_look: e.second_look,
+                });
+            }
         }
-        items.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.as_str().cmp(b.id.as_str())));
-        let total = items.len();
-        items.truncate(limit);
-        self.store.audit(Event::new(&actor.name, "review.queue", &format!("{total} drafts"), "ok"))?;
+        self.store.audit_unflushed(Event::new(&actor.name, "review.queue", &format!("{total} drafts"), "ok"))?;
         Ok((total, items))
+    }
+
+    /// Builds the review queue of a store made before it existed: every recognised page
+    /// whose draft is not verified. Runs once, on open.
+    pub(crate) fn build_review_queue(&self) -> Result<()> {
+        if self.store.queue_built()? {
+            return Ok(());
+        }
+        for rec in self.store.records() {
+            let rec = rec?;
+            if rec.state != RecordState::Stored || rec.kind != RecordKind::Page {
+                continue;
+            }
+            let Some(d) = self.draft_of(&rec)? else { continue };
+            match d.review.map(|r| r.status) {
+                Some(ReviewStatus::Verified) => {}
+                Some(ReviewStatus::SecondLook) => self.store.queue_mark(&rec, Some(true))?,
+                None => self.store.queue_mark(&rec, Some(false))?,
+            }
+        }
+        self.store.set_queue_built()?;
+        Ok(())
     }
 
     /// The next draft in the queue after `after` (or the first), with the same filter.
@@ -126,7 +140,7 @@ impl Hozon {
         filter: &QueueFilter,
         after: Option<&RecordId>,
     ) -> Result<Option<RecordId>> {
-        let (_, items) = self.review_queue(actor, filter, usize::MAX)?;
+        let (_, items) = self.review_queue(actor, filter, 2)?;
         Ok(items.into_iter().map(|i| i.id).find(|id| Some(id) != after))
     }
 
@@ -215,10 +229,7 @@ impl Hozon {
             &[(BlobRole::Draft, &json), (BlobRole::Text, text.as_bytes())],
             Event::new(&actor.name, "draft.review", id.as_str(), &outcome),
         )?;
-        self.store.put_docs(
-            &[(REVIEWED.to_owned(), id.as_str().to_owned(), status.as_bytes().to_vec())],
-            Event::new(&actor.name, "review.status", id.as_str(), status),
-        )?;
+        self.store.queue_mark(&updated, (applied.status == ReviewStatus::SecondLook).then_some(true))?;
         self.index.put(&self.index_doc(&updated, &text, Some(&draft)))?;
         if applied.status == ReviewStatus::Verified && draft.case.is_none() {
             self.settle_case(actor, &updated, draft, choice)?;

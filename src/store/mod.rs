@@ -97,6 +97,10 @@ pub struct Store {
     /// `batch id \0 record id` → the page's outcome (see `PageOutcome`): a batch's progress
     /// is a prefix scan.
     batch_pages: sled::Tree,
+    /// The review queue: `received_at (ns, big-endian) ++ record id` → [`QueueEntry`] for every
+    /// recognised page not yet verified. Oldest first is key order, and the queue stays as
+    /// small as the backlog, however large the archive grows.
+    queue: sled::Tree,
     blobs: blobs::BlobStore,
     dedupe_key: Key,
     index_key: Key,
@@ -131,6 +135,7 @@ impl Store {
         let meta = db.open_tree("meta")?;
         meta.insert("key_check", master.seal(b"key-check", KEY_CHECK_PLAINTEXT))?;
         meta.insert("key_fingerprint", master.fingerprint().as_bytes())?;
+        meta.insert("review_queue_v1", b"1")?;
         db.flush()?;
         drop(meta);
         Store::from_db(root, key_file, db, master)
@@ -162,6 +167,7 @@ impl Store {
             docs: db.open_tree("docs")?,
             tombstones: db.open_tree("tombstones")?,
             batch_pages: db.open_tree("batch_pages")?,
+            queue: db.open_tree("review_queue")?,
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
@@ -238,10 +244,15 @@ impl Store {
     pub fn commit_stored(&self, rec: &Record, fp: &[u8; 32], event: audit::Event) -> Result<()> {
         let encoded = rec.encode();
         let now = chrono::Utc::now();
-        (&self.records, &self.dedupe, &self.meta, &self.audit)
-            .transaction(|(records, dedupe, meta, log)| {
+        let waiting = (rec.kind == RecordKind::Page && rec.blob(BlobRole::Draft).is_some())
+            .then(|| (queue_key(rec), QueueEntry::of(rec, false).encode()));
+        (&self.records, &self.dedupe, &self.meta, &self.audit, &self.queue)
+            .transaction(|(records, dedupe, meta, log, queue)| {
                 records.insert(rec.id.as_str(), encoded.as_slice())?;
                 dedupe.insert(&fp[..], rec.id.as_str())?;
+                if let Some((k, v)) = &waiting {
+                    queue.insert(k.as_slice(), v.as_slice())?;
+                }
                 audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
                 Ok(())
             })
@@ -649,6 +660,39 @@ impl Store {
         Ok(c)
     }
 
+    /// Puts `rec` in the review queue (marked for a second look or not), or takes it out
+    /// (`None`: verified). Called after the draft itself was replaced: a crash in between
+    /// leaves a verified draft listed, which the review screen shows as verified.
+    pub fn queue_mark(&self, rec: &Record, second_look: Option<bool>) -> Result<()> {
+        match second_look {
+            Some(look) => self.queue.insert(queue_key(rec), QueueEntry::of(rec, look).encode())?,
+            None => self.queue.remove(queue_key(rec))?,
+        };
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The review queue, oldest first.
+    pub fn queue(&self) -> impl Iterator<Item = Result<(RecordId, QueueEntry)>> + '_ {
+        self.queue.iter().map(|kv| {
+            let (k, v) = kv?;
+            let id = RecordId::from_stored(&k[8..]);
+            let entry = serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("review queue: {e}")))?;
+            Ok((id, entry))
+        })
+    }
+
+    /// Whether the queue was built (stores made before it existed build it once on open).
+    pub fn queue_built(&self) -> Result<bool> {
+        Ok(self.meta.get("review_queue_v1")?.is_some())
+    }
+
+    pub fn set_queue_built(&self) -> Result<()> {
+        self.meta.insert("review_queue_v1", b"1")?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Removes blobs that no record references (crash leftovers). Returns how many.
     pub fn gc_orphans(&self) -> Result<usize> {
         let mut referenced = std::collections::HashSet::new();
@@ -789,3 +833,29 @@ fn open_master_key(key_file: &Path, check: &[u8]) -> Result<MasterKey> {
 
 #[cfg(test)]
 mod tests;
+
+fn queue_key(rec: &Record) -> Vec<u8> {
+    let ns = rec.received_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let mut k = ns.to_be_bytes().to_vec();
+    k.extend_from_slice(rec.id.as_str().as_bytes());
+    k
+}
+
+/// What the queue needs to filter without opening the record or its draft.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueEntry {
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub batch: Option<String>,
+    pub form: String,
+    pub second_look: bool,
+}
+
+impl QueueEntry {
+    fn of(rec: &Record, second_look: bool) -> QueueEntry {
+        QueueEntry { received_at: rec.received_at, batch: rec.batch.clone(), form: rec.class.clone(), second_look }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("queue entry serialises")
+    }
+}

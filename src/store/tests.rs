@@ -104,3 +104,29 @@ fn tampered_blob_is_detected_and_orphans_are_collected() {
     assert_eq!(store.gc_orphans().unwrap(), 1);
     assert!(path.exists());
 }
+
+#[test]
+fn recognised_pages_wait_in_the_review_queue_oldest_first_until_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::init(&tmp.path().join("data"), &tmp.path().join("k")).unwrap();
+    let mut ids = Vec::new();
+    for (i, text) in ["新しい", "古い", "未分類"].iter().enumerate() {
+        let (mut rec, fp) = pending_record(&store, text.as_bytes());
+        rec.received_at = chrono::Utc::now() - chrono::Duration::minutes(10 * i as i64);
+        if i < 2 {
+            let dk = store.data_key(&rec).unwrap();
+            rec.blobs.push(store.put_blob(&rec.id, &dk, BlobRole::Draft, b"{}").unwrap());
+            rec.class = "application".into();
+        }
+        rec.state = RecordState::Stored;
+        store.commit_stored(&rec, &fp, audit::Event::system("test", "x")).unwrap();
+        ids.push(rec);
+    }
+    let queued = |s: &Store| s.queue().map(|e| e.unwrap()).map(|(id, e)| (id, e.second_look)).collect::<Vec<_>>();
+    // The older page first; the page without a draft is not review work.
+    assert_eq!(queued(&store), [(ids[1].id.clone(), false), (ids[0].id.clone(), false)]);
+    store.queue_mark(&ids[1], Some(true)).unwrap();
+    store.queue_mark(&ids[0], None).unwrap();
+    assert_eq!(queued(&store), [(ids[1].id.clone(), true)]);
+    assert!(store.queue_built().unwrap(), "a new store starts with its queue");
+}
