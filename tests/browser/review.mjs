@@ -67,7 +67,13 @@ try {
   await page.keyboard.press('F2');
   if (await page.$(`li.look[data-name="${a.name}"]`)) fail('F2 again did not unmark ' + a.name);
 
-  let keys = 2;
+  // F4 shows one field at a time (only the field in focus), F4 again the whole form.
+  await page.keyboard.press('F4');
+  const shown = await page.$$eval('li.field', (ls) => ls.filter((l) => l.offsetParent !== null).length);
+  if (shown !== 1) fail('one field at a time shows ' + shown + ' fields');
+  await page.keyboard.press('F4');
+
+  let keys = 4;
   let typed = 0;
   const url = page.url();
   for (let step = 0; step < 40; step++) {

@@ -328,3 +328,57 @@ async fn the_review_screen_masks_and_saves_over_http() {
     let done = b.get(&format!("/review/{app1}")).await;
     assert!(done.body.contains("確認済"));
 }
+
+#[tokio::test]
+async fn the_case_page_and_a_data_subjects_requests_over_http() {
+    let env = TestEnv::new();
+    let h = env.open();
+    env.ingest_first(&h, 4);
+    let (app1, t1) = page(&h, 0);
+    let (mn1, tmn) = page(&h, 2);
+    let op = Actor::with_role("setup", Role::Reviewer);
+    let csv = format!("{HEADER}{}", csv_row("1300001", &t1, &t1["address"], &tmn["my_number"]));
+    h.import_cases(&op, csv.as_bytes(), "export.csv").unwrap();
+    h.submit_review(&op, &app1, &truthful(&t1), &CaseChoice::Automatic).unwrap();
+    let key = h.case_key_of("1300001");
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let app = hozon::web::router(hozon::web::AppState::new(h));
+    let mut b = Browser::new(app);
+    b.login("rev01", &temp, "reviewer-pass-2026-x").await;
+    // Found by name and birth date (posted: the values are in no address).
+    b.get("/persons").await;
+    let found = b.post("/persons", &[("name", &t1["name"]), ("birth_date", &t1["birth_date"])]).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains(&format!("/cases/{key}")), "{}", found.body);
+    let bad = b.post("/persons", &[("name", "山田"), ("birth_date", "昭和99年")]).await;
+    assert_eq!(bad.status, 400);
+    // The case page: the linked page with its thumbnail, status, history, inquiries.
+    let p = b.get(&format!("/cases/{key}")).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("受給者番号 1300001") && p.body.contains(&format!("/pages/{app1}/thumb")));
+    assert!(!p.body.contains(mn1.as_str()), "the My Number form was not reviewed, so not linked yet");
+    let s = b.post(&format!("/cases/{key}/status"), &[("status", "approved")]).await;
+    assert_eq!(s.status, 303);
+    b.get(&format!("/cases/{key}")).await;
+    b.post(
+        &format!("/cases/{key}/inquiries"),
+        &[("on", "2026-11-25"), ("channel", "電話"), ("note", "受給者証の再発行")],
+    )
+    .await;
+    let p = b.get(&format!("/cases/{key}")).await;
+    assert!(p.body.contains("<dd id=\"status\">認定</dd>") && p.body.contains("受給者証の再発行"), "{}", p.body);
+    assert!(p.body.contains("状態変更 rev01"), "the status change is in the history");
+    // The export needs a second factor, then comes as an encrypted ZIP.
+    let no = b.post(&format!("/cases/{key}/export"), &[("password", "correct-horse-battery")]).await;
+    assert_ne!(no.status, 200);
+    b.second_factor(None).await;
+    b.get(&format!("/cases/{key}")).await;
+    let z = b.post(&format!("/cases/{key}/export"), &[("password", "correct-horse-battery")]).await;
+    assert_eq!(z.status, 200, "{}", z.body);
+    assert_eq!(z.headers.get("content-type").unwrap(), "application/zip");
+    // Suspension: the case page is gone for the reviewer.
+    b.get(&format!("/cases/{key}")).await;
+    let s = b.post(&format!("/cases/{key}/suspend"), &[("reason", "利用停止請求")]).await;
+    assert_eq!((s.status.as_u16(), s.location()), (303, "/persons?suspended=1"));
+    assert_eq!(b.get(&format!("/cases/{key}")).await.status, 404);
+}
