@@ -42,6 +42,8 @@ struct CasePage {
     statuses: Vec<(&'static str, &'static str)>,
     steps: Vec<(&'static str, bool)>,
     can_update: bool,
+    /// May lift the suspension (cases=update or the security officer).
+    can_lift: bool,
     can_export: bool,
     today: String,
     message: Option<String>,
@@ -109,6 +111,8 @@ async fn case_page(
         statuses: CaseStatus::ALL.iter().map(|s| (s.key(), s.label_ja())).collect(),
         steps,
         can_update: ctx.actor.rights.allows(Function::Cases, Level::Update),
+        can_lift: ctx.actor.rights.allows(Function::Cases, Level::Update)
+            || ctx.actor.role == Some(Role::SecurityOfficer),
         can_export: ctx.actor.rights.allows(Function::Export, Level::Update),
         today: chrono::Local::now().date_naive().to_string(),
         message,
@@ -180,28 +184,41 @@ pub struct SuspendForm {
     reason: String,
 }
 
-/// `suspend` (閲覧停止, with a reason) or `unsuspend`.
-pub async fn suspension(
+/// 閲覧停止 with a reason. The person is then hidden from the officer who did it too (unless
+/// they are the security officer), so they land on the person search with a message.
+pub async fn suspend(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
-    Path((key, action)): Path<(String, String)>,
+    Path(key): Path<String>,
     Form(f): Form<SuspendForm>,
 ) -> Result<Response, WebError> {
     let key = key_ok(&key)?;
     let actor = ctx.actor.clone();
     let k = key.clone();
-    let lifted = blocking(&state, move |h| {
+    blocking(&state, move |h| {
         let no = h.case_file(&actor, &k)?.case.current.recipient_no;
-        match action.as_str() {
-            "suspend" => h.suspend(&actor, &no, &f.reason).map(|()| false),
-            "unsuspend" => h.lift_suspension(&actor, &no).map(|_| true),
-            _ => Err(crate::error::Error::NotFound(action)),
-        }
+        h.suspend(&actor, &no, &f.reason)
     })
     .await?;
-    // A suspended person is hidden from the officer who suspended them (unless security).
-    let visible = lifted || ctx.actor.role == Some(Role::SecurityOfficer);
+    let visible = ctx.actor.role == Some(Role::SecurityOfficer);
     Ok(Redirect::to(&if visible { format!("/cases/{key}") } else { "/persons?suspended=1".to_owned() }).into_response())
+}
+
+/// Lifts a suspension (cases=update, or the security officer).
+pub async fn unsuspend(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(key): Path<String>,
+) -> Result<Response, WebError> {
+    let key = key_ok(&key)?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    blocking(&state, move |h| {
+        let no = h.case_file(&actor, &k)?.case.current.recipient_no;
+        h.lift_suspension(&actor, &no)
+    })
+    .await?;
+    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
 }
 
 #[derive(serde::Deserialize)]

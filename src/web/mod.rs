@@ -206,7 +206,9 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::POST, "/cases/{key}/status", Need(Cases, Update), post(cases::set_status)),
         r(Method::POST, "/cases/{key}/inquiries", Need(Cases, Update), post(cases::add_inquiry)),
         r(Method::POST, "/cases/{key}/export", Need2fa(Export, Update), post(cases::export)),
-        r(Method::POST, "/cases/{key}/{action}", Need(Cases, Update), post(cases::suspension)),
+        r(Method::POST, "/cases/{key}/suspend", Need(Cases, Update), post(cases::suspend)),
+        // The security officer lifts suspensions too (checked again in `lift_suspension`).
+        r(Method::POST, "/cases/{key}/unsuspend", Need(Cases, View), post(cases::unsuspend)),
         r(Method::GET, "/admin/users", Need2fa(Users, View), get(admin::list)),
         r(Method::GET, "/admin/users.csv", Need2fa(Users, View), get(admin::csv)),
         r(Method::POST, "/admin/users", Need2fa(Users, Update), post(admin::create)),

@@ -342,8 +342,9 @@ async fn the_case_page_and_a_data_subjects_requests_over_http() {
     h.submit_review(&op, &app1, &truthful(&t1), &CaseChoice::Automatic).unwrap();
     let key = h.case_key_of("1300001");
     let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let temp_sec = env.add_user(&h, "sec01", Role::SecurityOfficer);
     let app = hozon::web::router(hozon::web::AppState::new(h));
-    let mut b = Browser::new(app);
+    let mut b = Browser::new(app.clone());
     b.login("rev01", &temp, "reviewer-pass-2026-x").await;
     // Found by name and birth date (posted: the values are in no address).
     b.get("/persons").await;
@@ -381,4 +382,12 @@ async fn the_case_page_and_a_data_subjects_requests_over_http() {
     let s = b.post(&format!("/cases/{key}/suspend"), &[("reason", "利用停止請求")]).await;
     assert_eq!((s.status.as_u16(), s.location()), (303, "/persons?suspended=1"));
     assert_eq!(b.get(&format!("/cases/{key}")).await.status, 404);
+    // The security officer still sees the case, and lifts the suspension.
+    let mut sec = Browser::new(app);
+    sec.login("sec01", &temp_sec, "security-pass-2026-x").await;
+    let p = sec.get(&format!("/cases/{key}")).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("閲覧停止中") && p.body.contains("id=\"unsuspend\""));
+    assert_eq!(sec.post(&format!("/cases/{key}/unsuspend"), &[]).await.status, 303);
+    assert_eq!(b.get(&format!("/cases/{key}")).await.status, 200, "visible again");
 }
