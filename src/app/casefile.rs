@@ -140,6 +140,18 @@ impl Hozon {
         self.save_case(key, &case, Event::new(&actor.name, "case.inquiry", key, "ok"))
     }
 
+    /// 閲覧停止 of the person of case `key` (see `suspend`).
+    pub fn suspend_case(&self, actor: &Actor, key: &str, reason: &str) -> Result<()> {
+        let (case, _) = self.visible_case(actor, key)?;
+        self.suspend(actor, &case.current.recipient_no, reason)
+    }
+
+    /// Lifts the suspension of the person of case `key` (see `lift_suspension`).
+    pub fn lift_case_suspension(&self, actor: &Actor, key: &str) -> Result<bool> {
+        let (case, _) = self.visible_case(actor, key)?;
+        self.lift_suspension(actor, &case.current.recipient_no)
+    }
+
     /// Finds the cases held on one person (cases=view; by My Number only with the right).
     /// Returns case keys with the recipient number and name.
     pub fn find_person(&self, actor: &Actor, q: &PersonQuery) -> Result<Vec<(String, String, String)>> {

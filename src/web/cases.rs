@@ -141,19 +141,34 @@ pub struct StatusForm {
     status: String,
 }
 
+/// Runs `f` on case `key` (checked to be a case id) off the executor.
+async fn on_case<T: Send + 'static>(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    key: &str,
+    f: impl FnOnce(&crate::app::Hozon, &crate::auth::Actor, &str) -> crate::error::Result<T> + Send + 'static,
+) -> Result<(String, T), WebError> {
+    let key = key_ok(key)?;
+    let actor = ctx.actor.clone();
+    let k = key.clone();
+    let out = blocking(state, move |h| f(h, &actor, &k)).await?;
+    Ok((key, out))
+}
+
+fn to_case(key: &str) -> Response {
+    Redirect::to(&format!("/cases/{key}")).into_response()
+}
+
 pub async fn set_status(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
     Path(key): Path<String>,
     Form(f): Form<StatusForm>,
 ) -> Result<Response, WebError> {
-    let key = key_ok(&key)?;
     let status = CaseStatus::parse(&f.status)
         .ok_or_else(|| WebError::BadRequest(format!("状態「{}」はありません", f.status)))?;
-    let actor = ctx.actor.clone();
-    let k = key.clone();
-    blocking(&state, move |h| h.set_case_status(&actor, &k, status)).await?;
-    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
+    let (key, _) = on_case(&state, &ctx, &key, move |h, a, k| h.set_case_status(a, k, status)).await?;
+    Ok(to_case(&key))
 }
 
 #[derive(serde::Deserialize)]
@@ -169,13 +184,10 @@ pub async fn add_inquiry(
     Path(key): Path<String>,
     Form(f): Form<InquiryForm>,
 ) -> Result<Response, WebError> {
-    let key = key_ok(&key)?;
     let on =
         f.on.trim().parse().map_err(|_| WebError::BadRequest(format!("日付: 「{}」は日付ではありません", f.on)))?;
-    let actor = ctx.actor.clone();
-    let k = key.clone();
-    blocking(&state, move |h| h.add_inquiry(&actor, &k, on, &f.channel, &f.note)).await?;
-    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
+    let (key, ()) = on_case(&state, &ctx, &key, move |h, a, k| h.add_inquiry(a, k, on, &f.channel, &f.note)).await?;
+    Ok(to_case(&key))
 }
 
 #[derive(serde::Deserialize)]
@@ -192,16 +204,11 @@ pub async fn suspend(
     Path(key): Path<String>,
     Form(f): Form<SuspendForm>,
 ) -> Result<Response, WebError> {
-    let key = key_ok(&key)?;
-    let actor = ctx.actor.clone();
-    let k = key.clone();
-    blocking(&state, move |h| {
-        let no = h.case_file(&actor, &k)?.case.current.recipient_no;
-        h.suspend(&actor, &no, &f.reason)
-    })
-    .await?;
-    let visible = ctx.actor.role == Some(Role::SecurityOfficer);
-    Ok(Redirect::to(&if visible { format!("/cases/{key}") } else { "/persons?suspended=1".to_owned() }).into_response())
+    let (key, ()) = on_case(&state, &ctx, &key, move |h, a, k| h.suspend_case(a, k, &f.reason)).await?;
+    if ctx.actor.role == Some(Role::SecurityOfficer) {
+        return Ok(to_case(&key));
+    }
+    Ok(Redirect::to("/persons?suspended=1").into_response())
 }
 
 /// Lifts a suspension (cases=update, or the security officer).
@@ -210,15 +217,8 @@ pub async fn unsuspend(
     Extension(ctx): Extension<Ctx>,
     Path(key): Path<String>,
 ) -> Result<Response, WebError> {
-    let key = key_ok(&key)?;
-    let actor = ctx.actor.clone();
-    let k = key.clone();
-    blocking(&state, move |h| {
-        let no = h.case_file(&actor, &k)?.case.current.recipient_no;
-        h.lift_suspension(&actor, &no)
-    })
-    .await?;
-    Ok(Redirect::to(&format!("/cases/{key}")).into_response())
+    let (key, _) = on_case(&state, &ctx, &key, |h, a, k| h.lift_case_suspension(a, k)).await?;
+    Ok(to_case(&key))
 }
 
 #[derive(serde::Deserialize)]
@@ -233,10 +233,7 @@ pub async fn export(
     Path(key): Path<String>,
     Form(f): Form<ExportForm>,
 ) -> Result<Response, WebError> {
-    let key = key_ok(&key)?;
-    let actor = ctx.actor.clone();
-    let k = key.clone();
-    let bytes = blocking(&state, move |h| h.export_person(&actor, &k, &f.password)).await?;
+    let (key, bytes) = on_case(&state, &ctx, &key, move |h, a, k| h.export_person(a, k, &f.password)).await?;
     let disposition = format!("attachment; filename=\"kaiji-{}.zip\"", &key[..8]);
     Ok(([(header::CONTENT_TYPE, "application/zip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response())

@@ -3,37 +3,14 @@
 // result with the keyboard and open it. Exits non-zero with the reason on any failure.
 //
 // Usage: node search.mjs BASE_URL USER PASSWORD QUERY
-import { chromium } from 'playwright-core';
+import { fail, launch, login, newPage } from './common.mjs';
 
 const [base, user, password, query] = process.argv.slice(2);
-const fail = (msg) => {
-  console.error('FAIL: ' + msg);
-  process.exit(1);
-};
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'ja-JP' });
-  page.setDefaultTimeout(15000);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-
-  await page.goto(base + '/login');
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForNavigation(), page.click('main button[type=submit]')]);
-  if (page.url().includes('/account/password')) {
-    const fresh = 'browser-test-passphrase-' + Date.now();
-    await page.fill('input[name=current]', password);
-    await page.fill('input[name=new]', fresh);
-    await page.fill('input[name=confirm]', fresh);
-    await Promise.all([page.waitForNavigation(), page.click('main button[type=submit]')]);
-  }
+  const { page, errors } = await newPage(browser, 1280, 900);
+  await login(page, base, user, password);
   await page.goto(base + '/search');
 
   // Instant results: type, never press Enter.
