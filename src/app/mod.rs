@@ -35,6 +35,9 @@ pub struct Hozon {
     pub forms: Vec<crate::forms::template::Template>,
     /// The PP-OCR field recognizer's model file (each ingest worker loads its own).
     pub ppocr_model: PathBuf,
+    /// Scans decoded for the review screen's field images (its dozen image requests per form
+    /// share one decode); in memory only.
+    pub(crate) review_pages: review::PageCache,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -58,6 +61,7 @@ impl Hozon {
             policies,
             forms,
             ppocr_model: crate::ocr::ppocr::default_model(),
+            review_pages: review::PageCache::new(review::CACHED_PAGES),
         })
     }
 

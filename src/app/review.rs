@@ -57,6 +57,11 @@ pub enum CaseChoice {
     Provisional,
 }
 
+/// Decoded scans by record id, with the skew to straighten them by.
+pub(crate) type PageCache = quick_cache::sync::Cache<RecordId, std::sync::Arc<(image::GrayImage, f32)>>;
+/// A few reviewers' current pages (a 300 dpi A4 page is ~9 MB decoded).
+pub(crate) const CACHED_PAGES: usize = 8;
+
 fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("review: {e}"))
 }
@@ -170,13 +175,17 @@ impl Hozon {
         let rec = self.review_record(actor, id)?;
         let draft = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let f = draft.field(field).ok_or_else(|| Error::NotFound(format!("{id}/{field}")))?;
-        let original = self.store.read_blob(&rec, BlobRole::Original)?;
-        let page = crate::capture::decode_page(&original).map_err(|e| corrupt(format!("stored page {id}: {e}")))?;
-        let skew = match draft.skew_deg {
-            Some(s) => s,
-            None => crate::forms::register::deskew(&page.gray).1,
-        };
-        let mut img = crate::forms::crop::field_image(&page.gray, skew, f.rect);
+        // Concurrent requests for one page wait for the first one's decode.
+        let page = self.review_pages.get_or_insert_with(id, || -> Result<_> {
+            let original = self.store.read_blob(&rec, BlobRole::Original)?;
+            let page = crate::capture::decode_page(&original).map_err(|e| corrupt(format!("stored page {id}: {e}")))?;
+            let skew = match draft.skew_deg {
+                Some(s) => s,
+                None => crate::forms::register::deskew(&page.gray).1,
+            };
+            Ok(std::sync::Arc::new((page.gray, skew)))
+        })?;
+        let mut img = crate::forms::crop::field_image(&page.0, page.1, f.rect);
         if f.kind == FieldType::MyNumber && !actor.rights.my_number {
             crate::forms::crop::cover_cells(&mut img, 8, 12);
         }

@@ -110,3 +110,21 @@ fn bench_ocr_compares_the_pipeline_with_tesseract() {
     }
     assert_eq!(f["classified"], 20);
 }
+
+#[test]
+fn bench_review_verifies_every_form_with_far_fewer_keystrokes() {
+    // The shared synthetic set (5 applicants, 20 pages); the bench stores its own copy.
+    let out = Command::new(hozon_bin()).args(["bench", "review"]).arg(&crate::util::synth().path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("keying from scratch"), "a readable table first: {stdout}");
+    let last = stdout.lines().last().unwrap();
+    let f: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(f["forms"], 20, "{last}");
+    assert_eq!(f["wrong_after_review"], 0, "every verified form says what the paper says: {last}");
+    let (keys, baseline) =
+        (f["keystrokes_per_form"].as_f64().unwrap(), f["baseline_keystrokes_per_form"].as_f64().unwrap());
+    assert!(baseline >= 4.0 * keys, "the 4× target: {keys} vs {baseline}");
+    assert_eq!(f["wrong_auto_links"], 0, "{last}");
+    assert!(f["provisional_cases"].as_u64().unwrap() >= 1, "new applicants get provisional cases: {last}");
+}
