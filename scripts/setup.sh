@@ -11,6 +11,7 @@ PACKAGES=(
   fonts-ipaexfont-gothic fonts-ipaexfont-mincho
   poppler-utils
   chromium
+  7zip
   fonts-klee fonts-seto fonts-kiloji fonts-yozvox-yozfont
 )
 

@@ -265,12 +265,17 @@ fn a_data_subject_is_found_exported_encrypted_and_suspended() {
     let mut json = String::new();
     z.by_name_decrypt("case.json", b"correct-horse-battery").unwrap().read_to_string(&mut json).unwrap();
     assert!(json.contains("1300001") && json.contains("更新手続きの問合せ"));
-    if std::path::Path::new("/usr/bin/7z").exists() {
-        let tmp = env.tmp.path().join("export.zip");
-        std::fs::write(&tmp, &zip_bytes).unwrap();
-        let out = std::process::Command::new("7z").args(["t", "-pcorrect-horse-battery"]).arg(&tmp).output().unwrap();
-        assert!(out.status.success(), "7-Zip opens it: {}", String::from_utf8_lossy(&out.stdout));
-    }
+    // 7-Zip (Debian `7zip`, installed by setup) opens it with the password, and not without.
+    let tmp = env.tmp.path().join("export.zip");
+    std::fs::write(&tmp, &zip_bytes).unwrap();
+    let seven = |cmd: &[&str], password: &str| {
+        std::process::Command::new("7zz").args(cmd).arg(format!("-p{password}")).arg(&tmp).output().unwrap()
+    };
+    let out = seven(&["t"], "correct-horse-battery");
+    assert!(out.status.success(), "7-Zip opens it: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(!seven(&["t"], "wrong-password-here").status.success());
+    let listing = String::from_utf8_lossy(&seven(&["l", "-slt"], "correct-horse-battery").stdout).into_owned();
+    assert!(listing.contains("Method = AES-256"), "{listing}");
     // Suspension: gone from search and the case page for everyone but the security officer.
     let q = SearchOptions::new("受給者番号:1300001", 10);
     assert_eq!(h.search(&rev, &q).unwrap().total, 2);
