@@ -361,7 +361,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!((fields, boxes), (2 * (11 + 11 + 5 + 6), 2 * 2 * 4));
+        assert_eq!((fields, boxes), (2 * (12 + 12 + 5 + 6), 2 * 2 * 4));
         assert!(exact * 100 >= fields * 95, "{exact}/{fields} exact: {misses:#?}");
     }
 

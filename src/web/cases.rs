@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::{Extension, Form, Json};
 
 use super::guard::Ctx;
 use super::{AppState, Nav, WebError, blocking, render};
@@ -42,6 +42,7 @@ struct CasePage {
     statuses: Vec<(&'static str, &'static str)>,
     steps: Vec<(&'static str, bool)>,
     can_update: bool,
+    can_review: bool,
     /// May lift the suspension (cases=update or the security officer).
     can_lift: bool,
     can_export: bool,
@@ -111,6 +112,7 @@ async fn case_page(
         statuses: CaseStatus::ALL.iter().map(|s| (s.key(), s.label_ja())).collect(),
         steps,
         can_update: ctx.actor.rights.allows(Function::Cases, Level::Update),
+        can_review: ctx.actor.rights.allows(Function::Review, Level::View),
         can_lift: ctx.actor.rights.allows(Function::Cases, Level::Update)
             || ctx.actor.role == Some(Role::SecurityOfficer),
         can_export: ctx.actor.rights.allows(Function::Export, Level::Update),
@@ -243,9 +245,22 @@ pub async fn export(
 #[template(path = "persons.html")]
 struct PersonsPage {
     nav: Option<Nav>,
+    can_import: bool,
     found: Option<Vec<(String, String, String)>>,
     can_my_number: bool,
     message: Option<String>,
+}
+
+impl PersonsPage {
+    fn new(ctx: &Ctx, found: Option<Vec<(String, String, String)>>, message: Option<String>) -> PersonsPage {
+        PersonsPage {
+            nav: Some(Nav::of(ctx)),
+            can_import: ctx.actor.rights.allows(Function::Cases, Level::Update),
+            found,
+            can_my_number: ctx.actor.rights.my_number,
+            message,
+        }
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -260,7 +275,7 @@ pub async fn persons(
 ) -> Result<Html<String>, WebError> {
     let message = (!q.suspended.is_empty())
         .then(|| "閲覧停止にしました。以後この方の記録は情報セキュリティ責任者のみが参照できます。".to_owned());
-    render(&PersonsPage { nav: Some(Nav::of(&ctx)), found: None, can_my_number: ctx.actor.rights.my_number, message })
+    render(&PersonsPage::new(&ctx, None, message))
 }
 
 #[derive(serde::Deserialize)]
@@ -293,10 +308,45 @@ pub async fn find(
     };
     let actor = ctx.actor.clone();
     let found = blocking(&state, move |h| h.find_person(&actor, &q)).await?;
-    render(&PersonsPage {
-        nav: Some(Nav::of(&ctx)),
-        found: Some(found),
-        can_my_number: ctx.actor.rights.my_number,
-        message: None,
-    })
+    render(&PersonsPage::new(&ctx, Some(found), None))
+}
+
+/// What an import did, for the page's script.
+#[derive(serde::Serialize)]
+pub struct ImportResult {
+    file: String,
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    /// `N行目 field: reason` per refused row.
+    errors: Vec<String>,
+}
+
+/// The subsidy system's CSV export uploaded on the person page (cases=update): UTF-8 or
+/// Shift_JIS; good rows import, refused rows come back by line and field.
+pub async fn import(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    mut multipart: Multipart,
+) -> Result<Json<ImportResult>, WebError> {
+    let field = multipart
+        .next_field()
+        .await
+        .map_err(|e| WebError::BadRequest(format!("アップロードを読めません: {e}")))?
+        .ok_or_else(|| WebError::BadRequest("ファイルが選ばれていません。".into()))?;
+    let file = field.file_name().unwrap_or("upload.csv").to_owned();
+    let bytes = field.bytes().await.map_err(|e| WebError::BadRequest(format!("{file}: 読み込めません: {e}")))?;
+    if bytes.is_empty() {
+        return Err(WebError::BadRequest(format!("{file}: 空のファイルです。")));
+    }
+    let actor = ctx.actor.clone();
+    let name = file.clone();
+    let r = blocking(&state, move |h| h.import_cases(&actor, &bytes, &name)).await?;
+    Ok(Json(ImportResult {
+        file,
+        created: r.created,
+        updated: r.updated,
+        unchanged: r.unchanged,
+        errors: r.errors.iter().map(ToString::to_string).collect(),
+    }))
 }

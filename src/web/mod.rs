@@ -202,6 +202,8 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::POST, "/review/{id}/correct", Need(Review, Update), post(review::correct)),
         r(Method::GET, "/persons", Need(Cases, View), get(cases::persons)),
         r(Method::POST, "/persons", Need(Cases, View), post(cases::find)),
+        r(Method::POST, "/cases/import", Need(Cases, Update), post(cases::import)),
+        r(Method::GET, "/static/cases.js", Public, script(include_str!("../../static/cases.js"))),
         r(Method::GET, "/cases/{key}", Need(Cases, View), get(cases::show)),
         r(Method::POST, "/cases/{key}/status", Need(Cases, Update), post(cases::set_status)),
         r(Method::POST, "/cases/{key}/inquiries", Need(Cases, Update), post(cases::add_inquiry)),

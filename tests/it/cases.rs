@@ -105,3 +105,32 @@ async fn the_case_api_takes_a_bearer_token_and_is_idempotent() {
     let (status, r) = call(bearer, "not json".into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
 }
+
+#[tokio::test]
+async fn the_person_page_imports_an_export_in_either_encoding() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let temp_mail = env.add_user(&h, "mail01", Role::Mailroom);
+    let app = hozon::web::router(hozon::web::AppState::new(h));
+    let mut b = crate::util::Browser::new(app.clone());
+    b.login("rev01", &temp, "reviewer-pass-2026-x").await;
+    let page = b.get("/persons").await;
+    assert!(page.body.contains("id=\"case-import\"") && page.body.contains("/static/cases.js"));
+    let sjis = encoding_rs::SHIFT_JIS.encode(EXPORT).0.into_owned();
+    let r = b.post_files("/cases/import", &[("export.csv", sjis)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!((j["created"].as_u64(), j["updated"].as_u64()), (Some(2), Some(0)), "{j}");
+    assert_eq!(j["errors"][0].as_str().unwrap(), "3行目 生年月日: 「1999-13-01」は日付ではありません");
+    // The same rows in UTF-8: nothing changes.
+    let r = b.post_files("/cases/import", &[("export.csv", EXPORT.as_bytes().to_vec())]).await;
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(j["unchanged"].as_u64(), Some(2), "{j}");
+    // No file, an empty one, and a user without cases=update.
+    assert_eq!(b.post_files("/cases/import", &[("empty.csv", Vec::new())]).await.status, 400);
+    let mut m = crate::util::Browser::new(app);
+    m.login("mail01", &temp_mail, "mailroom-pass-2026-x").await;
+    m.get("/search").await;
+    assert_eq!(m.post_files("/cases/import", &[("export.csv", EXPORT.as_bytes().to_vec())]).await.status, 403);
+}
