@@ -51,7 +51,7 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 }
 
 impl Hozon {
-    fn suspended(&self, recipient_no: &str) -> Result<bool> {
+    pub(crate) fn suspended(&self, recipient_no: &str) -> Result<bool> {
         Ok(self.store.get_doc(super::search::SUSPENSION, &self.person_key(recipient_no))?.is_some())
     }
 

@@ -8,7 +8,7 @@
 use super::Hozon;
 use super::cases::{BY_BIRTH, BY_KANA, BY_MY_NUMBER};
 use crate::audit::Event;
-use crate::auth::{Actor, Function, Level};
+use crate::auth::{Actor, Function, Level, Role};
 use crate::cases::matching::{self, Candidate, Probe};
 use crate::cases::{Case, CaseFields, CaseLink, CaseStatus, LinkMethod};
 use crate::drafts::Draft;
@@ -103,7 +103,28 @@ impl Hozon {
         actor.require(Function::Review, Level::View)?;
         let rec = self.review_record(actor, id)?;
         let d = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        self.match_draft(&d)
+        self.match_for(actor, self.match_draft(&d)?)
+    }
+
+    /// `m` as `actor` may see it. The link saving will make is decided first, on every case
+    /// (so hiding a person never steers a page to someone else), and kept as `exact`; then the
+    /// candidates of suspended persons are dropped (hidden from every list but the security
+    /// officer's), and a suspended person's number is not shown (empty).
+    pub(crate) fn match_for(&self, actor: &Actor, m: CaseMatch) -> Result<CaseMatch> {
+        if actor.role == Some(Role::SecurityOfficer) {
+            return Ok(m);
+        }
+        let exact = match m.automatic() {
+            Some((no, how)) if self.suspended(&no)? => Some((String::new(), how)),
+            other => other,
+        };
+        let mut candidates = Vec::new();
+        for c in m.candidates {
+            if !self.suspended(&c.recipient_no)? {
+                candidates.push(c);
+            }
+        }
+        Ok(CaseMatch { exact, candidates })
     }
 
     /// Writes `link` into the page's draft (sealed), notes the page under its case, lets the

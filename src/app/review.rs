@@ -153,7 +153,8 @@ impl Hozon {
     pub fn review_view(&self, actor: &Actor, id: &RecordId) -> Result<ReviewView> {
         let record = self.review_record(actor, id)?;
         let mut draft = self.draft_of(&record)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let case_match = if draft.case.is_some() { CaseMatch::default() } else { self.match_draft(&draft)? };
+        let case_match =
+            if draft.case.is_some() { CaseMatch::default() } else { self.match_for(actor, self.match_draft(&draft)?)? };
         let masked = !actor.rights.my_number;
         if masked {
             draft.mask_my_numbers();

@@ -184,7 +184,10 @@ async fn review_page(
             }
         })
         .collect();
-    let automatic = v.case_match.automatic().map(|(no, how)| format!("受給者番号 {no}（{}）", how.label_ja()));
+    let automatic = v.case_match.automatic().map(|(no, how)| match no.as_str() {
+        "" => "閲覧停止中の受給者".to_owned(),
+        no => format!("受給者番号 {no}（{}）", how.label_ja()),
+    });
     let candidates = v
         .case_match
         .candidates

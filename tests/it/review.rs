@@ -128,6 +128,11 @@ fn reviewers_verify_correct_and_link_pages_to_cases() {
     assert!(m.automatic().is_none(), "{m:?}");
     assert_eq!(m.candidates.iter().map(|c| c.recipient_no.as_str()).collect::<Vec<_>>(), ["1300002", "1300003"]);
     assert!(m.candidates[0].reasons.contains(&"生年月日一致".to_owned()));
+    // A suspended namesake is in no reviewer's list.
+    h.suspend(&rev, "1300003", "利用停止請求").unwrap();
+    let shown = h.case_match(&rev, &app2).unwrap().candidates;
+    assert_eq!(shown.iter().map(|c| c.recipient_no.as_str()).collect::<Vec<_>>(), ["1300002"]);
+    h.lift_suspension(&rev, "1300003").unwrap();
     h.link_page(&rev, &app2, "1300002").unwrap();
     let file = h.case_file(&rev, &h.case_key_of("1300002")).unwrap();
     assert_eq!(file.pages.len(), 1);
