@@ -211,10 +211,8 @@ impl Hozon {
         let rec = self.review_record(actor, id)?;
         let mut draft = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let template = self.forms.iter().find(|t| t.id() == draft.template);
-        let required =
-            |name: &str| template.and_then(|t| t.fields.iter().find(|f| f.name == name)).is_some_and(|f| f.required);
         let now = chrono::Utc::now();
-        let applied = review::apply(&mut draft, sub, &actor.name, now, !actor.rights.my_number, &required)?;
+        let applied = review::apply(&mut draft, sub, &actor.name, now, !actor.rights.my_number, template)?;
         if let CaseChoice::Case(no) = choice
             && self.load_case(&self.case_key(no))?.is_none()
         {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{Draft, DraftField, Flag, mask, normalise};
-use crate::forms::template::FieldType;
+use crate::forms::template::{Field, FieldType, Template};
 
 /// Where a draft stands after a review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,14 +124,24 @@ pub fn shown_value(f: &DraftField, masked: bool) -> String {
     if f.kind == FieldType::MyNumber && masked { mask(f.value_or_raw()) } else { f.value_or_raw().to_owned() }
 }
 
-/// A submitted value in the field's stored form (`Err` names the field).
-fn checked_value(f: &DraftField, typed: &str, required: bool) -> Result<String, ReviewError> {
+/// A submitted value in the field's stored form (`Err` names the field). `spec`: the field as
+/// the form's template defines it (required, the options of a choice), if known.
+fn checked_value(f: &DraftField, typed: &str, spec: Option<&Field>) -> Result<String, ReviewError> {
     let label = || f.label.clone();
     let typed = typed.trim();
     if typed.is_empty() {
-        return if required { Err(ReviewError::Required { label: label() }) } else { Ok(String::new()) };
+        return if spec.is_some_and(|s| s.required) {
+            Err(ReviewError::Required { label: label() })
+        } else {
+            Ok(String::new())
+        };
     }
+    let options = spec.map(|s| s.options.as_slice()).unwrap_or_default();
     match f.kind {
+        FieldType::Choice if !options.is_empty() && !options.iter().any(|o| o == typed) => Err(ReviewError::Invalid {
+            label: label(),
+            reason: format!("「{typed}」は選択肢（{}）にありません", options.join("・")),
+        }),
         FieldType::Checkbox => match typed {
             "true" | "1" | "あり" | "☑" | "☑ あり" => Ok("true".into()),
             "false" | "0" | "なし" | "☐" | "☐ なし" => Ok("false".into()),
@@ -144,7 +154,8 @@ fn checked_value(f: &DraftField, typed: &str, required: bool) -> Result<String, 
 }
 
 /// Applies `sub` to `draft` as `by` at `now`. `masked`: the reviewer saw the My Number masked
-/// (a masked value sent back unchanged is no change). `required`: the form's required fields.
+/// (a masked value sent back unchanged is no change). `template`: the draft's form (which
+/// fields are required, the options of a choice).
 /// All or nothing: on error the draft is untouched.
 pub fn apply(
     draft: &mut Draft,
@@ -152,7 +163,7 @@ pub fn apply(
     by: &str,
     now: chrono::DateTime<chrono::Utc>,
     masked: bool,
-    required: &dyn Fn(&str) -> bool,
+    template: Option<&Template>,
 ) -> Result<Applied, ReviewError> {
     if draft.review.as_ref().is_some_and(|r| r.status == ReviewStatus::Verified) {
         return Err(ReviewError::AlreadyVerified);
@@ -172,7 +183,8 @@ pub fn apply(
         if sub.second_look.contains(&f.name) && typed.trim().is_empty() {
             continue;
         }
-        let value = checked_value(f, typed, required(&f.name))?;
+        let spec = template.and_then(|t| t.fields.iter().find(|x| x.name == f.name));
+        let value = checked_value(f, typed, spec)?;
         if f.kind == FieldType::MyNumber && value != f.value {
             if !value.is_empty() && !crate::jp::my_number_valid(&value) {
                 return Err(ReviewError::CheckDigit { label: f.label.clone() });
@@ -232,7 +244,7 @@ pub fn correct(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ReviewError> {
     let i = draft.fields.iter().position(|f| f.name == field).ok_or_else(|| ReviewError::UnknownField(field.into()))?;
-    let value = checked_value(&draft.fields[i], typed, false)?;
+    let value = checked_value(&draft.fields[i], typed, None)?;
     if draft.fields[i].kind == FieldType::MyNumber && !value.is_empty() && !crate::jp::my_number_valid(&value) {
         return Err(ReviewError::CheckDigit { label: draft.fields[i].label.clone() });
     }
@@ -286,6 +298,7 @@ mod tests {
                 field("kana", FieldType::Kana, "ヤマダ", vec![Flag::Unsure], 0.7),
                 field("my_number", FieldType::MyNumber, "123456789018", vec![], 0.99),
                 field("ventilator", FieldType::Checkbox, "false", vec![], 1.0),
+                field("application_type", FieldType::Choice, "新規", vec![], 1.0),
             ],
             ..Default::default()
         }
@@ -293,11 +306,35 @@ mod tests {
 
     const NOW: fn() -> chrono::DateTime<chrono::Utc> = chrono::Utc::now;
 
+    /// The test draft's form: every field required but the tick box; a choice of three.
+    fn template() -> Template {
+        let field = |name: &str, kind: &str, extra: &str| {
+            format!(
+                "[[field]]\nname = \"{name}\"\nlabel = \"{name}\"\ntype = \"{kind}\"\nzone = {{ x = 10, y = 10, w = 100, h = 50 }}\n{extra}\n"
+            )
+        };
+        let mut text = String::from(
+            "form = \"my_number_form\"\ntitle = \"t\"\npage = { width = 2480, height = 3508 }\n\
+             classify = { zone = { x = 0, y = 0, w = 100, h = 100 }, keywords = [\"t\"] }\n\
+             table = { left = 0, top = 0, right = 2000, bottom = 3000 }\n",
+        );
+        for (name, kind) in [("name", "text"), ("birth_date", "date"), ("kana", "kana"), ("my_number", "my_number")] {
+            text.push_str(&field(name, kind, "required = true"));
+        }
+        text.push_str(&field("ventilator", "checkbox", ""));
+        text.push_str(&field(
+            "application_type",
+            "choice",
+            "options = [\"新規\", \"更新\", \"変更\"]\nboxes = [{ x = 10, y = 10, w = 20, h = 20 }, { x = 40, y = 10, w = 20, h = 20 }, { x = 70, y = 10, w = 20, h = 20 }]",
+        ));
+        Template::parse(std::path::Path::new("test.toml"), &text).unwrap()
+    }
+
     #[test]
     fn invalid_then_unsure_then_form_order() {
         let d = draft();
         let names: Vec<&str> = review_order(&d).into_iter().map(|i| d.fields[i].name.as_str()).collect();
-        assert_eq!(names, ["birth_date", "kana", "name", "my_number", "ventilator"]);
+        assert_eq!(names, ["birth_date", "kana", "name", "my_number", "ventilator", "application_type"]);
     }
 
     #[test]
@@ -308,7 +345,7 @@ mod tests {
         sub.values.insert("kana".into(), "ヤマダ タロウ".into());
         sub.values.insert("name".into(), "山田太郎".into());
         sub.values.insert("ventilator".into(), "あり".into());
-        let a = apply(&mut d, &sub, "rev", NOW(), false, &|_| true).unwrap();
+        let a = apply(&mut d, &sub, "rev", NOW(), false, Some(&template())).unwrap();
         assert_eq!(a, Applied { status: ReviewStatus::Verified, corrections: 3 });
         assert_eq!(d.field("birth_date").unwrap().value, "1970-03-02");
         assert_eq!(d.field("ventilator").unwrap().value, "true");
@@ -316,7 +353,7 @@ mod tests {
         assert_eq!(r.corrections[0].field, "birth_date");
         assert_eq!((r.corrections[1].old.as_str(), r.corrections[1].new.as_str()), ("ヤマダ", "ヤマダ タロウ"));
         assert!(d.fields.iter().all(|f| f.flags.is_empty()));
-        assert_eq!(apply(&mut d, &sub, "rev", NOW(), false, &|_| true), Err(ReviewError::AlreadyVerified));
+        assert_eq!(apply(&mut d, &sub, "rev", NOW(), false, Some(&template())), Err(ReviewError::AlreadyVerified));
     }
 
     #[test]
@@ -326,14 +363,27 @@ mod tests {
         let mut sub = Submission::default();
         sub.values.insert("kana".into(), "ヤマダ".into());
         sub.values.insert("birth_date".into(), "昭和99年13月1日".into());
-        let e = apply(&mut d, &sub, "rev", NOW(), false, &|_| true).unwrap_err();
+        let e = apply(&mut d, &sub, "rev", NOW(), false, Some(&template())).unwrap_err();
         assert!(e.to_string().starts_with("birth_date: "), "{e}");
         assert_eq!(d, before);
         sub.values.insert("birth_date".into(), "  ".into());
         assert_eq!(
-            apply(&mut d, &sub, "rev", NOW(), false, &|_| true),
+            apply(&mut d, &sub, "rev", NOW(), false, Some(&template())),
             Err(ReviewError::Required { label: "birth_date".into() })
         );
+    }
+
+    #[test]
+    fn a_choice_takes_one_of_its_options_only() {
+        let mut d = draft();
+        let mut sub = Submission::default();
+        sub.values.insert("birth_date".into(), "1970-03-02".into());
+        sub.values.insert("application_type".into(), "継続".into());
+        let e = apply(&mut d, &sub, "rev", NOW(), false, Some(&template())).unwrap_err();
+        assert_eq!(e.to_string(), "application_type: 「継続」は選択肢（新規・更新・変更）にありません");
+        sub.values.insert("application_type".into(), "更新".into());
+        apply(&mut d, &sub, "rev", NOW(), false, Some(&template())).unwrap();
+        assert_eq!(d.field("application_type").unwrap().value, "更新");
     }
 
     #[test]
@@ -343,7 +393,10 @@ mod tests {
         sub.values.insert("birth_date".into(), "1970-03-02".into());
         sub.values.insert("my_number".into(), "1234 5678 9012".into());
         // Wrong check digit.
-        assert!(matches!(apply(&mut d, &sub, "rev", NOW(), false, &|_| true), Err(ReviewError::CheckDigit { .. })));
+        assert!(matches!(
+            apply(&mut d, &sub, "rev", NOW(), false, Some(&template())),
+            Err(ReviewError::CheckDigit { .. })
+        ));
         let valid = (0..10).map(|c| format!("12345678901{c}")).find(|n| crate::jp::my_number_valid(n)).unwrap();
         let other = (0..100)
             .map(|c| format!("1111111111{c:02}"))
@@ -352,11 +405,11 @@ mod tests {
         sub.values.insert("my_number".into(), other.clone());
         sub.my_number_confirm = valid.clone();
         assert!(matches!(
-            apply(&mut d, &sub, "rev", NOW(), false, &|_| true),
+            apply(&mut d, &sub, "rev", NOW(), false, Some(&template())),
             Err(ReviewError::ConfirmMismatch { .. })
         ));
         sub.my_number_confirm = other.clone();
-        apply(&mut d, &sub, "rev", NOW(), false, &|_| true).unwrap();
+        apply(&mut d, &sub, "rev", NOW(), false, Some(&template())).unwrap();
         assert_eq!(d.field("my_number").unwrap().value, other);
     }
 
@@ -367,12 +420,12 @@ mod tests {
         sub.values.insert("birth_date".into(), "1970-03-02".into());
         sub.values.insert("my_number".into(), "****-****-9018".into());
         sub.second_look.insert("kana".into());
-        let a = apply(&mut d, &sub, "rev", NOW(), true, &|_| true).unwrap();
+        let a = apply(&mut d, &sub, "rev", NOW(), true, Some(&template())).unwrap();
         assert_eq!(a, Applied { status: ReviewStatus::SecondLook, corrections: 1 });
         assert_eq!(d.field("my_number").unwrap().value, "123456789018");
         assert!(d.field("kana").unwrap().flagged(), "flags stay until verified");
         // The second reviewer clears it.
-        let a = apply(&mut d, &Submission::default(), "rev2", NOW(), true, &|_| true).unwrap();
+        let a = apply(&mut d, &Submission::default(), "rev2", NOW(), true, Some(&template())).unwrap();
         assert_eq!(a.status, ReviewStatus::Verified);
         assert_eq!(d.review.as_ref().unwrap().by, "rev2");
     }
