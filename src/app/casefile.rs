@@ -208,6 +208,15 @@ impl Hozon {
             return Err(review::ReviewError::Refused("パスワードは12文字以上にしてください".into()).into());
         }
         let file = self.case_file(actor, key)?;
+        // The package holds the scans and values as they are: a My Number form only for an
+        // officer with the My Number right.
+        if !actor.rights.my_number && file.pages.iter().any(|p| p.form == "my_number_form") {
+            return Err(crate::auth::Error::Forbidden(format!(
+                "{} needs my_number to export a My Number form",
+                actor.name
+            ))
+            .into());
+        }
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut zip = zip::ZipWriter::new(&mut buf);
         let opts = zip::write::SimpleFileOptions::default()

@@ -257,6 +257,9 @@ fn a_data_subject_is_found_exported_encrypted_and_suspended() {
     let mut rev2 = rev.clone();
     rev2.second_factor = true;
     assert!(h.export_person(&rev2, &key, "short").is_err());
+    let mut no_right = rev2.clone();
+    no_right.rights.my_number = false;
+    assert!(h.export_person(&no_right, &key, "correct-horse-battery").is_err(), "a My Number form inside");
     let zip_bytes = h.export_person(&rev2, &key, "correct-horse-battery").unwrap();
     let name_bytes = t1["name"].chars().take(2).collect::<String>().into_bytes();
     assert!(!zip_bytes.windows(name_bytes.len()).any(|w| w == name_bytes.as_slice()), "entries are encrypted");
