@@ -110,11 +110,14 @@ fn keyword_score(title: &str, keywords: &[String]) -> Option<f32> {
     let title: Vec<char> = title.chars().collect();
     let mut total = 0.0;
     for k in keywords {
-        let k: Vec<char> = k.nfkc().filter(|c| !c.is_whitespace()).collect();
-        if k.is_empty() {
-            continue;
-        }
-        let share = best_window_lcs(&k, &title) as f32 / k.len() as f32;
+        // `a|b`: either wording identifies the form (a stamp may cover one of them).
+        let share = k
+            .split('|')
+            .map(|alt| alt.nfkc().filter(|c| !c.is_whitespace()).collect::<Vec<char>>())
+            .filter(|alt| !alt.is_empty())
+            .map(|alt| best_window_lcs(&alt, &title) as f32 / alt.len() as f32)
+            .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))));
+        let Some(share) = share else { continue };
         if share < 0.7 {
             return None;
         }
@@ -363,6 +366,20 @@ mod tests {
         }
         assert_eq!((fields, boxes), (2 * (12 + 12 + 5 + 6), 2 * 2 * 4));
         assert!(exact * 100 >= fields * 95, "{exact}/{fields} exact: {misses:#?}");
+    }
+
+    #[test]
+    fn keywords_tolerate_a_stamp_and_take_either_wording() {
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sheet1 = k(&["支給認定申請書", "申請書原本|更新）申請書"]);
+        let sheet2 = k(&["支給認定申請書", "更新）入力票"]);
+        // The stamp over 原本: the other wording still names sheet 1.
+        let stamped = "特定医療費（指定難病）支給認定申請書（新規・更新）申請書〇受付";
+        assert!(keyword_score(stamped, &sheet1).is_some());
+        assert!(keyword_score(stamped, &sheet2).is_none());
+        // A character or two under a stamp is tolerated, a missing keyword is not.
+        assert!(keyword_score("特定医療費支給認〇申請書（新規・更新）入力票", &sheet2).is_some());
+        assert!(keyword_score("特定医療費支給認定申請書", &sheet2).is_none());
     }
 
     #[test]
