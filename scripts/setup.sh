@@ -12,6 +12,8 @@ PACKAGES=(
   poppler-utils
   chromium
   7zip
+  faketime
+  python3-pip
   fonts-klee fonts-seto fonts-kiloji fonts-yozvox-yozfont
 )
 

@@ -45,10 +45,29 @@ impl Default for Security {
     }
 }
 
+/// The issuing office, as printed on certificates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Office {
+    /// 発行機関: the office that issues certificates.
+    pub name: String,
+    /// The prefix of certificate document numbers (文書番号), e.g. `〇〇福保疾` → `〇〇福保疾第D2026…号`.
+    pub document_prefix: String,
+}
+
+impl Default for Office {
+    fn default() -> Self {
+        Office {
+            name: "東京都 保健医療局 保健政策部 疾病対策課".into(), document_prefix: "疾対".into()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub security: Security,
+    pub office: Office,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,10 @@ pub enum Error {
     Review(#[from] crate::drafts::review::ReviewError),
     #[error("record {0} not found")]
     NotFound(String),
+    /// A request that cannot be carried out as asked; the message (Japanese, for staff) says
+    /// what is wrong with which value.
+    #[error("{0}")]
+    Invalid(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{path}")]

@@ -7,6 +7,34 @@ use chrono::{Datelike, NaiveDate};
 const ERAS: &[(&str, i32, u32, u32)] =
     &[("明治", 1868, 1, 25), ("大正", 1912, 7, 30), ("昭和", 1926, 12, 25), ("平成", 1989, 1, 8), ("令和", 2019, 5, 1)];
 
+/// Japan Standard Time (UTC+9, no daylight saving): every civil date in hozon is a Japan date.
+pub fn jst() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(9 * 3600).expect("UTC+9 is a valid offset")
+}
+
+/// The Japan date of an instant.
+pub fn date_of(t: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    t.with_timezone(&jst()).date_naive()
+}
+
+/// Today's Japan date.
+pub fn today() -> NaiveDate {
+    date_of(chrono::Utc::now())
+}
+
+/// The fiscal year (年度, April to March) a date falls in, by its starting calendar year.
+pub fn fiscal_year(d: NaiveDate) -> i32 {
+    if d.month() >= 4 { d.year() } else { d.year() - 1 }
+}
+
+/// A date as 和暦 with the ISO date beside it: `令和8年11月30日（2026-11-30）`.
+pub fn era_and_iso(d: NaiveDate) -> String {
+    match format_era(d) {
+        Some(era) => format!("{era}（{d}）"),
+        None => d.to_string(),
+    }
+}
+
 /// Writes a date the way forms do: `昭和45年3月12日`, with `元年` for the first year.
 pub fn format_era(date: NaiveDate) -> Option<String> {
     let (name, start_year, ..) =
@@ -86,5 +114,16 @@ mod tests {
         assert!(!my_number_valid("621498320258"));
         assert!(!my_number_valid("12345678901"));
         assert!(!my_number_valid("12345678901a"));
+    }
+
+    #[test]
+    fn japan_dates_and_fiscal_years() {
+        use chrono::TimeZone;
+        // 08:30 on 1 April in Tokyo is still 31 March in UTC: the Japan date counts.
+        let t = chrono::Utc.with_ymd_and_hms(2027, 3, 31, 23, 30, 0).unwrap();
+        assert_eq!(date_of(t), d(2027, 4, 1));
+        assert_eq!(fiscal_year(date_of(t)), 2027);
+        assert_eq!(fiscal_year(d(2027, 3, 31)), 2026);
+        assert_eq!(era_and_iso(d(2026, 11, 30)), "令和8年11月30日（2026-11-30）");
     }
 }

@@ -18,7 +18,7 @@ impl Hozon {
     /// Logs an incoming batch; returns it with its new id.
     pub fn create_batch(&self, actor: &Actor, new: &NewBatch) -> Result<Batch> {
         actor.require(Function::Capture, Level::Update)?;
-        let today = chrono::Utc::now().date_naive();
+        let today = crate::jp::today();
         let (municipality, received_on, channel, expected_pages) = new.validate(today)?;
         let existing = self.store.docs(BATCH)?;
         let id = batch::next_id(received_on, existing.iter().map(|(id, _)| id.as_str()));

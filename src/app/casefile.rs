@@ -137,6 +137,7 @@ impl Hozon {
             by: actor.name.clone(),
             note: note.trim().to_owned(),
         });
+        case.touch(chrono::Utc::now());
         self.save_case(key, &case, Event::new(&actor.name, "case.inquiry", key, "ok"))
     }
 

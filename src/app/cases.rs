@@ -50,10 +50,16 @@ impl Hozon {
     }
 
     /// The sealed case document and its lookup entries, ready for one `put_docs`.
+    /// The case is sealed in the key epoch of its retention (class `case_record` × the fiscal
+    /// year it falls due, counted from its last 異動), with a fresh key per version, so that
+    /// disposing of it leaves no version readable anywhere.
     pub(crate) fn case_docs(&self, key: &str, case: &Case) -> Result<Vec<(String, String, Vec<u8>)>> {
         let json = serde_json::to_vec(case).map_err(corrupt)?;
-        let mut items =
-            vec![(CASE.to_owned(), key.to_owned(), self.store.seal_secret(format!("{CASE}:{key}").as_bytes(), &json))];
+        let label = match self.case_due(case)? {
+            Some(due) => format!("case_record/FY{}", crate::jp::fiscal_year(due)),
+            None => "case_record/open".to_owned(),
+        };
+        let mut items = vec![(CASE.to_owned(), key.to_owned(), self.store.seal_doc(CASE, key, &label, &json)?)];
         if !case.current.application_no.is_empty() {
             let app = self.store.lookup_hash(BY_APPLICATION, &case.current.application_no);
             items.push((BY_APPLICATION.to_owned(), app, key.as_bytes().to_vec()));
@@ -66,9 +72,21 @@ impl Hozon {
     }
 
     pub(crate) fn load_case(&self, key: &str) -> Result<Option<Case>> {
-        let Some(sealed) = self.store.get_doc(CASE, key)? else { return Ok(None) };
-        let json = self.store.open_secret(format!("{CASE}:{key}").as_bytes(), &sealed)?;
+        let Some(json) = self.store.open_doc(CASE, key)? else { return Ok(None) };
         serde_json::from_slice(&json).map(Some).map_err(corrupt)
+    }
+
+    /// The first day a case record may be disposed of under the applied `case_record`
+    /// policy: counted from its last 異動, or from an officer's extension (延長) if later.
+    pub(crate) fn case_due(&self, case: &Case) -> Result<Option<chrono::NaiveDate>> {
+        let applied = self.applied_policies();
+        let p = applied.get("case_record")?;
+        let last = crate::jp::date_of(case.last_change());
+        let due = p.due_on(&crate::retention::policy::RecordDates { received: last, last_change: last, decided: None });
+        Ok(match (&case.extended, due) {
+            (Some(x), Some(d)) => Some(d.max(x.until + chrono::Duration::days(1))),
+            (_, d) => d,
+        })
     }
 
     /// Imports the subsidy system's CSV export (UTF-8 or Shift_JIS). Rows are keyed by
@@ -108,14 +126,7 @@ impl Hozon {
             let case = match existing {
                 None => {
                     report.created += 1;
-                    Case {
-                        current: row,
-                        updated_at: now,
-                        source: source.to_owned(),
-                        history: Vec::new(),
-                        inquiries: Vec::new(),
-                        provisional: false,
-                    }
+                    Case::new(row, source, now, false)
                 }
                 Some(mut c) => {
                     if c.update(row, source, now) {

@@ -132,10 +132,11 @@ impl Hozon {
     /// case's recipient number (so a suspension of the person hides it).
     pub(crate) fn write_link(&self, rec: &Record, mut d: Draft, link: CaseLink) -> Result<Record> {
         let key = self.case_key(&link.recipient_no);
-        if self.load_case(&key)?.is_none() {
-            return Err(Error::NotFound(format!("case {key}")));
-        }
-        let mut items = vec![(CASE_PAGES.to_owned(), format!("{key}/{}", rec.id), Vec::new())];
+        let mut case = self.load_case(&key)?.ok_or_else(|| Error::NotFound(format!("case {key}")))?;
+        // A page linked is an 異動 of the case: its retention clock starts again.
+        case.touch(chrono::Utc::now());
+        let mut items = self.case_docs(&key, &case)?;
+        items.push((CASE_PAGES.to_owned(), format!("{key}/{}", rec.id), Vec::new()));
         if let Some(n) = d.field("my_number").map(|f| f.value.clone()).filter(|n| crate::jp::my_number_valid(n)) {
             items.push((BY_MY_NUMBER.to_owned(), self.my_number_key(&n), key.as_bytes().to_vec()));
         }
@@ -195,8 +196,8 @@ impl Hozon {
             seq += 1;
         };
         let v = |n: &str| d.field(n).map(|f| f.value_or_raw().to_owned()).unwrap_or_default();
-        let case = Case {
-            current: CaseFields {
+        let case = Case::new(
+            CaseFields {
                 recipient_no: recipient_no.clone(),
                 application_no: String::new(),
                 name: p.name,
@@ -209,12 +210,10 @@ impl Hozon {
                 status: CaseStatus::Received,
                 my_number: None,
             },
-            updated_at: now,
-            source: format!("仮登録 {}", actor.name),
-            history: Vec::new(),
-            inquiries: Vec::new(),
-            provisional: true,
-        };
+            &format!("仮登録 {}", actor.name),
+            now,
+            true,
+        );
         let key = self.case_key(&recipient_no);
         self.store.put_docs(&self.case_docs(&key, &case)?, Event::new(&actor.name, "case.provisional", &key, "ok"))?;
         let link = CaseLink {

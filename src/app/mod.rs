@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use casefile::{CaseFile, CasePage, PersonQuery};
 pub use cases::ImportReport;
+pub(crate) use linking::CASE_PAGES;
 pub use linking::{CaseMatch, probe};
 pub use review::{CaseChoice, QueueFilter, QueueItem, ReviewView};
 pub use search::{CaseGroup, SearchOptions, SearchOutcome, group_by_case};
@@ -30,7 +31,12 @@ pub struct Hozon {
     pub index: SearchIndex,
     pub tessdata: PathBuf,
     pub config: crate::config::Config,
+    /// The policy *files* as found now: what `policy check` compares and `policy apply`
+    /// applies. Nothing is dated or destroyed by them until applied.
     pub policies: crate::retention::policy::PolicySet,
+    /// The policies last applied (kept in the store): every due date, plan and execution
+    /// uses these, so an edited file changes nothing until an officer applies it.
+    applied: std::sync::RwLock<std::sync::Arc<crate::retention::policy::PolicySet>>,
     /// Form templates (`ocr-models/forms`); pages matching none are kept unclassified.
     pub forms: Vec<crate::forms::template::Template>,
     /// The PP-OCR field recognizer's model file (each ingest worker loads its own).
@@ -53,12 +59,14 @@ impl Hozon {
         policies: crate::retention::policy::PolicySet,
     ) -> Result<Hozon> {
         let forms = crate::forms::template::load_dir(&crate::forms::template::default_dir())?;
+        let applied = std::sync::RwLock::new(std::sync::Arc::new(applied_or_adopt(&store, &policies)?));
         Ok(Hozon {
             store,
             index,
             tessdata: crate::ocr::default_tessdata(),
             config,
             policies,
+            applied,
             forms,
             ppocr_model: crate::ocr::ppocr::default_model(),
             review_pages: review::PageCache::new(review::CACHED_PAGES),
@@ -140,10 +148,53 @@ impl Hozon {
 
 /// Retention dates.
 impl Hozon {
-    /// The retention a record gets under the current policies.
+    /// The retention a record gets under the applied policies.
     pub fn retention_for(&self, rec: &Record) -> Result<crate::store::Retention> {
-        let p = self.policies.get(&rec.class)?;
+        let applied = self.applied_policies();
+        let p = applied.get(&rec.class)?;
         Ok(crate::store::Retention { policy_version: p.version, due_on: p.due_on(&rec.dates()) })
+    }
+
+    /// The policies in force (last applied), whatever the files say now.
+    pub fn applied_policies(&self) -> std::sync::Arc<crate::retention::policy::PolicySet> {
+        self.applied.read().expect("applied policies lock").clone()
+    }
+
+    /// Makes the policy files the applied set (after `apply_policies` re-dated the records).
+    pub(crate) fn set_applied_policies(&self, event: Event) -> Result<()> {
+        let all: Vec<&crate::retention::policy::Policy> = self.policies.all().collect();
+        self.store.put_doc(APPLIED.0, APPLIED.1, &serde_json::to_vec(&all).expect("policies serialise"), event)?;
+        *self.applied.write().expect("applied policies lock") = std::sync::Arc::new(self.policies.clone());
+        Ok(())
+    }
+}
+
+/// Where the applied policy set is kept (`docs` tree, `policy/applied`).
+const APPLIED: (&str, &str) = ("policy", "applied");
+
+/// The applied policy set from the store; a store that has none (new, or made before the
+/// distinction) adopts the files as they are, audited. A class the store's set lacks (added
+/// by a new release) is taken from the files.
+fn applied_or_adopt(
+    store: &Store,
+    files: &crate::retention::policy::PolicySet,
+) -> Result<crate::retention::policy::PolicySet> {
+    match store.get_doc(APPLIED.0, APPLIED.1)? {
+        Some(v) => {
+            let stored: Vec<crate::retention::policy::Policy> =
+                serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("applied policies: {e}")))?;
+            Ok(crate::retention::policy::PolicySet::from_policies(stored, files)?)
+        }
+        None => {
+            let all: Vec<&crate::retention::policy::Policy> = files.all().collect();
+            store.put_doc(
+                APPLIED.0,
+                APPLIED.1,
+                &serde_json::to_vec(&all).expect("policies serialise"),
+                Event::system("policy.adopt", &format!("{} policies", all.len())),
+            )?;
+            Ok(files.clone())
+        }
     }
 }
 

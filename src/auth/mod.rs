@@ -248,7 +248,7 @@ fn new_record(name: &str, role: Role, password: &str, now: DateTime<Utc>) -> Use
         must_change_password: true,
         failed_logins: 0,
         locked: false,
-        expires_on: fiscal_year_end(now.date_naive()),
+        expires_on: fiscal_year_end(crate::jp::date_of(now)),
         totp_sealed: None,
         created_at: now,
         last_login_at: None,
@@ -390,7 +390,7 @@ pub fn login(
         store.audit(event("locked"))?;
         return Ok(Login::Locked);
     }
-    if now.date_naive() > rec.expires_on {
+    if crate::jp::date_of(now) > rec.expires_on {
         store.audit(event("account_expired"))?;
         return Ok(Login::AccountExpired);
     }

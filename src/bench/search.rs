@@ -181,7 +181,7 @@ pub fn run(o: &Options, show: bool) -> anyhow::Result<Figures> {
     reset_peak_rss();
     let enc_path = root.join("encrypted");
     let key = crate::crypto::Key::generate();
-    let enc_dir = || crate::store::index_dir::EncryptedDirectory::open(enc_path.clone(), key.clone());
+    let enc_dir = || crate::store::index_dir::EncryptedDirectory::open(enc_path.clone(), vec![key.clone()]);
     let (build_seconds, raw_text_bytes) = build(enc_dir()?, &corpus, o, show, "encrypted")?;
     let index_bytes = dir_bytes(&enc_path);
     let idx = SearchIndex::open_in(enc_dir()?)?;

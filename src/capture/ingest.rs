@@ -302,7 +302,14 @@ fn ingest_page(
         }
     };
     let mut rec = Record {
-        wrapped_key: store.wrap_data_key(&id, &key),
+        wrapped_key: Vec::new(),
+        key_epoch: None,
+        past_epochs: Vec::new(),
+        // The batch's 受付日 is the receipt date the law counts from.
+        received_on: match &opts.batch {
+            Some(b) => h.batch_by_id(b)?.map(|b| b.received_on),
+            None => None,
+        },
         id: id.clone(),
         state: RecordState::Pending,
         kind,
@@ -315,6 +322,7 @@ fn ingest_page(
         batch: opts.batch.clone(),
     };
     rec.retention = Some(h.retention_for(&rec)?);
+    store.seal_record_key(&mut rec, &key)?;
     store.put_pending(&rec)?;
     if let Some(text) = &text {
         h.index.put(&h.index_doc(&rec, text, draft.as_ref()))?;

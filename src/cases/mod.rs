@@ -89,6 +89,23 @@ pub struct Case {
     /// Made by a reviewer for a new applicant, before the subsidy system knows them (仮登録).
     #[serde(default)]
     pub provisional: bool,
+    /// The last 異動 that is not a change of the fields (an inquiry, a page linked); the
+    /// retention clock ("no change for five years") runs from the later of this and
+    /// `updated_at`.
+    #[serde(default)]
+    pub touched_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A records officer's decision to keep the case past its due date (延長): until when and why.
+    #[serde(default)]
+    pub extended: Option<Extension>,
+}
+
+/// 延長: a decision to keep a case record past its retention, with a new date and a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub until: NaiveDate,
+    pub reason: String,
+    pub by: String,
+    pub run: String,
 }
 
 /// One contact about the case (問合せ経過).
@@ -157,6 +174,30 @@ pub struct CaseVersion {
 }
 
 impl Case {
+    /// A new case record from its first import (or a provisional registration).
+    pub fn new(current: CaseFields, source: &str, now: chrono::DateTime<chrono::Utc>, provisional: bool) -> Case {
+        Case {
+            current,
+            updated_at: now,
+            source: source.to_owned(),
+            history: Vec::new(),
+            inquiries: Vec::new(),
+            provisional,
+            touched_at: None,
+            extended: None,
+        }
+    }
+
+    /// The last 異動 of the case: a field changed, a status moved, an inquiry, a page linked.
+    pub fn last_change(&self) -> chrono::DateTime<chrono::Utc> {
+        self.touched_at.map_or(self.updated_at, |t| t.max(self.updated_at))
+    }
+
+    /// Notes an 異動 that changes no field (an inquiry logged, a page linked).
+    pub fn touch(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        self.touched_at = Some(now);
+    }
+
     /// Applies an imported version: `false` if nothing changed (re-importing the same export
     /// is a no-op), else the old version goes into the history.
     pub fn update(&mut self, fields: CaseFields, source: &str, now: chrono::DateTime<chrono::Utc>) -> bool {

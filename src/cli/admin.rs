@@ -29,6 +29,9 @@ pub enum AuditCommand {
 pub enum UserCommand {
     /// Set a new one-time password for a user (also unlocks) and print it
     ResetPassword { name: String },
+    /// Change your own password at a terminal: current and new password on standard input
+    /// (one per line), or HOZON_PASSWORD and HOZON_NEW_PASSWORD
+    Passwd { name: String },
     /// Create a personal account with a role's preset rights; prints its one-time password
     Add {
         name: String,
@@ -107,6 +110,29 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
             let pw = crate::auth::operator_reset_password(&store, &user, name, chrono::Utc::now())?;
             println!("ユーザー {name} の新しい一時パスワード: {pw} (次回ログイン時に変更が必要です)");
+        }
+        UserCommand::Passwd { name } => {
+            let config = crate::config::Config::load(&cli.data)?;
+            let mut lines = std::io::stdin().lines();
+            let mut read = |env: &str, prompt: &str| -> anyhow::Result<String> {
+                if let Ok(v) = std::env::var(env) {
+                    return Ok(v);
+                }
+                eprint!("{prompt}");
+                Ok(lines.next().transpose()?.unwrap_or_default().trim_end().to_owned())
+            };
+            let current = read("HOZON_PASSWORD", &format!("{name} の現在のパスワード: "))?;
+            let new = read("HOZON_NEW_PASSWORD", "新しいパスワード: ")?;
+            let now = chrono::Utc::now();
+            match crate::auth::login(&store, &config.security, name, &current, "cli", now)? {
+                crate::auth::Login::Ok { actor, .. } => {
+                    crate::auth::change_password(&store, &config.security, &actor, &current, &new, now)?;
+                    println!("{name} のパスワードを変更しました");
+                }
+                _ => {
+                    anyhow::bail!("{name}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）")
+                }
+            }
         }
         UserCommand::Add { name, role } => {
             let role = crate::auth::Role::parse(role).with_context(|| format!("unknown role {role:?}"))?;

@@ -66,7 +66,7 @@ pub fn run(cli: &Cli, c: &BatchCommand) -> anyhow::Result<ExitCode> {
         BatchCommand::New { municipality, received_on, channel, pages, note, hot_folder } => {
             let new = NewBatch {
                 municipality: municipality.clone(),
-                received_on: received_on.clone().unwrap_or_else(|| chrono::Utc::now().date_naive().to_string()),
+                received_on: received_on.clone().unwrap_or_else(|| crate::jp::today().to_string()),
                 channel: channel.clone(),
                 expected_pages: pages.clone(),
                 note: note.clone(),

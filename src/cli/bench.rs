@@ -165,6 +165,11 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("  execute+certificate{:>10.2} s", f.execute_seconds);
             println!("  total              {:>10.2} s", f.seconds);
             println!("  records/s          {:>10.0}", f.records_per_s);
+            println!("  epoch keys retired {:>10.2} s (inside execute)", f.epoch_key_seconds);
+            println!(
+                "  index re-sealed    {:>10.2} s ({} files, inside execute)",
+                f.index_reencrypt_seconds, f.index_files_resealed
+            );
             println!("  certificate        {} ({} bytes)", f.certificate, f.certificate_bytes);
             println!("  peak RSS           {:>10.1} MiB", f.peak_rss_mb);
             println!("{}", serde_json::to_string(&f)?);

@@ -33,6 +33,22 @@ pub enum DisposeCommand {
         #[arg(long)]
         user: String,
     },
+    /// Decide a case record whose policy asks for a decision: destroy, extend or transfer
+    Decide {
+        run: String,
+        /// The item (`case:<key>` as `dispose show` lists it)
+        item: String,
+        /// destroy (廃棄), extend (延長) or transfer (移管)
+        #[arg(value_parser = ["destroy", "extend", "transfer"])]
+        decision: String,
+        /// New retention end for an extension
+        #[arg(long)]
+        until: Option<NaiveDate>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        user: String,
+    },
     /// Confirm a draft run (the preparer); password from HOZON_PASSWORD or standard input
     Submit {
         run: String,
@@ -79,17 +95,24 @@ pub enum DisposeCommand {
 
 #[derive(Subcommand)]
 pub enum HoldCommand {
-    /// Hold records (legal, audit, disclosure request, open case): disposal skips them
+    /// Hold records or whole cases (litigation 訴訟, audit 監査, disclosure request 開示請求):
+    /// disposal skips them, also when the hold comes after approval
     Place {
+        /// 訴訟, 監査, 開示請求, 審査中 …
         #[arg(long)]
         kind: String,
         #[arg(long)]
         reason: String,
+        /// Recipient numbers (受給者番号): every page of the case, present and future
+        #[arg(long = "case", value_name = "受給者番号")]
+        cases: Vec<String>,
+        /// Record ids
         records: Vec<String>,
     },
-    Release {
-        id: String,
-    },
+    /// Release a hold (audited)
+    Release { id: String },
+    /// Every hold: active first, with kind, reason, who and when
+    List,
 }
 
 #[derive(Subcommand)]
@@ -100,21 +123,39 @@ pub enum CertificateCommand {
     List,
 }
 
-/// A named officer at the terminal: their password, their rights (the two-person rule needs
-/// real identities, not the operator).
+/// A line from standard input (or the environment variable, for scripts), after a prompt.
+fn secret_line(env: &str, prompt: &str) -> anyhow::Result<String> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok(v);
+    }
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
+}
+
+/// A named officer at the terminal: their own password and, when they have enrolled one,
+/// a one-time code from their authenticator (the two-person rule needs real identities,
+/// not the operator, and not a password someone else just set).
 fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
-    let password = match std::env::var("HOZON_PASSWORD") {
-        Ok(p) => p,
-        Err(_) => {
-            eprint!("{user} のパスワード: ");
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line.trim_end().to_owned()
-        }
-    };
+    let password = secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
     match auth::login(&h.store, &h.config.security, user, &password, "cli", chrono::Utc::now())? {
-        Login::Ok { actor, .. } => Ok(actor),
-        _ => anyhow::bail!("login failed for {user}"),
+        Login::Ok { mut actor, must_change_password, totp_enrolled } => {
+            if must_change_password {
+                anyhow::bail!(
+                    "{user} のパスワードは仮パスワードです。本人が `hozon user passwd {user}` で変更してから操作してください"
+                );
+            }
+            if totp_enrolled {
+                let code = secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
+                let now = chrono::Utc::now().timestamp().max(0) as u64;
+                auth::check_totp(&h.store, &actor, &code, now)
+                    .map_err(|_| anyhow::anyhow!("{user}: 確認コードが違います"))?;
+                actor.second_factor = true;
+            }
+            Ok(actor)
+        }
+        _ => anyhow::bail!("{user}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）"),
     }
 }
 
@@ -122,7 +163,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
         DisposeCommand::Plan { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
             let r = run::plan(&h, &super::operator(), as_of)?;
             println!(
                 "廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 件 / 保留 {} 件",
@@ -160,6 +201,18 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             run::exclude(&h, &officer(&h, user)?, id, record, reason)?;
             println!("{record} を除外しました");
         }
+        DisposeCommand::Decide { run: id, item, decision, until, reason, user } => {
+            let d = match decision.as_str() {
+                "destroy" => run::Decision::Destroy,
+                "extend" => run::Decision::Extend {
+                    until: until.ok_or_else(|| anyhow::anyhow!("延長には --until（新しい保存期限）が必要です"))?,
+                    reason: reason.clone(),
+                },
+                _ => run::Decision::Transfer { reason: reason.clone() },
+            };
+            run::decide(&h, &officer(&h, user)?, id, item, &d)?;
+            println!("{item}: {decision} と決定しました");
+        }
         DisposeCommand::Submit { run: id, user } => {
             run::submit(&h, &officer(&h, user)?, id)?;
             println!("{id} を確認済みとして提出しました。別の担当者の承認が必要です。");
@@ -175,15 +228,19 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
                 bar.set_position(d as u64);
             })?;
             bar.finish_and_clear();
+            let skipped = done.run.count(|s| matches!(s, run::ItemStatus::Skipped { .. }));
             println!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
+            if skipped > 0 {
+                println!("実行時の再確認で {skipped} 件を廃棄しませんでした（理由は証明書と `dispose show` に記載）");
+            }
         }
         DisposeCommand::PlanAudit { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
             let r = run::plan_audit(&h, &super::operator(), as_of)?;
             println!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
         }
         DisposeCommand::PlanPaper { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
             let r = boxes::plan(&h, &super::operator(), as_of)?;
             println!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
         }
@@ -197,7 +254,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DisposeCommand::Forecast { months } => {
-            let f = run::forecast(&h, &super::operator(), chrono::Utc::now().date_naive(), *months)?;
+            let f = run::forecast(&h, &super::operator(), crate::jp::today(), *months)?;
             println!("廃棄予定（今後 {months} か月）");
             for (month, classes) in &f {
                 let total: usize = classes.values().sum();
@@ -212,13 +269,49 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
 pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
-        HoldCommand::Place { kind, reason, records } => {
-            let hold = run::place_hold(&h, &super::operator(), kind, reason, records)?;
-            println!("ホールド {} を設定しました（{} 件）", hold.id, records.len());
+        HoldCommand::Place { kind, reason, cases, records } => {
+            let req = run::HoldRequest {
+                kind: kind.clone(),
+                reason: reason.clone(),
+                records: records.clone(),
+                recipient_numbers: cases.clone(),
+            };
+            let hold = run::place_hold(&h, &super::operator(), &req)?;
+            println!("保留 {} を設定しました（対象 {} 件）", hold.id, hold.targets.len());
         }
         HoldCommand::Release { id } => {
             run::release_hold(&h, &super::operator(), id)?;
-            println!("ホールド {id} を解除しました");
+            println!("保留 {id} を解除しました");
+        }
+        HoldCommand::List => {
+            let all = run::holds(&h, &super::operator())?;
+            if all.is_empty() {
+                println!("保留はありません");
+            }
+            for hold in all {
+                let state = match (&hold.released_at, &hold.released_by) {
+                    (Some(at), by) => format!("解除済 {} {}", crate::jp::date_of(*at), by.as_deref().unwrap_or("")),
+                    (None, _) => "有効".to_owned(),
+                };
+                let targets: Vec<String> = hold
+                    .all_targets()
+                    .iter()
+                    .map(|t| match t {
+                        run::HoldTarget::Record(id) => format!("記録 {id}"),
+                        run::HoldTarget::Case(key) => format!("台帳 {key}"),
+                    })
+                    .collect();
+                println!(
+                    "{}  {}  {}  {}  設定 {} {}  {}",
+                    hold.id,
+                    state,
+                    hold.kind,
+                    hold.reason,
+                    hold.created_by,
+                    crate::jp::date_of(hold.created_at),
+                    targets.join(", ")
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -294,7 +387,7 @@ pub enum BoxCommand {
 pub fn doc_box(cli: &Cli, c: &BoxCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     let op = super::operator();
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::jp::today();
     match c {
         BoxCommand::Add { code, contents, sealed, location } => {
             boxes::register(&h, &op, code, contents, *sealed, location)?;

@@ -150,7 +150,7 @@ pub fn cross_check(draft: &mut Draft) {
         }
     }
     if let Some(b) = value(draft, "birth_date").and_then(|b| b.parse::<chrono::NaiveDate>().ok()) {
-        let today = chrono::Utc::now().date_naive();
+        let today = crate::jp::today();
         if b > today || chrono::Datelike::year(&b) < 1900 {
             flag(draft, "birth_date", format!("生年月日 {b} はありえない日付です"));
         }

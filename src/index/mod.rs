@@ -63,6 +63,9 @@ struct Fields {
 }
 
 pub struct SearchIndex {
+    /// The encrypted directory under the index (absent for the plain one benchmarks build),
+    /// kept for re-sealing its files when the index key rotates.
+    sealed: Option<crate::store::index_dir::EncryptedDirectory>,
     index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
@@ -350,7 +353,22 @@ impl DocBuilder {
 
 impl SearchIndex {
     pub fn open(dir: EncryptedDirectory) -> Result<SearchIndex> {
-        SearchIndex::open_in(dir)
+        let mut si = SearchIndex::open_in(dir.clone())?;
+        si.sealed = Some(dir);
+        // Files a crashed commit wrote but never referenced (a `.del` of an interrupted
+        // disposal) would block the same commit when it is redone: remove them first.
+        si.writer.lock().expect("index writer lock poisoned").garbage_collect_files().wait()?;
+        Ok(si)
+    }
+
+    /// Re-seals every index file under `new` while holding the writer (nothing is committed
+    /// meanwhile). Returns how many files were re-sealed.
+    pub fn reseal(&self, new: crate::crypto::Key) -> Result<usize> {
+        let Some(dir) = &self.sealed else { return Ok(0) };
+        let _w = self.writer.lock().expect("index writer lock poisoned");
+        let n = dir.reseal_all(new).map_err(tantivy::TantivyError::from)?;
+        self.reader.reload()?;
+        Ok(n)
     }
 
     /// Opens an index in any tantivy directory (the benchmark compares encrypted and plain).
@@ -369,7 +387,7 @@ impl SearchIndex {
         index.set_default_multithread_executor()?;
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
+        Ok(SearchIndex { sealed: None, index, reader, writer: Mutex::new(writer), f })
     }
 
     fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
@@ -704,7 +722,7 @@ impl SearchIndex {
     /// Deletes the documents of `record_ids` and commits. They no longer match any search,
     /// but their terms and stored text stay in the (encrypted) segment files until
     /// [`SearchIndex::compact`] merges those segments away.
-    pub fn delete(&self, record_ids: &[String]) -> Result<()> {
+    pub fn delete(&self, _approval: &crate::retention::run::ApprovedDisposal, record_ids: &[String]) -> Result<()> {
         let mut w = self.writer.lock().expect("index writer lock poisoned");
         for id in record_ids {
             w.delete_term(Term::from_field_text(self.f.record_id, id));
@@ -734,12 +752,6 @@ impl SearchIndex {
         drop(w);
         self.reader.reload()?;
         Ok(())
-    }
-
-    /// `delete` then `compact`.
-    pub fn purge(&self, record_ids: &[String]) -> Result<()> {
-        self.delete(record_ids)?;
-        self.compact()
     }
 
     /// How many documents (alive or deleted but not yet merged away) carry this record id.
@@ -776,7 +788,7 @@ mod tests {
 
     fn index() -> (tempfile::TempDir, SearchIndex) {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
+        let dir = EncryptedDirectory::open(tmp.path().to_owned(), vec![Key::generate()]).unwrap();
         (tmp, SearchIndex::open(dir).unwrap())
     }
 
@@ -832,7 +844,7 @@ mod tests {
         idx.put(&page("e", "東京都庁")).unwrap();
         assert_eq!(ids(&idx, "東京都庁"), vec!["e"], "a gapped phrase must not bridge two runs");
         assert_eq!(ids(&idx, "\"東京都新宿区\""), vec!["c"]);
-        idx.delete(&["d".into(), "e".into()]).unwrap();
+        idx.delete(&crate::retention::run::ApprovedDisposal::for_tests("t"), &["d".into(), "e".into()]).unwrap();
         assert_eq!(ids(&idx, "田"), vec!["c"]);
         assert_eq!(ids(&idx, "郎"), vec!["c"], "the last character of a run");
         assert_eq!(ids(&idx, "炎"), vec!["a"], "inside a run");

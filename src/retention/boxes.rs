@@ -183,7 +183,9 @@ pub fn mark_returned(h: &Hozon, actor: &Actor, code: &str, on: NaiveDate) -> Res
 /// Lists the boxes due on `as_of` in a new paper run (held boxes listed as held).
 pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
     actor.require(Function::Retention, Level::Update)?;
-    let policy = h.policies.get(CLASS)?;
+    crate::retention::run::refuse_future(as_of)?;
+    let applied = h.applied_policies();
+    let policy = applied.get(CLASS)?;
     let holds = run::active_holds(h)?;
     let mut items = Vec::new();
     for b in list(h, &Actor::system())? {
@@ -223,6 +225,7 @@ pub fn record_contractor_certificate(
         (RunKind::Paper, RunState::Approved { preparer, approver, .. }) => (preparer.clone(), approver.clone()),
         _ => return Err(Error::Corrupt(format!("run {run_id} is not an approved paper run"))),
     };
+    run::verify_approval(h, actor, &r, &preparer, &approver)?;
     if scan.is_empty() {
         return Err(Error::Corrupt("the contractor's certificate scan is empty".into()));
     }
@@ -233,7 +236,10 @@ pub fn record_contractor_certificate(
     let blob = h.store.put_blob(&id, &key, BlobRole::Original, scan)?;
     let now = Utc::now();
     let mut rec = Record {
-        wrapped_key: h.store.wrap_data_key(&id, &key),
+        wrapped_key: Vec::new(),
+        key_epoch: None,
+        past_epochs: Vec::new(),
+        received_on: None,
         id: id.clone(),
         state: RecordState::Pending,
         kind: RecordKind::Attachment { what: format!("contractor certificate for {run_id}") },
@@ -246,6 +252,7 @@ pub fn record_contractor_certificate(
         batch: None,
     };
     rec.retention = Some(h.retention_for(&rec)?);
+    h.store.seal_record_key(&mut rec, &key)?;
     h.store.put_pending(&rec)?;
     rec.state = RecordState::Stored;
     h.store.commit_stored(

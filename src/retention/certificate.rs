@@ -41,6 +41,15 @@ pub struct Manifest {
     pub excluded: usize,
     pub held: usize,
     pub missing: Vec<String>,
+    /// Items not destroyed, each with its reason: held or excluded at planning, or kept by the
+    /// re-check at execution (a hold since, a policy now 移管, a due date moved).
+    #[serde(default)]
+    pub not_destroyed: Vec<(String, String)>,
+    /// The certificate's document number (文書番号) and the issuing office.
+    #[serde(default)]
+    pub document_number: String,
+    #[serde(default)]
+    pub office: String,
     /// Tombstone ids (electronic) or box codes (paper), sorted.
     pub ids: Vec<String>,
 }
@@ -52,7 +61,35 @@ pub struct RegisterEntry {
     pub manifest_sha256: String,
     pub issued_at: DateTime<Utc>,
     pub file: String,
+    /// Position in the register (1, 2, …) and the chain: `mac` is a keyed hash over this
+    /// entry and the previous entry's `mac`, so the register is tamper-evident on its own,
+    /// for as long as certificates are kept, whatever the audit log's own disposal removes.
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(default)]
+    pub prev: String,
+    #[serde(default)]
+    pub mac: String,
 }
+
+impl RegisterEntry {
+    fn compute_mac(&self, h: &Hozon) -> String {
+        let payload = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.seq,
+            self.prev,
+            self.run_id,
+            self.pdf_sha256,
+            self.manifest_sha256,
+            self.issued_at.to_rfc3339()
+        );
+        h.store.lookup_hash("certificate-register", &payload)
+    }
+}
+
+/// The register's head (`certificate_head`): the last entry's sequence number and mac, so a
+/// removed last entry is noticed too.
+const HEAD: (&str, &str) = ("certificate_head", "head");
 
 pub struct Issued {
     pub path: std::path::PathBuf,
@@ -75,16 +112,26 @@ pub fn method_for(kind: RunKind) -> &'static str {
 pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &str) -> Result<Issued> {
     let mut counts = BTreeMap::new();
     let mut ids = Vec::new();
+    let mut not_destroyed = Vec::new();
     for i in &run.items {
-        if i.status == ItemStatus::Destroyed {
-            *counts.entry(i.class.clone()).or_insert(0) += 1;
-            ids.push(i.id.clone());
+        match &i.status {
+            ItemStatus::Destroyed => {
+                *counts.entry(i.class.clone()).or_insert(0) += 1;
+                ids.push(i.id.clone());
+            }
+            ItemStatus::Held { reason } => not_destroyed.push((i.id.clone(), format!("保留（計画時）: {reason}"))),
+            ItemStatus::Excluded { reason, by } => {
+                not_destroyed.push((i.id.clone(), format!("除外（{by}）: {reason}")))
+            }
+            ItemStatus::Skipped { reason } => not_destroyed.push((i.id.clone(), format!("実行時の再確認: {reason}"))),
+            ItemStatus::Due | ItemStatus::Missing | ItemStatus::AwaitingDecision => {}
         }
     }
     ids.sort();
+    let applied = h.applied_policies();
     let policies = counts
         .keys()
-        .filter_map(|c| h.policies.get(c).ok().map(|p| (c.clone(), (p.title.clone(), p.legal_basis.clone()))))
+        .filter_map(|c| applied.get(c).ok().map(|p| (c.clone(), (p.title.clone(), p.legal_basis.clone()))))
         .collect();
     let manifest = Manifest {
         run_id: run.id.clone(),
@@ -98,8 +145,11 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
         counts,
         policies,
         excluded: run.count(|s| matches!(s, ItemStatus::Excluded { .. })),
-        held: run.count(|s| matches!(s, ItemStatus::Held { .. })),
+        held: run.count(|s| matches!(s, ItemStatus::Held { .. } | ItemStatus::Skipped { .. })),
         missing: run.items.iter().filter(|i| i.status == ItemStatus::Missing).map(|i| i.id.clone()).collect(),
+        not_destroyed,
+        document_number: format!("{}第{}号", h.config.office.document_prefix, run.id),
+        office: h.config.office.name.clone(),
         ids,
     };
     let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
@@ -113,28 +163,64 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
         &manifest_bytes,
         Event::new(executor, "dispose.manifest", &format!("{} sha256 {manifest_sha256}", run.id), "ok"),
     )?;
-    let entry = RegisterEntry {
+    let (seq, prev) = register_head(h)?;
+    let mut entry = RegisterEntry {
         run_id: run.id.clone(),
         pdf_sha256: pdf_sha256.clone(),
         manifest_sha256,
         issued_at: manifest.issued_at,
         file: path.display().to_string(),
+        seq: seq + 1,
+        prev,
+        mac: String::new(),
     };
-    h.store.put_doc(
-        REGISTER,
-        &run.id,
-        &serde_json::to_vec(&entry).expect("entry serialises"),
+    entry.mac = entry.compute_mac(h);
+    let head = serde_json::to_vec(&(entry.seq, &entry.mac)).expect("head serialises");
+    h.store.put_docs(
+        &[
+            (REGISTER.to_owned(), run.id.clone(), serde_json::to_vec(&entry).expect("entry serialises")),
+            (HEAD.0.to_owned(), HEAD.1.to_owned(), head),
+        ],
         Event::new(executor, "dispose.certificate", &format!("{} sha256 {pdf_sha256}", run.id), "ok"),
     )?;
     Ok(Issued { path, pdf_sha256 })
 }
 
 pub fn register(h: &Hozon) -> Result<Vec<RegisterEntry>> {
-    h.store
+    let mut out: Vec<RegisterEntry> = h
+        .store
         .docs(REGISTER)?
         .into_iter()
         .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| Error::Corrupt(e.to_string())))
-        .collect()
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|e| (e.seq, e.issued_at));
+    Ok(out)
+}
+
+/// The register's last sequence number and mac (0 and "" for an empty one).
+fn register_head(h: &Hozon) -> Result<(u64, String)> {
+    match h.store.get_doc(HEAD.0, HEAD.1)? {
+        Some(v) => serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("certificate register head: {e}"))),
+        None => Ok((0, String::new())),
+    }
+}
+
+/// Whether the register's chain is intact from its first entry to the recorded head; names
+/// the first entry that is not.
+pub fn verify_register(h: &Hozon) -> Result<std::result::Result<usize, String>> {
+    let entries: Vec<RegisterEntry> = register(h)?.into_iter().filter(|e| e.seq > 0).collect();
+    let mut prev = String::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.seq != i as u64 + 1 || e.prev != prev || e.compute_mac(h) != e.mac {
+            return Ok(Err(format!("証明書登録簿の {} 番目（{}）が改ざんされています", i + 1, e.run_id)));
+        }
+        prev = e.mac.clone();
+    }
+    let (seq, mac) = register_head(h)?;
+    if seq != entries.len() as u64 || mac != prev {
+        return Ok(Err(format!("証明書登録簿の末尾が記録と一致しません（登録 {} 件、記録 {seq} 件）", entries.len())));
+    }
+    Ok(Ok(entries.len()))
 }
 
 /// What `verify` found.
@@ -155,9 +241,15 @@ pub fn verify(h: &Hozon, pdf: &[u8]) -> Result<Verdict> {
     if let Some(e) = entries.iter().find(|e| e.pdf_sha256 == digest) {
         let manifest = h.store.get_doc(MANIFEST, &e.run_id)?.unwrap_or_default();
         let manifest_ok = sha256_hex(&manifest) == e.manifest_sha256;
-        let target = format!("{} sha256 {}", e.run_id, e.pdf_sha256);
-        let audited = h.store.audit_entries()?.iter().any(|a| a.action == "dispose.certificate" && a.target == target);
-        if manifest_ok && audited {
+        // The register's own chain vouches for the entry; only entries made before it had one
+        // fall back to the audit log.
+        let vouched = if e.seq > 0 {
+            verify_register(h)?.is_ok() && e.compute_mac(h) == e.mac
+        } else {
+            let target = format!("{} sha256 {}", e.run_id, e.pdf_sha256);
+            h.store.audit_entries()?.iter().any(|a| a.action == "dispose.certificate" && a.target == target)
+        };
+        if manifest_ok && vouched {
             return Ok(Verdict::Genuine { run_id: e.run_id.clone(), issued_at: e.issued_at });
         }
         return Ok(Verdict::Altered { run_id: e.run_id.clone() });
@@ -199,7 +291,7 @@ const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
 
 fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
-    let jst = chrono::FixedOffset::east_opt(9 * 3600).expect("JST");
+    let jst = crate::jp::jst();
     let mut lines = Vec::new();
     let mut y = 780.0;
     let push = |lines: &mut Vec<Line>, y: &mut f32, size: f32, x: f32, text: String| {
@@ -209,15 +301,24 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
     let title = title_of(m.kind);
     push(&mut lines, &mut y, 20.0, 200.0, title.into());
     y -= 10.0;
+    if !m.document_number.is_empty() {
+        push(&mut lines, &mut y, 10.5, 330.0, m.document_number.clone());
+        push(&mut lines, &mut y, 10.5, 330.0, format!("発行：{}", m.office));
+    }
     push(&mut lines, &mut y, 10.5, 60.0, format!("廃棄実行番号：{}", m.run_id));
+    let local = m.issued_at.with_timezone(&jst);
     push(
         &mut lines,
         &mut y,
         10.5,
         60.0,
-        format!("処理日時：{}", m.issued_at.with_timezone(&jst).format("%Y年%m月%d日 %H時%M分%S秒（日本時間）")),
+        format!(
+            "処理日時：{} {}（日本時間）",
+            crate::jp::era_and_iso(local.date_naive()),
+            local.format("%H時%M分%S秒")
+        ),
     );
-    push(&mut lines, &mut y, 10.5, 60.0, format!("基準日：{}", m.as_of.format("%Y年%m月%d日")));
+    push(&mut lines, &mut y, 10.5, 60.0, format!("基準日：{}", crate::jp::era_and_iso(m.as_of)));
     push(&mut lines, &mut y, 10.5, 60.0, format!("処理方法：{}", m.method));
     push(
         &mut lines,
@@ -239,6 +340,24 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
         }
     }
     push(&mut lines, &mut y, 10.5, 80.0, format!("保留（ホールド）：{} 件　除外：{} 件", m.held, m.excluded));
+    for (id, reason) in m.not_destroyed.iter().take(12) {
+        push(&mut lines, &mut y, 7.5, 95.0, id.clone());
+        for chunk in reason.chars().collect::<Vec<_>>().chunks(56) {
+            push(&mut lines, &mut y, 7.5, 110.0, chunk.iter().collect());
+        }
+    }
+    if m.not_destroyed.len() > 12 {
+        push(
+            &mut lines,
+            &mut y,
+            7.5,
+            95.0,
+            format!("ほか {} 件（理由は廃棄実行の記録に保存）", m.not_destroyed.len() - 12),
+        );
+    }
+    y -= 4.0;
+    push(&mut lines, &mut y, 9.0, 60.0, "確認者印　　　　　　　　承認者印　　　　　　　　所属長印".into());
+    push(&mut lines, &mut y, 9.0, 60.0, "［　　　　　　］　　　　［　　　　　　］　　　　［　　　　　　］".into());
     if !m.missing.is_empty() {
         push(
             &mut lines,

@@ -194,6 +194,18 @@ impl PolicySet {
         Ok(PolicySet { by_class })
     }
 
+    /// A set kept in the store; classes it lacks come from `files`.
+    pub fn from_policies(stored: Vec<Policy>, files: &PolicySet) -> Result<PolicySet, Error> {
+        let mut by_class: BTreeMap<String, Policy> = stored.into_iter().map(|p| (p.class.clone(), p)).collect();
+        for p in files.all() {
+            by_class.entry(p.class.clone()).or_insert_with(|| p.clone());
+        }
+        if let Some(missing) = CLASSES.iter().find(|c| !by_class.contains_key(**c)) {
+            return Err(Error::Missing((*missing).to_owned()));
+        }
+        Ok(PolicySet { by_class })
+    }
+
     pub fn get(&self, class: &str) -> Result<&Policy, Error> {
         self.by_class.get(class).ok_or_else(|| Error::Missing(class.to_owned()))
     }

@@ -121,13 +121,16 @@ impl BlobStore {
     }
 
     /// Every blob address on disk.
-    pub(crate) fn list(&self) -> Result<Vec<String>, Error> {
+    /// Every blob address with the time its file was last written.
+    pub(crate) fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, Error> {
         let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&self.root).min_depth(2).max_depth(2) {
             let entry = entry.map_err(|e| Error::Corrupt(format!("walking blobs: {e}")))?;
             let parent_is_tmp = entry.path().parent().and_then(Path::file_name) == Some("tmp".as_ref());
             if entry.file_type().is_file() && !parent_is_tmp {
-                out.push(entry.file_name().to_string_lossy().into_owned());
+                let modified =
+                    entry.metadata().ok().and_then(|m| m.modified().ok()).unwrap_or_else(std::time::SystemTime::now);
+                out.push((entry.file_name().to_string_lossy().into_owned(), modified));
             }
         }
         Ok(out)

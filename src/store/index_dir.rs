@@ -64,7 +64,9 @@ pub struct EncryptedDirectory {
 
 struct Inner {
     root: PathBuf,
-    key: Key,
+    /// Newest first: files are written with the first; readers try each (two only while a
+    /// rotation re-seals the files, and an old key stays in memory for files still open).
+    keys: std::sync::RwLock<Vec<Key>>,
     cache: BlockCache,
     watchers: WatchCallbackList,
 }
@@ -103,13 +105,16 @@ fn plain_layout(path: &Path, sealed_len: u64) -> io::Result<(usize, u64)> {
 }
 
 impl EncryptedDirectory {
-    pub(crate) fn open(root: PathBuf, key: Key) -> io::Result<EncryptedDirectory> {
+    pub(crate) fn open(root: PathBuf, keys: Vec<Key>) -> io::Result<EncryptedDirectory> {
         let cache_mb =
             std::env::var("HOZON_INDEX_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_CACHE_MB);
-        EncryptedDirectory::with_cache(root, key, cache_mb << 20)
+        EncryptedDirectory::with_cache(root, keys, cache_mb << 20)
     }
 
-    pub(crate) fn with_cache(root: PathBuf, key: Key, cache_bytes: u64) -> io::Result<EncryptedDirectory> {
+    pub(crate) fn with_cache(root: PathBuf, keys: Vec<Key>, cache_bytes: u64) -> io::Result<EncryptedDirectory> {
+        if keys.is_empty() {
+            return Err(invalid(&root, "no index key"));
+        }
         fs::create_dir_all(&root)?;
         for e in fs::read_dir(&root)?.flatten() {
             if e.file_name().to_string_lossy().ends_with(".tmp") {
@@ -118,7 +123,14 @@ impl EncryptedDirectory {
         }
         let blocks = (cache_bytes / BLOCK as u64).max(16) as usize;
         let cache = BlockCache::with_weighter(blocks, cache_bytes.max(16 * BLOCK as u64), BlockWeighter);
-        Ok(EncryptedDirectory { inner: Arc::new(Inner { root, key, cache, watchers: WatchCallbackList::default() }) })
+        Ok(EncryptedDirectory {
+            inner: Arc::new(Inner {
+                root,
+                keys: std::sync::RwLock::new(keys),
+                cache,
+                watchers: WatchCallbackList::default(),
+            }),
+        })
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -173,10 +185,7 @@ impl SealedFile {
         let size = if last { self.len - n as usize * BLOCK + SEAL_OVERHEAD } else { SEALED_BLOCK };
         let mut sealed = vec![0u8; size];
         self.file.read_exact_at(&mut sealed, n * SEALED_BLOCK as u64)?;
-        self.inner
-            .key
-            .open(&aad(&self.path, n, last), &sealed)
-            .map_err(|e| invalid(&self.path, format_args!("block {n}: {e}")))
+        self.inner.open_block(&self.path, n, last, &sealed)
     }
 
     /// The plaintext of block `n`, from the cache or decrypted from disk.
@@ -263,7 +272,12 @@ impl TerminatingWrite for SealingWriter {
         let file = self.file.take().ok_or_else(|| invalid(&self.path, "terminated twice"))?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&self.tmp, &self.target)
+        fs::rename(&self.tmp, &self.target)?;
+        // Lets a test kill a disposal between writing a deletion file and committing it.
+        if self.path.extension().is_some_and(|e| e == "del") {
+            crate::retention::run::failpoint("index.del_written");
+        }
+        Ok(())
     }
 }
 
@@ -275,12 +289,85 @@ impl Drop for SealingWriter {
     }
 }
 
+impl Inner {
+    fn current_key(&self) -> Key {
+        self.keys.read().expect("index keys lock")[0].clone()
+    }
+
+    /// Opens one sealed block with whichever key it was sealed under.
+    fn open_block(&self, path: &Path, n: u64, last: bool, sealed: &[u8]) -> io::Result<Vec<u8>> {
+        let ad = aad(path, n, last);
+        let keys = self.keys.read().expect("index keys lock");
+        let mut err = None;
+        for k in keys.iter() {
+            match k.open(&ad, sealed) {
+                Ok(p) => return Ok(p),
+                Err(e) => err = Some(e),
+            }
+        }
+        Err(invalid(path, format_args!("block {n}: {}", err.expect("at least one key"))))
+    }
+}
+
 impl EncryptedDirectory {
+    /// Re-seals every index file under `new` (which becomes the key new files are written
+    /// with), each through a temp file renamed over the old one. The caller holds the index
+    /// writer, so no file is written meanwhile; readers keep working (files still open on the
+    /// old inode are read with the old key, kept in memory only). Returns the files re-sealed.
+    pub(crate) fn reseal_all(&self, new: Key) -> io::Result<usize> {
+        {
+            let mut keys = self.inner.keys.write().expect("index keys lock");
+            if keys[0].expose() != new.expose() {
+                keys.insert(0, new.clone());
+            }
+        }
+        let mut n = 0;
+        let mut names: Vec<PathBuf> = Vec::new();
+        for e in fs::read_dir(&self.inner.root)? {
+            let e = e?;
+            let name = PathBuf::from(e.file_name());
+            let s = name.to_string_lossy();
+            // Lock files are empty and never sealed; temp files are a crashed writer's.
+            if e.file_type()?.is_file() && !s.ends_with(".tmp") && !s.ends_with(".lock") && e.metadata()?.len() > 0 {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let f = match self.open_sealed(&name) {
+                Ok(f) => f,
+                Err(OpenReadError::FileDoesNotExist(_)) => continue,
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            };
+            // Already under the new key (a resumed rotation): nothing to do.
+            let last = f.blocks == 1;
+            let mut first = vec![0u8; if last { f.len + SEAL_OVERHEAD } else { SEALED_BLOCK }];
+            f.file.read_exact_at(&mut first, 0)?;
+            if new.open(&aad(&name, 0, last), &first).is_ok() {
+                continue;
+            }
+            let mut w = self.writer(&name)?;
+            for b in 0..f.blocks {
+                w.write_all(&f.decrypt_block(b)?)?;
+            }
+            w.terminate()?;
+            n += 1;
+        }
+        self.sync_directory()?;
+        Ok(n)
+    }
+
+    /// Forgets every key but the newest (tests: the running process keeps an old key in memory
+    /// for files tantivy still has open; only the key store forgets it).
+    #[cfg(test)]
+    pub(crate) fn drop_old_keys(&self) {
+        self.inner.keys.write().expect("index keys lock").truncate(1);
+    }
+
     fn writer(&self, path: &Path) -> io::Result<SealingWriter> {
         let tmp = self.temp_path();
         let file = io::BufWriter::with_capacity(SEALED_BLOCK, fs::File::create(&tmp)?);
         Ok(SealingWriter {
-            key: self.inner.key.clone(),
+            key: self.inner.current_key(),
             path: path.to_owned(),
             target: self.inner.root.join(path),
             tmp,
@@ -379,7 +466,7 @@ mod tests {
     #[test]
     fn files_on_disk_are_ciphertext_and_read_back() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
+        let dir = EncryptedDirectory::open(tmp.path().to_owned(), vec![Key::generate()]).unwrap();
         let mut w = dir.open_write(Path::new("seg.idx")).unwrap();
         w.write_all("潰瘍性大腸炎 plaintext-marker".as_bytes()).unwrap();
         w.terminate().unwrap();
@@ -389,8 +476,8 @@ mod tests {
             assert!(!bytes.windows(6).any(|w| w == b"marker"));
         }
         // A fresh handle (empty cache) decrypts from disk.
-        let key2 = dir.inner.key.clone();
-        let dir2 = EncryptedDirectory::open(tmp.path().to_owned(), key2).unwrap();
+        let key2 = dir.inner.current_key();
+        let dir2 = EncryptedDirectory::open(tmp.path().to_owned(), vec![key2]).unwrap();
         let bytes = dir2.open_read(Path::new("seg.idx")).unwrap().read_bytes().unwrap();
         assert_eq!(bytes.as_slice(), "潰瘍性大腸炎 plaintext-marker".as_bytes());
         assert_eq!(dir2.atomic_read(Path::new("meta.json")).unwrap(), b"{\"marker\":1}");
@@ -402,16 +489,16 @@ mod tests {
     #[test]
     fn wrong_key_fails_to_read() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
+        let dir = EncryptedDirectory::open(tmp.path().to_owned(), vec![Key::generate()]).unwrap();
         dir.atomic_write(Path::new("meta.json"), b"{}").unwrap();
-        let other = EncryptedDirectory::open(tmp.path().to_owned(), Key::generate()).unwrap();
+        let other = EncryptedDirectory::open(tmp.path().to_owned(), vec![Key::generate()]).unwrap();
         assert!(other.atomic_read(Path::new("meta.json")).is_err());
     }
 
     #[test]
     fn multi_block_ranges_and_tampering() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = EncryptedDirectory::with_cache(tmp.path().to_owned(), Key::generate(), 1 << 20).unwrap();
+        let dir = EncryptedDirectory::with_cache(tmp.path().to_owned(), vec![Key::generate()], 1 << 20).unwrap();
         let data: Vec<u8> = (0..(BLOCK * 3 + 123)).map(|i| (i % 251) as u8).collect();
         let mut w = dir.open_write(Path::new("big.pos")).unwrap();
         w.write_all(&data).unwrap();
@@ -426,7 +513,8 @@ mod tests {
         let file = tmp.path().join("big.pos");
         let sealed = fs::read(&file).unwrap();
         let other = tempfile::tempdir().unwrap();
-        let dir2 = EncryptedDirectory::with_cache(other.path().to_owned(), dir.inner.key.clone(), 1 << 20).unwrap();
+        let dir2 =
+            EncryptedDirectory::with_cache(other.path().to_owned(), vec![dir.inner.current_key()], 1 << 20).unwrap();
         fs::write(other.path().join("big.pos"), &sealed[..SEALED_BLOCK * 2]).unwrap();
         let cut = dir2.get_file_handle(Path::new("big.pos")).unwrap();
         assert!(cut.read_bytes(0..1).is_ok(), "an intact first block still opens");
@@ -437,8 +525,37 @@ mod tests {
         swapped[SEALED_BLOCK..SEALED_BLOCK * 2].copy_from_slice(&sealed[..SEALED_BLOCK]);
         fs::write(other.path().join("swap.pos"), &swapped).unwrap();
         fs::rename(other.path().join("swap.pos"), other.path().join("big.pos")).unwrap();
-        let dir3 = EncryptedDirectory::with_cache(other.path().to_owned(), dir.inner.key.clone(), 1 << 20).unwrap();
+        let dir3 =
+            EncryptedDirectory::with_cache(other.path().to_owned(), vec![dir.inner.current_key()], 1 << 20).unwrap();
         let sw = dir3.get_file_handle(Path::new("big.pos")).unwrap();
         assert!(sw.read_bytes(0..1).is_err());
+    }
+
+    #[test]
+    fn resealing_makes_the_old_key_useless_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = Key::generate();
+        let dir = EncryptedDirectory::with_cache(tmp.path().to_owned(), vec![old.clone()], 1 << 20).unwrap();
+        let data: Vec<u8> = (0..(BLOCK + 77)).map(|i| (i % 253) as u8).collect();
+        let mut w = dir.open_write(Path::new("seg.store")).unwrap();
+        w.write_all(&data).unwrap();
+        w.terminate().unwrap();
+        dir.atomic_write(Path::new("meta.json"), b"{}").unwrap();
+        let open_before = dir.get_file_handle(Path::new("seg.store")).unwrap();
+        let new = Key::generate();
+        assert_eq!(dir.reseal_all(new.clone()).unwrap(), 2);
+        assert_eq!(dir.reseal_all(new.clone()).unwrap(), 0, "a resumed rotation skips re-sealed files");
+        // A handle opened before still reads (old inode, old key in memory) ...
+        assert_eq!(open_before.read_bytes(0..data.len()).unwrap().as_slice(), &data[..]);
+        dir.drop_old_keys();
+        // ... and on disk only the new key opens the files.
+        let with_old = EncryptedDirectory::with_cache(tmp.path().to_owned(), vec![old], 1 << 20).unwrap();
+        assert!(with_old.get_file_handle(Path::new("seg.store")).unwrap().read_bytes(0..1).is_err());
+        assert!(with_old.atomic_read(Path::new("meta.json")).is_err());
+        let with_new = EncryptedDirectory::with_cache(tmp.path().to_owned(), vec![new], 1 << 20).unwrap();
+        assert_eq!(
+            with_new.get_file_handle(Path::new("seg.store")).unwrap().read_bytes(0..data.len()).unwrap().as_slice(),
+            &data[..]
+        );
     }
 }

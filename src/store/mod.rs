@@ -29,12 +29,14 @@
 pub mod blobs;
 pub mod index_dir;
 pub(crate) mod keyfile;
+pub(crate) mod keystore;
 mod records;
 
 use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 
+pub use keystore::KeyEpoch;
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
 };
@@ -68,6 +70,8 @@ pub enum Error {
     Corrupt(String),
     #[error("record {0} not found")]
     NoRecord(String),
+    #[error("record {0}: its key was destroyed (disposed of)")]
+    KeyDestroyed(String),
 }
 
 impl Error {
@@ -101,9 +105,13 @@ pub struct Store {
     /// recognised page not yet verified. Oldest first is key order, and the queue stays as
     /// small as the backlog, however large the archive grows.
     queue: sled::Tree,
+    /// The hold index: `r:<record id>` / `c:<case key>` → active hold ids (JSON list). Read
+    /// inside the transaction that shreds keys, so a hold placed at any moment before it wins.
+    holds: sled::Tree,
     blobs: blobs::BlobStore,
+    /// Epoch and index keys, outside sled (see [`keystore`]).
+    keys: keystore::KeyStore,
     dedupe_key: Key,
-    index_key: Key,
     /// Seals small secrets kept in metadata (TOTP seeds).
     secrets_key: Key,
     /// Seals audit entries.
@@ -138,7 +146,8 @@ impl Store {
         meta.insert("review_queue_v1", b"1")?;
         db.flush()?;
         drop(meta);
-        Store::from_db(root, key_file, db, master)
+        let keys = keystore::KeyStore::open(keystore::path_for(key_file), master.clone(), true)?;
+        Store::from_db(root, key_file, db, master, keys)
     }
 
     pub fn open(root: &Path, key_file: &Path) -> Result<Store> {
@@ -149,12 +158,29 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let check = meta.get("key_check")?.ok_or_else(|| Error::Corrupt("missing key check".into()))?;
         let master = open_master_key(key_file, &check)?;
-        Store::from_db(root, key_file, db, master)
+        let keys = open_key_store(key_file, &master, meta.get(KEYSTORE_FLAG)?.is_none())?;
+        Store::from_db(root, key_file, db, master, keys)
     }
 
-    fn from_db(root: &Path, key_file: &Path, db: sled::Db, master: MasterKey) -> Result<Store> {
+    fn from_db(
+        root: &Path,
+        key_file: &Path,
+        db: sled::Db,
+        master: MasterKey,
+        keys: keystore::KeyStore,
+    ) -> Result<Store> {
         let meta = db.open_tree("meta")?;
-        let [dedupe_key, index_key, secrets_key, audit_key] = STORE_KEYS.map(|name| meta_key(&meta, &master, name));
+        let [dedupe_key, secrets_key, audit_key] = STORE_KEYS.map(|name| meta_key(&meta, &master, name));
+        if keys.index_keys()?.is_empty() {
+            // A store made before the key store kept its index key in sled: adopt it (the first
+            // disposal rotates it away); a new store's never touches sled.
+            let legacy = match meta.get("index_key")? {
+                Some(w) => master.unwrap_key(&key_context("index_key"), &w)?,
+                None => Key::generate(),
+            };
+            keys.adopt_index_key(&legacy)?;
+        }
+        meta.insert(KEYSTORE_FLAG, b"1")?;
         db.flush()?;
         Ok(Store {
             root: root.to_owned(),
@@ -168,11 +194,12 @@ impl Store {
             tombstones: db.open_tree("tombstones")?,
             batch_pages: db.open_tree("batch_pages")?,
             queue: db.open_tree("review_queue")?,
+            holds: db.open_tree("hold_index")?,
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
+            keys,
             dedupe_key: dedupe_key?,
-            index_key: index_key?,
             secrets_key: secrets_key?,
             audit_key: audit_key?,
         })
@@ -185,7 +212,12 @@ impl Store {
     /// Opens the encrypted directory that holds the search index.
     pub fn index_directory(&self) -> Result<index_dir::EncryptedDirectory> {
         let p = self.root.join("index");
-        index_dir::EncryptedDirectory::open(p.clone(), self.index_key.clone()).map_err(|e| Error::io(&p, e))
+        index_dir::EncryptedDirectory::open(p.clone(), self.keys.index_keys()?).map_err(|e| Error::io(&p, e))
+    }
+
+    /// Where the key store lives (beside the master key file, never in a data backup).
+    pub fn key_store_path(&self) -> &Path {
+        self.keys.path()
     }
 
     /// Keyed hash used for duplicate detection of incoming files.
@@ -197,12 +229,53 @@ impl Store {
         Key::generate()
     }
 
-    pub fn wrap_data_key(&self, id: &RecordId, key: &DataKey) -> Vec<u8> {
-        self.master.wrap(&record_key_context(id), key)
+    /// Wraps `key` as `rec`'s data key under the epoch its class and due date put it in.
+    pub fn seal_record_key(&self, rec: &mut Record, key: &DataKey) -> Result<()> {
+        let (epoch, epoch_key) = self.keys.current(&rec.epoch_label())?;
+        rec.wrapped_key = epoch_key.wrap(&record_key_context(&rec.id), key);
+        rec.key_epoch = Some(epoch);
+        Ok(())
     }
 
+    /// A record's data key: through its epoch's key, else (a record from an earlier copy of
+    /// the data directory whose epoch was retired since) through the survivors table, else it
+    /// was destroyed.
     pub fn data_key(&self, rec: &Record) -> Result<DataKey> {
-        Ok(self.master.unwrap_key(&record_key_context(&rec.id), &rec.wrapped_key)?)
+        let ctx = record_key_context(&rec.id);
+        let Some(epoch) = &rec.key_epoch else {
+            return Ok(self.master.unwrap_key(&ctx, &rec.wrapped_key)?);
+        };
+        if let Some(k) = self.keys.epoch_key(epoch)?
+            && let Ok(dk) = k.unwrap_key(&ctx, &rec.wrapped_key)
+        {
+            return Ok(dk);
+        }
+        if let Some(s) = self.keys.survivor(rec.id.as_str())
+            && let Some(k) = self.keys.epoch_key(&s.epoch)?
+        {
+            return Ok(k.unwrap_key(&ctx, &s.wrapped)?);
+        }
+        Err(Error::KeyDestroyed(rec.id.to_string()))
+    }
+
+    /// Puts `rec`'s key in the epoch its retention now says (a due date moved, a class was
+    /// recognised, a record from before the key store): the old epoch is remembered so that
+    /// destroying the record retires it too. Records without a key (shredding) are left alone.
+    fn settle_epoch(&self, rec: &mut Record) -> Result<()> {
+        if rec.wrapped_key.is_empty() || !matches!(rec.state, RecordState::Stored | RecordState::Pending) {
+            return Ok(());
+        }
+        let label = rec.epoch_label();
+        if rec.key_epoch.as_ref().is_some_and(|e| e.label == label) {
+            return Ok(());
+        }
+        let dk = self.data_key(rec)?;
+        if let Some(old) = rec.key_epoch.take()
+            && !rec.past_epochs.contains(&old.label)
+        {
+            rec.past_epochs.push(old.label);
+        }
+        self.seal_record_key(rec, &dk)
     }
 
     /// Seals `plain` with the record's key and stores it durably.
@@ -235,6 +308,8 @@ impl Store {
     /// Step 2 of the write protocol: the record exists, not yet visible.
     pub fn put_pending(&self, rec: &Record) -> Result<()> {
         debug_assert_eq!(rec.state, RecordState::Pending);
+        let mut rec = rec.clone();
+        self.settle_epoch(&mut rec)?;
         self.records.insert(rec.id.as_str(), rec.encode())?;
         self.db.flush()?;
         Ok(())
@@ -242,6 +317,9 @@ impl Store {
 
     /// Step 4: makes the record visible, with its dedupe entry and audit entry, atomically.
     pub fn commit_stored(&self, rec: &Record, fp: &[u8; 32], event: audit::Event) -> Result<()> {
+        let mut rec = rec.clone();
+        self.settle_epoch(&mut rec)?;
+        let rec = &rec;
         let encoded = rec.encode();
         let now = chrono::Utc::now();
         let waiting = (rec.kind == RecordKind::Page && rec.blob(BlobRole::Draft).is_some())
@@ -457,6 +535,119 @@ impl Store {
         Ok(existed)
     }
 
+    /// Seals `plain` as document `kind/id` in key epoch `label`: a fresh data key per version,
+    /// wrapped by the epoch's key (see [`keystore`]), so that retiring the epochs of a destroyed
+    /// document leaves none of its versions readable in any copy of sled. Returns the bytes
+    /// to store (for `put_docs`); the epochs of the version it replaces are carried along.
+    pub fn seal_doc(&self, kind: &str, id: &str, label: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut past: Vec<String> = match self.docs.get(format!("{kind}/{id}"))? {
+            Some(v) => match serde_json::from_slice::<SealedDoc>(&v) {
+                Ok(old) => {
+                    let mut p = old.past;
+                    p.push(old.epoch.label);
+                    p
+                }
+                Err(_) => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        past.retain(|l| l != label);
+        past.sort();
+        past.dedup();
+        let dk = Key::generate();
+        let (epoch, ek) = self.keys.current(label)?;
+        let doc = SealedDoc {
+            wrapped: ek.wrap(&doc_key_context(kind, id), &dk),
+            sealed: dk.seal(&doc_context(kind, id), plain),
+            epoch,
+            past,
+        };
+        Ok(serde_json::to_vec(&doc).expect("sealed doc serialises"))
+    }
+
+    /// Opens document `kind/id` sealed by [`Store::seal_doc`]; `None` if absent. Documents
+    /// stored before epoch sealing (sealed with the secrets key) open too.
+    pub fn open_doc(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        let Some(v) = self.docs.get(format!("{kind}/{id}"))? else { return Ok(None) };
+        match serde_json::from_slice::<SealedDoc>(&v) {
+            Ok(doc) => Ok(Some(self.open_sealed_doc(kind, id, &doc)?)),
+            Err(_) => Ok(Some(self.secrets_key.open(format!("{kind}:{id}").as_bytes(), &v)?)),
+        }
+    }
+
+    fn open_sealed_doc(&self, kind: &str, id: &str, doc: &SealedDoc) -> Result<Vec<u8>> {
+        let ctx = doc_key_context(kind, id);
+        let dk = match self.keys.epoch_key(&doc.epoch)?.and_then(|k| k.unwrap_key(&ctx, &doc.wrapped).ok()) {
+            Some(dk) => dk,
+            None => {
+                let s = self
+                    .keys
+                    .survivor(&format!("doc:{kind}/{id}"))
+                    .ok_or_else(|| Error::KeyDestroyed(format!("{kind}/{id}")))?;
+                let k = self.keys.epoch_key(&s.epoch)?.ok_or_else(|| Error::KeyDestroyed(format!("{kind}/{id}")))?;
+                k.unwrap_key(&ctx, &s.wrapped)?
+            }
+        };
+        Ok(dk.open(&doc_context(kind, id), &doc.sealed)?)
+    }
+
+    /// The epochs document `kind/id` is sealed in now and was sealed in before.
+    pub fn doc_epochs(&self, kind: &str, id: &str) -> Result<Vec<String>> {
+        let Some(v) = self.docs.get(format!("{kind}/{id}"))? else { return Ok(Vec::new()) };
+        Ok(match serde_json::from_slice::<SealedDoc>(&v) {
+            Ok(doc) => {
+                let mut all = doc.past;
+                all.push(doc.epoch.label);
+                all
+            }
+            Err(_) => Vec::new(),
+        })
+    }
+
+    /// Destroys documents with an approved run: in one transaction, checks that no hold
+    /// covers them (the hold-index keys given), then removes every key listed and writes the
+    /// tombstones. Returns false (nothing removed) when a hold was found.
+    pub fn destroy_docs(
+        &self,
+        approval: &crate::retention::run::ApprovedDisposal,
+        hold_keys: &[String],
+        remove: &[String],
+        tombstones: &[(String, Vec<u8>)],
+        what: &str,
+    ) -> Result<bool> {
+        let now = chrono::Utc::now();
+        let event = audit::Event::new(
+            approval.executor(),
+            "dispose.destroy_docs",
+            &format!("run {} {what}", approval.run_id()),
+            "ok",
+        );
+        let done = (&self.docs, &self.holds, &self.meta, &self.audit)
+            .transaction(|(docs, holds, meta, log)| {
+                for k in hold_keys {
+                    if holds.get(k.as_bytes())?.is_some() {
+                        return Ok(false);
+                    }
+                }
+                for k in remove {
+                    docs.remove(k.as_bytes())?;
+                }
+                for (k, v) in tombstones {
+                    docs.insert(k.as_bytes(), v.as_slice())?;
+                }
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(done)
+    }
+
+    /// Every document key under `prefix` (ids only).
+    pub fn doc_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.docs.scan_prefix(prefix.as_bytes()).keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
+    }
+
     /// A keyed hash for looking a value up without storing it (a My Number, a person):
     /// equal inputs meet, and without the store's key the hash cannot be brute-forced back.
     pub fn lookup_hash(&self, domain: &str, value: &str) -> String {
@@ -491,28 +682,108 @@ impl Store {
     /// Writes records in one batch together with `event`, atomically and durably.
     fn write_records(&self, recs: impl Iterator<Item = Record>, event: audit::Event) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for r in recs {
+        for mut r in recs {
+            self.settle_epoch(&mut r)?;
             batch.insert(r.id.as_str(), r.encode());
         }
         self.apply_audited(&self.records, &batch, &event)
     }
 
     /// Disposal step 1 (crypto-shredding): forgets each record's wrapped data key and marks it
-    /// `Shredding`. Once this returns, the records' blobs can never be decrypted again.
-    pub fn shred_keys(&self, approval: &crate::retention::run::ApprovedDisposal, recs: &[Record]) -> Result<()> {
-        let shredded = recs.iter().map(|r| {
-            let mut r = r.clone();
-            r.wrapped_key.clear();
-            r.state = RecordState::Shredding { run: approval.run_id().to_owned() };
-            r
-        });
-        let event = audit::Event::new(
-            approval.executor(),
-            "dispose.shred_keys",
-            &format!("run {} records {}", approval.run_id(), recs.len()),
-            "ok",
-        );
-        self.write_records(shredded, event)
+    /// `Shredding`, in one transaction that first re-checks each record against the hold index
+    /// (its keys given beside it) and against the version the caller judged (a record changed
+    /// since is left alone). Returns the records left alone and why. Once this returns, the
+    /// others' blobs can never be decrypted with the keys in this copy of sled.
+    pub fn shred_keys(
+        &self,
+        approval: &crate::retention::run::ApprovedDisposal,
+        recs: &[(Record, Vec<String>)],
+    ) -> Result<Vec<(RecordId, ShredSkip)>> {
+        let encoded: Vec<Vec<u8>> = recs.iter().map(|(r, _)| r.encode()).collect();
+        let shredded: Vec<Vec<u8>> = recs
+            .iter()
+            .map(|(r, _)| {
+                let mut r = r.clone();
+                r.wrapped_key.clear();
+                r.state = RecordState::Shredding { run: approval.run_id().to_owned() };
+                r.encode()
+            })
+            .collect();
+        let now = chrono::Utc::now();
+        let skipped = (&self.records, &self.holds, &self.meta, &self.audit)
+            .transaction(|(records, holds, meta, log)| {
+                let mut skipped = Vec::new();
+                for (i, (r, keys)) in recs.iter().enumerate() {
+                    if let Some(k) = keys.iter().find(|k| holds.get(k.as_bytes()).is_ok_and(|v| v.is_some())) {
+                        skipped.push((r.id.clone(), ShredSkip::Held(k.clone())));
+                        continue;
+                    }
+                    if records.get(r.id.as_str())?.as_deref() != Some(encoded[i].as_slice()) {
+                        skipped.push((r.id.clone(), ShredSkip::Changed));
+                        continue;
+                    }
+                    records.insert(r.id.as_str(), shredded[i].as_slice())?;
+                }
+                let event = audit::Event::new(
+                    approval.executor(),
+                    "dispose.shred_keys",
+                    &format!(
+                        "run {} records {} skipped {}",
+                        approval.run_id(),
+                        recs.len() - skipped.len(),
+                        skipped.len()
+                    ),
+                    "ok",
+                );
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(skipped)
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(skipped)
+    }
+
+    /// Writes a hold document and adds (`active`) or removes its targets in the hold index,
+    /// with its audit entry, atomically.
+    pub fn put_hold(
+        &self,
+        id: &str,
+        value: &[u8],
+        targets: &[String],
+        active: bool,
+        event: audit::Event,
+    ) -> Result<()> {
+        let key = format!("hold/{id}");
+        let now = chrono::Utc::now();
+        (&self.docs, &self.holds, &self.meta, &self.audit)
+            .transaction(|(docs, holds, meta, log)| {
+                docs.insert(key.as_bytes(), value)?;
+                for t in targets {
+                    let mut ids: Vec<String> = match holds.get(t.as_bytes())? {
+                        Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    ids.retain(|x| x != id);
+                    if active {
+                        ids.push(id.to_owned());
+                    }
+                    if ids.is_empty() {
+                        holds.remove(t.as_bytes())?;
+                    } else {
+                        holds.insert(t.as_bytes(), serde_json::to_vec(&ids).expect("ids serialise"))?;
+                    }
+                }
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every key epoch the key store knows.
+    pub fn epoch_labels(&self) -> Vec<String> {
+        self.keys.epochs().into_keys().collect()
     }
 
     /// Disposal step 3: deletes the (already unreadable) blobs, then replaces each record's
@@ -558,6 +829,143 @@ impl Store {
             .map_err(tx_error)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The epochs destroying `recs` must retire: each one's epoch now and every epoch its
+    /// key was wrapped under before.
+    pub fn epochs_of(recs: &[Record]) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for r in recs {
+            out.extend(r.key_epoch.iter().map(|e| e.label.clone()));
+            out.extend(r.past_epochs.iter().cloned());
+        }
+        out
+    }
+
+    /// Disposal's key step: gives each epoch in `labels` a new key, re-wraps every kept
+    /// record of those epochs under it (and lists in the key store every kept record that
+    /// ever was in one, so an earlier copy of the data directory still opens it), then
+    /// forgets the old keys. From here the destroyed records' keys, in every copy of sled
+    /// there ever was, are wrapped under keys that no longer exist. Idempotent; a crash
+    /// anywhere leaves both generations and the next call finishes. Returns the number of
+    /// records re-wrapped.
+    pub fn retire_epochs(
+        &self,
+        approval: &crate::retention::run::ApprovedDisposal,
+        labels: &[String],
+    ) -> Result<usize> {
+        if labels.is_empty() {
+            return Ok(0);
+        }
+        let fresh = self.keys.begin_retire(labels)?;
+        let retiring = |l: &str| fresh.contains_key(l);
+        let mut survivors = self.keys.survivors();
+        let live: std::collections::HashSet<String> = self
+            .records
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()))
+            .collect::<std::result::Result<_, _>>()?;
+        let live_doc =
+            |tag: &str| tag.strip_prefix("doc:").is_some_and(|k| self.docs.contains_key(k.as_bytes()).unwrap_or(false));
+        survivors.retain(|id, s| (live.contains(id) || live_doc(id)) && !retiring(&s.epoch.label));
+        let mut batch = sled::Batch::default();
+        let mut rewrapped = 0;
+        for rec in self.records() {
+            let mut rec = rec?;
+            if rec.wrapped_key.is_empty() || !matches!(rec.state, RecordState::Stored | RecordState::Pending) {
+                continue;
+            }
+            let in_retiring = rec.key_epoch.as_ref().is_some_and(|e| retiring(&e.label));
+            let was_in_retiring = rec.past_epochs.iter().any(|l| retiring(l));
+            if in_retiring {
+                let (epoch, key) = &fresh[&rec.key_epoch.as_ref().expect("checked").label];
+                if rec.key_epoch.as_ref() != Some(epoch) {
+                    let dk = self.data_key(&rec)?;
+                    rec.wrapped_key = key.wrap(&record_key_context(&rec.id), &dk);
+                    rec.key_epoch = Some(epoch.clone());
+                    batch.insert(rec.id.as_str(), rec.encode());
+                    rewrapped += 1;
+                }
+            }
+            if (in_retiring || was_in_retiring || survivors.contains_key(rec.id.as_str()))
+                && let Some(epoch) = &rec.key_epoch
+            {
+                survivors.insert(
+                    rec.id.to_string(),
+                    keystore::Survivor { epoch: epoch.clone(), wrapped: rec.wrapped_key.clone() },
+                );
+            }
+        }
+        // Documents sealed in epochs (cases): the same, keyed `doc:<kind>/<id>` in survivors.
+        let mut doc_batch = sled::Batch::default();
+        for kind in EPOCH_SEALED_KINDS {
+            let prefix = format!("{kind}/");
+            for kv in self.docs.scan_prefix(prefix.as_bytes()) {
+                let (k, v) = kv?;
+                let Ok(mut doc) = serde_json::from_slice::<SealedDoc>(&v) else { continue };
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let in_retiring = retiring(&doc.epoch.label);
+                if in_retiring {
+                    let (epoch, key) = &fresh[&doc.epoch.label];
+                    if doc.epoch != *epoch {
+                        let dk = self
+                            .keys
+                            .epoch_key(&doc.epoch)?
+                            .and_then(|ek| ek.unwrap_key(&doc_key_context(kind, &id), &doc.wrapped).ok());
+                        let Some(dk) = dk else { continue };
+                        doc.wrapped = key.wrap(&doc_key_context(kind, &id), &dk);
+                        doc.epoch = epoch.clone();
+                        doc_batch.insert(k.clone(), serde_json::to_vec(&doc).expect("sealed doc serialises"));
+                        rewrapped += 1;
+                    }
+                }
+                let tag = format!("doc:{kind}/{id}");
+                if in_retiring || doc.past.iter().any(|l| retiring(l)) || survivors.contains_key(&tag) {
+                    survivors
+                        .insert(tag, keystore::Survivor { epoch: doc.epoch.clone(), wrapped: doc.wrapped.clone() });
+                }
+            }
+        }
+        let event = audit::Event::new(
+            approval.executor(),
+            "dispose.retire_keys",
+            &format!("run {} epochs {} re-wrapped {rewrapped}", approval.run_id(), labels.len()),
+            "ok",
+        );
+        let now = chrono::Utc::now();
+        (&self.records, &self.docs, &self.meta, &self.audit)
+            .transaction(|(records, docs, meta, log)| {
+                records.apply_batch(&batch)?;
+                docs.apply_batch(&doc_batch)?;
+                audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        crate::retention::run::failpoint("dispose.after_rewrap");
+        self.keys.finish_retire(labels, survivors)?;
+        Ok(rewrapped)
+    }
+
+    /// Index key rotation, step 1: a new index key beside the current one (durable), which
+    /// the caller re-seals every index file under.
+    pub fn begin_index_rotation(&self, _approval: &crate::retention::run::ApprovedDisposal) -> Result<Key> {
+        self.keys.begin_index_rotation()
+    }
+
+    /// Index key rotation, last step: the old key is forgotten (every file was re-sealed).
+    pub fn finish_index_rotation(&self, approval: &crate::retention::run::ApprovedDisposal) -> Result<()> {
+        self.keys.finish_index_rotation()?;
+        self.audit(audit::Event::new(approval.executor(), "dispose.rotate_index_key", approval.run_id(), "ok"))
+    }
+
+    /// Every key the key store holds, unwrapped with the master key: what someone holding
+    /// today's key material has (the attack test tries each against an earlier copy).
+    pub fn key_material_for_audit(&self) -> Result<Vec<Key>> {
+        let mut keys = self.keys.all_keys()?;
+        keys.extend([self.master.clone(), self.dedupe_key.clone(), self.secrets_key.clone(), self.audit_key.clone()]);
+        Ok(keys)
     }
 
     /// Writes a destruction certificate (no personal data: ids, counts, digests) to
@@ -694,7 +1102,16 @@ impl Store {
     }
 
     /// Removes blobs that no record references (crash leftovers). Returns how many.
+    ///
+    /// Writers put a blob on disk before any record points at it (an ingest worker, an
+    /// upload, a review save): such a blob is "orphaned" for the moments in between. So only
+    /// blobs untouched for [`GC_GRACE`] are removed, and the blob list is taken *before* the
+    /// records are read: a blob written after the list is never a candidate, and one listed
+    /// and referenced by the time the records are read is kept.
     pub fn gc_orphans(&self) -> Result<usize> {
+        let cutoff = std::time::SystemTime::now() - GC_GRACE;
+        let candidates: Vec<String> =
+            self.blobs.list()?.into_iter().filter(|(_, t)| *t < cutoff).map(|(a, _)| a).collect();
         let mut referenced = std::collections::HashSet::new();
         for rec in self.records() {
             for b in rec?.blobs {
@@ -702,7 +1119,7 @@ impl Store {
             }
         }
         let mut removed = 0;
-        for addr in self.blobs.list()? {
+        for addr in candidates {
             if !referenced.contains(&addr) {
                 self.blobs.remove(&addr)?;
                 removed += 1;
@@ -720,22 +1137,28 @@ impl Store {
             std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?;
         }
         keyfile::create(&pending, &new)?;
+        let keystore_pending = keyfile::pending_path(self.keys.path());
+        self.keys.rewrap_master(&new, &keystore_pending)?;
         let mut batch_meta = sled::Batch::default();
         batch_meta.insert("key_check", new.seal(b"key-check", KEY_CHECK_PLAINTEXT));
         batch_meta.insert("key_fingerprint", new.fingerprint().as_bytes());
-        for (name, key) in
-            STORE_KEYS.iter().zip([&self.dedupe_key, &self.index_key, &self.secrets_key, &self.audit_key])
-        {
+        for (name, key) in STORE_KEYS.iter().zip([&self.dedupe_key, &self.secrets_key, &self.audit_key]) {
             batch_meta.insert(*name, new.wrap(&key_context(name), key));
         }
+        // The legacy copy of the index key (stores made before the key store) goes with the
+        // old master key.
+        batch_meta.remove("index_key");
+        // Record keys live under epoch keys; only records from before the key store are still
+        // wrapped by the master key, and they move into their epochs now.
         let mut batch_records = sled::Batch::default();
         let mut count = 0usize;
         for rec in self.records() {
             let mut rec = rec?;
-            let dk = self.data_key(&rec)?;
-            rec.wrapped_key = new.wrap(&record_key_context(&rec.id), &dk);
-            batch_records.insert(rec.id.as_str(), rec.encode());
-            count += 1;
+            if rec.key_epoch.is_none() && !rec.wrapped_key.is_empty() {
+                self.settle_epoch(&mut rec)?;
+                batch_records.insert(rec.id.as_str(), rec.encode());
+                count += 1;
+            }
         }
         (&self.meta, &self.records)
             .transaction(|(meta, records)| {
@@ -747,8 +1170,11 @@ impl Store {
         self.db.flush()?;
         std::fs::rename(&pending, &self.key_file).map_err(|e| Error::io(&self.key_file, e))?;
         keyfile::sync_parent(&self.key_file)?;
+        std::fs::rename(&keystore_pending, self.keys.path()).map_err(|e| Error::io(self.keys.path(), e))?;
+        keyfile::sync_parent(self.keys.path())?;
+        self.keys = keystore::KeyStore::open(self.keys.path().to_owned(), new.clone(), false)?;
         self.master = new;
-        self.audit(audit::Event::system("key.rotate", &format!("{count} data keys re-wrapped")))?;
+        self.audit(audit::Event::system("key.rotate", &format!("{count} legacy data keys moved into epochs")))?;
         Ok(self.master.fingerprint())
     }
 }
@@ -795,7 +1221,28 @@ fn blob_context(id: &RecordId, role: BlobRole) -> Vec<u8> {
 }
 
 /// The store's own keys, each wrapped by the master key under its name in `meta`.
-const STORE_KEYS: [&str; 4] = ["dedupe_key", "index_key", "secrets_key", "audit_key"];
+const STORE_KEYS: [&str; 3] = ["dedupe_key", "secrets_key", "audit_key"];
+
+/// Set in `meta` once the store has a key store: from then on a missing key store file is an
+/// error, never a reason to start an empty one.
+const KEYSTORE_FLAG: &str = "keystore_v1";
+
+/// Opens the key store beside `key_file`, finishing an interrupted master key rotation (the
+/// new key store is written as `<keystore>.new` first).
+fn open_key_store(key_file: &Path, master: &MasterKey, legacy: bool) -> Result<keystore::KeyStore> {
+    let path = keystore::path_for(key_file);
+    let pending = keyfile::pending_path(&path);
+    if pending.exists() {
+        match keystore::KeyStore::open(pending.clone(), master.clone(), false) {
+            Ok(_) => {
+                std::fs::rename(&pending, &path).map_err(|e| Error::io(&path, e))?;
+                keyfile::sync_parent(&path)?;
+            }
+            Err(_) => std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?,
+        }
+    }
+    keystore::KeyStore::open(path, master.clone(), legacy)
+}
 
 fn key_context(name: &str) -> Vec<u8> {
     name.replace('_', "-").into_bytes()
@@ -839,6 +1286,42 @@ fn queue_key(rec: &Record) -> Vec<u8> {
     let mut k = ns.to_be_bytes().to_vec();
     k.extend_from_slice(rec.id.as_str().as_bytes());
     k
+}
+
+/// How old an unreferenced blob must be before `gc_orphans` removes it: far longer than any
+/// writer takes between writing a blob and committing the record that points at it.
+pub const GC_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Document kinds sealed in key epochs (`seal_doc`); retiring an epoch re-wraps the kept ones.
+const EPOCH_SEALED_KINDS: &[&str] = &["case"];
+
+/// A document sealed in a key epoch: the version's data key wrapped by the epoch key.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SealedDoc {
+    epoch: KeyEpoch,
+    #[serde(with = "records::hex_bytes")]
+    wrapped: Vec<u8>,
+    #[serde(with = "records::hex_bytes")]
+    sealed: Vec<u8>,
+    #[serde(default)]
+    past: Vec<String>,
+}
+
+fn doc_key_context(kind: &str, id: &str) -> Vec<u8> {
+    format!("doc-key:{kind}/{id}").into_bytes()
+}
+
+fn doc_context(kind: &str, id: &str) -> Vec<u8> {
+    format!("doc:{kind}/{id}").into_bytes()
+}
+
+/// Why `shred_keys` left a record alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShredSkip {
+    /// A hold covers it (the hold-index key that matched).
+    Held(String),
+    /// It changed after it was judged (a review saved, a due date moved).
+    Changed,
 }
 
 /// What the queue needs to filter without opening the record or its draft.

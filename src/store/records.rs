@@ -100,6 +100,18 @@ pub struct Record {
     /// The incoming batch (進達) the page came in, if it was logged.
     #[serde(default)]
     pub batch: Option<String>,
+    /// The civil receipt date (受付日, a Japan date): the batch's when it was logged, else the
+    /// Japan date of `received_at`.
+    #[serde(default)]
+    pub received_on: Option<chrono::NaiveDate>,
+    /// The key-store epoch whose key wraps `wrapped_key` (`None`: wrapped by the master key, as
+    /// stores made before the key store did). Set by the store only.
+    #[serde(default)]
+    pub(crate) key_epoch: Option<super::keystore::KeyEpoch>,
+    /// Epochs this record's key was wrapped under before (its due date moved): destroying the
+    /// record retires them too, so no earlier wrapping survives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) past_epochs: Vec<String>,
 }
 
 /// How a page of a batch ended, as counted for the batch's progress.
@@ -158,12 +170,30 @@ pub struct Tombstone {
 }
 
 impl Record {
+    /// The dates retention counts from, as Japan dates (a page received at 08:30 JST on
+    /// 1 April belongs to the new fiscal year).
     pub fn dates(&self) -> crate::retention::policy::RecordDates {
         crate::retention::policy::RecordDates {
-            received: self.received_at.date_naive(),
-            last_change: self.last_changed_at.unwrap_or(self.received_at).date_naive(),
+            received: self.received_on.unwrap_or_else(|| crate::jp::date_of(self.received_at)),
+            last_change: self.last_changed_at.map_or_else(
+                || self.received_on.unwrap_or_else(|| crate::jp::date_of(self.received_at)),
+                crate::jp::date_of,
+            ),
             decided: self.decided_on,
         }
+    }
+
+    /// The key epoch this record belongs in: its class × the fiscal year its retention ends.
+    pub fn epoch_label(&self) -> String {
+        match self.retention.as_ref().and_then(|r| r.due_on) {
+            Some(due) => format!("{}/FY{}", self.class, crate::jp::fiscal_year(due)),
+            None => format!("{}/open", self.class),
+        }
+    }
+
+    /// The data key as wrapped (by its epoch key): for audits that try keys against it.
+    pub fn wrapped_key(&self) -> &[u8] {
+        &self.wrapped_key
     }
 
     pub fn blob(&self, role: BlobRole) -> Option<&BlobRef> {
@@ -179,7 +209,7 @@ impl Record {
     }
 }
 
-mod hex_bytes {
+pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -188,5 +218,49 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn rec(received_at: chrono::DateTime<chrono::Utc>) -> Record {
+        Record {
+            id: RecordId::from_fingerprint(&[1; 32]),
+            state: RecordState::Stored,
+            kind: RecordKind::Page,
+            received_at,
+            wrapped_key: Vec::new(),
+            blobs: Vec::new(),
+            class: "application".into(),
+            last_changed_at: None,
+            decided_on: None,
+            retention: None,
+            batch: None,
+            received_on: None,
+            key_epoch: None,
+            past_epochs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn receipt_is_the_japan_date_or_the_batch_date() {
+        // Received 08:30 JST on 1 April 2027: fiscal year 2027, not 2026.
+        let r = rec(chrono::Utc.with_ymd_and_hms(2027, 3, 31, 23, 30, 0).unwrap());
+        let d = r.dates();
+        assert_eq!(d.received, chrono::NaiveDate::from_ymd_opt(2027, 4, 1).unwrap());
+        assert_eq!(d.last_change, d.received);
+        // The batch's 受付日 wins when the page came in a logged batch.
+        let batch_day = chrono::NaiveDate::from_ymd_opt(2027, 3, 30).unwrap();
+        let r = Record { received_on: Some(batch_day), ..r };
+        assert_eq!(r.dates().received, batch_day);
+        assert_eq!(r.epoch_label(), "application/open");
+        let r = Record {
+            retention: Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2032, 4, 1) }),
+            ..r
+        };
+        assert_eq!(r.epoch_label(), "application/FY2032");
     }
 }

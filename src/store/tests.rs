@@ -5,8 +5,11 @@ fn pending_record(store: &Store, bytes: &[u8]) -> (Record, [u8; 32]) {
     let id = RecordId::from_fingerprint(&fp);
     let dk = store.new_data_key();
     let blob = store.put_blob(&id, &dk, BlobRole::Original, bytes).unwrap();
-    let rec = Record {
-        wrapped_key: store.wrap_data_key(&id, &dk),
+    let mut rec = Record {
+        wrapped_key: Vec::new(),
+        key_epoch: None,
+        past_epochs: Vec::new(),
+        received_on: None,
         id,
         state: RecordState::Pending,
         kind: RecordKind::Page,
@@ -18,6 +21,7 @@ fn pending_record(store: &Store, bytes: &[u8]) -> (Record, [u8; 32]) {
         retention: None,
         batch: None,
     };
+    store.seal_record_key(&mut rec, &dk).unwrap();
     (rec, fp)
 }
 
@@ -100,9 +104,16 @@ fn tampered_blob_is_detected_and_orphans_are_collected() {
     assert!(store.read_blob(&rec, BlobRole::Original).is_err());
     // An unreferenced blob is removed by gc; the referenced one stays.
     let id2 = RecordId::from_fingerprint(&[7u8; 32]);
-    store.put_blob(&id2, &Key::generate(), BlobRole::Original, b"orphan").unwrap();
+    let orphan = store.put_blob(&id2, &Key::generate(), BlobRole::Original, b"orphan").unwrap();
+    // Fresh: it may be a writer's blob whose record is about to commit, so it stays.
+    assert_eq!(store.gc_orphans().unwrap(), 0, "a blob younger than the grace period is never collected");
+    let orphan_path = tmp.path().join("d/blobs").join(&orphan.addr[..2]).join(&orphan.addr);
+    let old = std::time::SystemTime::now() - GC_GRACE - std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&orphan_path).unwrap().set_modified(old).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
     assert_eq!(store.gc_orphans().unwrap(), 1);
     assert!(path.exists());
+    assert!(!orphan_path.exists());
 }
 
 #[test]
@@ -129,4 +140,68 @@ fn recognised_pages_wait_in_the_review_queue_oldest_first_until_verified() {
     store.queue_mark(&ids[0], None).unwrap();
     assert_eq!(queued(&store), [(ids[1].id.clone(), true)]);
     assert!(store.queue_built().unwrap(), "a new store starts with its queue");
+}
+
+#[test]
+fn retiring_an_epoch_leaves_destroyed_keys_unusable_in_old_versions_and_survivors_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::init(&tmp.path().join("d"), &tmp.path().join("k")).unwrap();
+    let approval = crate::retention::run::ApprovedDisposal::for_tests("D1");
+    let due = chrono::NaiveDate::from_ymd_opt(2030, 4, 1);
+    let mut recs = Vec::new();
+    for page in [b"destroyed".as_slice(), b"survivor", b"elsewhere"] {
+        let (mut rec, _) = pending_record(&store, page);
+        if page != b"elsewhere" {
+            rec.retention = Some(Retention { policy_version: 1, due_on: due });
+        }
+        store.put_pending(&rec).unwrap();
+        recs.push(store.record(&rec.id).unwrap().unwrap());
+    }
+    let label = "scan/FY2030".to_owned();
+    assert_eq!(recs[0].key_epoch.as_ref().unwrap().label, label, "the store put it in its epoch");
+    // The versions an earlier copy of the data directory would hold.
+    let old: Vec<Record> = recs.clone();
+    store.shred_keys(&approval, &[(recs[0].clone(), vec![])]).unwrap();
+    let mut shredded = store.record(&recs[0].id).unwrap().unwrap();
+    assert!(store.data_key(&shredded).is_err());
+    shredded.state = RecordState::Shredding { run: "D1".into() };
+    store.bury(&approval, &[shredded], &[]).unwrap();
+    // Before retirement the old version still opens: this is the hole retirement closes.
+    assert!(store.data_key(&old[0]).is_ok());
+    let rewrapped = store.retire_epochs(&approval, std::slice::from_ref(&label)).unwrap();
+    assert_eq!(rewrapped, 1, "only the survivor of the epoch is re-wrapped");
+    assert!(matches!(store.data_key(&old[0]), Err(Error::KeyDestroyed(_))), "destroyed: no copy opens");
+    for k in store.key_material_for_audit().unwrap() {
+        assert!(k.unwrap_key(format!("record-key:{}", old[0].id).as_bytes(), &old[0].wrapped_key).is_err());
+    }
+    assert!(store.read_blob(&old[1], BlobRole::Original).is_ok(), "an old copy of a survivor opens (survivors table)");
+    let now = store.record(&recs[1].id).unwrap().unwrap();
+    assert_eq!(now.key_epoch.as_ref().unwrap().generation, 2);
+    assert!(store.read_blob(&now, BlobRole::Original).is_ok());
+    assert!(store.read_blob(&old[2], BlobRole::Original).is_ok(), "another epoch is untouched");
+    // Retiring again (a resumed run) is harmless.
+    store.retire_epochs(&approval, std::slice::from_ref(&label)).unwrap();
+    assert!(store.read_blob(&old[1], BlobRole::Original).is_ok());
+    // Reopened from disk, the same holds.
+    drop(store);
+    let store = Store::open(&tmp.path().join("d"), &tmp.path().join("k")).unwrap();
+    assert!(store.data_key(&old[0]).is_err());
+    assert!(store.read_blob(&old[1], BlobRole::Original).is_ok());
+}
+
+#[test]
+fn a_record_whose_due_date_moves_is_re_wrapped_and_remembers_its_old_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::init(&tmp.path().join("d"), &tmp.path().join("k")).unwrap();
+    let (mut rec, _) = pending_record(&store, b"moving");
+    rec.retention = Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2031, 4, 1) });
+    store.put_pending(&rec).unwrap();
+    let mut rec = store.record(&rec.id).unwrap().unwrap();
+    rec.retention = Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2033, 4, 1) });
+    store.update_records(std::slice::from_ref(&rec), audit::Event::system("t", "")).unwrap();
+    let rec = store.record(&rec.id).unwrap().unwrap();
+    assert_eq!(rec.key_epoch.as_ref().unwrap().label, "scan/FY2033");
+    assert_eq!(rec.past_epochs, vec!["scan/open".to_owned(), "scan/FY2031".to_owned()]);
+    assert!(store.read_blob(&rec, BlobRole::Original).is_ok());
+    assert_eq!(Store::epochs_of(std::slice::from_ref(&rec)).len(), 3);
 }

@@ -178,7 +178,7 @@ pub async fn action(
         let now = chrono::Utc::now();
         Ok(match w.as_str() {
             "unlock" => auth::unlock(&h.store, &actor, &n).map(|_| "ロックを解除しました。".to_owned())?,
-            "renew" => auth::renew(&h.store, &actor, &n, now.date_naive())
+            "renew" => auth::renew(&h.store, &actor, &n, crate::jp::date_of(now))
                 .map(|d| format!("利用期限を {d} まで延長しました。"))?,
             "reset-password" => auth::reset_password(&h.store, &actor, &n, now).map(|p| {
                 format!("一時パスワード: {p}（本人に安全な方法で伝えてください。次回ログイン時に変更が必要です）")

@@ -126,7 +126,7 @@ async fn ledger_page(
         municipalities: municipalities(),
         channels: Channel::ALL.iter().map(|c| (c.key(), c.label_ja())).collect(),
         statuses: STATUSES.iter().map(|s| (s.key(), s.label_ja())).collect(),
-        today: chrono::Utc::now().date_naive().to_string(),
+        today: crate::jp::today().to_string(),
         filter_municipality: q.municipality.clone(),
         filter_from: q.from.clone(),
         filter_to: q.to.clone(),

@@ -116,7 +116,7 @@ async fn case_page(
         can_lift: ctx.actor.rights.allows(Function::Cases, Level::Update)
             || ctx.actor.role == Some(Role::SecurityOfficer),
         can_export: ctx.actor.rights.allows(Function::Export, Level::Update),
-        today: chrono::Local::now().date_naive().to_string(),
+        today: crate::jp::today().to_string(),
         message,
     })
 }

@@ -25,6 +25,7 @@ impl From<crate::error::Error> for WebError {
     fn from(e: crate::error::Error) -> Self {
         match e {
             crate::error::Error::NotFound(_) => WebError::NotFound,
+            crate::error::Error::Invalid(m) => WebError::BadRequest(m),
             crate::error::Error::Batch(b) => WebError::BadRequest(b.to_string()),
             crate::error::Error::Cases(e) => WebError::BadRequest(e.to_string()),
             crate::error::Error::Review(e) => WebError::BadRequest(e.to_string()),

@@ -23,6 +23,7 @@ struct RunRow {
     held: usize,
     excluded: usize,
     destroyed: usize,
+    skipped: usize,
 }
 
 fn state_ja(s: &RunState) -> &'static str {
@@ -43,12 +44,13 @@ fn row(r: &Run) -> RunRow {
             run::RunKind::Paper => "紙文書",
             run::RunKind::AuditLog => "監査ログ",
         },
-        as_of: r.as_of.to_string(),
+        as_of: crate::jp::era_and_iso(r.as_of),
         state: state_ja(&r.state),
         due: r.count(|s| *s == ItemStatus::Due),
         held: r.count(|s| matches!(s, ItemStatus::Held { .. })),
         excluded: r.count(|s| matches!(s, ItemStatus::Excluded { .. })),
         destroyed: r.count(|s| *s == ItemStatus::Destroyed),
+        skipped: r.count(|s| matches!(s, ItemStatus::Skipped { .. })),
     }
 }
 
@@ -92,7 +94,7 @@ pub async fn overview(
 async fn overview_with(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
     let (runs, forecast, impact) = blocking(state, move |h| {
-        let today = chrono::Utc::now().date_naive();
+        let today = crate::jp::today();
         let recs: Vec<crate::store::Record> = h.store.records().collect::<Result<_, _>>()?;
         let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
         Ok((run::list(h, &actor)?, run::forecast(h, &actor, today, 12)?, impact))
@@ -174,7 +176,7 @@ pub async fn apply_policies(
 
 pub async fn plan(State(state): State<Arc<AppState>>, Extension(ctx): Extension<Ctx>) -> Result<Response, WebError> {
     let actor = ctx.actor.clone();
-    let r = blocking(&state, move |h| run::plan(h, &actor, chrono::Utc::now().date_naive())).await?;
+    let r = blocking(&state, move |h| run::plan(h, &actor, crate::jp::today())).await?;
     Ok(Redirect::to(&format!("/retention/runs/{}", r.id)).into_response())
 }
 
@@ -191,11 +193,17 @@ pub struct ItemFilter {
 
 struct ItemRow {
     id: String,
-    class: String,
-    due_on: String,
+    form: String,
+    recipient_no: String,
+    name: String,
+    received: String,
+    due: String,
+    policy: String,
     status: String,
     note: String,
+    openable: bool,
     excludable: bool,
+    decidable: bool,
 }
 
 #[derive(Template)]
@@ -222,50 +230,45 @@ async fn run_page(
     message: Option<String>,
 ) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
-    let r = blocking(state, move |h| {
+    let (status_f, class_f, sample) = (f.status.clone(), f.class.clone(), f.sample.max(1));
+    let (r, views, shown_of) = blocking(state, move |h| {
         actor.require(crate::auth::Function::Retention, crate::auth::Level::View)?;
-        run::load(h, &id)
+        let r = run::load(h, &id)?;
+        let matches = |i: &run::Item| {
+            (status_f.is_empty() || status_f == run::status_ja(&i.status).0)
+                && (class_f.is_empty() || class_f == i.class)
+        };
+        let filtered: Vec<&run::Item> = r.items.iter().filter(|i| matches(i)).collect();
+        let shown_of = filtered.len();
+        let page: Vec<&run::Item> = filtered.into_iter().step_by(sample).take(1000).collect();
+        let views = run::item_views(h, &actor, &page)?;
+        Ok((r, views, shown_of))
     })
     .await?;
-    let matches = |i: &run::Item| {
-        let status_key = match &i.status {
-            ItemStatus::Due => "due",
-            ItemStatus::Held { .. } => "held",
-            ItemStatus::Excluded { .. } => "excluded",
-            ItemStatus::Destroyed => "destroyed",
-            ItemStatus::Missing => "missing",
-        };
-        (f.status.is_empty() || f.status == status_key) && (f.class.is_empty() || f.class == i.class)
-    };
-    let filtered: Vec<&run::Item> = r.items.iter().filter(|i| matches(i)).collect();
-    let shown_of = filtered.len();
-    let step = f.sample.max(1);
     let draft = r.state == RunState::Draft;
-    let items = filtered
+    let items = views
         .into_iter()
-        .step_by(step)
-        .take(1000)
-        .map(|i| {
-            let (status, note) = match &i.status {
-                ItemStatus::Due => ("廃棄対象", String::new()),
-                ItemStatus::Held { reason } => ("保留（ホールド）", reason.clone()),
-                ItemStatus::Excluded { reason, by } => ("除外", format!("{reason}（{by}）")),
-                ItemStatus::Destroyed => ("廃棄済", String::new()),
-                ItemStatus::Missing => ("業者証明書に記載なし", String::new()),
-            };
+        .map(|v| {
+            let (_, status, note) = run::status_ja(&v.item.status);
             ItemRow {
-                id: i.id.clone(),
-                class: i.class.clone(),
-                due_on: i.due_on.map(|d| d.to_string()).unwrap_or_default(),
+                excludable: draft && v.item.status == ItemStatus::Due,
+                decidable: draft && v.item.status == ItemStatus::AwaitingDecision,
+                id: v.item.id,
+                form: v.form,
+                recipient_no: v.recipient_no,
+                name: v.name,
+                received: v.received,
+                due: v.due,
+                policy: v.policy,
                 status: status.into(),
                 note,
-                excludable: draft && i.status == ItemStatus::Due,
+                openable: v.openable,
             }
         })
         .collect();
     let people = match &r.state {
         RunState::Submitted { by, .. } => format!("準備者 {by}"),
-        RunState::Approved { preparer, approver, .. } | RunState::Executing { preparer, approver } => {
+        RunState::Approved { preparer, approver, .. } | RunState::Executing { preparer, approver, .. } => {
             format!("準備者 {preparer} ／ 承認者 {approver}")
         }
         RunState::Completed { preparer, approver, .. } => format!("準備者 {preparer} ／ 承認者 {approver}"),
@@ -276,7 +279,7 @@ async fn run_page(
     let electronic = r.kind != run::RunKind::Paper;
     render(&RunPage {
         nav: Some(Nav::of(ctx)),
-        can_submit: can_update && draft,
+        can_submit: can_update && draft && (r.kind == run::RunKind::AuditLog || r.count(|s| *s == ItemStatus::Due) > 0),
         can_approve: can_update && matches!(&r.state, RunState::Submitted { by, .. } if by != me),
         can_execute: can_update
             && electronic
@@ -324,21 +327,35 @@ pub async fn exclude(
     run_page(&state, &ctx, id, ItemFilter::default(), Some(msg)).await
 }
 
+#[derive(serde::Deserialize, Default)]
+pub struct StepForm {
+    /// Execution asks the officer to confirm (a ticked box), server-side too.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
 /// submit / approve / execute.
 pub async fn step(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
     Path((id, what)): Path<(String, String)>,
+    Form(form): Form<StepForm>,
 ) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
     let rid = id.clone();
+    if what == "execute" && form.confirm.as_deref() != Some("on") {
+        let msg = "廃棄を実行するには「取り消せないことを確認しました」にチェックを入れてください。".to_owned();
+        return run_page(&state, &ctx, id, ItemFilter::default(), Some(msg)).await;
+    }
     let result = blocking(&state, move |h| {
         Ok(match what.as_str() {
             "submit" => run::submit(h, &actor, &rid)
                 .map(|_| "確認済みとして提出しました。別の担当者の承認を待ちます。".to_owned())?,
             "approve" => run::approve(h, &actor, &rid).map(|_| "承認しました。".to_owned())?,
-            "execute" => run::execute(h, &actor, &rid, |_, _| {})
-                .map(|d| format!("{} 件を廃棄し、廃棄証明書を発行しました。", d.destroyed))?,
+            "execute" => run::execute(h, &actor, &rid, |_, _| {}).map(|d| {
+                let skipped = d.run.count(|s| matches!(s, ItemStatus::Skipped { .. }));
+                format!("{} 件を廃棄し、廃棄証明書を発行しました。実行時の再確認で見送り {skipped} 件。", d.destroyed)
+            })?,
             _ => return Err(crate::error::Error::NotFound(what)),
         })
     })
@@ -409,4 +426,177 @@ pub async fn boxes(
         })
         .collect();
     render(&BoxesPage { nav: Some(Nav::of(&ctx)), boxes })
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsvQuery {
+    #[serde(default)]
+    encoding: String,
+}
+
+/// The run's list as CSV for the paper check (UTF-8 with BOM, or CP932).
+pub async fn items_csv(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    Query(q): Query<CsvQuery>,
+) -> Result<Response, WebError> {
+    use crate::capture::batch::CsvEncoding;
+    let enc = if q.encoding == "cp932" { CsvEncoding::Cp932 } else { CsvEncoding::Utf8Bom };
+    let actor = ctx.actor.clone();
+    let name =
+        format!("attachment; filename=\"{}.csv\"", id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
+    let bytes = blocking(&state, move |h| run::items_csv(h, &actor, &id, enc)).await?;
+    let charset = if enc == CsvEncoding::Cp932 { "Shift_JIS" } else { "utf-8" };
+    Ok(([(header::CONTENT_TYPE, format!("text/csv; charset={charset}")), (header::CONTENT_DISPOSITION, name)], bytes)
+        .into_response())
+}
+
+struct HoldRow {
+    id: String,
+    kind: String,
+    reason: String,
+    targets: String,
+    created: String,
+    released: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "holds.html")]
+struct HoldsPage {
+    nav: Option<Nav>,
+    holds: Vec<HoldRow>,
+    can_update: bool,
+    message: Option<String>,
+}
+
+async fn holds_page(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let list = blocking(state, move |h| run::holds(h, &actor)).await?;
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M（日本時間）").to_string()
+    };
+    let holds = list
+        .into_iter()
+        .map(|hd| HoldRow {
+            targets: hd
+                .all_targets()
+                .iter()
+                .map(|t| match t {
+                    run::HoldTarget::Record(id) => format!("記録 {id}"),
+                    run::HoldTarget::Case(_) => "受給者台帳（事案全体）".to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("、"),
+            created: format!("{} {}", at(hd.created_at), hd.created_by),
+            released: hd
+                .released_at
+                .map(|t| format!("{} {}", at(t), hd.released_by.clone().unwrap_or_default()))
+                .unwrap_or_default(),
+            active: hd.released_at.is_none(),
+            id: hd.id,
+            kind: hd.kind,
+            reason: hd.reason,
+        })
+        .collect();
+    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    render(&HoldsPage { nav: Some(Nav::of(ctx)), holds, can_update, message })
+}
+
+pub async fn holds(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Html<String>, WebError> {
+    holds_page(&state, &ctx, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct HoldForm {
+    kind: String,
+    reason: String,
+    #[serde(default)]
+    records: String,
+    #[serde(default)]
+    cases: String,
+}
+
+fn list_of(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || c == ',' || c == '、').filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+pub async fn place_hold(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<HoldForm>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let req = run::HoldRequest {
+        kind: form.kind,
+        reason: form.reason,
+        records: list_of(&form.records),
+        recipient_numbers: list_of(&form.cases),
+    };
+    let msg = match blocking(&state, move |h| run::place_hold(h, &actor, &req)).await {
+        Ok(hold) => format!("保留 {} を設定しました（対象 {} 件）。", hold.id, hold.targets.len()),
+        Err(WebError::BadRequest(m)) => m,
+        Err(e) => return Err(e),
+    };
+    holds_page(&state, &ctx, Some(msg)).await
+}
+
+pub async fn release_hold(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let hid = id.clone();
+    let msg = match blocking(&state, move |h| run::release_hold(h, &actor, &hid)).await {
+        Ok(()) => format!("保留 {id} を解除しました。"),
+        Err(WebError::BadRequest(m)) => m,
+        Err(e) => return Err(e),
+    };
+    holds_page(&state, &ctx, Some(msg)).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct DecideForm {
+    item: String,
+    decision: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A decision on a case record whose policy says `review` (廃棄・延長・移管).
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    Form(form): Form<DecideForm>,
+) -> Result<Html<String>, WebError> {
+    let actor = ctx.actor.clone();
+    let rid = id.clone();
+    let decision = match form.decision.as_str() {
+        "destroy" => Ok(run::Decision::Destroy),
+        "extend" => chrono::NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d")
+            .map(|until| run::Decision::Extend { until, reason: form.reason.clone() })
+            .map_err(|_| "延長後の保存期限を日付で入力してください（例: 2031-03-31）。".to_owned()),
+        "transfer" => Ok(run::Decision::Transfer { reason: form.reason.clone() }),
+        _ => Err("判断を選んでください。".to_owned()),
+    };
+    let msg = match decision {
+        Err(m) => m,
+        Ok(d) => {
+            let item = form.item.clone();
+            match blocking(&state, move |h| run::decide(h, &actor, &rid, &item, &d)).await {
+                Ok(()) => "判断を記録しました。".to_owned(),
+                Err(WebError::BadRequest(m)) => m,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    run_page(&state, &ctx, id, ItemFilter::default(), Some(msg)).await
 }

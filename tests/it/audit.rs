@@ -145,37 +145,121 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     use hozon::retention::run;
     let env = populated();
     let h = env.open();
-    let officer = |n: &str| Actor::with_role(n, Role::RecordsOfficer);
-    // Today nothing is past seven years.
-    let now = chrono::Utc::now().date_naive();
-    let r = run::plan_audit(&h, &officer("ro01"), now).unwrap();
+    let officer = Actor::with_role("ro01", Role::RecordsOfficer);
+    // Today nothing is past seven years, and a run for a day to come is refused.
+    let now = hozon::jp::today();
+    let r = run::plan_audit(&h, &officer, now).unwrap();
     assert!(r.items.is_empty() && r.audit_upto.is_none());
-    // Eight years on, every entry so far is due.
     let later = now + chrono::Duration::days(8 * 366);
-    let r = run::plan_audit(&h, &officer("ro01"), later).unwrap();
-    let upto = r.audit_upto.unwrap();
+    assert!(run::plan_audit(&h, &officer, later).is_err(), "planned for a future date");
+    drop(h);
+
+    // Eight years on (the clock moved with faketime), two officers of that year dispose of
+    // every entry so far, at the terminal, each with their own password.
+    let at = format!("@{later} 10:00:00");
+    let cli = |args: &[&str], vars: &[(&str, &str)]| {
+        let out = Command::new("faketime")
+            .arg("-f")
+            .arg(&at)
+            .arg(hozon_bin())
+            .arg("--data")
+            .arg(env.data())
+            .args(args)
+            .envs(vars.iter().copied())
+            .output()
+            .expect("faketime (Debian) installed by setup");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let own = "an-officers-own-passphrase-2034";
+    for name in ["ro01", "ro02"] {
+        let text = cli(&["user", "add", name, "--role", "records_officer"], &[]);
+        let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
+        cli(&["user", "passwd", name], &[("HOZON_PASSWORD", &temp), ("HOZON_NEW_PASSWORD", own)]);
+    }
+    let text = cli(&["dispose", "plan-audit"], &[]);
+    let id = text.split("監査ログの廃棄実行 ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    cli(&["dispose", "submit", &id, "--user", "ro01"], &[("HOZON_PASSWORD", own)]);
+    let same = Command::new("faketime")
+        .arg("-f")
+        .arg(&at)
+        .arg(hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .args(["dispose", "approve", &id, "--user", "ro01"])
+        .env("HOZON_PASSWORD", own)
+        .output()
+        .unwrap();
+    assert!(!same.status.success(), "two people");
+    cli(&["dispose", "approve", &id, "--user", "ro02"], &[("HOZON_PASSWORD", own)]);
+    let text = cli(&["dispose", "execute", &id], &[]);
+    let certificate = text.split("廃棄証明書: ").nth(1).unwrap().trim().to_owned();
+    let h = env.open();
+    let done = run::load(&h, &id).unwrap();
+    let upto = done.audit_upto.unwrap();
     assert!(upto >= 30);
-    run::submit(&h, &officer("ro01"), &r.id).unwrap();
-    assert!(run::approve(&h, &officer("ro01"), &r.id).is_err(), "two people");
-    run::approve(&h, &officer("ro02"), &r.id).unwrap();
-    let done = run::execute(&h, &officer("ro02"), &r.id, |_, _| {}).unwrap();
-    assert_eq!(done.destroyed as u64, upto);
     let remaining = h.store.audit_entries().unwrap();
     assert!(remaining.iter().all(|e| e.seq > upto));
     assert!(remaining.iter().any(|e| e.action == "audit.dispose"));
     drop(h);
-    // The shortened chain still verifies from its recorded base; the certificate is genuine.
+    // The shortened chain still verifies from its recorded base; the certificate is genuine
+    // although the audit entries of its own issue are gone one day: the register vouches.
     let (ok, out) = verify(&env, &[]);
     assert!(ok, "{out}");
-    let pdf = std::fs::read(&done.certificate).unwrap();
     let out = Command::new(hozon_bin())
         .arg("--data")
         .arg(env.data())
         .arg("certificate")
         .arg("verify")
-        .arg(&done.certificate)
+        .arg(&certificate)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(pdf.starts_with(b"%PDF"));
+    assert!(std::fs::read(&certificate).unwrap().starts_with(b"%PDF"));
+
+    // Eight more years: a second run disposes of the entries that recorded the first
+    // certificate's issue. The first certificate still verifies as genuine.
+    let at2 = format!("@{} 10:00:00", later + chrono::Duration::days(8 * 366));
+    let cli2 = |args: &[&str], vars: &[(&str, &str)]| {
+        let out = Command::new("faketime")
+            .arg("-f")
+            .arg(&at2)
+            .arg(hozon_bin())
+            .arg("--data")
+            .arg(env.data())
+            .args(args)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    for name in ["ro03", "ro04"] {
+        let text = cli2(&["user", "add", name, "--role", "records_officer"], &[]);
+        let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
+        cli2(&["user", "passwd", name], &[("HOZON_PASSWORD", &temp), ("HOZON_NEW_PASSWORD", own)]);
+    }
+    let text = cli2(&["dispose", "plan-audit"], &[]);
+    let id2 = text.split("監査ログの廃棄実行 ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    cli2(&["dispose", "submit", &id2, "--user", "ro03"], &[("HOZON_PASSWORD", own)]);
+    cli2(&["dispose", "approve", &id2, "--user", "ro04"], &[("HOZON_PASSWORD", own)]);
+    cli2(&["dispose", "execute", &id2], &[]);
+    let h = env.open();
+    let target = format!("{id} sha256");
+    assert!(
+        !h.store
+            .audit_entries()
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "dispose.certificate" && e.target.starts_with(&target)),
+        "the audit entry of the first certificate's issue is gone"
+    );
+    let pdf = std::fs::read(&certificate).unwrap();
+    assert!(matches!(
+        hozon::retention::certificate::verify(&h, &pdf).unwrap(),
+        hozon::retention::certificate::Verdict::Genuine { .. }
+    ));
+    assert!(hozon::retention::certificate::verify_register(&h).unwrap().is_ok());
 }

@@ -33,11 +33,16 @@ pub fn synth() -> &'static Synth {
     })
 }
 
+/// Copies a directory tree (files and folders).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 
@@ -259,4 +264,49 @@ pub fn truthful(fields: &std::collections::BTreeMap<String, String>) -> hozon::d
         }
     }
     sub
+}
+
+impl TestEnv {
+    /// A records officer with their own password (the one-time password changed), as the
+    /// two-person rule wants: an `Actor` from a real login.
+    pub fn officer(&self, h: &Hozon, name: &str) -> hozon::auth::Actor {
+        let temp = match hozon::auth::load(&h.store, name).unwrap() {
+            Some(_) => None,
+            None => Some(self.add_user(h, name, hozon::auth::Role::RecordsOfficer)),
+        };
+        let own = "an-officers-own-passphrase-2026".to_owned();
+        let sec = &h.config.security;
+        let now = chrono::Utc::now();
+        if let Some(temp) = temp {
+            let hozon::auth::Login::Ok { actor, .. } =
+                hozon::auth::login(&h.store, sec, name, &temp, "t", now).unwrap()
+            else {
+                panic!("login with the one-time password")
+            };
+            hozon::auth::change_password(&h.store, sec, &actor, &temp, &own, now).unwrap();
+        }
+        match hozon::auth::login(&h.store, sec, name, &own, "t", now).unwrap() {
+            hozon::auth::Login::Ok { actor, .. } => actor,
+            _ => panic!("login {name}"),
+        }
+    }
+}
+
+/// Moves every record's dates `years` back (receipt, last change) and re-dates it under the
+/// applied policies: the records are as old as if they had come in then.
+pub fn backdate(h: &Hozon, years: i64) {
+    let d = chrono::Duration::days(365 * years + 2);
+    let recs: Vec<hozon::store::Record> = h
+        .store
+        .records()
+        .map(Result::unwrap)
+        .map(|mut r| {
+            r.received_at -= d;
+            r.last_changed_at = r.last_changed_at.map(|t| t - d);
+            r.received_on = r.received_on.map(|x| x - d);
+            r.retention = Some(h.retention_for(&r).unwrap());
+            r
+        })
+        .collect();
+    h.store.update_records(&recs, hozon::audit::Event::system("test.backdate", "")).unwrap();
 }
