@@ -101,6 +101,7 @@ impl Hozon {
     }
 
     fn save_case(&self, key: &str, case: &Case, event: Event) -> Result<()> {
+        let _epochs = self.store.epoch_write_guard();
         self.store.put_docs(&self.case_docs(key, case)?, event)?;
         Ok(())
     }

@@ -139,6 +139,7 @@ impl Hozon {
             };
             pending.insert(key, case);
         }
+        let _epochs = self.store.epoch_write_guard();
         let mut items = my_numbers;
         for (key, case) in &mut pending {
             // The subsidy system's record replaces a reviewer's provisional one.

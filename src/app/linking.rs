@@ -135,6 +135,7 @@ impl Hozon {
         let mut case = self.load_case(&key)?.ok_or_else(|| Error::NotFound(format!("case {key}")))?;
         // A page linked is an 異動 of the case: its retention clock starts again.
         case.touch(chrono::Utc::now());
+        let guard = self.store.epoch_write_guard();
         let mut items = self.case_docs(&key, &case)?;
         items.push((CASE_PAGES.to_owned(), format!("{key}/{}", rec.id), Vec::new()));
         if let Some(n) = d.field("my_number").map(|f| f.value.clone()).filter(|n| crate::jp::my_number_valid(n)) {
@@ -143,6 +144,7 @@ impl Hozon {
         let who = link.by.clone();
         let how = serde_json::to_string(&link.how).map_err(corrupt)?;
         self.store.put_docs(&items, Event::new(&who, "case.link", rec.id.as_str(), &how))?;
+        drop(guard);
         d.case = Some(link);
         let json = serde_json::to_vec(&d).map_err(corrupt)?;
         let updated = self.store.replace_blobs(
@@ -215,7 +217,11 @@ impl Hozon {
             true,
         );
         let key = self.case_key(&recipient_no);
-        self.store.put_docs(&self.case_docs(&key, &case)?, Event::new(&actor.name, "case.provisional", &key, "ok"))?;
+        {
+            let _epochs = self.store.epoch_write_guard();
+            self.store
+                .put_docs(&self.case_docs(&key, &case)?, Event::new(&actor.name, "case.provisional", &key, "ok"))?;
+        }
         let link = CaseLink {
             recipient_no: recipient_no.clone(),
             how: LinkMethod::Provisional,

@@ -589,6 +589,7 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
                 by: actor.name.clone(),
                 run: run_id.to_owned(),
             });
+            let _epochs = h.store.epoch_write_guard();
             h.store.put_docs(
                 &h.case_docs(key, &case)?,
                 Event::new(&actor.name, "case.retention_extend", &format!("{key} until {until}"), "ok"),

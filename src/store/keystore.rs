@@ -179,6 +179,12 @@ impl KeyStore {
         }
     }
 
+    /// Whether `epoch` is the newest generation of its label.
+    pub(crate) fn is_current(&self, epoch: &KeyEpoch) -> bool {
+        let st = self.state.lock().expect("key store lock");
+        st.epochs.get(&epoch.label).and_then(|gs| gs.last()).is_some_and(|g| g.generation == epoch.generation)
+    }
+
     pub(crate) fn survivor(&self, record_id: &str) -> Option<Survivor> {
         self.state.lock().expect("key store lock").survivors.get(record_id).cloned()
     }

@@ -111,6 +111,10 @@ pub struct Store {
     blobs: blobs::BlobStore,
     /// Epoch and index keys, outside sled (see [`keystore`]).
     keys: keystore::KeyStore,
+    /// Shared by every write that wraps a key under an epoch, from the wrapping to the commit;
+    /// held exclusively while epochs are retired, so no write can land a wrapping under a
+    /// generation that is about to be forgotten.
+    epoch_guard: std::sync::RwLock<()>,
     dedupe_key: Key,
     /// Seals small secrets kept in metadata (TOTP seeds).
     secrets_key: Key,
@@ -199,6 +203,7 @@ impl Store {
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
             keys,
+            epoch_guard: std::sync::RwLock::new(()),
             dedupe_key: dedupe_key?,
             secrets_key: secrets_key?,
             audit_key: audit_key?,
@@ -266,8 +271,16 @@ impl Store {
             return Ok(());
         }
         let label = rec.epoch_label();
-        if rec.key_epoch.as_ref().is_some_and(|e| e.label == label) {
-            return Ok(());
+        if let Some(e) = &rec.key_epoch
+            && e.label == label
+        {
+            // Same epoch: re-wrap only if a retirement gave it a newer generation since this
+            // copy of the record was read.
+            if self.keys.is_current(e) {
+                return Ok(());
+            }
+            let dk = self.data_key(rec)?;
+            return self.seal_record_key(rec, &dk);
         }
         let dk = self.data_key(rec)?;
         if let Some(old) = rec.key_epoch.take()
@@ -308,6 +321,7 @@ impl Store {
     /// Step 2 of the write protocol: the record exists, not yet visible.
     pub fn put_pending(&self, rec: &Record) -> Result<()> {
         debug_assert_eq!(rec.state, RecordState::Pending);
+        let _epochs = self.epoch_guard.read().expect("epoch guard");
         let mut rec = rec.clone();
         self.settle_epoch(&mut rec)?;
         self.records.insert(rec.id.as_str(), rec.encode())?;
@@ -317,6 +331,7 @@ impl Store {
 
     /// Step 4: makes the record visible, with its dedupe entry and audit entry, atomically.
     pub fn commit_stored(&self, rec: &Record, fp: &[u8; 32], event: audit::Event) -> Result<()> {
+        let _epochs = self.epoch_guard.read().expect("epoch guard");
         let mut rec = rec.clone();
         self.settle_epoch(&mut rec)?;
         let rec = &rec;
@@ -535,6 +550,13 @@ impl Store {
         Ok(existed)
     }
 
+    /// A shared hold on the epoch guard for a caller that seals documents (`seal_doc`) and
+    /// then writes them (`put_docs`): retiring epochs waits until the write is committed.
+    /// Hold it only around those two calls (the store's record writes take it themselves).
+    pub fn epoch_write_guard(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.epoch_guard.read().expect("epoch guard")
+    }
+
     /// Seals `plain` as document `kind/id` in key epoch `label`: a fresh data key per version,
     /// wrapped by the epoch's key (see [`keystore`]), so that retiring the epochs of a destroyed
     /// document leaves none of its versions readable in any copy of sled. Returns the bytes
@@ -681,6 +703,7 @@ impl Store {
 
     /// Writes records in one batch together with `event`, atomically and durably.
     fn write_records(&self, recs: impl Iterator<Item = Record>, event: audit::Event) -> Result<()> {
+        let _epochs = self.epoch_guard.read().expect("epoch guard");
         let mut batch = sled::Batch::default();
         for mut r in recs {
             self.settle_epoch(&mut r)?;
@@ -857,6 +880,7 @@ impl Store {
         if labels.is_empty() {
             return Ok(0);
         }
+        let _exclusive = self.epoch_guard.write().expect("epoch guard");
         let fresh = self.keys.begin_retire(labels)?;
         let retiring = |l: &str| fresh.contains_key(l);
         let mut survivors = self.keys.survivors();
