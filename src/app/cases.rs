@@ -71,6 +71,28 @@ impl Hozon {
         Ok(items)
     }
 
+    /// Re-seals case records kept from before epoch sealing (sealed with the store's secrets
+    /// key) in their epochs; `hozon key rotate` runs this before retiring the master key, so
+    /// that no earlier copy of them opens with the key material that remains. Returns how many.
+    pub fn migrate_legacy_cases(&self) -> Result<usize> {
+        let _epochs = self.store.epoch_write_guard();
+        let mut items = Vec::new();
+        let mut n = 0;
+        for k in self.store.doc_keys(&format!("{CASE}/"))? {
+            let key = &k[CASE.len() + 1..];
+            if self.store.doc_epochs(CASE, key)?.is_empty()
+                && let Some(case) = self.load_case(key)?
+            {
+                items.extend(self.case_docs(key, &case)?);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.store.put_docs(&items, Event::system("case.migrate_keys", &format!("{n} cases")))?;
+        }
+        Ok(n)
+    }
+
     pub(crate) fn load_case(&self, key: &str) -> Result<Option<Case>> {
         let Some(json) = self.store.open_doc(CASE, key)? else { return Ok(None) };
         serde_json::from_slice(&json).map(Some).map_err(corrupt)

@@ -183,7 +183,20 @@ fn applied_or_adopt(
         Some(v) => {
             let stored: Vec<crate::retention::policy::Policy> =
                 serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("applied policies: {e}")))?;
-            Ok(crate::retention::policy::PolicySet::from_policies(stored, files)?)
+            let known = stored.len();
+            let set = crate::retention::policy::PolicySet::from_policies(stored, files)?;
+            let all: Vec<&crate::retention::policy::Policy> = set.all().collect();
+            if all.len() > known {
+                // A class this release added: adopted once, audited, and from then on applied
+                // like the rest (a later edit of its file changes nothing until applied).
+                store.put_doc(
+                    APPLIED.0,
+                    APPLIED.1,
+                    &serde_json::to_vec(&all).expect("policies serialise"),
+                    Event::system("policy.adopt", &format!("{} new classes", all.len() - known)),
+                )?;
+            }
+            Ok(set)
         }
         None => {
             let all: Vec<&crate::retention::policy::Policy> = files.all().collect();

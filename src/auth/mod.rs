@@ -115,6 +115,10 @@ pub struct UserRecord {
     totp_sealed: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// When someone else last reset this account's password or second factor: for a while
+    /// after that, steps that need the person themselves (disposal) are refused.
+    #[serde(default)]
+    pub credentials_reset_at: Option<DateTime<Utc>>,
 }
 
 impl UserRecord {
@@ -252,6 +256,7 @@ fn new_record(name: &str, role: Role, password: &str, now: DateTime<Utc>) -> Use
         totp_sealed: None,
         created_at: now,
         last_login_at: None,
+        credentials_reset_at: None,
     }
 }
 
@@ -329,13 +334,18 @@ pub fn reset_password(store: &Store, by: &Actor, name: &str, now: DateTime<Utc>)
         r.must_change_password = true;
         r.locked = false;
         r.failed_logins = 0;
+        r.credentials_reset_at = Some(now);
     })?;
     Ok(password)
 }
 
 /// Removes the TOTP enrolment (lost phone); the user enrols again at the next step-up.
 pub fn reset_totp(store: &Store, by: &Actor, name: &str) -> Result<(), Error> {
-    update(store, by, name, "user.reset_totp", |r| r.totp_sealed = None).map(drop)
+    update(store, by, name, "user.reset_totp", |r| {
+        r.totp_sealed = None;
+        r.credentials_reset_at = Some(Utc::now());
+    })
+    .map(drop)
 }
 
 /// Every account, for the account review page.

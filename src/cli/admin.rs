@@ -49,9 +49,12 @@ fn operator() -> crate::auth::Actor {
 pub fn key(cli: &Cli, c: &KeyCommand) -> anyhow::Result<ExitCode> {
     match c {
         KeyCommand::Rotate => {
-            let mut store = crate::store::Store::open(&cli.data, &cli.key_file())?;
-            let fp = store.rotate_master_key()?;
-            println!("マスター鍵を更新しました (new key fingerprint {fp})");
+            // Case records kept from before epoch sealing move into their epochs first, then
+            // the old master key (which opens every legacy wrapping in earlier copies) goes.
+            let mut h = cli.open()?;
+            let cases = h.migrate_legacy_cases()?;
+            let fp = h.store.rotate_master_key()?;
+            println!("マスター鍵を更新しました (new key fingerprint {fp}; 台帳記録 {cases} 件の鍵を移行)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -109,8 +109,12 @@ pub enum HoldCommand {
         /// Record ids
         records: Vec<String>,
     },
-    /// Release a hold (audited)
-    Release { id: String },
+    /// Release a hold, with a reason (audited); records of a run approved while held stay
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Every hold: active first, with kind, reason, who and when
     List,
 }
@@ -279,8 +283,8 @@ pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
             let hold = run::place_hold(&h, &super::operator(), &req)?;
             println!("保留 {} を設定しました（対象 {} 件）", hold.id, hold.targets.len());
         }
-        HoldCommand::Release { id } => {
-            run::release_hold(&h, &super::operator(), id)?;
+        HoldCommand::Release { id, reason } => {
+            run::release_hold(&h, &super::operator(), id, reason)?;
             println!("保留 {id} を解除しました");
         }
         HoldCommand::List => {

@@ -68,7 +68,10 @@ pub struct SearchIndex {
     sealed: Option<crate::store::index_dir::EncryptedDirectory>,
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// Absent only while the index key rotates (the writer is closed, its merges finished).
+    writer: Mutex<Option<IndexWriter>>,
+    /// The writer's threads and heap, to open it again.
+    writer_setup: (usize, usize),
     f: Fields,
 }
 
@@ -357,16 +360,33 @@ impl SearchIndex {
         si.sealed = Some(dir);
         // Files a crashed commit wrote but never referenced (a `.del` of an interrupted
         // disposal) would block the same commit when it is redone: remove them first.
-        si.writer.lock().expect("index writer lock poisoned").garbage_collect_files().wait()?;
+        si.with_writer(|w| Ok(w.garbage_collect_files().wait()?))?;
         Ok(si)
+    }
+
+    /// Runs `f` with the writer, under its lock.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
+        let mut g = self.writer.lock().expect("index writer lock poisoned");
+        f(g.as_mut().expect("the index writer is back after a key rotation"))
     }
 
     /// Re-seals every index file under `new` while holding the writer (nothing is committed
     /// meanwhile). Returns how many files were re-sealed.
+    ///
+    /// Background merges write files with the key they started with, so the writer is closed
+    /// first (waiting for its merges), and no writer exists while files are re-sealed: no file
+    /// can appear under the old key once this returns.
     pub fn reseal(&self, new: crate::crypto::Key) -> Result<usize> {
         let Some(dir) = &self.sealed else { return Ok(0) };
-        let _w = self.writer.lock().expect("index writer lock poisoned");
-        let n = dir.reseal_all(new).map_err(tantivy::TantivyError::from)?;
+        let mut g = self.writer.lock().expect("index writer lock poisoned");
+        if let Some(w) = g.take() {
+            w.wait_merging_threads()?;
+        }
+        let resealed = dir.reseal_all(new).map_err(tantivy::TantivyError::from);
+        let (threads, heap) = self.writer_setup;
+        *g = Some(self.index.writer_with_num_threads(threads, heap)?);
+        drop(g);
+        let n = resealed?;
         self.reader.reload()?;
         Ok(n)
     }
@@ -387,7 +407,14 @@ impl SearchIndex {
         index.set_default_multithread_executor()?;
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { sealed: None, index, reader, writer: Mutex::new(writer), f })
+        Ok(SearchIndex {
+            sealed: None,
+            index,
+            reader,
+            writer: Mutex::new(Some(writer)),
+            writer_setup: (threads, heap),
+            f,
+        })
     }
 
     fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
@@ -401,13 +428,14 @@ impl SearchIndex {
 
     /// Adds or replaces many documents with one commit (bulk import, reindex).
     pub fn put_many(&self, docs: &[Doc]) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        for d in docs {
-            w.delete_term(Term::from_field_text(self.f.record_id, &d.record_id));
-            w.add_document(self.tantivy_doc(d))?;
-        }
-        w.commit()?;
-        drop(w);
+        self.with_writer(|w| {
+            for d in docs {
+                w.delete_term(Term::from_field_text(self.f.record_id, &d.record_id));
+                w.add_document(self.tantivy_doc(d))?;
+            }
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
@@ -723,33 +751,52 @@ impl SearchIndex {
     /// but their terms and stored text stay in the (encrypted) segment files until
     /// [`SearchIndex::compact`] merges those segments away.
     pub fn delete(&self, _approval: &crate::retention::run::ApprovedDisposal, record_ids: &[String]) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        for id in record_ids {
-            w.delete_term(Term::from_field_text(self.f.record_id, id));
-        }
-        w.commit()?;
-        drop(w);
+        self.with_writer(|w| {
+            for id in record_ids {
+                w.delete_term(Term::from_field_text(self.f.record_id, id));
+            }
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
 
     /// Merges every segment that holds deleted documents and deletes the old segment files,
     /// so deleted text is gone from disk, not just marked dead.
+    ///
+    /// A background merge already under way may carry deleted documents into its output, so
+    /// this repeats until no segment holds one (each round reloads what the merges made).
     pub fn compact(&self) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        let dirty: Vec<tantivy::index::SegmentId> = self
-            .reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .filter(|r| r.num_deleted_docs() > 0)
-            .map(|r| r.segment_id())
-            .collect();
-        if !dirty.is_empty() {
-            w.merge(&dirty).wait()?;
+        let dirty = || -> Result<Vec<tantivy::index::SegmentId>> {
+            self.reader.reload()?;
+            Ok(self
+                .reader
+                .searcher()
+                .segment_readers()
+                .iter()
+                .filter(|r| r.num_deleted_docs() > 0)
+                .map(|r| r.segment_id())
+                .collect())
+        };
+        let mut last_error = None;
+        for _ in 0..8 {
+            let segments = dirty()?;
+            if segments.is_empty() {
+                break;
+            }
+            // A segment another merge took meanwhile makes this merge fail: the next round
+            // sees the merged result.
+            last_error = self.with_writer(|w| Ok(w.merge(&segments).wait().err()))?;
         }
-        w.garbage_collect_files().wait()?;
-        drop(w);
+        if !dirty()?.is_empty() {
+            return Err(last_error
+                .unwrap_or_else(|| {
+                    tantivy::TantivyError::InternalError("deleted documents remain after merging".into())
+                })
+                .into());
+        }
+        self.with_writer(|w| Ok(w.garbage_collect_files().wait()?))?;
         self.reader.reload()?;
         Ok(())
     }
@@ -762,10 +809,11 @@ impl SearchIndex {
 
     /// Deletes every document (used by reindex).
     pub fn clear(&self) -> Result<()> {
-        let mut w = self.writer.lock().expect("index writer lock poisoned");
-        w.delete_all_documents()?;
-        w.commit()?;
-        drop(w);
+        self.with_writer(|w| {
+            w.delete_all_documents()?;
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }

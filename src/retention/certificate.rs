@@ -40,6 +40,9 @@ pub struct Manifest {
     pub policies: BTreeMap<String, (String, String)>,
     pub excluded: usize,
     pub held: usize,
+    /// Approved, but kept by the re-check at execution.
+    #[serde(default)]
+    pub skipped: usize,
     pub missing: Vec<String>,
     /// Items not destroyed, each with its reason: held or excluded at planning, or kept by the
     /// re-check at execution (a hold since, a policy now 移管, a due date moved).
@@ -110,6 +113,12 @@ pub fn method_for(kind: RunKind) -> &'static str {
 
 /// Builds the manifest, the PDF, and enters both in the register and the audit log.
 pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &str) -> Result<Issued> {
+    // Issued already (a run killed after issuing, before completing): the same certificate.
+    if let Some(e) = register(h)?.into_iter().find(|e| e.run_id == run.id)
+        && std::path::Path::new(&e.file).exists()
+    {
+        return Ok(Issued { path: e.file.into(), pdf_sha256: e.pdf_sha256 });
+    }
     let mut counts = BTreeMap::new();
     let mut ids = Vec::new();
     let mut not_destroyed = Vec::new();
@@ -145,7 +154,8 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
         counts,
         policies,
         excluded: run.count(|s| matches!(s, ItemStatus::Excluded { .. })),
-        held: run.count(|s| matches!(s, ItemStatus::Held { .. } | ItemStatus::Skipped { .. })),
+        held: run.count(|s| matches!(s, ItemStatus::Held { .. })),
+        skipped: run.count(|s| matches!(s, ItemStatus::Skipped { .. })),
         missing: run.items.iter().filter(|i| i.status == ItemStatus::Missing).map(|i| i.id.clone()).collect(),
         not_destroyed,
         document_number: format!("{}第{}号", h.config.office.document_prefix, run.id),
@@ -339,7 +349,13 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
             }
         }
     }
-    push(&mut lines, &mut y, 10.5, 80.0, format!("保留（ホールド）：{} 件　除外：{} 件", m.held, m.excluded));
+    push(
+        &mut lines,
+        &mut y,
+        10.5,
+        80.0,
+        format!("保留（ホールド）：{} 件　除外：{} 件　実行時の再確認で見送り：{} 件", m.held, m.excluded, m.skipped),
+    );
     for (id, reason) in m.not_destroyed.iter().take(12) {
         push(&mut lines, &mut y, 7.5, 95.0, id.clone());
         for chunk in reason.chars().collect::<Vec<_>>().chunks(56) {

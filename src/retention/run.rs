@@ -123,6 +123,9 @@ pub struct Run {
     /// `approve` (or changed after it) cannot destroy.
     #[serde(default)]
     pub approval_seal: Option<String>,
+    /// When the run was approved (holds released after this keep their records).
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 /// Refuses a run whose approval seal does not match what `approve` sealed.
@@ -296,6 +299,8 @@ pub struct Hold {
     pub released_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub released_by: Option<String>,
+    #[serde(default)]
+    pub released_reason: Option<String>,
 }
 
 impl Hold {
@@ -361,6 +366,7 @@ pub fn place_hold(h: &Hozon, actor: &Actor, req: &HoldRequest) -> Result<Hold> {
         created_at: now,
         released_at: None,
         released_by: None,
+        released_reason: None,
     };
     let event = Event::new(&actor.name, "hold.place", &format!("{} {} targets", hold.id, hold.targets.len()), "ok");
     let keys: Vec<String> = hold.targets.iter().map(HoldTarget::index_key).collect();
@@ -368,14 +374,18 @@ pub fn place_hold(h: &Hozon, actor: &Actor, req: &HoldRequest) -> Result<Hold> {
     Ok(hold)
 }
 
-pub fn release_hold(h: &Hozon, actor: &Actor, id: &str) -> Result<()> {
+pub fn release_hold(h: &Hozon, actor: &Actor, id: &str, reason: &str) -> Result<()> {
     actor.require(Function::Retention, Level::Update)?;
+    if reason.trim().is_empty() {
+        return Err(Error::Run(RunError::NoReason));
+    }
     let mut hold = load_hold(h, id)?;
     if hold.released_at.is_some() {
         return Err(Error::Invalid(format!("保留 {id} は既に解除されています")));
     }
     hold.released_at = Some(Utc::now());
     hold.released_by = Some(actor.name.clone());
+    hold.released_reason = Some(reason.trim().to_owned());
     let keys: Vec<String> = hold.all_targets().iter().map(HoldTarget::index_key).collect();
     h.store.put_hold(
         id,
@@ -419,21 +429,39 @@ pub fn active_holds(h: &Hozon) -> Result<HashMap<String, String>> {
     Ok(out)
 }
 
-/// Record id → the case key its page is linked to.
-fn case_of_records(h: &Hozon) -> Result<HashMap<String, String>> {
+/// Holds released after `since` (the run's approval), by hold-index key: what they covered
+/// was approved while held, so it is not destroyed by that run.
+fn released_holds_since(h: &Hozon, since: Option<DateTime<Utc>>) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
-    for (k, _) in h.store.docs(crate::app::CASE_PAGES)? {
-        if let Some((case, record)) = k.split_once('/') {
-            out.insert(record.to_owned(), case.to_owned());
+    let Some(since) = since else { return Ok(out) };
+    for (_, v) in h.store.docs(HOLDS)? {
+        let hold: Hold = serde_json::from_slice(&v).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if hold.released_at.is_some_and(|t| t > since) {
+            for t in hold.all_targets() {
+                out.entry(t.index_key()).or_insert_with(|| hold.label());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Record id → the keys of every case its page was ever linked to (a page re-linked stays
+/// under its earlier case too, so a hold on either covers it).
+fn case_of_records(h: &Hozon) -> Result<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for k in h.store.doc_keys(&format!("{}/", crate::app::CASE_PAGES))? {
+        let rest = &k[crate::app::CASE_PAGES.len() + 1..];
+        if let Some((case, record)) = rest.split_once('/') {
+            out.entry(record.to_owned()).or_default().push(case.to_owned());
         }
     }
     Ok(out)
 }
 
 /// The hold-index keys that would hold record `id`.
-fn hold_keys(id: &str, cases: &HashMap<String, String>) -> Vec<String> {
+fn hold_keys(id: &str, cases: &HashMap<String, Vec<String>>) -> Vec<String> {
     let mut keys = vec![HoldTarget::Record(id.to_owned()).index_key()];
-    if let Some(c) = cases.get(id) {
+    for c in cases.get(id).into_iter().flatten() {
         keys.push(HoldTarget::Case(c.clone()).index_key());
     }
     keys
@@ -443,6 +471,11 @@ fn hold_keys(id: &str, cases: &HashMap<String, String>) -> Vec<String> {
 /// record's retention as last applied, recomputed from its dates under the applied policy,
 /// the later of the two) and Japan's date; `None` when it may.
 fn not_destroyable(h: &Hozon, rec: &Record, today: NaiveDate) -> Result<Option<String>> {
+    if rec.key_epoch.is_none() {
+        // Its key is wrapped by the master key in every copy of sled: destroying it would not
+        // be final until `hozon key rotate` moves it into an epoch and retires that key.
+        return Ok(Some("旧版の鍵で保護された記録（先に `hozon key rotate` で鍵を移行）".into()));
+    }
     let applied = h.applied_policies();
     let policy = applied.get(&rec.class)?;
     match policy.action {
@@ -621,12 +654,20 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
 /// page links go, in one transaction that re-reads the hold index; a tombstone with ids only
 /// remains. `Ok(None)` when destroyed (or already), `Ok(Some(reason))` when kept.
 fn destroy_case(h: &Hozon, approval: &ApprovedDisposal, key: &str, today: NaiveDate) -> Result<Option<String>> {
-    let Some(case) = h.load_case(key)? else {
+    let Some(raw) = h.store.get_doc("case", key)? else {
         return match h.store.get_doc(CASE_TOMBSTONES, key)? {
             Some(_) => Ok(None),
             None => Err(Error::Corrupt(format!("case {key} vanished without a tombstone"))),
         };
     };
+    let Some(case) = h.load_case(key)? else { return Ok(Some("台帳記録が見つからない".into())) };
+    if h.store.doc_epochs("case", key)?.is_empty() {
+        return Ok(Some("旧版の鍵で保護された記録（先に `hozon key rotate` で鍵を移行）".into()));
+    }
+    match h.applied_policies().get("case_record")?.action {
+        crate::retention::policy::Action::Transfer => return Ok(Some("移管対象（廃棄しない）".into())),
+        crate::retention::policy::Action::Review | crate::retention::policy::Action::Destroy => {}
+    }
     match h.case_due(&case)? {
         Some(d) if d <= today => {}
         Some(d) => return Ok(Some(format!("最終異動から保存期間満了前（廃棄可能日 {d}）"))),
@@ -654,8 +695,12 @@ fn destroy_case(h: &Hozon, approval: &ApprovedDisposal, key: &str, today: NaiveD
     });
     let tombstone = (format!("{CASE_TOMBSTONES}/{key}"), tomb.to_string().into_bytes());
     let held = [HoldTarget::Case(key.to_owned()).index_key()];
-    let done = h.store.destroy_docs(approval, &held, &remove, &[tombstone], &format!("case {key}"))?;
-    Ok(if done { None } else { Some("保留中（事案全体）".into()) })
+    let expect = (format!("case/{key}"), raw);
+    let skipped = h.store.destroy_docs(approval, &held, &expect, &remove, &[tombstone], &format!("case {key}"))?;
+    Ok(skipped.map(|why| match why {
+        crate::store::ShredSkip::Held(_) => "保留中（事案全体）".to_owned(),
+        crate::store::ShredSkip::Changed => "計画後に台帳記録が変更された".to_owned(),
+    }))
 }
 
 /// Where a destroyed case's tombstone is kept: `case_tomb/<case key>` (ids and dates only).
@@ -723,6 +768,7 @@ pub(crate) fn new_run(
         audit_upto: None,
         epochs: Vec::new(),
         approval_seal: None,
+        approved_at: None,
     };
     save(
         h,
@@ -751,6 +797,11 @@ pub fn exclude(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, reason: &s
     save(h, &run, Event::new(&actor.name, "dispose.exclude", &format!("{run_id} {item_id}"), "ok"))
 }
 
+/// Days after someone else reset an officer's password or second factor during which that
+/// officer cannot confirm or approve disposal: an administrator who reset both officers'
+/// credentials cannot then act as them at once.
+const RESET_COOLDOWN_DAYS: i64 = 7;
+
 /// The two-person rule needs two *people*: each acts with their own password (not a one-time
 /// password someone else set), with a recent second factor when they have one, in a role the
 /// run's policies name for that step.
@@ -765,10 +816,22 @@ fn check_officer(h: &Hozon, actor: &Actor, run: &Run, step: usize) -> Result<()>
             actor.name
         ));
     };
+    if user.locked || crate::jp::today() > user.expires_on {
+        return refuse(format!("{} のアカウントはロック中または有効期限切れです", actor.name));
+    }
     if user.must_change_password {
         return refuse(format!(
             "{} のパスワードは他の人が設定した仮パスワードです。本人が変更するまで廃棄の確認・承認はできません",
             actor.name
+        ));
+    }
+    if let Some(at) = user.credentials_reset_at
+        && Utc::now() - at < chrono::Duration::days(RESET_COOLDOWN_DAYS)
+    {
+        return refuse(format!(
+            "{} のパスワードまたは二要素認証は {} に他の人によって再設定されました。本人確認のため、{RESET_COOLDOWN_DAYS} 日間は廃棄の確認・承認ができません",
+            actor.name,
+            crate::jp::date_of(at)
         ));
     }
     if user.totp_enrolled() && !actor.second_factor {
@@ -833,6 +896,7 @@ pub fn approve(h: &Hozon, actor: &Actor, run_id: &str) -> Result<ApprovedDisposa
     check_officer(h, actor, &run, 1)?;
     let preparer = by.clone();
     run.approval_seal = Some(run.seal(h, &preparer, &actor.name));
+    run.approved_at = Some(Utc::now());
     run.state = RunState::Approved { preparer: preparer.clone(), approver: actor.name.clone(), at: Utc::now() };
     save(h, &run, Event::new(&actor.name, "dispose.approve", run_id, "ok"))?;
     Ok(ApprovedDisposal {
@@ -896,8 +960,21 @@ impl ExecStep {
 }
 
 /// Executes an approved run (or resumes one that was interrupted), then issues its certificate.
-pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(usize, usize)) -> Result<Executed> {
+pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, progress: impl FnMut(usize, usize)) -> Result<Executed> {
     actor.require(Function::Retention, Level::Update)?;
+    // One execution of a run at a time (a double click, two officers): the data directory
+    // belongs to one process, so an in-process set is enough.
+    static EXECUTING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if !EXECUTING.lock().expect("executing runs").insert(run_id.to_owned()) {
+        return Err(Error::Invalid(format!("廃棄実行 {run_id} は既に実行中です")));
+    }
+    let result = execute_once(h, actor, run_id, progress);
+    EXECUTING.lock().expect("executing runs").remove(run_id);
+    result
+}
+
+fn execute_once(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(usize, usize)) -> Result<Executed> {
     let mut run = load(h, run_id)?;
     let (preparer, approver, mut step) = match &run.state {
         RunState::Approved { preparer, approver, .. } => (preparer.clone(), approver.clone(), ExecStep::Destroy),
@@ -1017,6 +1094,7 @@ fn destroy_items(
     let run_id = run.id.clone();
     let cases = case_of_records(h)?;
     let holds = active_holds(h)?;
+    let released_since = released_holds_since(h, run.approved_at)?;
     let due: Vec<usize> = (0..run.items.len())
         .filter(|i| matches!(run.items[*i].status, ItemStatus::Due | ItemStatus::Destroyed))
         .filter(|i| !run.items[*i].id.starts_with(CASE_ITEM))
@@ -1044,18 +1122,33 @@ fn destroy_items(
             index_of.insert(id.to_string(), i);
             match h.store.record(&id)? {
                 Some(r) if matches!(r.state, RecordState::Shredding { .. }) => shredding.push(r),
-                Some(r) => match not_destroyable(h, &r, today)? {
-                    Some(reason) => run.items[i].status = ItemStatus::Skipped { reason },
-                    None => {
-                        let keys = hold_keys(id.as_str(), &cases);
-                        intact.push((r, keys));
+                Some(r) => {
+                    let keys = hold_keys(id.as_str(), &cases);
+                    let released = keys.iter().find_map(|k| released_since.get(k));
+                    match (not_destroyable(h, &r, today)?, released) {
+                        (Some(reason), _) => run.items[i].status = ItemStatus::Skipped { reason },
+                        (None, Some(label)) => {
+                            run.items[i].status = ItemStatus::Skipped {
+                                reason: format!("承認後に保留が解除された（改めて計画・承認が必要）: {label}"),
+                            }
+                        }
+                        (None, None) => intact.push((r, keys)),
                     }
-                },
+                }
                 None if h.store.tombstone(id.as_str())?.is_some() => run.items[i].status = ItemStatus::Destroyed,
                 None => {
                     return Err(Error::Corrupt(format!("record {id} of run {run_id} vanished without a tombstone")));
                 }
             }
+        }
+        // The epochs of what is about to be destroyed, as it is now (a label may have changed
+        // since execution started), are noted before any key goes.
+        let recs_now: Vec<Record> = intact.iter().map(|(r, _)| r.clone()).collect();
+        let new_labels: Vec<String> =
+            crate::store::Store::epochs_of(&recs_now).into_iter().filter(|l| !run.epochs.contains(l)).collect();
+        if !new_labels.is_empty() {
+            run.epochs.extend(new_labels);
+            save(h, run, Event::new(approval.executor(), "dispose.execute", &format!("{run_id} epochs"), "ok"))?;
         }
         // Step 1: crypto-shredding, re-checking holds and that nothing changed in the same
         // transaction.
@@ -1122,12 +1215,17 @@ pub fn forecast(
     actor.require(Function::Retention, Level::View)?;
     let end = today.checked_add_months(chrono::Months::new(months)).unwrap_or(today);
     let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let applied = h.applied_policies();
     for rec in h.store.records() {
         let rec = rec?;
         if rec.state != RecordState::Stored {
             continue;
         }
-        let Some(due) = rec.retention.as_ref().and_then(|r| r.due_on) else { continue };
+        // As plans judge it: the applied date, or a later one its dates give now.
+        let recomputed = applied.get(&rec.class)?.due_on(&rec.dates());
+        let Some(due) = rec.retention.as_ref().and_then(|r| r.due_on).zip(recomputed).map(|(a, b)| a.max(b)) else {
+            continue;
+        };
         if due > end {
             continue;
         }
@@ -1135,7 +1233,6 @@ pub fn forecast(
         *out.entry(month).or_default().entry(rec.class.clone()).or_default() += 1;
     }
     // Paper boxes become due under the same policies.
-    let applied = h.applied_policies();
     let paper = applied.get(crate::retention::boxes::CLASS)?;
     for b in crate::retention::boxes::list(h, &Actor::system())? {
         if b.status == crate::retention::boxes::BoxStatus::Destroyed {
@@ -1228,6 +1325,7 @@ pub fn plan_audit(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         audit_upto: upto,
         epochs: Vec::new(),
         approval_seal: None,
+        approved_at: None,
     };
     save(h, &run, Event::new(&actor.name, "dispose.plan_audit", &format!("{} up to entry {:?}", run.id, upto), "ok"))?;
     Ok(run)
@@ -1422,7 +1520,7 @@ mod tests {
     fn hold_targets_have_distinct_index_keys() {
         assert_eq!(HoldTarget::Record("ab".into()).index_key(), "r:ab");
         assert_eq!(HoldTarget::Case("ab".into()).index_key(), "c:ab");
-        let cases: HashMap<String, String> = [("rec".to_owned(), "case1".to_owned())].into();
+        let cases: HashMap<String, Vec<String>> = [("rec".to_owned(), vec!["case1".to_owned()])].into();
         assert_eq!(hold_keys("rec", &cases), vec!["r:rec".to_owned(), "c:case1".to_owned()]);
         assert_eq!(hold_keys("other", &cases), vec!["r:other".to_owned()]);
     }

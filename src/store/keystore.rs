@@ -77,7 +77,7 @@ impl std::fmt::Debug for KeyStore {
 }
 
 /// The key store that belongs to a master key file.
-pub(crate) fn path_for(key_file: &Path) -> PathBuf {
+pub fn path_for(key_file: &Path) -> PathBuf {
     let mut p = key_file.as_os_str().to_owned();
     p.push(".keystore");
     PathBuf::from(p)

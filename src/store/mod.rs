@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 
-pub use keystore::KeyEpoch;
+pub use keystore::{KeyEpoch, path_for as keystore_path};
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
 };
@@ -627,16 +627,18 @@ impl Store {
     }
 
     /// Destroys documents with an approved run: in one transaction, checks that no hold
-    /// covers them (the hold-index keys given), then removes every key listed and writes the
-    /// tombstones. Returns false (nothing removed) when a hold was found.
+    /// covers them (the hold-index keys given) and that `expect` (key, bytes as judged) is
+    /// unchanged, then removes every key listed and writes the tombstones. Returns why nothing
+    /// was removed, if so.
     pub fn destroy_docs(
         &self,
         approval: &crate::retention::run::ApprovedDisposal,
         hold_keys: &[String],
+        expect: &(String, Vec<u8>),
         remove: &[String],
         tombstones: &[(String, Vec<u8>)],
         what: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<ShredSkip>> {
         let now = chrono::Utc::now();
         let event = audit::Event::new(
             approval.executor(),
@@ -648,8 +650,11 @@ impl Store {
             .transaction(|(docs, holds, meta, log)| {
                 for k in hold_keys {
                     if holds.get(k.as_bytes())?.is_some() {
-                        return Ok(false);
+                        return Ok(Some(ShredSkip::Held(k.clone())));
                     }
+                }
+                if docs.get(expect.0.as_bytes())?.as_deref() != Some(expect.1.as_slice()) {
+                    return Ok(Some(ShredSkip::Changed));
                 }
                 for k in remove {
                     docs.remove(k.as_bytes())?;
@@ -658,7 +663,7 @@ impl Store {
                     docs.insert(k.as_bytes(), v.as_slice())?;
                 }
                 audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
-                Ok(true)
+                Ok(None)
             })
             .map_err(tx_error)?;
         self.db.flush()?;
@@ -722,7 +727,6 @@ impl Store {
         approval: &crate::retention::run::ApprovedDisposal,
         recs: &[(Record, Vec<String>)],
     ) -> Result<Vec<(RecordId, ShredSkip)>> {
-        let encoded: Vec<Vec<u8>> = recs.iter().map(|(r, _)| r.encode()).collect();
         let shredded: Vec<Vec<u8>> = recs
             .iter()
             .map(|(r, _)| {
@@ -737,11 +741,21 @@ impl Store {
             .transaction(|(records, holds, meta, log)| {
                 let mut skipped = Vec::new();
                 for (i, (r, keys)) in recs.iter().enumerate() {
-                    if let Some(k) = keys.iter().find(|k| holds.get(k.as_bytes()).is_ok_and(|v| v.is_some())) {
-                        skipped.push((r.id.clone(), ShredSkip::Held(k.clone())));
+                    let mut held = None;
+                    for k in keys {
+                        if holds.get(k.as_bytes())?.is_some() {
+                            held = Some(k.clone());
+                            break;
+                        }
+                    }
+                    if let Some(k) = held {
+                        skipped.push((r.id.clone(), ShredSkip::Held(k)));
                         continue;
                     }
-                    if records.get(r.id.as_str())?.as_deref() != Some(encoded[i].as_slice()) {
+                    // Compared as values: a record written by an older version decodes to the
+                    // same value although its bytes lack newer fields.
+                    let now_stored = records.get(r.id.as_str())?.and_then(|v| Record::decode(&v).ok());
+                    if now_stored.as_ref() != Some(r) {
                         skipped.push((r.id.clone(), ShredSkip::Changed));
                         continue;
                     }
@@ -892,7 +906,29 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?;
         let live_doc =
             |tag: &str| tag.strip_prefix("doc:").is_some_and(|k| self.docs.contains_key(k.as_bytes()).unwrap_or(false));
-        survivors.retain(|id, s| (live.contains(id) || live_doc(id)) && !retiring(&s.epoch.label));
+        survivors.retain(|id, _| live.contains(id) || live_doc(id));
+        // A kept record or case that opens only through its survivors entry (restored from an
+        // earlier copy) keeps it, re-wrapped under the new generation when its epoch retires.
+        for (tag, s) in survivors.iter_mut() {
+            if let Some((epoch, key)) = fresh.get(&s.epoch.label)
+                && s.epoch != *epoch
+            {
+                let ctx = match tag.strip_prefix("doc:").and_then(|k| k.split_once('/')) {
+                    Some((kind, id)) => doc_key_context(kind, id),
+                    None => record_key_context(&RecordId::from_stored(tag.as_bytes())),
+                };
+                let old = self.keys.epoch_key(&s.epoch)?.ok_or_else(|| Error::KeyDestroyed(tag.clone()))?;
+                let dk = old.unwrap_key(&ctx, &s.wrapped)?;
+                s.wrapped = key.wrap(&ctx, &dk);
+                s.epoch = epoch.clone();
+            }
+        }
+        // A wrapping opens after retirement if it is under a new generation, or under the
+        // current generation of an epoch that is not retiring.
+        let wrapping_survives = |e: &KeyEpoch| match fresh.get(&e.label) {
+            Some((f, _)) => f == e,
+            None => self.keys.is_current(e),
+        };
         let mut batch = sled::Batch::default();
         let mut rewrapped = 0;
         for rec in self.records() {
@@ -905,15 +941,20 @@ impl Store {
             if in_retiring {
                 let (epoch, key) = &fresh[&rec.key_epoch.as_ref().expect("checked").label];
                 if rec.key_epoch.as_ref() != Some(epoch) {
-                    let dk = self.data_key(&rec)?;
+                    // A record whose key is already gone (destroyed, then brought back by a
+                    // restore of an earlier copy) has nothing to re-wrap.
+                    let Ok(dk) = self.data_key(&rec) else { continue };
                     rec.wrapped_key = key.wrap(&record_key_context(&rec.id), &dk);
                     rec.key_epoch = Some(epoch.clone());
                     batch.insert(rec.id.as_str(), rec.encode());
                     rewrapped += 1;
                 }
             }
+            // Only a wrapping that opens after retirement goes into the survivors table (a
+            // record restored from an earlier copy keeps the entry that opens it).
             if (in_retiring || was_in_retiring || survivors.contains_key(rec.id.as_str()))
                 && let Some(epoch) = &rec.key_epoch
+                && wrapping_survives(epoch)
             {
                 survivors.insert(
                     rec.id.to_string(),
@@ -933,10 +974,18 @@ impl Store {
                 if in_retiring {
                     let (epoch, key) = &fresh[&doc.epoch.label];
                     if doc.epoch != *epoch {
-                        let dk = self
-                            .keys
-                            .epoch_key(&doc.epoch)?
-                            .and_then(|ek| ek.unwrap_key(&doc_key_context(kind, &id), &doc.wrapped).ok());
+                        let ctx = doc_key_context(kind, &id);
+                        let direct =
+                            self.keys.epoch_key(&doc.epoch)?.and_then(|ek| ek.unwrap_key(&ctx, &doc.wrapped).ok());
+                        let dk = match direct {
+                            Some(k) => Some(k),
+                            None => match survivors.get(&format!("doc:{kind}/{id}")) {
+                                Some(s) => {
+                                    self.keys.epoch_key(&s.epoch)?.and_then(|ek| ek.unwrap_key(&ctx, &s.wrapped).ok())
+                                }
+                                None => None,
+                            },
+                        };
                         let Some(dk) = dk else { continue };
                         doc.wrapped = key.wrap(&doc_key_context(kind, &id), &dk);
                         doc.epoch = epoch.clone();
@@ -945,7 +994,9 @@ impl Store {
                     }
                 }
                 let tag = format!("doc:{kind}/{id}");
-                if in_retiring || doc.past.iter().any(|l| retiring(l)) || survivors.contains_key(&tag) {
+                if (in_retiring || doc.past.iter().any(|l| retiring(l)) || survivors.contains_key(&tag))
+                    && wrapping_survives(&doc.epoch)
+                {
                     survivors
                         .insert(tag, keystore::Survivor { epoch: doc.epoch.clone(), wrapped: doc.wrapped.clone() });
                 }
@@ -1161,6 +1212,18 @@ impl Store {
             std::fs::remove_file(&pending).map_err(|e| Error::io(&pending, e))?;
         }
         keyfile::create(&pending, &new)?;
+        // Records from before the key store are still wrapped by the master key: they move into
+        // their epochs now (creating the epochs first, so the re-sealed key store has them).
+        let mut batch_records = sled::Batch::default();
+        let mut count = 0usize;
+        for rec in self.records() {
+            let mut rec = rec?;
+            if rec.key_epoch.is_none() && !rec.wrapped_key.is_empty() {
+                self.settle_epoch(&mut rec)?;
+                batch_records.insert(rec.id.as_str(), rec.encode());
+                count += 1;
+            }
+        }
         let keystore_pending = keyfile::pending_path(self.keys.path());
         self.keys.rewrap_master(&new, &keystore_pending)?;
         let mut batch_meta = sled::Batch::default();
@@ -1172,18 +1235,6 @@ impl Store {
         // The legacy copy of the index key (stores made before the key store) goes with the
         // old master key.
         batch_meta.remove("index_key");
-        // Record keys live under epoch keys; only records from before the key store are still
-        // wrapped by the master key, and they move into their epochs now.
-        let mut batch_records = sled::Batch::default();
-        let mut count = 0usize;
-        for rec in self.records() {
-            let mut rec = rec?;
-            if rec.key_epoch.is_none() && !rec.wrapped_key.is_empty() {
-                self.settle_epoch(&mut rec)?;
-                batch_records.insert(rec.id.as_str(), rec.encode());
-                count += 1;
-            }
-        }
         (&self.meta, &self.records)
             .transaction(|(meta, records)| {
                 meta.apply_batch(&batch_meta)?;

@@ -205,3 +205,79 @@ fn a_record_whose_due_date_moves_is_re_wrapped_and_remembers_its_old_epoch() {
     assert!(store.read_blob(&rec, BlobRole::Original).is_ok());
     assert_eq!(Store::epochs_of(std::slice::from_ref(&rec)).len(), 3);
 }
+
+#[test]
+fn a_restored_record_that_opens_only_through_the_survivors_table_survives_the_next_retirement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::init(&tmp.path().join("d"), &tmp.path().join("k")).unwrap();
+    let approval = crate::retention::run::ApprovedDisposal::for_tests("D1");
+    let (mut rec, _) = pending_record(&store, b"restored later");
+    rec.retention = Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2030, 4, 1) });
+    store.put_pending(&rec).unwrap();
+    let in_a = store.record(&rec.id).unwrap().unwrap();
+    // Its due date moves: now in epoch B, remembering A.
+    let mut moved = in_a.clone();
+    moved.retention = Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2032, 4, 1) });
+    store.update_records(std::slice::from_ref(&moved), audit::Event::system("t", "")).unwrap();
+    store.retire_epochs(&approval, &["scan/FY2030".to_owned()]).unwrap();
+    // A backup taken before the move is restored: the record is back in A (retired).
+    store.records.insert(in_a.id.as_str(), in_a.encode()).unwrap();
+    assert!(store.read_blob(&in_a, BlobRole::Original).is_ok(), "opens through the survivors table");
+    // Epoch B retires next: the restored record must still open.
+    store.retire_epochs(&approval, &["scan/FY2032".to_owned()]).unwrap();
+    assert!(store.read_blob(&in_a, BlobRole::Original).is_ok());
+}
+
+#[test]
+fn master_key_rotation_moves_records_from_before_the_key_store_into_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, key) = (tmp.path().join("d"), tmp.path().join("k"));
+    let mut store = Store::init(&data, &key).unwrap();
+    // A record as a store made before the key store kept it: its key wrapped by the master key.
+    let (mut rec, _) = pending_record(&store, b"legacy");
+    let dk = store.data_key(&rec).unwrap();
+    rec.wrapped_key = store.master.wrap(&record_key_context(&rec.id), &dk);
+    rec.key_epoch = None;
+    rec.retention = Some(Retention { policy_version: 1, due_on: chrono::NaiveDate::from_ymd_opt(2035, 4, 1) });
+    store.records.insert(rec.id.as_str(), rec.encode()).unwrap();
+    store.flush().unwrap();
+    assert!(store.read_blob(&rec, BlobRole::Original).is_ok());
+    store.rotate_master_key().unwrap();
+    drop(store);
+    let store = Store::open(&data, &key).unwrap();
+    let now = store.record(&rec.id).unwrap().unwrap();
+    assert_eq!(now.key_epoch.as_ref().map(|e| e.label.as_str()), Some("scan/FY2035"), "moved into its epoch");
+    assert!(store.read_blob(&now, BlobRole::Original).is_ok(), "and readable after the rotation");
+    assert!(store.read_blob(&rec, BlobRole::Original).is_err(), "the legacy wrapping is useless without the old key");
+}
+
+#[test]
+fn garbage_collection_running_beside_writers_never_takes_a_blob_a_record_points_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::init(&tmp.path().join("d"), &tmp.path().join("k")).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gc = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.gc_orphans().unwrap();
+                runs += 1;
+            }
+            runs
+        })
+    };
+    // A writer as ingest, uploads and review saves are: blobs first, the record after.
+    for i in 0..60u32 {
+        let (mut rec, fp) = pending_record(&store, format!("page {i}").as_bytes());
+        store.put_pending(&rec).unwrap();
+        rec.state = RecordState::Stored;
+        store.commit_stored(&rec, &fp, audit::Event::system("t", "")).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(gc.join().unwrap() > 0, "collection ran while records were written");
+    for rec in store.records() {
+        let rec = rec.unwrap();
+        assert!(store.read_blob(&rec, BlobRole::Original).is_ok(), "record {} lost its blob", rec.id);
+    }
+}

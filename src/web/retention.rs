@@ -545,14 +545,21 @@ pub async fn place_hold(
     holds_page(&state, &ctx, Some(msg)).await
 }
 
+#[derive(serde::Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    reason: String,
+}
+
 pub async fn release_hold(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
+    Form(form): Form<ReleaseForm>,
 ) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
     let hid = id.clone();
-    let msg = match blocking(&state, move |h| run::release_hold(h, &actor, &hid)).await {
+    let msg = match blocking(&state, move |h| run::release_hold(h, &actor, &hid, &form.reason)).await {
         Ok(()) => format!("保留 {id} を解除しました。"),
         Err(WebError::BadRequest(m)) => m,
         Err(e) => return Err(e),

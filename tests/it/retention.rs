@@ -114,8 +114,9 @@ fn holds_exclusions_two_people_and_a_certificate() {
         let rec = h.store.record(&hozon::store::RecordId::parse(id).unwrap()).unwrap().unwrap();
         assert!(h.store.read_blob(&rec, BlobRole::Text).is_ok());
     }
-    run::release_hold(&h, &officer("ro01"), &hold.id).unwrap();
-    assert!(run::release_hold(&h, &officer("ro01"), &hold.id).is_err(), "released once");
+    assert!(run::release_hold(&h, &officer("ro01"), &hold.id, " ").is_err(), "a release needs a reason");
+    run::release_hold(&h, &officer("ro01"), &hold.id, "開示決定済み").unwrap();
+    assert!(run::release_hold(&h, &officer("ro01"), &hold.id, "x").is_err(), "released once");
     assert!(
         run::plan(&h, &officer("ro01"), today())
             .unwrap()
@@ -498,7 +499,23 @@ fn two_people_are_two_people() {
         chrono::Utc::now(),
     )
     .unwrap();
-    run::submit(&h, &as_ro1, &plan.id).unwrap();
+    // Still refused for a week: whoever reset it may have chosen this password too.
+    let err = run::submit(&h, &as_ro1, &plan.id).unwrap_err().to_string();
+    assert!(err.contains("再設定"), "{err}");
+    drop(h);
+    // Eight days later (faketime), at the terminal, ro01 submits with the own password.
+    let out = Command::new("faketime")
+        .arg("-f")
+        .arg(format!("@{} 10:00:00", today() + chrono::Duration::days(8)))
+        .arg(hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .args(["dispose", "submit", &plan.id, "--user", "ro01"])
+        .env("HOZON_PASSWORD", "a-second-own-passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let h = env.open();
     // A reviewer account with retention rights granted is still not in the policy's roles.
     let rev = env.officer(&h, "ro02");
     let mut rights = rev.rights.clone();

@@ -240,7 +240,8 @@ async fn two_records_officers_run_a_disposal_in_the_browser() {
     a.login("ro01", &p1, NEW_PW).await;
     let p = a.get("/retention").await;
     assert_eq!(p.status, StatusCode::OK);
-    assert!(p.body.contains("保存期間の方針") && p.body.contains("期限到来済"), "forecast shows the due record");
+    assert!(p.body.contains("保存期間の方針"));
+    assert!(!p.body.contains("期限到来済"), "the forecast follows the applied dates, not the files");
     // The back-dated record would become due earlier than its stored date: shown, and applied
     // only with the explicit confirmation.
     assert!(p.body.contains("早まる記録 1 件"), "{}", p.body);
@@ -248,6 +249,7 @@ async fn two_records_officers_run_a_disposal_in_the_browser() {
     assert!(p.body.contains("内容を確認し"), "{}", p.body);
     let p = a.post("/retention/policies/apply", &[("accept_earlier", "on")]).await;
     assert!(p.body.contains("方針を適用しました（早まる 1 件"), "{}", p.body);
+    assert!(p.body.contains("期限到来済"), "applied: the forecast shows the due record");
     assert!(p.body.contains("一致しています"));
     let p = a.post("/retention/plan", &[]).await;
     let run_path = p.location().to_owned();
@@ -265,6 +267,14 @@ async fn two_records_officers_run_a_disposal_in_the_browser() {
     let p = b.post(&format!("{run_path}/approve"), &[]).await;
     assert!(p.body.contains("承認済み"), "{}", p.body);
     let p = b.post(&format!("{run_path}/execute"), &[]).await;
+    assert!(
+        p.body.contains("チェックを入れてください") && p.body.contains("承認済み"),
+        "execution asks for confirmation"
+    );
+    // The list staff confirm against the paper: form name in Japanese, 和暦 dates, a link.
+    let p = b.get(&run_path).await;
+    assert!(p.body.contains("申請書") && p.body.contains("平成27年") && p.body.contains(&format!("/pages/{}", rec.id)));
+    let p = b.post(&format!("{run_path}/execute"), &[("confirm", "on")]).await;
     assert!(p.body.contains("廃棄証明書を発行しました") && p.body.contains("完了"), "{}", p.body);
     let pdf = b.get(&format!("{run_path}/certificate.pdf")).await;
     assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
