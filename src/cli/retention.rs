@@ -167,7 +167,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
         DisposeCommand::Plan { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
+            let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = run::plan(&h, &super::operator(), as_of)?;
             println!(
                 "廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 件 / 保留 {} 件",
@@ -239,12 +239,12 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DisposeCommand::PlanAudit { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
+            let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = run::plan_audit(&h, &super::operator(), as_of)?;
             println!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
         }
         DisposeCommand::PlanPaper { as_of } => {
-            let as_of = as_of.unwrap_or_else(|| crate::jp::today());
+            let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = boxes::plan(&h, &super::operator(), as_of)?;
             println!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
         }

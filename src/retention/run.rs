@@ -411,7 +411,7 @@ pub fn holds(h: &Hozon, actor: &Actor) -> Result<Vec<Hold>> {
         .into_iter()
         .map(|(id, v)| serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("hold {id}: {e}"))))
         .collect::<Result<_>>()?;
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    out.sort_by_key(|h| std::cmp::Reverse(h.created_at));
     Ok(out)
 }
 
