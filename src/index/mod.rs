@@ -367,7 +367,13 @@ impl SearchIndex {
     /// Runs `f` with the writer, under its lock.
     fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
         let mut g = self.writer.lock().expect("index writer lock poisoned");
-        f(g.as_mut().expect("the index writer is back after a key rotation"))
+        match g.as_mut() {
+            Some(w) => f(w),
+            None => Err(tantivy::TantivyError::InternalError(
+                "the index writer could not be reopened after a key rotation; restart hozon".into(),
+            )
+            .into()),
+        }
     }
 
     /// Re-seals every index file under `new` while holding the writer (nothing is committed
@@ -379,10 +385,13 @@ impl SearchIndex {
     pub fn reseal(&self, new: crate::crypto::Key) -> Result<usize> {
         let Some(dir) = &self.sealed else { return Ok(0) };
         let mut g = self.writer.lock().expect("index writer lock poisoned");
-        if let Some(w) = g.take() {
-            w.wait_merging_threads()?;
-        }
-        let resealed = dir.reseal_all(new).map_err(tantivy::TantivyError::from);
+        let merged = match g.take() {
+            Some(w) => w.wait_merging_threads(),
+            None => Ok(()),
+        };
+        // Re-sealing only once every merge has ended; a writer is opened again whatever
+        // happened, so the index goes on working.
+        let resealed = merged.and_then(|()| dir.reseal_all(new).map_err(tantivy::TantivyError::from));
         let (threads, heap) = self.writer_setup;
         *g = Some(self.index.writer_with_num_threads(threads, heap)?);
         drop(g);
@@ -768,35 +777,39 @@ impl SearchIndex {
     /// A background merge already under way may carry deleted documents into its output, so
     /// this repeats until no segment holds one (each round reloads what the merges made).
     pub fn compact(&self) -> Result<()> {
-        let dirty = || -> Result<Vec<tantivy::index::SegmentId>> {
-            self.reader.reload()?;
-            Ok(self
-                .reader
-                .searcher()
-                .segment_readers()
-                .iter()
-                .filter(|r| r.num_deleted_docs() > 0)
-                .map(|r| r.segment_id())
-                .collect())
-        };
-        let mut last_error = None;
-        for _ in 0..8 {
-            let segments = dirty()?;
-            if segments.is_empty() {
-                break;
+        // The writer is held throughout, so no other write adds deletions meanwhile.
+        self.with_writer(|w| {
+            let dirty = || -> Result<Vec<tantivy::index::SegmentId>> {
+                self.reader.reload()?;
+                Ok(self
+                    .reader
+                    .searcher()
+                    .segment_readers()
+                    .iter()
+                    .filter(|r| r.num_deleted_docs() > 0)
+                    .map(|r| r.segment_id())
+                    .collect())
+            };
+            let mut last_error = None;
+            for _ in 0..8 {
+                let segments = dirty()?;
+                if segments.is_empty() {
+                    break;
+                }
+                // A segment a background merge took meanwhile makes this merge fail: the
+                // next round sees the merged result.
+                last_error = w.merge(&segments).wait().err();
             }
-            // A segment another merge took meanwhile makes this merge fail: the next round
-            // sees the merged result.
-            last_error = self.with_writer(|w| Ok(w.merge(&segments).wait().err()))?;
-        }
-        if !dirty()?.is_empty() {
-            return Err(last_error
-                .unwrap_or_else(|| {
-                    tantivy::TantivyError::InternalError("deleted documents remain after merging".into())
-                })
-                .into());
-        }
-        self.with_writer(|w| Ok(w.garbage_collect_files().wait()?))?;
+            if !dirty()?.is_empty() {
+                return Err(last_error
+                    .unwrap_or_else(|| {
+                        tantivy::TantivyError::InternalError("deleted documents remain after merging".into())
+                    })
+                    .into());
+            }
+            w.garbage_collect_files().wait()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }

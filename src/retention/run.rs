@@ -99,6 +99,9 @@ pub struct Item {
     pub policy_version: u32,
     #[serde(flatten)]
     pub status: ItemStatus,
+    /// Who decided it, for items whose policy asks for a decision (`review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -533,6 +536,7 @@ pub fn plan(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
                 Some(reason) => ItemStatus::Held { reason },
                 None => ItemStatus::Due,
             },
+            decided_by: None,
         });
     }
     items.extend(due_cases(h, as_of, &holds, &in_open_run)?);
@@ -572,7 +576,14 @@ fn due_cases(
             None if policy.action == crate::retention::policy::Action::Review => ItemStatus::AwaitingDecision,
             None => ItemStatus::Due,
         };
-        out.push(Item { id, class: "case_record".into(), due_on: Some(due), policy_version: policy.version, status });
+        out.push(Item {
+            id,
+            class: "case_record".into(),
+            due_on: Some(due),
+            policy_version: policy.version,
+            status,
+            decided_by: None,
+        });
     }
     Ok(out)
 }
@@ -592,15 +603,7 @@ pub enum Decision {
 /// on the case record at once: a later plan respects it.
 pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &Decision) -> Result<()> {
     actor.require(Function::Retention, Level::Update)?;
-    let mut run = load(h, run_id)?;
-    if run.state != RunState::Draft {
-        return Err(wrong(&run, "only a draft can be changed"));
-    }
-    let i = run
-        .items
-        .iter()
-        .position(|i| i.id == item_id)
-        .ok_or_else(|| Error::Run(RunError::NoItem(item_id.into(), run_id.into())))?;
+    let (mut run, i) = draft_item(h, run_id, item_id)?;
     if !matches!(run.items[i].status, ItemStatus::AwaitingDecision | ItemStatus::Due) || !item_id.starts_with(CASE_ITEM)
     {
         return Err(Error::Invalid(format!("{item_id} は判断の対象ではありません")));
@@ -646,6 +649,7 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
         }
     };
     run.items[i].status = status;
+    run.items[i].decided_by = Some(actor.name.clone());
     save(h, &run, Event::new(&actor.name, "dispose.decide", &format!("{run_id} {item_id} {what}"), "ok"))
 }
 
@@ -653,7 +657,13 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
 /// its last 異動, not extended, not held), then the case, its history, its lookups and its
 /// page links go, in one transaction that re-reads the hold index; a tombstone with ids only
 /// remains. `Ok(None)` when destroyed (or already), `Ok(Some(reason))` when kept.
-fn destroy_case(h: &Hozon, approval: &ApprovedDisposal, key: &str, today: NaiveDate) -> Result<Option<String>> {
+fn destroy_case(
+    h: &Hozon,
+    approval: &ApprovedDisposal,
+    key: &str,
+    decided: bool,
+    today: NaiveDate,
+) -> Result<Option<String>> {
     let Some(raw) = h.store.get_doc("case", key)? else {
         return match h.store.get_doc(CASE_TOMBSTONES, key)? {
             Some(_) => Ok(None),
@@ -666,6 +676,9 @@ fn destroy_case(h: &Hozon, approval: &ApprovedDisposal, key: &str, today: NaiveD
     }
     match h.applied_policies().get("case_record")?.action {
         crate::retention::policy::Action::Transfer => return Ok(Some("移管対象（廃棄しない）".into())),
+        crate::retention::policy::Action::Review if !decided => {
+            return Ok(Some("方針が「確認のうえ廃棄」に変わり、廃棄の判断が記録されていない".into()));
+        }
         crate::retention::policy::Action::Review | crate::retention::policy::Action::Destroy => {}
     }
     match h.case_due(&case)? {
@@ -732,7 +745,14 @@ pub(crate) fn due_item(
         Some(reason) => ItemStatus::Held { reason: reason.clone() },
         None => ItemStatus::Due,
     };
-    Some(Item { id: id.to_owned(), class: class.to_owned(), due_on: Some(due), policy_version: policy.version, status })
+    Some(Item {
+        id: id.to_owned(),
+        class: class.to_owned(),
+        due_on: Some(due),
+        policy_version: policy.version,
+        status,
+        decided_by: None,
+    })
 }
 
 /// A new run id from the time: two runs planned in the same millisecond must not share one
@@ -778,22 +798,28 @@ pub(crate) fn new_run(
     Ok(run)
 }
 
+/// A draft run and the position of one of its items (only a draft's items change).
+fn draft_item(h: &Hozon, run_id: &str, item_id: &str) -> Result<(Run, usize)> {
+    let run = load(h, run_id)?;
+    if run.state != RunState::Draft {
+        return Err(wrong(&run, "only a draft can be changed"));
+    }
+    let i = run
+        .items
+        .iter()
+        .position(|i| i.id == item_id)
+        .ok_or_else(|| Error::Run(RunError::NoItem(item_id.into(), run_id.into())))?;
+    Ok((run, i))
+}
+
 /// Takes a record out of a draft run, with a reason (it stays until the next plan).
 pub fn exclude(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, reason: &str) -> Result<()> {
     actor.require(Function::Retention, Level::Update)?;
     if reason.trim().is_empty() {
         return Err(Error::Run(RunError::NoReason));
     }
-    let mut run = load(h, run_id)?;
-    if run.state != RunState::Draft {
-        return Err(wrong(&run, "only a draft can be changed"));
-    }
-    let item = run
-        .items
-        .iter_mut()
-        .find(|i| i.id == item_id)
-        .ok_or_else(|| Error::Run(RunError::NoItem(item_id.into(), run_id.into())))?;
-    item.status = ItemStatus::Excluded { reason: reason.to_owned(), by: actor.name.clone() };
+    let (mut run, i) = draft_item(h, run_id, item_id)?;
+    run.items[i].status = ItemStatus::Excluded { reason: reason.to_owned(), by: actor.name.clone() };
     save(h, &run, Event::new(&actor.name, "dispose.exclude", &format!("{run_id} {item_id}"), "ok"))
 }
 
@@ -969,9 +995,17 @@ pub fn execute(h: &Hozon, actor: &Actor, run_id: &str, progress: impl FnMut(usiz
     if !EXECUTING.lock().expect("executing runs").insert(run_id.to_owned()) {
         return Err(Error::Invalid(format!("廃棄実行 {run_id} は既に実行中です")));
     }
-    let result = execute_once(h, actor, run_id, progress);
-    EXECUTING.lock().expect("executing runs").remove(run_id);
-    result
+    /// Takes the run out of the set however execution ends (a panic included).
+    struct Leave<'a>(&'a str);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut set) = EXECUTING.lock() {
+                set.remove(self.0);
+            }
+        }
+    }
+    let _leave = Leave(run_id);
+    execute_once(h, actor, run_id, progress)
 }
 
 fn execute_once(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut(usize, usize)) -> Result<Executed> {
@@ -1104,7 +1138,21 @@ fn destroy_items(
         if let Some(key) = run.items[i].id.strip_prefix(CASE_ITEM).map(str::to_owned)
             && matches!(run.items[i].status, ItemStatus::Due | ItemStatus::Destroyed)
         {
-            run.items[i].status = match destroy_case(h, approval, &key, today)? {
+            if let Some(label) = released_since.get(&HoldTarget::Case(key.clone()).index_key()) {
+                run.items[i].status = ItemStatus::Skipped {
+                    reason: format!("承認後に保留が解除された（改めて計画・承認が必要）: {label}"),
+                };
+                continue;
+            }
+            // Its epochs as they are now are noted before its keys can go.
+            let labels: Vec<String> =
+                h.store.doc_epochs("case", &key)?.into_iter().filter(|l| !run.epochs.contains(l)).collect();
+            if !labels.is_empty() {
+                run.epochs.extend(labels);
+                save(h, run, Event::new(approval.executor(), "dispose.execute", &format!("{run_id} epochs"), "ok"))?;
+            }
+            let decided = run.items[i].decided_by.is_some();
+            run.items[i].status = match destroy_case(h, approval, &key, decided, today)? {
                 None => ItemStatus::Destroyed,
                 Some(reason) => ItemStatus::Skipped { reason },
             };
@@ -1312,6 +1360,7 @@ pub fn plan_audit(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
             due_on: None,
             policy_version: policy.version,
             status: ItemStatus::Due,
+            decided_by: None,
         })
         .collect();
     let run = Run {

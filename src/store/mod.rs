@@ -909,6 +909,7 @@ impl Store {
         survivors.retain(|id, _| live.contains(id) || live_doc(id));
         // A kept record or case that opens only through its survivors entry (restored from an
         // earlier copy) keeps it, re-wrapped under the new generation when its epoch retires.
+        let mut unusable = Vec::new();
         for (tag, s) in survivors.iter_mut() {
             if let Some((epoch, key)) = fresh.get(&s.epoch.label)
                 && s.epoch != *epoch
@@ -917,11 +918,18 @@ impl Store {
                     Some((kind, id)) => doc_key_context(kind, id),
                     None => record_key_context(&RecordId::from_stored(tag.as_bytes())),
                 };
-                let old = self.keys.epoch_key(&s.epoch)?.ok_or_else(|| Error::KeyDestroyed(tag.clone()))?;
-                let dk = old.unwrap_key(&ctx, &s.wrapped)?;
-                s.wrapped = key.wrap(&ctx, &dk);
-                s.epoch = epoch.clone();
+                // An entry that no longer opens (its generation went before) helps no one.
+                match self.keys.epoch_key(&s.epoch)?.and_then(|old| old.unwrap_key(&ctx, &s.wrapped).ok()) {
+                    Some(dk) => {
+                        s.wrapped = key.wrap(&ctx, &dk);
+                        s.epoch = epoch.clone();
+                    }
+                    None => unusable.push(tag.clone()),
+                }
             }
+        }
+        for tag in unusable {
+            survivors.remove(&tag);
         }
         // A wrapping opens after retirement if it is under a new generation, or under the
         // current generation of an epoch that is not retiring.
@@ -943,7 +951,11 @@ impl Store {
                 if rec.key_epoch.as_ref() != Some(epoch) {
                     // A record whose key is already gone (destroyed, then brought back by a
                     // restore of an earlier copy) has nothing to re-wrap.
-                    let Ok(dk) = self.data_key(&rec) else { continue };
+                    let dk = match self.data_key(&rec) {
+                        Ok(dk) => dk,
+                        Err(Error::KeyDestroyed(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
                     rec.wrapped_key = key.wrap(&record_key_context(&rec.id), &dk);
                     rec.key_epoch = Some(epoch.clone());
                     batch.insert(rec.id.as_str(), rec.encode());

@@ -139,6 +139,24 @@ async fn every_request_is_audited_without_personal_data() {
     assert!(entries.iter().all(|e| !e.target.contains(name) && !e.target.contains("%E5")));
 }
 
+/// Runs hozon on `env`'s data directory at the time `at` (faketime), asserting success;
+/// returns its standard output.
+fn cli_at(env: &TestEnv, at: &str, args: &[&str], vars: &[(&str, &str)]) -> String {
+    let out = Command::new("faketime")
+        .arg("-f")
+        .arg(at)
+        .arg(hozon_bin())
+        .arg("--data")
+        .arg(env.data())
+        .args(args)
+        .envs(vars.iter().copied())
+        .output()
+        .expect("faketime (Debian) installed by setup");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 #[test]
 fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     use hozon::auth::{Actor, Role};
@@ -157,21 +175,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     // Eight years on (the clock moved with faketime), two officers of that year dispose of
     // every entry so far, at the terminal, each with their own password.
     let at = format!("@{later} 10:00:00");
-    let cli = |args: &[&str], vars: &[(&str, &str)]| {
-        let out = Command::new("faketime")
-            .arg("-f")
-            .arg(&at)
-            .arg(hozon_bin())
-            .arg("--data")
-            .arg(env.data())
-            .args(args)
-            .envs(vars.iter().copied())
-            .output()
-            .expect("faketime (Debian) installed by setup");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
-        text
-    };
+    let cli = |args: &[&str], vars: &[(&str, &str)]| cli_at(&env, &at, args, vars);
     let own = "an-officers-own-passphrase-2034";
     for name in ["ro01", "ro02"] {
         let text = cli(&["user", "add", name, "--role", "records_officer"], &[]);
@@ -221,21 +225,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     // Eight more years: a second run disposes of the entries that recorded the first
     // certificate's issue. The first certificate still verifies as genuine.
     let at2 = format!("@{} 10:00:00", later + chrono::Duration::days(8 * 366));
-    let cli2 = |args: &[&str], vars: &[(&str, &str)]| {
-        let out = Command::new("faketime")
-            .arg("-f")
-            .arg(&at2)
-            .arg(hozon_bin())
-            .arg("--data")
-            .arg(env.data())
-            .args(args)
-            .envs(vars.iter().copied())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
-        text
-    };
+    let cli2 = |args: &[&str], vars: &[(&str, &str)]| cli_at(&env, &at2, args, vars);
     for name in ["ro03", "ro04"] {
         let text = cli2(&["user", "add", name, "--role", "records_officer"], &[]);
         let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();

@@ -370,7 +370,10 @@ fn never_early_and_re_checked_at_the_last_moment() {
 
     // After approval: a litigation hold on one record, the class of another becomes 移管, a
     // third is changed (a review, say), and the fourth is destroyed.
-    let held = recs[0].id.to_string();
+    // One class becomes 移管; the held record is of another class, so each check shows alone.
+    let transfer_class = recs[1].class.clone();
+    let held_rec = recs.iter().find(|r| r.class != transfer_class).expect("two classes in a submission");
+    let held = held_rec.id.to_string();
     run::place_hold(
         &h,
         &ro1,
@@ -382,7 +385,6 @@ fn never_early_and_re_checked_at_the_last_moment() {
         },
     )
     .unwrap();
-    let transfer_class = recs[1].class.clone();
     let others_of_class: Vec<String> =
         recs.iter().filter(|r| r.class == transfer_class).map(|r| r.id.to_string()).collect();
     h.policies = hozon::retention::policy::PolicySet::from_texts(&texts(&|name, t| {
@@ -417,7 +419,7 @@ fn never_early_and_re_checked_at_the_last_moment() {
         assert_eq!(kept, !matches!(status(r.id.as_str()), ItemStatus::Destroyed), "{}", r.id);
     }
     // The held record is readable; the certificate names what was kept and why.
-    let rec = h.store.record(&recs[0].id).unwrap().unwrap();
+    let rec = h.store.record(&held_rec.id).unwrap().unwrap();
     assert!(h.store.read_blob(&rec, BlobRole::Original).is_ok());
     let text = pdftotext(&done.certificate);
     assert!(text.contains("実行時の再確認") && text.contains("損害賠償請求事件"), "{text}");
