@@ -310,8 +310,8 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
     push(&mut lines, &mut y, 20.0, 200.0, title.into());
     y -= 10.0;
     if !m.document_number.is_empty() {
-        push(&mut lines, &mut y, 10.5, 330.0, m.document_number.clone());
-        push(&mut lines, &mut y, 10.5, 330.0, format!("発行：{}", m.office));
+        push(&mut lines, &mut y, 9.0, 300.0, m.document_number.clone());
+        push(&mut lines, &mut y, 9.0, 300.0, format!("発行：{}", m.office));
     }
     push(&mut lines, &mut y, 10.5, 60.0, format!("廃棄実行番号：{}", m.run_id));
     let local = m.issued_at.with_timezone(&jst);
