@@ -157,6 +157,18 @@ fn cli_at(env: &TestEnv, at: &str, args: &[&str], vars: &[(&str, &str)]) -> Stri
     text
 }
 
+/// Two records officers of that day (accounts created, each setting their own password), then
+/// an audit-log run planned; returns its id.
+fn officers_plan_audit(cli: &dyn Fn(&[&str], &[(&str, &str)]) -> String, names: [&str; 2], own: &str) -> String {
+    for name in names {
+        let text = cli(&["user", "add", name, "--role", "records_officer"], &[]);
+        let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
+        cli(&["user", "passwd", name], &[("HOZON_PASSWORD", &temp), ("HOZON_NEW_PASSWORD", own)]);
+    }
+    let text = cli(&["dispose", "plan-audit"], &[]);
+    text.split("監査ログの廃棄実行 ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
+}
+
 #[test]
 fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     use hozon::auth::{Actor, Role};
@@ -177,13 +189,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     let at = format!("@{later} 10:00:00");
     let cli = |args: &[&str], vars: &[(&str, &str)]| cli_at(&env, &at, args, vars);
     let own = "an-officers-own-passphrase-2034";
-    for name in ["ro01", "ro02"] {
-        let text = cli(&["user", "add", name, "--role", "records_officer"], &[]);
-        let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
-        cli(&["user", "passwd", name], &[("HOZON_PASSWORD", &temp), ("HOZON_NEW_PASSWORD", own)]);
-    }
-    let text = cli(&["dispose", "plan-audit"], &[]);
-    let id = text.split("監査ログの廃棄実行 ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let id = officers_plan_audit(&cli, ["ro01", "ro02"], own);
     cli(&["dispose", "submit", &id, "--user", "ro01"], &[("HOZON_PASSWORD", own)]);
     let same = Command::new("faketime")
         .arg("-f")
@@ -226,13 +232,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     // certificate's issue. The first certificate still verifies as genuine.
     let at2 = format!("@{} 10:00:00", later + chrono::Duration::days(8 * 366));
     let cli2 = |args: &[&str], vars: &[(&str, &str)]| cli_at(&env, &at2, args, vars);
-    for name in ["ro03", "ro04"] {
-        let text = cli2(&["user", "add", name, "--role", "records_officer"], &[]);
-        let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
-        cli2(&["user", "passwd", name], &[("HOZON_PASSWORD", &temp), ("HOZON_NEW_PASSWORD", own)]);
-    }
-    let text = cli2(&["dispose", "plan-audit"], &[]);
-    let id2 = text.split("監査ログの廃棄実行 ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let id2 = officers_plan_audit(&cli2, ["ro03", "ro04"], own);
     cli2(&["dispose", "submit", &id2, "--user", "ro03"], &[("HOZON_PASSWORD", own)]);
     cli2(&["dispose", "approve", &id2, "--user", "ro04"], &[("HOZON_PASSWORD", own)]);
     cli2(&["dispose", "execute", &id2], &[]);

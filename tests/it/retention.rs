@@ -603,6 +603,19 @@ fn case_records_unchanged_for_five_years_are_decided_then_destroyed() {
     let text = pdftotext(&done.certificate);
     assert!(text.contains("延長"), "{text}");
     drop(h);
+    // Nothing of either person in plaintext anywhere in the data directory (key store, run,
+    // tombstone, certificate included), in UTF-8 or Shift_JIS.
+    let needles: Vec<Vec<u8>> = ["蓮見", "紗耶香", "ハスミ", "豊玉北", "東海林", "元本郷", "1312345", "R2-000123"]
+        .iter()
+        .flat_map(|s| [s.as_bytes().to_vec(), encoding_rs::SHIFT_JIS.encode(s).0.into_owned()])
+        .filter(|n| n.len() >= 6)
+        .collect();
+    for e in walkdir::WalkDir::new(env.data()).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()) {
+        let bytes = std::fs::read(e.path()).unwrap();
+        for n in &needles {
+            assert!(!bytes.windows(n.len()).any(|w| w == n.as_slice()), "{} holds plaintext", e.path().display());
+        }
+    }
     // The earlier copy with today's keys: the destroyed case does not open, the kept one does.
     std::fs::remove_file(before.join("master.key.keystore")).unwrap();
     let old = hozon::store::Store::open(&before, &env.key_file()).unwrap();
