@@ -157,9 +157,12 @@ fn cli_at(env: &TestEnv, at: &str, args: &[&str], vars: &[(&str, &str)]) -> Stri
     text
 }
 
+/// A hozon command line at a moved clock: arguments and environment in, standard output back.
+type Cli<'a> = dyn Fn(&[&str], &[(&str, &str)]) -> String + 'a;
+
 /// Two records officers of that day (accounts created, each setting their own password), then
 /// an audit-log run planned; returns its id.
-fn officers_plan_audit(cli: &dyn Fn(&[&str], &[(&str, &str)]) -> String, names: [&str; 2], own: &str) -> String {
+fn officers_plan_audit(cli: &Cli<'_>, names: [&str; 2], own: &str) -> String {
     for name in names {
         let text = cli(&["user", "add", name, "--role", "records_officer"], &[]);
         let temp = text.split("一時パスワード: ").nth(1).unwrap().trim().to_owned();
