@@ -9,13 +9,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
-    /// Failed logins in a row that lock an account until the security officer unlocks it.
+    /// Failed logins in a row after which the account is locked for a while (never for good:
+    /// anyone could lock anyone out).
     pub lockout_threshold: u32,
+    /// The first lockout's length in minutes; each further failure doubles it (up to a day).
+    pub lockout_minutes: u64,
+    /// Wrong one-time codes in a row after which codes are refused for a while (doubling).
+    pub totp_attempts: u32,
     /// Days before a password must be changed.
     pub password_max_age_days: u32,
     pub password_min_length: usize,
-    /// Minutes of inactivity that end a session.
+    /// Minutes of inactivity that end a session (each request renews it).
     pub session_idle_minutes: u64,
+    /// Hours after login that end a session however active it is.
+    pub session_absolute_hours: u64,
     /// Require the second factor at every login (it is always required for exports of personal
     /// data and for user administration).
     pub totp_for_login: bool,
@@ -33,9 +40,12 @@ impl Default for Security {
     fn default() -> Self {
         Security {
             lockout_threshold: 5,
+            lockout_minutes: 5,
+            totp_attempts: 5,
             password_max_age_days: 90,
             password_min_length: 12,
             session_idle_minutes: 30,
+            session_absolute_hours: 10,
             totp_for_login: false,
             step_up_minutes: 15,
             secure_cookies: true,
@@ -81,12 +91,15 @@ impl Config {
         let invalid = |message: String| Error::Invalid { path: origin.to_owned(), message };
         let c: Config = toml::from_str(text).map_err(|e| invalid(e.message().to_owned()))?;
         let s = &c.security;
-        let checks: [(&str, bool); 5] = [
+        let checks: [(&str, bool); 8] = [
             ("security.lockout_threshold must be 1..=20", (1..=20).contains(&s.lockout_threshold)),
             ("security.password_min_length must be 8..=128", (8..=128).contains(&s.password_min_length)),
             ("security.password_max_age_days must be 1..=400", (1..=400).contains(&s.password_max_age_days)),
             ("security.session_idle_minutes must be 1..=480", (1..=480).contains(&s.session_idle_minutes)),
             ("security.login_attempts_per_minute must be 1..=1000", (1..=1000).contains(&s.login_attempts_per_minute)),
+            ("security.lockout_minutes must be 1..=1440", (1..=1440).contains(&s.lockout_minutes)),
+            ("security.totp_attempts must be 1..=20", (1..=20).contains(&s.totp_attempts)),
+            ("security.session_absolute_hours must be 1..=24", (1..=24).contains(&s.session_absolute_hours)),
         ];
         if let Some((msg, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(invalid((*msg).to_owned()));

@@ -56,6 +56,8 @@ pub struct Monthly {
     pub outside_hours: Vec<(String, usize)>,
     /// (user or attempted name, failed logins).
     pub failed_logins: Vec<(String, usize)>,
+    /// (user, wrong or replayed one-time codes, refused while blocked included).
+    pub failed_codes: Vec<(String, usize)>,
 }
 
 pub fn monthly(entries: &[Entry], year: i32, month: u32, views_per_day: usize) -> Monthly {
@@ -63,6 +65,7 @@ pub fn monthly(entries: &[Entry], year: i32, month: u32, views_per_day: usize) -
     let mut views: BTreeMap<(String, NaiveDate), usize> = BTreeMap::new();
     let mut late: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for e in entries {
         let t = e.at.with_timezone(&jst());
         if t.year() != year || t.month() != month {
@@ -80,10 +83,14 @@ pub fn monthly(entries: &[Entry], year: i32, month: u32, views_per_day: usize) -
         if e.action == "login" && e.outcome != "ok" {
             *failed.entry(e.actor.clone()).or_default() += 1;
         }
+        if matches!(e.action.as_str(), "totp.check" | "totp.enrol") && e.outcome != "ok" {
+            *codes.entry(e.actor.clone()).or_default() += 1;
+        }
     }
     r.heavy_viewers = views.into_iter().filter(|(_, n)| *n > views_per_day).map(|((u, d), n)| (u, d, n)).collect();
     r.outside_hours = late.into_iter().collect();
     r.failed_logins = failed.into_iter().collect();
+    r.failed_codes = codes.into_iter().collect();
     r
 }
 
@@ -118,8 +125,12 @@ mod tests {
         log.push(e("anonymous", "login", "denied", 2026, 11, 24, 9));
         log.push(e("quiet", "login", "denied_and_locked", 2026, 11, 24, 9));
         log.push(e("heavy", "record.view", "ok", 2026, 10, 31, 10)); // other month
+        log.push(e("quiet", "totp.check", "denied", 2026, 11, 24, 9));
+        log.push(e("quiet", "totp.check", "blocked", 2026, 11, 24, 9));
+        log.push(e("quiet", "totp.check", "ok", 2026, 11, 24, 9));
         let r = monthly(&log, 2026, 11, 3);
-        assert_eq!(r.total, 10);
+        assert_eq!(r.total, 13);
+        assert_eq!(r.failed_codes, vec![("quiet".into(), 2)]);
         assert_eq!(r.heavy_viewers, vec![("heavy".into(), NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(), 5)]);
         assert_eq!(r.outside_hours, vec![("night".into(), 1), ("weekend".into(), 1)]);
         assert_eq!(r.failed_logins, vec![("anonymous".into(), 1), ("quiet".into(), 1)]);

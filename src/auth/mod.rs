@@ -4,7 +4,8 @@
 //!
 //! Account rules (from the PIA's safeguards): personal IDs only; a rights matrix per user,
 //! edited by the security officer and never by the user themself; lockout after
-//! `lockout_threshold` failures in a row until unlocked; passwords expire after
+//! `lockout_threshold` failures in a row for a growing while (never for good, and answered like a
+//! wrong password so nobody learns which names exist); passwords expire after
 //! `password_max_age_days` (forced change at the next login); accounts expire at the end of the
 //! fiscal year (31 March) unless renewed; TOTP secrets are sealed at rest.
 
@@ -39,8 +40,10 @@ pub enum Error {
     Forbidden(String),
     #[error("a second-factor check (TOTP) is required first")]
     SecondFactorRequired,
-    #[error("the one-time code is wrong or expired")]
+    #[error("the one-time code is wrong, expired or already used")]
     BadCode,
+    #[error("too many wrong one-time codes: try again after {0}")]
+    TooManyCodes(DateTime<Utc>),
     #[error("user store")]
     Store(#[from] crate::store::Error),
     #[error("user record {0} is corrupt")]
@@ -108,7 +111,11 @@ pub struct UserRecord {
     /// Set for a password someone else chose (first login, reset).
     pub must_change_password: bool,
     pub failed_logins: u32,
+    /// Locked by hand (older stores; cleared by unlock). Failures only lock until `locked_until`.
     pub locked: bool,
+    /// Temporary lockout after too many failed logins; doubles with each further failure.
+    #[serde(default)]
+    pub locked_until: Option<DateTime<Utc>>,
     /// Last day the account may log in (a fiscal-year end).
     pub expires_on: NaiveDate,
     #[serde(default, with = "opt_hex")]
@@ -119,6 +126,22 @@ pub struct UserRecord {
     /// after that, steps that need the person themselves (disposal) are refused.
     #[serde(default)]
     pub credentials_reset_at: Option<DateTime<Utc>>,
+    /// The last TOTP time step accepted: a code is good once, never replayed.
+    #[serde(default)]
+    totp_last_step: u64,
+    /// Wrong codes in a row, and until when codes are refused after too many.
+    #[serde(default)]
+    totp_failures: u32,
+    #[serde(default)]
+    totp_blocked_until: Option<DateTime<Utc>>,
+    /// Keyed hashes of unused recovery codes (issued by the security officer for a lost
+    /// authenticator); each works once.
+    #[serde(default)]
+    recovery_codes: Vec<String>,
+    /// Bumped by every change to the account (rights, password, lock, expiry, second factor):
+    /// sessions opened under an older generation end at their next request.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl UserRecord {
@@ -257,6 +280,12 @@ fn new_record(name: &str, role: Role, password: &str, now: DateTime<Utc>) -> Use
         created_at: now,
         last_login_at: None,
         credentials_reset_at: None,
+        locked_until: None,
+        totp_last_step: 0,
+        totp_failures: 0,
+        totp_blocked_until: None,
+        recovery_codes: Vec::new(),
+        generation: 0,
     }
 }
 
@@ -295,6 +324,7 @@ fn update(
     admin_check(by, name)?;
     let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.into()))?;
     f(&mut rec);
+    rec.generation += 1;
     save(store, &rec, Event::new(&by.name, action, name, "ok"))?;
     Ok(rec)
 }
@@ -310,7 +340,10 @@ pub fn set_rights(store: &Store, by: &Actor, name: &str, role: Role, rights: Rig
 pub fn unlock(store: &Store, by: &Actor, name: &str) -> Result<(), Error> {
     update(store, by, name, "user.unlock", |r| {
         r.locked = false;
+        r.locked_until = None;
         r.failed_logins = 0;
+        r.totp_failures = 0;
+        r.totp_blocked_until = None;
     })
     .map(drop)
 }
@@ -333,6 +366,7 @@ pub fn reset_password(store: &Store, by: &Actor, name: &str, now: DateTime<Utc>)
         r.password_changed_at = now;
         r.must_change_password = true;
         r.locked = false;
+        r.locked_until = None;
         r.failed_logins = 0;
         r.credentials_reset_at = Some(now);
     })?;
@@ -371,6 +405,8 @@ pub enum Login {
         /// The password is expired or was set by someone else: change it before anything else.
         must_change_password: bool,
         totp_enrolled: bool,
+        /// The account's generation at login; see [`session_actor`].
+        generation: u64,
     },
     BadCredentials,
     Locked,
@@ -378,7 +414,9 @@ pub enum Login {
 }
 
 /// Checks a password login and records the outcome (failure count, lock, audit entry).
-/// Unknown users cost the same hashing time as known ones.
+/// Unknown users cost the same hashing time as known ones. While an account is locked its
+/// attempts are refused without counting (so the lock cannot be stretched forever), and
+/// whether the account has expired is told only to someone who knows its password.
 pub fn login(
     store: &Store,
     policy: &Security,
@@ -396,33 +434,57 @@ pub fn login(
         return Ok(Login::BadCredentials);
     };
     let event = |outcome: &str| Event::new(&rec.name, "login", from, outcome);
-    if rec.locked {
+    if rec.locked || rec.locked_until.is_some_and(|until| now < until) {
         store.audit(event("locked"))?;
         return Ok(Login::Locked);
+    }
+    if !ok {
+        rec.failed_logins += 1;
+        let locked_now = rec.failed_logins >= policy.lockout_threshold;
+        if locked_now {
+            let over = rec.failed_logins - policy.lockout_threshold;
+            rec.locked_until = Some(now + backoff(policy.lockout_minutes, over));
+        }
+        save(store, &rec, event(if locked_now { "denied_and_locked" } else { "denied" }))?;
+        return Ok(if locked_now { Login::Locked } else { Login::BadCredentials });
     }
     if crate::jp::date_of(now) > rec.expires_on {
         store.audit(event("account_expired"))?;
         return Ok(Login::AccountExpired);
     }
-    if !ok {
-        rec.failed_logins += 1;
-        let locked_now = rec.failed_logins >= policy.lockout_threshold;
-        rec.locked = locked_now;
-        save(store, &rec, event(if locked_now { "denied_and_locked" } else { "denied" }))?;
-        return Ok(if locked_now { Login::Locked } else { Login::BadCredentials });
-    }
     let expired = now - rec.password_changed_at > chrono::Duration::days(i64::from(policy.password_max_age_days));
     rec.failed_logins = 0;
+    rec.locked_until = None;
     rec.last_login_at = Some(now);
     save(store, &rec, event("ok"))?;
     Ok(Login::Ok {
         actor: rec.actor(),
         must_change_password: rec.must_change_password || expired,
         totp_enrolled: rec.totp_enrolled(),
+        generation: rec.generation,
     })
 }
 
-/// A user changes their own password (knowing the current one).
+/// `base_minutes` doubled `over` times, at most a day.
+fn backoff(base_minutes: u64, over: u32) -> chrono::Duration {
+    let minutes = base_minutes.saturating_mul(1u64 << over.min(20)).min(24 * 60);
+    chrono::Duration::minutes(minutes as i64)
+}
+
+/// The actor a session of `name` opened at `generation` acts as now: the account's current
+/// rights, or `None` once the account is gone, locked, expired or changed since (a password
+/// reset, new rights, a second factor removed), which ends the session.
+pub fn session_actor(store: &Store, name: &str, generation: u64, now: DateTime<Utc>) -> Result<Option<Actor>, Error> {
+    let Some(rec) = load(store, name)? else { return Ok(None) };
+    let live = rec.generation == generation
+        && !rec.locked
+        && !rec.locked_until.is_some_and(|until| now < until)
+        && crate::jp::date_of(now) <= rec.expires_on;
+    Ok(live.then(|| rec.actor()))
+}
+
+/// A user changes their own password (knowing the current one). Returns the account's new
+/// generation: the session that made the change carries on under it, every other one ends.
 pub fn change_password(
     store: &Store,
     policy: &Security,
@@ -430,7 +492,7 @@ pub fn change_password(
     current: &str,
     new: &str,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let mut rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
     if !password_matches(&rec.password_phc, current) {
         return Err(Error::Forbidden("current password is wrong".into()));
@@ -442,8 +504,9 @@ pub fn change_password(
     rec.password_phc = hash_password(new);
     rec.password_changed_at = now;
     rec.must_change_password = false;
+    rec.generation += 1;
     save(store, &rec, Event::new(&actor.name, "user.change_password", &actor.name, "ok"))?;
-    Ok(())
+    Ok(rec.generation)
 }
 
 /// Starts TOTP enrolment: a new secret, returned to show once (QR); it is stored only when
@@ -454,25 +517,112 @@ pub fn begin_totp(actor: &Actor) -> (Vec<u8>, Option<(String, String)>) {
     (secret, shown)
 }
 
-pub fn confirm_totp(store: &Store, actor: &Actor, secret: &[u8], code: &str, unix_time: u64) -> Result<(), Error> {
-    if !totp::verify(secret, code, unix_time) {
-        store.audit(Event::new(&actor.name, "totp.enrol", &actor.name, "bad_code"))?;
-        return Err(Error::BadCode);
-    }
-    let mut rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
-    rec.totp_sealed = Some(store.seal_secret(&totp_context(&rec.name), secret));
-    save(store, &rec, Event::new(&actor.name, "totp.enrol", &actor.name, "ok"))?;
-    Ok(())
+pub fn confirm_totp(
+    store: &Store,
+    policy: &Security,
+    actor: &Actor,
+    secret: &[u8],
+    code: &str,
+    unix_time: u64,
+) -> Result<(), Error> {
+    guarded_code(store, policy, &actor.name, "totp.enrol", unix_time, |rec| {
+        let step = totp::matching_step(secret, code, unix_time).filter(|s| *s > rec.totp_last_step)?;
+        rec.totp_sealed = Some(store.seal_secret(&totp_context(&rec.name), secret));
+        Some(step)
+    })
+    .map(drop)
 }
 
-/// Checks a TOTP code for an enrolled user.
-pub fn check_totp(store: &Store, actor: &Actor, code: &str, unix_time: u64) -> Result<(), Error> {
-    let rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
-    let sealed = rec.totp_sealed.as_ref().ok_or(Error::SecondFactorRequired)?;
-    let secret = store.open_secret(&totp_context(&rec.name), sealed)?;
-    let ok = totp::verify(&secret, code, unix_time);
-    store.audit(Event::new(&actor.name, "totp.check", &actor.name, if ok { "ok" } else { "denied" }))?;
-    if ok { Ok(()) } else { Err(Error::BadCode) }
+/// How a second-factor check passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// A code from the enrolled authenticator.
+    Code,
+    /// One of the recovery codes: the lost authenticator's enrolment is removed, the user
+    /// enrols a new one next.
+    Recovery,
+}
+
+/// Checks a TOTP code (or a recovery code) for an enrolled user. Each code is accepted once;
+/// after `totp_attempts` wrong codes in a row codes are refused for a doubling while; every
+/// failure is audited (`totp.check` / `denied`) and counted in the monthly report.
+pub fn check_totp(
+    store: &Store,
+    policy: &Security,
+    actor: &Actor,
+    code: &str,
+    unix_time: u64,
+) -> Result<SecondFactor, Error> {
+    let mut how = SecondFactor::Code;
+    guarded_code(store, policy, &actor.name, "totp.check", unix_time, |rec| {
+        if let Some(i) = recovery_index(store, rec, code) {
+            rec.recovery_codes.remove(i);
+            rec.totp_sealed = None;
+            how = SecondFactor::Recovery;
+            return Some(rec.totp_last_step);
+        }
+        let sealed = rec.totp_sealed.as_ref()?;
+        let secret = store.open_secret(&totp_context(&rec.name), sealed).ok()?;
+        totp::matching_step(&secret, code, unix_time).filter(|s| *s > rec.totp_last_step)
+    })?;
+    Ok(how)
+}
+
+/// The attempt limit and replay guard shared by enrolment and checks: `accept` returns the
+/// step the code belongs to (it may change the record), `None` for a wrong or used code.
+fn guarded_code(
+    store: &Store,
+    policy: &Security,
+    name: &str,
+    action: &str,
+    unix_time: u64,
+    accept: impl FnOnce(&mut UserRecord) -> Option<u64>,
+) -> Result<u64, Error> {
+    let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.to_owned()))?;
+    let now = DateTime::<Utc>::from_timestamp(unix_time as i64, 0).unwrap_or_else(Utc::now);
+    if let Some(until) = rec.totp_blocked_until.filter(|u| now < *u) {
+        store.audit(Event::new(name, action, name, "blocked"))?;
+        return Err(Error::TooManyCodes(until));
+    }
+    match accept(&mut rec) {
+        Some(step) => {
+            rec.totp_last_step = step;
+            rec.totp_failures = 0;
+            rec.totp_blocked_until = None;
+            save(store, &rec, Event::new(name, action, name, "ok"))?;
+            Ok(step)
+        }
+        None => {
+            rec.totp_failures += 1;
+            if let Some(over) = rec.totp_failures.checked_sub(policy.totp_attempts) {
+                rec.totp_blocked_until = Some(now + backoff(1, over));
+            }
+            save(store, &rec, Event::new(name, action, name, "denied"))?;
+            Err(Error::BadCode)
+        }
+    }
+}
+
+fn recovery_hash(store: &Store, name: &str, code: &str) -> String {
+    let normal: String = code.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+    store.lookup_hash("recovery", &format!("{name}\0{normal}"))
+}
+
+fn recovery_index(store: &Store, rec: &UserRecord, code: &str) -> Option<usize> {
+    if !code.contains('-') {
+        return None;
+    }
+    let h = recovery_hash(store, &rec.name, code);
+    rec.recovery_codes.iter().position(|c| *c == h)
+}
+
+/// Issues ten new recovery codes for `name` (the old ones stop working) and returns them to
+/// hand over once; stored only as keyed hashes.
+pub fn issue_recovery_codes(store: &Store, by: &Actor, name: &str) -> Result<Vec<String>, Error> {
+    let codes: Vec<String> = (0..10).map(|_| generate_password().split('-').take(2).collect::<Vec<_>>().join("-")).collect();
+    let hashes = codes.iter().map(|c| recovery_hash(store, name, c)).collect();
+    update(store, by, name, "user.recovery_codes", |r| r.recovery_codes = hashes)?;
+    Ok(codes)
 }
 
 /// For the command line: a new one-time password for any user, without a session.

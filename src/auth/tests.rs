@@ -36,33 +36,112 @@ fn fiscal_year_end_boundaries() {
 }
 
 #[test]
-fn lockout_after_threshold_and_unlock() {
+fn lockout_is_temporary_growing_and_silent_about_names() {
     let (_t, store, pw) = setup();
     let policy = Security::default();
     let admin = admin_with_2fa();
     let temp = create_user(&store, &admin, "rev01", Role::Reviewer, at(2026, 11, 25)).unwrap();
+    let t0 = at(2026, 11, 26);
+    let try_at = |pw: &str, t: DateTime<Utc>| login(&store, &policy, "rev01", pw, "t", t).unwrap();
     for i in 1..policy.lockout_threshold {
-        assert!(
-            matches!(
-                login(&store, &policy, "rev01", "wrong-password!", "t", at(2026, 11, 26)).unwrap(),
-                Login::BadCredentials
-            ),
-            "try {i}"
-        );
+        assert!(matches!(try_at("wrong-password!", t0), Login::BadCredentials), "try {i}");
     }
-    assert!(matches!(
-        login(&store, &policy, "rev01", "wrong-password!", "t", at(2026, 11, 26)).unwrap(),
-        Login::Locked
-    ));
-    // Locked even with the right password, until the security officer unlocks.
-    assert!(matches!(login(&store, &policy, "rev01", &temp, "t", at(2026, 11, 26)).unwrap(), Login::Locked));
-    unlock(&store, &admin, "rev01").unwrap();
-    let l = login(&store, &policy, "rev01", &temp, "t", at(2026, 11, 26)).unwrap();
-    assert!(matches!(l, Login::Ok { must_change_password: true, .. }), "a temporary password must be changed");
-    // A success resets the failure count.
+    assert!(matches!(try_at("wrong-password!", t0), Login::Locked));
+    // Locked even with the right password, for the lockout time only; attempts during the
+    // lock do not count (nobody can stretch it forever).
+    let mins = |m: i64| chrono::Duration::minutes(m);
+    for _ in 0..10 {
+        assert!(matches!(try_at(&temp, t0 + mins(4)), Login::Locked));
+    }
+    let l = try_at(&temp, t0 + mins(5) + chrono::Duration::seconds(1));
+    assert!(matches!(l, Login::Ok { must_change_password: true, .. }), "unlocked by time alone: {l:?}");
     assert_eq!(load(&store, "rev01").unwrap().unwrap().failed_logins, 0);
-    assert!(matches!(login(&store, &policy, "admin", &pw, "t", at(2026, 11, 26)).unwrap(), Login::Ok { .. }));
-    assert!(matches!(login(&store, &policy, "nobody", &pw, "t", at(2026, 11, 26)).unwrap(), Login::BadCredentials));
+    // Each further failure past the threshold doubles the wait: 5, then 10 minutes.
+    let t1 = t0 + mins(10);
+    for _ in 0..policy.lockout_threshold {
+        try_at("wrong-password!", t1);
+    }
+    let t2 = t1 + mins(6);
+    assert!(matches!(try_at("wrong-password!", t2), Login::Locked), "one more failure after the first lock");
+    assert!(matches!(try_at(&temp, t2 + mins(9)), Login::Locked));
+    assert!(matches!(try_at(&temp, t2 + mins(11)), Login::Ok { .. }));
+    // The security officer can end a lock early.
+    for _ in 0..policy.lockout_threshold {
+        try_at("wrong-password!", t2 + mins(12));
+    }
+    unlock(&store, &admin, "rev01").unwrap();
+    assert!(matches!(try_at(&temp, t2 + mins(12)), Login::Ok { .. }));
+    assert!(matches!(login(&store, &policy, "admin", &pw, "t", t0).unwrap(), Login::Ok { .. }));
+    assert!(matches!(login(&store, &policy, "nobody", &pw, "t", t0).unwrap(), Login::BadCredentials));
+}
+
+#[test]
+fn sessions_follow_the_account_generation() {
+    let (_t, store, _) = setup();
+    let policy = Security::default();
+    let admin = admin_with_2fa();
+    let temp = create_user(&store, &admin, "rev01", Role::Reviewer, at(2026, 11, 25)).unwrap();
+    let Login::Ok { generation, .. } = login(&store, &policy, "rev01", &temp, "t", at(2026, 11, 26)).unwrap() else {
+        panic!("login")
+    };
+    let now = at(2026, 11, 26);
+    assert_eq!(session_actor(&store, "rev01", generation, now).unwrap().unwrap().rights, Role::Reviewer.preset());
+    // Rights removed: the session opened before ends.
+    set_rights(&store, &admin, "rev01", Role::Reviewer, Rights::default()).unwrap();
+    assert!(session_actor(&store, "rev01", generation, now).unwrap().is_none());
+    let g = load(&store, "rev01").unwrap().unwrap().generation;
+    assert!(session_actor(&store, "rev01", g, now).unwrap().is_some());
+    // A password reset ends it too; so does the fiscal year's end.
+    reset_password(&store, &admin, "rev01", now).unwrap();
+    assert!(session_actor(&store, "rev01", g, now).unwrap().is_none());
+    let g = load(&store, "rev01").unwrap().unwrap().generation;
+    assert!(session_actor(&store, "rev01", g, at(2027, 4, 1)).unwrap().is_none());
+    assert!(session_actor(&store, "ghost", 0, now).unwrap().is_none());
+}
+
+#[test]
+fn totp_codes_work_once_wrong_ones_are_limited_and_recovery_codes_replace_a_lost_device() {
+    let (_t, store, pw) = setup();
+    let policy = Security::default();
+    let admin = ok_actor(login(&store, &policy, "admin", &pw, "t", at(2026, 11, 25)).unwrap());
+    let secret = totp::new_secret();
+    let now = 1_800_000_000;
+    confirm_totp(&store, &policy, &admin, &secret, &totp::code_at(&secret, now), now).unwrap();
+    // The enrolment code cannot be replayed as a check, nor can a check's code.
+    let code = totp::code_at(&secret, now);
+    assert!(matches!(check_totp(&store, &policy, &admin, &code, now), Err(Error::BadCode)));
+    let next = totp::code_at(&secret, now + 30);
+    assert_eq!(check_totp(&store, &policy, &admin, &next, now + 30).unwrap(), SecondFactor::Code);
+    for _ in 0..3 {
+        assert!(matches!(check_totp(&store, &policy, &admin, &next, now + 30), Err(Error::BadCode)));
+    }
+    // An earlier code, still within the skew, is refused too once a later one was used.
+    assert!(matches!(check_totp(&store, &policy, &admin, &code, now + 30), Err(Error::BadCode)));
+    // Five wrong codes in a row: codes are refused for a minute, even the right one.
+    let later = now + 300;
+    // A right code resets the count of wrong ones.
+    check_totp(&store, &policy, &admin, &totp::code_at(&secret, later - 60), later - 60).unwrap();
+    let wrong = if totp::code_at(&secret, later) == "000000" { "111111" } else { "000000" };
+    let mut last = None;
+    for _ in 0..policy.totp_attempts {
+        last = Some(check_totp(&store, &policy, &admin, wrong, later));
+    }
+    assert!(matches!(last, Some(Err(Error::BadCode))));
+    let right = totp::code_at(&secret, later);
+    assert!(matches!(check_totp(&store, &policy, &admin, &right, later), Err(Error::TooManyCodes(_))));
+    assert!(check_totp(&store, &policy, &admin, &totp::code_at(&secret, later + 90), later + 90).is_ok());
+    let denied = store.audit_entries().unwrap().iter().filter(|e| e.action == "totp.check" && e.outcome != "ok").count();
+    assert!(denied >= 9, "every failure is audited: {denied}");
+    // Lost phone: the security officer issues recovery codes; one works once, and the old
+    // enrolment is gone so a new device is enrolled next.
+    let mut sec2 = admin_with_2fa();
+    sec2.name = "sec02".into();
+    let codes = issue_recovery_codes(&store, &sec2, "admin").unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(check_totp(&store, &policy, &admin, &codes[3], later + 120).unwrap(), SecondFactor::Recovery);
+    assert!(!load(&store, "admin").unwrap().unwrap().totp_enrolled());
+    assert!(check_totp(&store, &policy, &admin, &codes[3], later + 150).is_err(), "used once");
+    assert!(issue_recovery_codes(&store, &admin_with_2fa(), "admin").is_err(), "never for oneself");
 }
 
 #[test]
@@ -150,12 +229,15 @@ fn totp_enrolment_and_check() {
     assert!(shown.is_some());
     let now = 1_800_000_000;
     assert!(
-        matches!(confirm_totp(&store, &admin, &secret, "000000", now), Err(Error::BadCode))
+        matches!(confirm_totp(&store, &policy, &admin, &secret, "000000", now), Err(Error::BadCode))
             || totp::code_at(&secret, now) == "000000"
     );
-    confirm_totp(&store, &admin, &secret, &totp::code_at(&secret, now), now).unwrap();
-    check_totp(&store, &admin, &totp::code_at(&secret, now + 30), now + 30).unwrap();
-    assert!(matches!(check_totp(&store, &admin, &totp::code_at(&secret, now - 600), now), Err(Error::BadCode)));
+    confirm_totp(&store, &policy, &admin, &secret, &totp::code_at(&secret, now), now).unwrap();
+    check_totp(&store, &policy, &admin, &totp::code_at(&secret, now + 30), now + 30).unwrap();
+    assert!(matches!(
+        check_totp(&store, &policy, &admin, &totp::code_at(&secret, now - 600), now),
+        Err(Error::BadCode)
+    ));
     // The secret is sealed at rest.
     drop(store);
     let b32 = totp_rs::Secret::from(secret.clone()).to_base32();

@@ -32,6 +32,9 @@ pub enum UserCommand {
     /// Change your own password at a terminal: current and new password on standard input
     /// (one per line), or HOZON_PASSWORD and HOZON_NEW_PASSWORD
     Passwd { name: String },
+    /// Issue ten recovery codes for a user who lost their authenticator (old codes stop
+    /// working); each code replaces one TOTP check once, then the user enrols a new device
+    RecoveryCodes { name: String },
     /// Create a personal account with a role's preset rights; prints its one-time password
     Add {
         name: String,
@@ -136,6 +139,11 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("{name}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）")
                 }
             }
+        }
+        UserCommand::RecoveryCodes { name } => {
+            let codes = crate::auth::issue_recovery_codes(&store, &operator(), name)?;
+            println!("ユーザー {name} の回復コード（各1回限り。以前のコードは無効です）:");
+            codes.iter().for_each(|c| println!("{c}"));
         }
         UserCommand::Add { name, role } => {
             let role = crate::auth::Role::parse(role).with_context(|| format!("unknown role {role:?}"))?;

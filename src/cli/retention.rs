@@ -144,7 +144,7 @@ fn secret_line(env: &str, prompt: &str) -> anyhow::Result<String> {
 fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
     let password = secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
     match auth::login(&h.store, &h.config.security, user, &password, "cli", chrono::Utc::now())? {
-        Login::Ok { mut actor, must_change_password, totp_enrolled } => {
+        Login::Ok { mut actor, must_change_password, totp_enrolled, .. } => {
             if must_change_password {
                 anyhow::bail!(
                     "{user} のパスワードは仮パスワードです。本人が `hozon user passwd {user}` で変更してから操作してください"
@@ -153,8 +153,8 @@ fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
             if totp_enrolled {
                 let code = secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
-                auth::check_totp(&h.store, &actor, &code, now)
-                    .map_err(|_| anyhow::anyhow!("{user}: 確認コードが違います"))?;
+                auth::check_totp(&h.store, &h.config.security, &actor, &code, now)
+                    .map_err(|e| anyhow::anyhow!("{user}: 確認コードを受け付けません ({e})"))?;
                 actor.second_factor = true;
             }
             Ok(actor)

@@ -14,7 +14,7 @@ use axum::{Extension, Form};
 use super::guard::Ctx;
 use super::session::{self, PRE_COOKIE};
 use super::{AppState, Nav, WebError, blocking, render};
-use crate::auth::{self, Login};
+use crate::auth::{self, Login, SecondFactor};
 
 /// The client's address as the server saw it ("local" when served without one, as in tests).
 pub struct ClientAddr(pub String);
@@ -69,12 +69,13 @@ pub async fn login(
     .await?;
     let message = |m: &str| Some(m.to_owned());
     match outcome {
-        Login::Ok { actor, must_change_password, totp_enrolled } => {
+        Login::Ok { actor, must_change_password, totp_enrolled, generation } => {
             let pending = state.hozon.config.security.totp_for_login;
-            let token = state.sessions.create(actor, must_change_password, pending, totp_enrolled);
+            let token = state.sessions.create(actor, must_change_password, pending, totp_enrolled, generation);
             let sec = &state.hozon.config.security;
+            // The cookie lives as long as the session may (the server ends idle ones sooner).
             let cookie =
-                session::set_cookie(session::COOKIE, &token, Some(sec.session_idle_minutes * 60), sec.secure_cookies);
+                session::set_cookie(session::COOKIE, &token, Some(sec.session_absolute_hours * 3600), sec.secure_cookies);
             let to = if pending {
                 "/account/totp"
             } else if must_change_password {
@@ -84,13 +85,14 @@ pub async fn login(
             };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
         }
-        Login::BadCredentials => {
-            login_page_with(&state, StatusCode::UNAUTHORIZED, message("ユーザーIDまたはパスワードが正しくありません。"))
-        }
-        Login::Locked => login_page_with(
+        // A locked account gets the same answer as a wrong password or an unknown name: the
+        // answer must not tell which names exist.
+        Login::BadCredentials | Login::Locked => login_page_with(
             &state,
-            StatusCode::FORBIDDEN,
-            message("このアカウントはロックされています。情報セキュリティ責任者に解除を依頼してください。"),
+            StatusCode::UNAUTHORIZED,
+            message(
+                "ユーザーIDまたはパスワードが正しくないか、失敗が続いたため一時的にログインできません。しばらくしてからお試しください。",
+            ),
         ),
         Login::AccountExpired => login_page_with(
             &state,
@@ -159,8 +161,11 @@ pub async fn change_password(
     })
     .await;
     match result {
-        Ok(()) => {
-            state.sessions.update(&ctx.token, |s| s.must_change_password = false);
+        Ok(generation) => {
+            state.sessions.update(&ctx.token, |s| {
+                s.must_change_password = false;
+                s.generation = generation;
+            });
             Ok(Redirect::to("/search").into_response())
         }
         Err(WebError::Status(StatusCode::FORBIDDEN)) => page("現在のパスワードが正しくありません。"),
@@ -186,7 +191,12 @@ pub struct NextParam {
 
 /// Only local paths are followed after a check (no open redirect).
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() < 2048
+        && !next.chars().any(char::is_control)
+    {
         next.to_owned()
     } else {
         "/search".into()
@@ -235,16 +245,21 @@ pub async fn totp_check(
     let code = form.code.clone();
     let now = chrono::Utc::now().timestamp() as u64;
     let result = blocking(&state, move |h| {
-        match &enrolling {
-            Some(secret) => auth::confirm_totp(&h.store, &actor, secret, &code, now)?,
-            None => auth::check_totp(&h.store, &actor, &code, now)?,
-        }
-        Ok(())
+        let sec = &h.config.security;
+        Ok(match &enrolling {
+            Some(secret) => auth::confirm_totp(&h.store, sec, &actor, secret, &code, now).map(|_| SecondFactor::Code)?,
+            None => auth::check_totp(&h.store, sec, &actor, &code, now)?,
+        })
     })
     .await;
     match result {
-        Ok(()) => {
+        Ok(how) => {
             state.sessions.mark_second_factor(&ctx.token);
+            if how == SecondFactor::Recovery {
+                // The lost authenticator is forgotten: enrol the new one next.
+                state.sessions.update(&ctx.token, |s| s.totp_enrolled = false);
+                return Ok(Redirect::to("/account/totp").into_response());
+            }
             let to =
                 if ctx.session.must_change_password { "/account/password".to_owned() } else { safe_next(&form.next) };
             Ok(Redirect::to(&to).into_response())

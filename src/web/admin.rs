@@ -165,7 +165,7 @@ pub async fn set_rights(
     edit_page(&state, &ctx, name, Some("権限を更新しました。".into())).await
 }
 
-/// One of the account actions: unlock, renew, reset-password, reset-totp.
+/// One of the account actions: unlock, renew, reset-password, reset-totp, recovery-codes.
 pub async fn action(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
@@ -186,6 +186,12 @@ pub async fn action(
             "reset-totp" => {
                 auth::reset_totp(&h.store, &actor, &n).map(|_| "二要素認証の登録を解除しました。".to_owned())?
             }
+            "recovery-codes" => auth::issue_recovery_codes(&h.store, &actor, &n).map(|codes| {
+                format!(
+                    "回復コード（各1回限り。以前のコードは無効になりました。本人に安全な方法で渡してください）: {}",
+                    codes.join(" ")
+                )
+            })?,
             _ => return Err(crate::error::Error::NotFound(w.clone())),
         })
     })

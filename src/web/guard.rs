@@ -79,7 +79,17 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
     let path = req.uri().path().to_owned();
     let from = client_addr(&req);
     let token = session::cookie(req.headers(), session::COOKIE);
-    let session = token.as_deref().and_then(|t| state.sessions.touch(t));
+    let session = match (token.as_deref(), token.as_deref().and_then(|t| state.sessions.touch(t))) {
+        (Some(t), Some(s)) => match current(&state, s) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                state.sessions.remove(t);
+                None
+            }
+            Err(e) => return e.into_response(),
+        },
+        _ => None,
+    };
     let step_up = Duration::from_secs(state.hozon.config.security.step_up_minutes * 60);
     let actor = session.as_ref().map(|s| s.actor_now(step_up));
     let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name.clone());
@@ -119,6 +129,20 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
         return WebError::Internal("audit log unavailable".into()).into_response();
     }
     response
+}
+
+/// The session with its account's rights as they are now; `None` when the account changed,
+/// locked or expired since the session began (the session then ends).
+fn current(state: &AppState, mut s: Session) -> Result<Option<Session>, WebError> {
+    let name = s.actor.name.clone();
+    match crate::auth::session_actor(&state.hozon.store, &name, s.generation, chrono::Utc::now())? {
+        Some(fresh) => {
+            s.actor.role = fresh.role;
+            s.actor.rights = fresh.rights;
+            Ok(Some(s))
+        }
+        None => Ok(None),
+    }
 }
 
 async fn authorize_api(state: &Arc<AppState>, f: Function, l: Level, mut req: Request, next: Next) -> Response {

@@ -45,30 +45,25 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(hozon: Hozon) -> Arc<AppState> {
-        let sec = &hozon.config.security;
-        let sessions = session::Sessions::new(Duration::from_secs(sec.session_idle_minutes * 60));
-        let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
-        Arc::new(AppState { hozon, sessions, limiter, hot_folder: None, uploads: Default::default() })
+        AppState::build(hozon, None, None)
     }
 
     /// For tests of the idle timeout: the same state with a shorter one.
     pub fn with_idle_timeout(hozon: Hozon, idle: Duration) -> Arc<AppState> {
-        let limiter = session::LoginLimiter::new(hozon.config.security.login_attempts_per_minute);
-        Arc::new(AppState {
-            hozon,
-            sessions: session::Sessions::new(idle),
-            limiter,
-            hot_folder: None,
-            uploads: Default::default(),
-        })
+        AppState::build(hozon, Some(idle), None)
     }
 
     /// The same state, watching `root` as the hot folder.
     pub fn with_hot_folder(hozon: Hozon, root: std::path::PathBuf) -> Arc<AppState> {
+        AppState::build(hozon, None, Some(root))
+    }
+
+    fn build(hozon: Hozon, idle: Option<Duration>, hot_folder: Option<std::path::PathBuf>) -> Arc<AppState> {
         let sec = &hozon.config.security;
-        let sessions = session::Sessions::new(Duration::from_secs(sec.session_idle_minutes * 60));
+        let idle = idle.unwrap_or(Duration::from_secs(sec.session_idle_minutes * 60));
+        let sessions = session::Sessions::new(idle, Duration::from_secs(sec.session_absolute_hours * 3600));
         let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
-        Arc::new(AppState { hozon, sessions, limiter, hot_folder: Some(root), uploads: Default::default() })
+        Arc::new(AppState { hozon, sessions, limiter, hot_folder, uploads: Default::default() })
     }
 }
 

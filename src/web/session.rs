@@ -1,5 +1,7 @@
 //! Sessions, cookies, CSRF tokens and the login rate limiter. Sessions live in memory (a
-//! restart logs everyone out) and end after the configured idle time. The cookie is HttpOnly,
+//! restart logs everyone out) and end after the configured idle time (renewed by every
+//! request) or the absolute lifetime, whichever comes first; the gate also ends a session when
+//! its account changed since login (`auth::session_actor`). The cookie is HttpOnly,
 //! SameSite=Strict and (by default) Secure; each session has its own CSRF token that every
 //! state-changing request must carry.
 
@@ -26,6 +28,9 @@ pub fn random_token() -> String {
 pub struct Session {
     pub actor: Actor,
     pub csrf: String,
+    /// The account's generation at login: any change to the account ends the session.
+    pub generation: u64,
+    started: Instant,
     last_seen: Instant,
     second_factor_at: Option<Instant>,
     /// Password expired or temporary: only the change-password page is allowed.
@@ -38,6 +43,13 @@ pub struct Session {
 }
 
 impl Session {
+    /// Seconds until the session ends if nothing happens (for the expiry warning).
+    pub fn remaining(&self, idle: Duration, absolute: Duration) -> u64 {
+        let by_idle = idle.saturating_sub(self.last_seen.elapsed());
+        let by_age = absolute.saturating_sub(self.started.elapsed());
+        by_idle.min(by_age).as_secs()
+    }
+
     /// The actor with `second_factor` set if a TOTP check happened within `step_up`.
     pub fn actor_now(&self, step_up: Duration) -> Actor {
         let mut a = self.actor.clone();
@@ -48,12 +60,13 @@ impl Session {
 
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
-    idle: Duration,
+    pub idle: Duration,
+    pub absolute: Duration,
 }
 
 impl Sessions {
-    pub fn new(idle: Duration) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), idle }
+    pub fn new(idle: Duration, absolute: Duration) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), idle, absolute }
     }
 
     pub fn create(
@@ -62,11 +75,14 @@ impl Sessions {
         must_change_password: bool,
         pending_second_factor: bool,
         totp_enrolled: bool,
+        generation: u64,
     ) -> String {
         let token = random_token();
         let s = Session {
             actor,
             csrf: random_token(),
+            generation,
+            started: Instant::now(),
             last_seen: Instant::now(),
             second_factor_at: None,
             must_change_password,
@@ -78,11 +94,12 @@ impl Sessions {
         token
     }
 
-    /// The live session for `token`, refreshing its idle timer; expired sessions are dropped.
+    /// The live session for `token`, refreshing its idle timer; sessions idle too long or
+    /// past their absolute lifetime are dropped.
     pub fn touch(&self, token: &str) -> Option<Session> {
         let mut map = self.map.lock().expect("sessions");
-        let idle = self.idle;
-        map.retain(|_, s| s.last_seen.elapsed() < idle);
+        let (idle, absolute) = (self.idle, self.absolute);
+        map.retain(|_, s| s.last_seen.elapsed() < idle && s.started.elapsed() < absolute);
         let s = map.get_mut(token)?;
         s.last_seen = Instant::now();
         Some(s.clone())
@@ -163,10 +180,26 @@ mod tests {
 
     #[test]
     fn idle_sessions_expire() {
-        let s = Sessions::new(Duration::from_millis(50));
-        let t = s.create(Actor::system(), false, false, false);
+        let s = Sessions::new(Duration::from_millis(50), Duration::from_secs(60));
+        let t = s.create(Actor::system(), false, false, false, 0);
         assert!(s.touch(&t).is_some());
         std::thread::sleep(Duration::from_millis(80));
+        assert!(s.touch(&t).is_none());
+    }
+
+    #[test]
+    fn activity_renews_the_idle_timer_but_not_the_lifetime() {
+        let s = Sessions::new(Duration::from_millis(120), Duration::from_millis(400));
+        let t = s.create(Actor::system(), false, false, false, 0);
+        // Active every 60 ms: alive well past the idle time...
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(60));
+            assert!(s.touch(&t).is_some());
+        }
+        // ...until the absolute lifetime ends it, however active.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = s.touch(&t);
+        std::thread::sleep(Duration::from_millis(60));
         assert!(s.touch(&t).is_none());
     }
 

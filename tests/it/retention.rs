@@ -532,7 +532,8 @@ fn two_people_are_two_people() {
     let ro3 = env.officer(&h, "ro03");
     let secret = hozon::auth::totp::new_secret();
     let now = chrono::Utc::now().timestamp() as u64;
-    hozon::auth::confirm_totp(&h.store, &ro3, &secret, &hozon::auth::totp::code_at(&secret, now), now).unwrap();
+    let code = hozon::auth::totp::code_at(&secret, now);
+    hozon::auth::confirm_totp(&h.store, &h.config.security, &ro3, &secret, &code, now).unwrap();
     assert!(run::approve(&h, &ro3, &plan.id).is_err(), "no recent second factor");
     let mut ro3 = ro3;
     ro3.second_factor = true;

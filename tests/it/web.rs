@@ -135,31 +135,68 @@ async fn idle_sessions_time_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_attempts_are_rate_limited_and_accounts_lock() {
+async fn login_attempts_are_rate_limited_and_accounts_lock_for_a_while_without_telling_names() {
     let env = TestEnv::new();
     env.configure("[security]\nlogin_attempts_per_minute = 8\nlockout_threshold = 3\n");
     let h = env.open();
     let temp = env.add_user(&h, "rev01", Role::Reviewer);
     let mut b = Browser::new(router(AppState::new(h)));
-    for _ in 0..2 {
+    let mut answers = Vec::new();
+    for _ in 0..3 {
         b.get("/login").await;
-        assert_eq!(
-            b.post("/login", &[("username", "rev01"), ("password", "bad-password-123")]).await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        answers.push(b.post("/login", &[("username", "rev01"), ("password", "bad-password-123")]).await);
     }
+    // Locked now, even with the right password; the answer is the one a wrong password or an
+    // unknown name gets, so the lock tells nobody the name exists.
     b.get("/login").await;
-    let p = b.post("/login", &[("username", "rev01"), ("password", "bad-password-123")]).await;
-    assert_eq!(p.status, StatusCode::FORBIDDEN);
-    assert!(p.body.contains("ロックされています"));
+    answers.push(b.post("/login", &[("username", "rev01"), ("password", &temp)]).await);
     b.get("/login").await;
-    assert_eq!(b.post("/login", &[("username", "rev01"), ("password", &temp)]).await.status, StatusCode::FORBIDDEN);
+    let unknown = b.post("/login", &[("username", "nobody"), ("password", "x-password-123")]).await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(message_of(&a.body), message_of(&unknown.body));
+    }
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(!b.has_session());
     let mut last = StatusCode::OK;
     for _ in 0..6 {
         b.get("/login").await;
         last = b.post("/login", &[("username", "nobody"), ("password", "x-password-123")]).await.status;
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The login page's error message (the page differs only in its one-time form token).
+fn message_of(body: &str) -> String {
+    let i = body.find("class=\"error\"").unwrap_or_else(|| panic!("no error on the page: {body}"));
+    body[i..].split('<').nth(0).unwrap().to_owned()
+}
+
+/// Finding 4: rights are re-read on every request; a reset password or removed rights end the
+/// sessions opened before, and a sliding idle timer keeps an active user logged in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_when_the_account_changes() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let temp = env.add_user(&h, "rev01", Role::Reviewer);
+    let state = AppState::with_idle_timeout(h, Duration::from_millis(400));
+    let mut b = Browser::new(router(state.clone()));
+    b.login("rev01", &temp, NEW_PW).await;
+    // Active every 150 ms for well over the idle time: still logged in.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(b.get("/search").await.status, StatusCode::OK);
+    }
+    let admin = hozon::auth::Actor::operator("sec");
+    let mut rights = Role::Reviewer.preset();
+    rights.set(hozon::auth::Function::Search, hozon::auth::Level::None);
+    hozon::auth::set_rights(&state.hozon.store, &admin, "rev01", Role::Reviewer, rights).unwrap();
+    assert_eq!(b.get("/search").await.location(), "/login", "rights changed: the old session ends");
+    let mut b = Browser::new(router(state.clone()));
+    b.login("rev01", NEW_PW, NEW_PW).await;
+    assert_eq!(b.get("/search").await.status, StatusCode::FORBIDDEN, "the new session has the new rights");
+    hozon::auth::reset_password(&state.hozon.store, &admin, "rev01", chrono::Utc::now()).unwrap();
+    assert_eq!(b.get("/cases").await.location(), "/login");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
