@@ -73,11 +73,39 @@ impl Default for Office {
     }
 }
 
+/// What one scan file may cost to read. Multi-page files are read a page at a time, so these
+/// bound time and the memory of one page, not the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capture {
+    /// Pages read from one multi-page file; the rest are refused and the file kept.
+    pub max_pages_per_file: usize,
+    /// Pixels of one page (A3 at 400 dpi is 31 Mpx).
+    pub max_page_pixels: u64,
+    /// Decoded megabytes (one byte a pixel) of all pages of one file together.
+    pub max_decoded_mb_per_file: u64,
+    /// Pages being decoded and read at once in this process (each holds an OCR engine and
+    /// one decoded page): the server's memory bound, whatever number of uploads arrive.
+    pub concurrent_decodes: usize,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            max_pages_per_file: 1000,
+            max_page_pixels: 60_000_000,
+            max_decoded_mb_per_file: 4096,
+            concurrent_decodes: 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub security: Security,
     pub office: Office,
+    pub capture: Capture,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +129,17 @@ impl Config {
             ("security.totp_attempts must be 1..=20", (1..=20).contains(&s.totp_attempts)),
             ("security.session_absolute_hours must be 1..=24", (1..=24).contains(&s.session_absolute_hours)),
         ];
-        if let Some((msg, _)) = checks.iter().find(|(_, ok)| !ok) {
+        let cap = &c.capture;
+        let checks = checks.into_iter().chain([
+            ("capture.max_pages_per_file must be 1..=10000", (1..=10_000).contains(&cap.max_pages_per_file)),
+            (
+                "capture.max_page_pixels must be 1000000..=200000000",
+                (1_000_000..=200_000_000).contains(&cap.max_page_pixels),
+            ),
+            ("capture.max_decoded_mb_per_file must be 1..=65536", (1..=65_536).contains(&cap.max_decoded_mb_per_file)),
+            ("capture.concurrent_decodes must be 1..=64", (1..=64).contains(&cap.concurrent_decodes)),
+        ]);
+        if let Some((msg, _)) = checks.into_iter().find(|(_, ok)| !ok) {
             return Err(invalid((*msg).to_owned()));
         }
         Ok(c)

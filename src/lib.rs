@@ -19,6 +19,7 @@ pub mod forms;
 pub mod index;
 pub mod jp;
 pub mod ocr;
+pub mod permits;
 pub mod retention;
 pub mod store;
 pub mod synth;

@@ -44,6 +44,10 @@ pub struct Hozon {
     /// Scans decoded for the review screen's field images (its dozen image requests per form
     /// share one decode); in memory only.
     pub(crate) review_pages: review::PageCache,
+    /// Ingest workers running at once in this process (`capture.concurrent_decodes`): each
+    /// holds OCR engines and one decoded page, so this bounds capture's memory however many
+    /// uploads and hot-folder files arrive together.
+    pub(crate) capture_permits: crate::permits::Permits,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -61,6 +65,7 @@ impl Hozon {
         let forms = crate::forms::template::load_dir(&crate::forms::template::default_dir())?;
         let applied = std::sync::RwLock::new(std::sync::Arc::new(applied_or_adopt(&store, &policies)?));
         Ok(Hozon {
+            capture_permits: crate::permits::Permits::new(config.capture.concurrent_decodes),
             store,
             index,
             tessdata: crate::ocr::default_tessdata(),

@@ -189,29 +189,13 @@ fn check_password(name: &str, password: &str, policy: &Security) -> Result<(), E
 /// Each argon2id hash takes 19 MiB for its duration; a burst of logins must not multiply that
 /// by the number of requests in flight. At most one hash per core runs at a time; the rest
 /// wait their turn (they would wait for a core anyway).
-struct HashPermits {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-static HASH_PERMITS: std::sync::LazyLock<HashPermits> = std::sync::LazyLock::new(|| HashPermits {
-    free: std::sync::Mutex::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-    freed: std::sync::Condvar::new(),
+static HASH_PERMITS: std::sync::LazyLock<crate::permits::Permits> = std::sync::LazyLock::new(|| {
+    crate::permits::Permits::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
 });
 
 fn with_hash_permit<T>(f: impl FnOnce() -> T) -> T {
-    let p = &*HASH_PERMITS;
-    {
-        let mut free = p.free.lock().expect("hash permits");
-        while *free == 0 {
-            free = p.freed.wait(free).expect("hash permits");
-        }
-        *free -= 1;
-    }
-    let out = f();
-    *p.free.lock().expect("hash permits") += 1;
-    p.freed.notify_one();
-    out
+    let _permit = HASH_PERMITS.acquire();
+    f()
 }
 
 fn hash_password(password: &str) -> String {

@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod dispose;
 pub mod eval;
+pub mod hostile;
 pub mod ocr;
 pub mod review;
 pub mod search;

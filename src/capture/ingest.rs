@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::app::Hozon;
 use crate::audit::Event;
-use crate::capture::{DecodedPage, Rejection, decode_pages, scan_files};
+use crate::capture::{DecodedPage, Pages, Rejection, scan_files};
 use crate::error::{Error, Result};
 use crate::index::normalise;
 use crate::ocr::TesseractEngine;
@@ -66,6 +66,10 @@ pub enum Outcome {
     /// The same bytes were stored before: nothing was written.
     Duplicate(RecordId),
     Quarantined(RecordId, Rejection),
+    /// Pages a limit stopped (too many, too much decoded): not stored; the file is kept (left
+    /// in a `.refused` folder beside it, or for an upload sealed whole as a quarantined record)
+    /// and the batch counts them as failed.
+    Refused(Rejection),
     /// The file could not even be read (permissions, vanished); nothing was stored.
     Failed(String),
 }
@@ -91,6 +95,9 @@ impl IngestReport {
     }
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+    pub fn refused(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Refused(_)))
     }
 }
 
@@ -146,6 +153,8 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
+                // Engines and pages take memory: only so many workers run in the process.
+                let _permit = h.capture_permits.acquire();
                 let engines = TesseractEngine::new(&h.tessdata, "jpn")
                     .map_err(Error::from)
                     .and_then(|t| Ok((t, PpOcr::load(&h.ppocr_model).map_err(crate::ocr::Error::from)?)));
@@ -168,6 +177,9 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
                         }
                         if let Outcome::Failed(why) = outcome {
                             bar.println(format!("失敗 (failed): {}: {why}", path.display()));
+                        }
+                        if let Outcome::Refused(why) = outcome {
+                            bar.println(format!("受付不可 (refused): {}: {why}", path.display()));
                         }
                     }
                     results.lock().expect("lock").push((i, outcomes));
@@ -197,7 +209,9 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
 }
 
 /// Ingests one source (every page of it); every outcome except an I/O failure on the source
-/// is a normal result. The file is removed only once all its pages are stored.
+/// is a normal result. Pages are decoded one at a time, each stored before the next is read.
+/// The source file is removed only once all its pages are stored; if a limit refused any, the
+/// file is kept (see [`Outcome::Refused`]).
 fn ingest_source(
     h: &Hozon,
     engine: &mut TesseractEngine,
@@ -211,31 +225,94 @@ fn ingest_source(
     };
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out = Vec::new();
-    match decode_pages(&bytes) {
-        // A PDF, or a file of several pages: each page kept as a lossless PNG of its image.
-        Ok(pages) if pages.len() > 1 || crate::capture::pdf::is_pdf(&bytes) => {
-            let n = pages.len();
-            for (i, page) in pages.into_iter().enumerate() {
-                let mut png = Vec::new();
-                page.gray
-                    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                    .map_err(|e| Error::Corrupt(format!("{file_name} page {}: {e}", i + 1)))?;
-                let name = format!("{file_name}#{}", i + 1);
-                let fp = h.store.scan_fingerprint(&[bytes.as_slice(), name.as_bytes()].concat());
-                let o = ingest_page(h, engine, ppocr, &name, &png, fp, Ok(page), opts, Some((i + 1, n)))?;
-                out.push((PathBuf::from(format!("{}#{}", path.display(), i + 1)), o));
-            }
-        }
-        decoded => {
+    let mut pages = match Pages::open(&bytes, &h.config.capture) {
+        Ok(p) => p,
+        Err(why) => {
             let fp = h.store.scan_fingerprint(&bytes);
-            let page = decoded.map(|mut v| v.remove(0));
-            out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, page, opts, None)?));
+            out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, Err(why), opts, None)?));
+            remove_source(source, opts)?;
+            return Ok(out);
         }
+    };
+    if !pages.multi() {
+        let page = pages.next_page().unwrap_or(Err(Rejection::Empty));
+        let fp = h.store.scan_fingerprint(&bytes);
+        out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, page, opts, None)?));
+        remove_source(source, opts)?;
+        return Ok(out);
     }
-    if let Source::File(p) = source {
-        remove_source(p, opts)?;
+    // A TIFF or PDF: each page kept as a lossless PNG of its pixels (nothing else of the file).
+    let n = pages.found();
+    let mut i = 0;
+    let mut bad_page = None;
+    while let Some(page) = pages.next_page() {
+        i += 1;
+        let name = if n == 1 { file_name.clone() } else { format!("{file_name}#{i}") };
+        if let Err(why) = &page {
+            bad_page.get_or_insert_with(|| why.clone());
+        }
+        let mut png = Vec::new();
+        if let Ok(p) = &page {
+            p.gray
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .map_err(|e| Error::Corrupt(format!("{file_name} page {i}: {e}")))?;
+        }
+        let fp = h.store.scan_fingerprint(&[bytes.as_slice(), name.as_bytes()].concat());
+        // A page bad on its own is quarantined with its reason (its record holds no pixels).
+        let o = ingest_page(h, engine, ppocr, &name, &png, fp, page, opts, Some((i, n)))?;
+        out.push((PathBuf::from(format!("{}#{i}", path.display())), o));
+    }
+    // Nothing of a file is lost: if any page could not be stored, the file itself is kept.
+    match (pages.refused(), bad_page) {
+        (None, None) => remove_source(source, opts)?,
+        (None, Some(why)) => {
+            keep_refused(h, engine, ppocr, source, &bytes, &why, opts)?;
+        }
+        (Some((from, why)), _) => {
+            let refused = n.saturating_sub(from - 1);
+            if let Some(batch) = &opts.batch {
+                h.store.mark_batch_refused(batch, &h.store.scan_fingerprint(&bytes), *from, refused)?;
+            }
+            let kept = keep_refused(h, engine, ppocr, source, &bytes, why, opts)?;
+            let label = PathBuf::from(format!("{}#{from}-{n}", path.display()));
+            out.push((label, Outcome::Refused(Rejection::PagesRefused(format!("{why} {kept}")))));
+        }
     }
     Ok(out)
+}
+
+/// Keeps a file some of whose pages a limit refused: an inbox file moves to `.refused/`
+/// beside it (the hot folder and `ingest` skip hidden folders, so it is not read again); an
+/// upload, which exists only in memory, is sealed whole as one quarantined record. Returns
+/// where it went, for the message.
+fn keep_refused(
+    h: &Hozon,
+    engine: &mut TesseractEngine,
+    ppocr: &mut PpOcr,
+    source: &Source,
+    bytes: &[u8],
+    why: &Rejection,
+    opts: &IngestOptions,
+) -> Result<String> {
+    match source {
+        Source::File(p) => {
+            let dir = p.parent().unwrap_or(Path::new(".")).join(".refused");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+            let to = dir.join(p.file_name().unwrap_or_default());
+            std::fs::rename(p, &to).map_err(|e| Error::Io { path: to.clone(), source: e })?;
+            Ok(format!("(ファイルは {} に保管しました)", to.display()))
+        }
+        Source::Upload { name, .. } => {
+            let fp = h.store.scan_fingerprint(&[bytes, b"#refused"].concat());
+            let reason = Rejection::PagesRefused(why.to_string());
+            match ingest_page(h, engine, ppocr, name, bytes, fp, Err(reason), opts, None)? {
+                Outcome::Quarantined(id, _) | Outcome::Duplicate(id) => {
+                    Ok(format!("(ファイル全体を隔離記録 {id} として保管しました)"))
+                }
+                other => Err(Error::Corrupt(format!("{name}: keeping the refused upload gave {other:?}"))),
+            }
+        }
+    }
 }
 
 /// Stores one page: recognised into a draft, or read whole, or quarantined.
@@ -344,9 +421,11 @@ fn ingest_page(
     Ok(outcome)
 }
 
-fn remove_source(path: &Path, opts: &IngestOptions) -> Result<()> {
-    if opts.keep_files {
-        return Ok(());
+fn remove_source(source: &Source, opts: &IngestOptions) -> Result<()> {
+    match source {
+        Source::File(path) if !opts.keep_files => {
+            std::fs::remove_file(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })
+        }
+        _ => Ok(()),
     }
-    std::fs::remove_file(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })
 }

@@ -6,7 +6,11 @@
 pub mod batch;
 pub mod hotfolder;
 pub mod ingest;
+pub mod pages;
 pub mod pdf;
+pub mod strict;
+
+pub use pages::Pages;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -35,6 +39,16 @@ pub enum Rejection {
     TooLarge(u32, u32),
     #[error("画像が壊れているか途中で切れています (corrupt or truncated image: {0})")]
     Corrupt(String),
+    #[error("画像の後ろに別のデータが付いています (trailing data after the image: {0})")]
+    Trailing(String),
+    #[error("{page} ページ目: 画素数が上限を超えています ({width}×{height} px, limit {limit} px)")]
+    PageTooLarge { page: usize, width: u32, height: u32, limit: u64 },
+    #[error("ページ数が上限を超えています ({found} ページ以上, limit {limit}): {from} ページ目以降を受け付けませんでした")]
+    TooManyPages { found: usize, limit: usize, from: usize },
+    #[error("展開後の合計サイズが上限 {limit_mb} MB を超えるため、{from} ページ目以降を受け付けませんでした")]
+    OverBudget { limit_mb: u64, from: usize },
+    #[error("受け付けなかったページがあります ({0}); ファイル全体を保管しました")]
+    PagesRefused(String),
 }
 
 /// Files under `dir` that look like scans, in a stable order. Other files (`truth.jsonl`,
@@ -67,7 +81,8 @@ pub struct DecodedPage {
 }
 
 /// Checks and decodes a scan. The header is read first, so a 30000×30000 image is refused
-/// before any pixel memory is allocated.
+/// before any pixel memory is allocated; a PNG or JPEG must also be whole, with nothing after
+/// its end (`strict`), because its bytes are what is stored.
 pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
     if bytes.is_empty() {
         return Err(Rejection::Empty);
@@ -89,6 +104,7 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
     if w == 0 || h == 0 {
         return Err(Rejection::Corrupt("zero-sized image".into()));
     }
+    strict::check(bytes, format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -100,80 +116,6 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
         other => Rejection::Corrupt(other.to_string()),
     })?;
     Ok(DecodedPage { gray: img.into_luma8(), format })
-}
-
-/// Most pages accepted from one multi-page file.
-pub const MAX_PAGES: usize = 1000;
-
-/// Every page of a scan file: a multi-page TIFF or an image-only PDF (how many scanners deliver
-/// a batch) gives one page per frame or page; other files give one page.
-pub fn decode_pages(bytes: &[u8]) -> Result<Vec<DecodedPage>, Rejection> {
-    if pdf::is_pdf(bytes) {
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(Rejection::TooBig(bytes.len() as u64));
-        }
-        return pdf::pages(bytes);
-    }
-    if image::guess_format(bytes).ok() == Some(ImageFormat::Tiff) {
-        let frames = tiff_frames(bytes)?;
-        if frames > 1 {
-            return (0..frames.min(MAX_PAGES)).map(|i| tiff_frame(bytes, i)).collect();
-        }
-    }
-    decode_page(bytes).map(|p| vec![p])
-}
-
-/// How many pages a TIFF has; a broken chain of pages is an error, never a shorter file.
-fn tiff_frames(bytes: &[u8]) -> Result<usize, Rejection> {
-    let mut d =
-        tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|e| Rejection::Corrupt(format!("TIFF: {e}")))?;
-    let mut n = 1;
-    while d.more_images() && n <= MAX_PAGES {
-        d.next_image().map_err(|e| Rejection::Corrupt(format!("TIFF after page {n}: {e}")))?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// Frame `i` of a multi-page TIFF as 8-bit grey: grey (1, 8 or 16 bit, either photometric
-/// sense), RGB and RGBA; other layouts are refused with their name.
-fn tiff_frame(bytes: &[u8], i: usize) -> Result<DecodedPage, Rejection> {
-    use tiff::ColorType as C;
-    use tiff::decoder::{Decoder, DecodingResult};
-    let corrupt = |e: tiff::TiffError| Rejection::Corrupt(format!("TIFF page {}: {e}", i + 1));
-    let mut d = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?;
-    d.seek_to_image(i).map_err(corrupt)?;
-    let (w, h) = d.dimensions().map_err(corrupt)?;
-    if w == 0 || h == 0 {
-        return Err(Rejection::Corrupt(format!("TIFF page {}: zero-sized", i + 1)));
-    }
-    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(Rejection::TooLarge(w, h));
-    }
-    let color = d.colortype().map_err(corrupt)?;
-    // 0 = WhiteIsZero: the grey values are inverted.
-    let white_is_zero =
-        d.find_tag(tiff::tags::Tag::PhotometricInterpretation).ok().flatten().and_then(|v| v.into_u16().ok())
-            == Some(0);
-    let image = d.read_image().map_err(corrupt)?;
-    let (wu, hu) = (w as usize, h as usize);
-    let mut gray: Vec<u8> = match (color, image) {
-        (C::Gray(8), DecodingResult::U8(v)) => v,
-        (C::Gray(16), DecodingResult::U16(v)) => v.iter().map(|x| (x >> 8) as u8).collect(),
-        (C::Gray(1), DecodingResult::U8(v)) => unpack_bits(&v, wu, hu)
-            .ok_or_else(|| Rejection::Corrupt(format!("TIFF page {}: short pixel data", i + 1)))?,
-        (C::RGB(8), DecodingResult::U8(v)) => v.chunks_exact(3).map(luma).collect(),
-        (C::RGBA(8), DecodingResult::U8(v)) => v.chunks_exact(4).map(luma).collect(),
-        (other, _) => {
-            return Err(Rejection::Corrupt(format!("TIFF page {}: unsupported pixel layout {other:?}", i + 1)));
-        }
-    };
-    if white_is_zero {
-        gray.iter_mut().for_each(|p| *p = 255 - *p);
-    }
-    let gray = GrayImage::from_raw(w, h, gray)
-        .ok_or_else(|| Rejection::Corrupt(format!("TIFF page {}: short pixel data", i + 1)))?;
-    Ok(DecodedPage { gray, format: ImageFormat::Tiff })
 }
 
 /// 1-bit rows (each padded to a byte, first pixel in the high bit; 1 = white) as 8-bit grey;
@@ -235,13 +177,13 @@ mod tests {
         let rgb: Vec<u8> = [200u8, 100, 50].repeat(600);
         enc.write_image::<colortype::RGB8>(30, 20, &rgb).unwrap();
         let bytes = buf.into_inner();
-        let pages = decode_pages(&bytes).unwrap();
+        let pages = pages::all(&bytes).unwrap();
         let firsts: Vec<u8> = pages.iter().map(|p| p.gray.get_pixel(0, 0).0[0]).collect();
         assert_eq!(firsts, [10, 120, 240, 124]);
         assert!(pages.iter().all(|p| p.gray.dimensions() == (30, 20)));
         // A single page file is one page; a cut-off multi-page file is refused, not half-read.
-        assert_eq!(decode_pages(&png(40, 30)).unwrap().len(), 1);
-        assert!(decode_pages(&bytes[..bytes.len() * 2 / 3]).is_err());
+        assert_eq!(pages::all(&png(40, 30)).unwrap().len(), 1);
+        assert!(pages::all(&bytes[..bytes.len() * 2 / 3]).is_err());
     }
 
     #[test]

@@ -5,34 +5,52 @@
 
 use image::{GrayImage, ImageFormat};
 
-use super::{DecodedPage, MAX_PAGES, MAX_PIXELS, MAX_SIDE, Rejection, decode_page};
+use super::{DecodedPage, MAX_PIXELS, MAX_SIDE, Rejection, decode_page};
 
 pub fn is_pdf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"%PDF-")
 }
 
-/// Every page of an image-only PDF, in page order.
-pub fn pages(bytes: &[u8]) -> Result<Vec<DecodedPage>, Rejection> {
-    let corrupt = |what: String| Rejection::Corrupt(format!("PDF: {what}"));
-    let doc = lopdf::Document::load_mem(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let pages = doc.get_pages();
-    if pages.is_empty() {
-        return Err(corrupt("no pages".into()));
+/// An opened image-only PDF: its page objects in page order (nothing decoded yet).
+pub struct PdfPages {
+    doc: lopdf::Document,
+    pages: Vec<(u32, lopdf::ObjectId)>,
+}
+
+fn corrupt(what: String) -> Rejection {
+    Rejection::Corrupt(format!("PDF: {what}"))
+}
+
+impl PdfPages {
+    pub fn open(bytes: &[u8]) -> Result<PdfPages, Rejection> {
+        let doc = lopdf::Document::load_mem(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let pages: Vec<(u32, lopdf::ObjectId)> = doc.get_pages().into_iter().collect();
+        if pages.is_empty() {
+            return Err(corrupt("no pages".into()));
+        }
+        Ok(PdfPages { doc, pages })
     }
-    if pages.len() > MAX_PAGES {
-        return Err(corrupt(format!("{} pages, limit {MAX_PAGES}", pages.len())));
+
+    pub fn len(&self) -> usize {
+        self.pages.len()
     }
-    pages
-        .iter()
-        .map(|(&no, &id)| {
-            let images = doc.get_page_images(id).map_err(|e| corrupt(format!("page {no}: {e}")))?;
-            let img = images
-                .iter()
-                .max_by_key(|i| i.width.saturating_mul(i.height))
-                .ok_or_else(|| corrupt(format!("page {no} has no image (not a scan)")))?;
-            page_image(img).map_err(|why| corrupt(format!("page {no}: {why}")))
-        })
-        .collect()
+
+    /// Page `i` (0-based): its largest image's size, then the decoded page if `admit` lets the
+    /// size through (the caller's limits), all before any pixel memory is allocated.
+    pub fn page(
+        &self,
+        i: usize,
+        admit: impl FnOnce(u32, u32) -> Result<(), Rejection>,
+    ) -> Result<DecodedPage, Rejection> {
+        let (no, id) = self.pages[i];
+        let images = self.doc.get_page_images(id).map_err(|e| corrupt(format!("page {no}: {e}")))?;
+        let img = images
+            .iter()
+            .max_by_key(|i| i.width.saturating_mul(i.height))
+            .ok_or_else(|| corrupt(format!("page {no} has no image (not a scan)")))?;
+        admit(u32::try_from(img.width).unwrap_or(u32::MAX), u32::try_from(img.height).unwrap_or(u32::MAX))?;
+        page_image(img).map_err(|why| corrupt(format!("page {no}: {why}")))
+    }
 }
 
 fn page_image(img: &lopdf::xobject::PdfImage) -> Result<DecodedPage, String> {
@@ -116,12 +134,12 @@ pub(crate) mod tests {
         let b = GrayImage::from_fn(50, 20, |_, y| image::Luma([if y < 10 { 0 } else { 200 }]));
         let bytes = scan_pdf((&jpeg, 40, 30), &b);
         assert!(is_pdf(&bytes));
-        let pages = super::super::decode_pages(&bytes).unwrap();
+        let pages = super::super::pages::all(&bytes).unwrap();
         assert_eq!(pages.len(), 2);
         assert_eq!(pages[0].gray.dimensions(), (40, 30));
         assert!(pages[0].gray.get_pixel(5, 5).0[0] < 80 && pages[0].gray.get_pixel(35, 5).0[0] > 170);
         assert_eq!(pages[1].gray, b);
         // A PDF cut short, or one without images, is refused with a reason.
-        assert!(matches!(super::super::decode_pages(&bytes[..bytes.len() / 2]), Err(Rejection::Corrupt(_))));
+        assert!(matches!(super::super::pages::all(&bytes[..bytes.len() / 2]), Err(Rejection::Corrupt(_))));
     }
 }

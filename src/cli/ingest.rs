@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         print_batch(&hozon, b)?;
     }
     // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
-    Ok(if report.quarantined() + report.failed() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.quarantined() + report.failed() + report.refused() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// One line per batch: its counts against the expected pages, a mismatch flagged.
@@ -74,15 +74,17 @@ pub(crate) fn print_report(report: &crate::capture::ingest::IngestReport) {
                 println!("隔離 {}: {why} (record {id})", path.display())
             }
             Outcome::Failed(why) => println!("失敗 {}: {why}", path.display()),
+            Outcome::Refused(why) => println!("受付不可 {}: {why}", path.display()),
             _ => {}
         }
     }
     let pages = report.stored() as f64;
     println!(
-        "取込完了: 保存 {} / 重複 {} / 隔離 {} / 失敗 {} ({:.1} s, {:.2} pages/s)",
+        "取込完了: 保存 {} / 重複 {} / 隔離 {} / 受付不可 {} / 失敗 {} ({:.1} s, {:.2} pages/s)",
         report.stored(),
         report.duplicates(),
         report.quarantined(),
+        report.refused(),
         report.failed(),
         report.seconds,
         if report.seconds > 0.0 { pages / report.seconds } else { 0.0 }

@@ -1139,6 +1139,18 @@ impl Store {
         Ok(())
     }
 
+    /// Counts `pages` pages of a file (by its fingerprint), from page `from` on, as failed in
+    /// `batch`: a limit refused them, nothing was stored for them.
+    pub fn mark_batch_refused(&self, batch: &str, file: &[u8; 32], from: usize, pages: usize) -> Result<()> {
+        for page in from..from + pages {
+            let mut key = batch.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(format!("refused/{}/{page}", hex::encode(&file[..8])).as_bytes());
+            self.batch_pages.insert(key, &[PageOutcome::Failed as u8])?;
+        }
+        Ok(())
+    }
+
     /// How many pages of `batch` ended each way.
     pub fn batch_counts(&self, batch: &str) -> Result<BatchCounts> {
         let mut prefix = batch.as_bytes().to_vec();

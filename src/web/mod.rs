@@ -279,7 +279,12 @@ pub async fn serve(
                 match crate::capture::hotfolder::poll(&st.hozon, &root, Duration::from_secs(2), &opts) {
                     Ok(p) => {
                         for (batch, r) in p.ingested {
-                            eprintln!("hozon: {batch}: {} pages stored, {} quarantined", r.stored(), r.quarantined());
+                            eprintln!(
+                                "hozon: {batch}: {} pages stored, {} quarantined, {} refused",
+                                r.stored(),
+                                r.quarantined(),
+                                r.refused()
+                            );
                         }
                     }
                     Err(e) => eprintln!("hozon: hot folder {}: {}", root.display(), crate::error::chain(&e)),
