@@ -105,15 +105,13 @@ impl Hozon {
         Ok((Hozon::assemble(store, index, config, policies)?, password))
     }
 
-    /// A stored page `actor` may open: a page showing a My Number needs the My Number right
-    /// (the same rule search applies, so a URL cannot get round it).
+    /// A stored page `actor` may open ([`Hozon::check_page_access`]: the same rules search
+    /// applies, so a URL cannot get round them).
     pub(crate) fn visible_page(&self, actor: &Actor, id: &RecordId) -> Result<Record> {
         actor.require(Function::Search, Level::View)?;
         match self.store.record(id)? {
             Some(r) if r.state == RecordState::Stored && r.kind == RecordKind::Page => {
-                if r.class == "my_number_form" && !actor.rights.my_number {
-                    return Err(Error::NotFound(id.to_string()));
-                }
+                self.check_page_access(actor, &r, false)?;
                 Ok(r)
             }
             _ => Err(Error::NotFound(id.to_string())),

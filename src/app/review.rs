@@ -77,6 +77,7 @@ impl Hozon {
                     && r.kind == RecordKind::Page
                     && r.blobs.iter().any(|b| b.role == BlobRole::Draft) =>
             {
+                self.check_page_access(actor, &r, true)?;
                 Ok(r)
             }
             _ => Err(Error::NotFound(id.to_string())),
@@ -89,6 +90,7 @@ impl Hozon {
         actor.require(Function::Review, Level::View)?;
         let mut items = Vec::new();
         let mut total = 0;
+        let hidden = self.hidden_markers(actor)?;
         for entry in self.store.queue() {
             let (id, e) = entry?;
             if filter.batch.as_ref().is_some_and(|b| e.batch.as_ref() != Some(b))
@@ -99,6 +101,13 @@ impl Hozon {
             }
             // A page disposed of since (or being disposed of) is not work.
             if items.len() < limit && !self.store.record(&id)?.is_some_and(|r| r.state == RecordState::Stored) {
+                continue;
+            }
+            // A suspended person's drafts are nobody's work but the security officer's.
+            if !hidden.is_empty()
+                && let Some(r) = self.store.record(&id)?
+                && self.suspended_for(&r, &hidden)?
+            {
                 continue;
             }
             total += 1;

@@ -66,6 +66,10 @@ struct Suspension {
     by: String,
     at: chrono::DateTime<chrono::Utc>,
     reason: String,
+    /// Every keyed hash that marks this person's pages (see [`Hozon::person_markers`]),
+    /// taken when the suspension was set.
+    #[serde(default)]
+    markers: Vec<String>,
 }
 
 impl Hozon {
@@ -78,14 +82,106 @@ impl Hozon {
         self.store.lookup_hash("my_number", digits)
     }
 
+    /// The keyed hashes that tie a page (or a case) to a person, whether or not it is linked
+    /// yet: the recipient number of its case, the name with the birth date, and each My
+    /// Number. A suspension stores the person's set; a page is the person's if the sets meet.
+    pub(crate) fn person_markers(
+        &self,
+        case_no: Option<&str>,
+        name_birth: Option<(&str, &str)>,
+        my_numbers: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = case_no.map(|c| self.person_key(c)).into_iter().collect();
+        if let Some((name, birth)) = name_birth {
+            let name: String = crate::index::normalise(name).chars().filter(|c| !c.is_whitespace()).collect();
+            if !name.is_empty() && !birth.is_empty() {
+                out.push(self.store.lookup_hash("person_name_birth", &format!("{name}\u{0}{birth}")));
+            }
+        }
+        out.extend(my_numbers.iter().map(|n| self.store.lookup_hash("person_my_number", n)));
+        out
+    }
+
+    /// A page's markers, from its draft (case link, name and birth date, My Number) and the
+    /// My Numbers found in its text.
+    fn page_markers(&self, draft: Option<&crate::drafts::Draft>, text_numbers: &[String]) -> Vec<String> {
+        let value = |name: &str| {
+            draft.and_then(|d| d.field(name)).map(|f| f.value_or_raw().to_owned()).filter(|v| !v.is_empty())
+        };
+        let mut numbers = text_numbers.to_vec();
+        numbers.extend(value("my_number").filter(|n| crate::jp::my_number_valid(n)));
+        let case_no = draft.and_then(|d| d.case.as_ref()).map(|c| c.recipient_no.clone());
+        let (name, birth) = (value("name"), value("birth_date"));
+        let name_birth = name.as_deref().zip(birth.as_deref());
+        self.person_markers(case_no.as_deref(), name_birth, &numbers)
+    }
+
+    /// The markers of every suspended person (empty for the security officer, who alone
+    /// still sees them).
+    pub(crate) fn hidden_markers(&self, actor: &Actor) -> Result<Vec<String>> {
+        if actor.role == Some(Role::SecurityOfficer) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (person, sealed) in self.store.docs(SUSPENSION)? {
+            out.push(person);
+            let json = self.store.open_secret(SUSPENSION.as_bytes(), &sealed)?;
+            let s: Suspension = serde_json::from_slice(&json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            out.extend(s.markers);
+        }
+        Ok(out)
+    }
+
+    /// The one check for page content, used by every route that returns any of it (page view,
+    /// image, text, draft, review screen, field images): a suspended person's page is
+    /// invisible to all but the security officer, linked or not; a page showing a My Number
+    /// (the 個人番号調書, or any page whose text or draft carries a valid number) only to
+    /// users with the My Number right, unless `masked_ok` (the review screen, which masks).
+    pub(crate) fn check_page_access(&self, actor: &Actor, rec: &Record, masked_ok: bool) -> Result<()> {
+        let hidden = self.hidden_markers(actor)?;
+        let (draft, text_numbers, suspended) = self.page_person(rec, &hidden)?;
+        let not_found = || Error::NotFound(rec.id.to_string());
+        if suspended {
+            return Err(not_found());
+        }
+        let draft_number =
+            draft.as_ref().and_then(|d| d.field("my_number")).is_some_and(|f| crate::jp::my_number_valid(f.value_or_raw()));
+        let shows_my_number = rec.class == "my_number_form" || !text_numbers.is_empty() || draft_number;
+        if shows_my_number && !actor.rights.my_number && !masked_ok {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
+    /// A page's draft, the My Numbers in its text, and whether it belongs to a person whose
+    /// markers are in `hidden`.
+    fn page_person(
+        &self,
+        rec: &Record,
+        hidden: &[String],
+    ) -> Result<(Option<crate::drafts::Draft>, Vec<String>, bool)> {
+        let text = match rec.blobs.iter().any(|b| b.role == BlobRole::Text) {
+            true => String::from_utf8_lossy(&self.store.read_blob(rec, BlobRole::Text)?).into_owned(),
+            false => String::new(),
+        };
+        let (_, text_numbers) = crate::index::scrub_my_numbers(&crate::index::normalise(&text));
+        let draft = self.draft_of(rec)?;
+        let suspended = self.page_markers(draft.as_ref(), &text_numbers).iter().any(|m| hidden.contains(m));
+        Ok((draft, text_numbers, suspended))
+    }
+
+    /// Whether `actor` is kept from the page by a suspension (for lists such as the review
+    /// queue; `hidden` from one [`Hozon::hidden_markers`] call for the whole list).
+    pub(crate) fn suspended_for(&self, rec: &Record, hidden: &[String]) -> Result<bool> {
+        if hidden.is_empty() {
+            return Ok(false);
+        }
+        Ok(self.page_person(rec, hidden)?.2)
+    }
+
     /// What `actor` may see in the index.
     fn scope_of(&self, actor: &Actor) -> Result<Scope> {
-        let hidden_persons = if actor.role == Some(Role::SecurityOfficer) {
-            Vec::new()
-        } else {
-            self.store.docs(SUSPENSION)?.into_iter().map(|(person, _)| person).collect()
-        };
-        Ok(Scope { my_number: actor.rights.my_number, hidden_persons })
+        Ok(Scope { my_number: actor.rights.my_number, hidden_persons: self.hidden_markers(actor)? })
     }
 
     /// Full-text search over stored pages, within what `actor` may see.
@@ -140,11 +236,34 @@ impl Hozon {
             by: actor.name.clone(),
             at: chrono::Utc::now(),
             reason: reason.to_owned(),
+            markers: self.case_markers(case_no)?,
         };
         let json = serde_json::to_vec(&s).map_err(|e| Error::Corrupt(e.to_string()))?;
         let sealed = self.store.seal_secret(SUSPENSION.as_bytes(), &json);
         self.store.put_doc(SUSPENSION, &person, &sealed, Event::new(&actor.name, "person.suspend", &person, "ok"))?;
         Ok(())
+    }
+
+    /// The markers of the person of case `case_no`: from the case record (name, birth date,
+    /// My Number) and from the drafts of the pages linked to it (their My Numbers).
+    fn case_markers(&self, case_no: &str) -> Result<Vec<String>> {
+        let key = self.case_key(case_no);
+        let Some(case) = self.load_case(&key)? else {
+            return Ok(self.person_markers(Some(case_no), None, &[]));
+        };
+        let c = &case.current;
+        let mut numbers: Vec<String> = c.my_number.iter().cloned().collect();
+        for id in self.case_page_ids(&key)? {
+            let Some(rec) = self.store.record(&id)? else { continue };
+            if let Ok(Some(d)) = self.draft_of(&rec)
+                && let Some(n) = d.field("my_number").map(|f| f.value_or_raw().to_owned())
+                && crate::jp::my_number_valid(&n)
+            {
+                numbers.push(n);
+            }
+        }
+        let birth = c.birth_date.to_string();
+        Ok(self.person_markers(Some(case_no), Some((&c.name, &birth)), &numbers))
     }
 
     /// Lifts a suspension; false if the person was not suspended. Needs cases=update, or the
@@ -168,7 +287,9 @@ impl Hozon {
         if let Some(n) = value("my_number").filter(|n| crate::jp::my_number_valid(n)) {
             numbers.push(n);
         }
+        let markers = self.page_markers(draft, &numbers);
         Doc {
+            markers,
             shows_my_number: rec.class == "my_number_form" || !numbers.is_empty(),
             my_numbers: numbers.iter().map(|n| self.my_number_hash(n)).collect(),
             form: rec.class.clone(),

@@ -18,7 +18,13 @@ pub struct Options {
     pub users: usize,
     pub seconds: u64,
     pub submissions: usize,
+    /// A mailroom user uploads the hostile files (`bench::hostile`) while the others work.
+    pub hostile: bool,
 }
+
+/// Page limit for the hostile run (the default 1,000 would make the bench OCR a thousand
+/// pages) and the decoded budget per file (seven pages of the bomb).
+const HOSTILE_LIMITS: &str = "[capture]\nmax_pages_per_file = 20\nmax_decoded_mb_per_file = 256\n";
 
 #[derive(Debug, serde::Serialize)]
 pub struct Figures {
@@ -33,6 +39,13 @@ pub struct Figures {
     pub login_p99_ms: f64,
     pub audited: usize,
     pub peak_rss_mb: f64,
+    /// Hostile files uploaded, and their pages refused or quarantined (0 without --hostile).
+    pub hostile_files: usize,
+    pub hostile_refused: usize,
+    /// Requests by the normal users after the hostile uploads were all processed, and how
+    /// many of them failed.
+    pub after_requests: usize,
+    pub after_errors: usize,
 }
 
 struct Client {
@@ -88,6 +101,37 @@ impl Client {
         }
     }
 
+    /// One file as `multipart/form-data` (the upload form), CSRF token in the header.
+    async fn upload(&mut self, path: &str, name: &str, bytes: &[u8]) -> u16 {
+        let boundary = "hozon-bench-boundary-7d1f";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("x-csrf-token", self.csrf.clone())
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await;
+        res.map_or(0, |r| r.status().as_u16())
+    }
+
+    /// Logs in for the first time: password, then the forced change.
+    async fn first_login(&mut self, name: &str, pw: &str, new_pw: &str) -> Vec<Sample> {
+        vec![
+            self.get("/login").await.0,
+            self.post("/login", &[("username", name), ("password", pw)]).await.0,
+            self.get("/account/password").await.0,
+            self.post("/account/password", &[("current", pw), ("new", new_pw), ("confirm", new_pw)]).await.0,
+        ]
+    }
+
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (Sample, u16) {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         let csrf = self.csrf.clone();
@@ -122,7 +166,11 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
     let (hozon, _) = Hozon::init(&data, &data.join("master.key"))?;
     drop(hozon);
     // Loopback load from one address: the per-address login limit would stop the bench itself.
-    std::fs::write(data.join("config.toml"), "[security]\nlogin_attempts_per_minute = 1000\nsecure_cookies = false\n")?;
+    let limits = if opts.hostile { HOSTILE_LIMITS } else { "" };
+    std::fs::write(
+        data.join("config.toml"),
+        format!("[security]\nlogin_attempts_per_minute = 1000\nsecure_cookies = false\n{limits}"),
+    )?;
     let hozon = Hozon::open(&data, &data.join("master.key"))?;
     let scans = tmp.path().join("scans");
     let truth = crate::synth::generate(
@@ -145,11 +193,27 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         let pw = crate::auth::create_user(&hozon.store, &op, &name, Role::Reviewer, chrono::Utc::now())?;
         accounts.push((name, pw));
     }
+    let hostile = if opts.hostile {
+        let pw = crate::auth::create_user(&hozon.store, &op, "benchmail", Role::Mailroom, chrono::Utc::now())?;
+        let new = crate::capture::batch::NewBatch {
+            municipality: "新宿区".into(),
+            received_on: crate::jp::today().to_string(),
+            channel: "交換便".into(),
+            expected_pages: "1".into(),
+            note: "bench serve --hostile".into(),
+        };
+        let batch = hozon.create_batch(&op, &new)?.id;
+        Some((pw, batch, super::hostile::files(20)))
+    } else {
+        None
+    };
+    let hostile_files = hostile.as_ref().map_or(0, |(_, _, f)| f.len());
     let audited_before = hozon.store.audit_entries()?.iter().filter(|e| e.action == "http").count();
     let state = crate::web::AppState::new(hozon);
+    super::reset_peak_rss();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (samples, logins) = rt.block_on(async {
+    let (samples, logins, after, hostile_batch) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = crate::web::router(state.clone());
@@ -159,8 +223,24 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(opts.users)
+            // A request that never answers is an error, not a hung bench.
+            .timeout(Duration::from_secs(120))
             .build()?;
         let duration = Duration::from_secs(opts.seconds);
+        let base = format!("http://{addr}");
+        let uploader = hostile.map(|(pw, batch, files)| {
+            let mut c = Client { http: http.clone(), base: base.clone(), cookies: Vec::new(), csrf: String::new() };
+            tokio::spawn(async move {
+                c.first_login("benchmail", &pw, "bench-mailroom-passphrase").await;
+                let page = format!("/batches/{batch}");
+                for (name, bytes) in &files {
+                    c.get(&page).await;
+                    let status = c.upload(&format!("{page}/upload"), name, bytes).await;
+                    eprintln!("hostile upload {name} ({} bytes): HTTP {status}", bytes.len());
+                }
+                batch
+            })
+        });
         let queries = Arc::new(queries);
         let ids = Arc::new(ids);
         let mut tasks = Vec::new();
@@ -170,15 +250,9 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
             let (queries, ids) = (queries.clone(), ids.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
-                let mut login = Vec::new();
                 let mut work = Vec::new();
                 let new_pw = format!("bench-passphrase-{i:04}");
-                login.push(c.get("/login").await.0);
-                login.push(c.post("/login", &[("username", &name), ("password", &pw)]).await.0);
-                login.push(c.get("/account/password").await.0);
-                login.push(
-                    c.post("/account/password", &[("current", &pw), ("new", &new_pw), ("confirm", &new_pw)]).await.0,
-                );
+                let login = c.first_login(&name, &pw, &new_pw).await;
                 let start = Instant::now();
                 while start.elapsed() < duration {
                     let sample = if rng.gen_bool(0.6) {
@@ -191,24 +265,44 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
                     };
                     work.push(sample);
                 }
-                (login, work)
+                (login, work, c)
             }));
         }
         let mut all = Vec::new();
         let mut logins = Vec::new();
+        let mut clients = Vec::new();
         for t in tasks {
-            let (l, w) = t.await?;
+            let (l, w, c) = t.await?;
             logins.extend(l);
             all.extend(w);
+            clients.push(c);
+        }
+        // Once every hostile upload has been processed, each user uses the server again.
+        let mut after = Vec::new();
+        let mut hostile_batch = None;
+        if let Some(u) = uploader {
+            hostile_batch = Some(u.await?);
+            let deadline = Instant::now() + Duration::from_secs(900);
+            eprintln!("waiting for the hostile uploads to be processed");
+            while state.uploads.lock().expect("lock").values().any(|n| *n > 0) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for c in &mut clients {
+                after.push(c.get("/search?q=%E6%9D%B1%E4%BA%AC%E9%83%BD").await.0);
+            }
         }
         server.abort();
-        anyhow::Ok((all, logins))
+        anyhow::Ok((all, logins, after, hostile_batch))
     })?;
     // Give the last request's audit append (after its response) a moment to land.
     std::thread::sleep(Duration::from_millis(200));
     let audited = state.hozon.store.audit_entries()?.iter().filter(|e| e.action == "http").count() - audited_before;
-    let requests = samples.len() + logins.len();
-    let errors = samples.iter().chain(&logins).filter(|s| !s.ok).count();
+    let requests = samples.len() + logins.len() + after.len();
+    let errors = samples.iter().chain(&logins).chain(&after).filter(|s| !s.ok).count();
+    let hostile_refused = match &hostile_batch {
+        Some(b) => state.hozon.store.batch_counts(b)?.failed as usize,
+        None => 0,
+    };
     let mut lat: Vec<f64> = samples.iter().map(|s| s.ms).collect();
     lat.sort_by(f64::total_cmp);
     let mut login_lat: Vec<f64> = logins.iter().map(|s| s.ms).collect();
@@ -226,6 +320,10 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         login_p99_ms: super::percentile(&login_lat, 99.0),
         audited,
         peak_rss_mb: super::peak_rss_mb(),
+        hostile_files,
+        hostile_refused,
+        after_requests: after.len(),
+        after_errors: after.iter().filter(|s| !s.ok).count(),
     })
     .context("bench serve")
 }

@@ -169,8 +169,21 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(source) = files.get(i) else { break };
                     let path = source.label();
-                    let outcomes = ingest_source(h, &mut engine, &mut ppocr, source, opts)
-                        .unwrap_or_else(|e| vec![(path.clone(), Outcome::Failed(crate::error::chain(&e)))]);
+                    // A bug tripped by one hostile page (a panic) fails that file, not the batch.
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ingest_source(h, &mut engine, &mut ppocr, source, opts)
+                    }));
+                    let outcomes = match run {
+                        Ok(r) => r.unwrap_or_else(|e| vec![(path.clone(), Outcome::Failed(crate::error::chain(&e)))]),
+                        Err(panic) => {
+                            let why = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                                .unwrap_or_default();
+                            vec![(path.clone(), Outcome::Failed(format!("内部エラーで読めませんでした (internal error: {why})")))]
+                        }
+                    };
                     for (path, outcome) in &outcomes {
                         if let Outcome::Quarantined(_, why) = outcome {
                             bar.println(format!("隔離 (quarantined): {}: {why}", path.display()));

@@ -15,6 +15,10 @@ pub enum BenchCommand {
         /// Synthetic submissions (4 pages each) to serve
         #[arg(long, default_value_t = 3)]
         submissions: usize,
+        /// Also upload hostile files (a TIFF bomb, too many pages, a cut JPEG, a PNG with a ZIP,
+        /// a 30000-px header) as a mailroom user during the load
+        #[arg(long)]
+        hostile: bool,
     },
     /// Archive search at N synthetic documents: build rate, size, query latency; the same index
     /// unencrypted and SQLite FTS5 (trigram) on the same corpus and queries for comparison
@@ -64,8 +68,13 @@ pub enum BenchCommand {
 
 pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
     match c {
-        BenchCommand::Serve { users, seconds, submissions } => {
-            let opts = crate::bench::serve::Options { users: *users, seconds: *seconds, submissions: *submissions };
+        BenchCommand::Serve { users, seconds, submissions, hostile } => {
+            let opts = crate::bench::serve::Options {
+                users: *users,
+                seconds: *seconds,
+                submissions: *submissions,
+                hostile: *hostile,
+            };
             let f = crate::bench::serve::run(&opts, std::io::stderr().is_terminal())?;
             println!("hozon bench serve — {} users, {} s of load on 127.0.0.1", f.users, f.seconds);
             println!("  requests           {:>10}", f.requests);
@@ -76,7 +85,12 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("  latency p99        {:>10.2} ms", f.p99_ms);
             println!("  login step p99     {:>10.2} ms  (argon2id, first login with password change)", f.login_p99_ms);
             println!("  audited            {:>10}  (audit entries of kind http)", f.audited);
-            println!("  peak RSS           {:>10.1} MiB", f.peak_rss_mb);
+            println!("  peak RSS           {:>10.1} MiB  (serving phase)", f.peak_rss_mb);
+            if *hostile {
+                println!("  hostile files      {:>10}  (uploaded by a mailroom user during the load)", f.hostile_files);
+                println!("  hostile refused    {:>10}  (pages refused or quarantined)", f.hostile_refused);
+                println!("  after the uploads  {:>10}  requests, {} errors", f.after_requests, f.after_errors);
+            }
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.errors == 0 && f.audited == f.requests { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }

@@ -15,7 +15,41 @@ use super::template::{Template, Zone};
 /// The grey level below which a pixel is ink on this page (Otsu's threshold, capped: a faint
 /// carbon copy has lighter ink than an original).
 pub fn ink_level(gray: &GrayImage) -> u8 {
-    imageproc::contrast::otsu_level(gray).clamp(90, 210)
+    otsu_level(gray).clamp(90, 210)
+}
+
+/// Otsu's threshold: the level that best separates the histogram into two classes. Written
+/// here because `imageproc::contrast::otsu_level` (0.27) sums `level × count` in `u32`, which
+/// overflows on a mostly white page above ~16.8 Mpx (an A3 scan at 400 dpi): a panic in a
+/// debug build, a wrong threshold in a release one.
+pub fn otsu_level(gray: &GrayImage) -> u8 {
+    let mut hist = [0u64; 256];
+    for p in gray.as_raw() {
+        hist[usize::from(*p)] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let sum: f64 = hist.iter().enumerate().map(|(level, n)| level as f64 * *n as f64).sum();
+    let (mut back_weight, mut back_sum) = (0u64, 0f64);
+    let (mut best, mut best_level) = (-1f64, 0u8);
+    for (level, n) in hist.iter().enumerate() {
+        back_weight += n;
+        if back_weight == 0 {
+            continue;
+        }
+        let fore_weight = total - back_weight;
+        if fore_weight == 0 {
+            break;
+        }
+        back_sum += level as f64 * *n as f64;
+        let back_mean = back_sum / back_weight as f64;
+        let fore_mean = (sum - back_sum) / fore_weight as f64;
+        let between = back_weight as f64 * fore_weight as f64 * (back_mean - fore_mean).powi(2);
+        if between > best {
+            best = between;
+            best_level = level as u8;
+        }
+    }
+    best_level
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -257,6 +291,16 @@ fn stretch_contrast(img: &mut GrayImage) {
 mod tests {
     use super::*;
     use crate::forms::template::{default_dir, load_dir};
+
+    #[test]
+    fn otsu_agrees_with_imageproc_and_survives_a_large_white_page() {
+        let img = GrayImage::from_fn(300, 200, |x, y| Luma([if (x + y) % 7 == 0 { 40 } else { 200 + (x % 40) as u8 }]));
+        assert_eq!(otsu_level(&img), imageproc::contrast::otsu_level(&img));
+        // 36 Mpx, nearly white: imageproc's own overflows here.
+        let mut big = GrayImage::from_pixel(6000, 6000, Luma([255]));
+        big.put_pixel(5, 5, Luma([0]));
+        assert!(otsu_level(&big) < 255);
+    }
 
     fn page_with_table() -> GrayImage {
         let mut img = GrayImage::from_pixel(2480, 3508, Luma([255]));

@@ -91,6 +91,10 @@ pub struct Doc {
     pub case_no: Option<String>,
     /// Keyed hash identifying the person (suspension filter).
     pub person: Option<String>,
+    /// Further keyed hashes that tie the page to a person before or without a case link
+    /// (name + birth date, My Numbers): indexed beside `person`, so a suspension hides pages
+    /// not yet linked too.
+    pub markers: Vec<String>,
     pub name: Option<String>,
     pub kana: Option<String>,
     pub birth: Option<NaiveDate>,
@@ -326,7 +330,7 @@ impl DocBuilder {
         if let Some(c) = &d.case_no {
             doc.add_text(f.case_no, normalise(c));
         }
-        if let Some(p) = &d.person {
+        for p in d.person.iter().chain(&d.markers) {
             doc.add_text(f.person, p);
         }
         let name: Vec<&str> = [d.name.as_deref(), d.kana.as_deref()].into_iter().flatten().collect();

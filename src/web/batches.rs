@@ -282,6 +282,17 @@ pub async fn upload(
     let st = state.clone();
     let actor_name = ctx.actor.name.clone();
     tokio::task::spawn_blocking(move || {
+        // The progress count comes down however the ingest ends (a panic included).
+        struct Done(Arc<AppState>, String, usize);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut uploads = self.0.uploads.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(q) = uploads.get_mut(&self.1) {
+                    *q = q.saturating_sub(self.2);
+                }
+            }
+        }
+        let _done = Done(st.clone(), id.clone(), n);
         let opts = IngestOptions { batch: Some(id.clone()), ..Default::default() };
         let event = crate::audit::Event::new(&actor_name, "batch.upload", &id, &format!("{n} files"));
         let result = st
@@ -292,10 +303,6 @@ pub async fn upload(
             .and_then(|()| ingest_sources(&st.hozon, files, &opts));
         if let Err(e) = result {
             eprintln!("hozon: upload into {id} failed: {}", crate::error::chain(&e));
-        }
-        let mut uploads = st.uploads.lock().expect("lock");
-        if let Some(q) = uploads.get_mut(&id) {
-            *q = q.saturating_sub(n);
         }
     });
     Ok((axum::http::StatusCode::ACCEPTED, Json(serde_json::json!({ "accepted": n }))).into_response())

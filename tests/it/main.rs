@@ -13,5 +13,6 @@ mod plaintext;
 mod retention;
 mod review;
 mod search;
+mod security;
 mod util;
 mod web;
