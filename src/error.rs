@@ -45,6 +45,16 @@ pub enum Error {
     },
 }
 
+impl From<crate::csvout::Error> for Error {
+    fn from(e: crate::csvout::Error) -> Self {
+        match e {
+            // The office chose CP932 and the data holds a character it lacks: say which.
+            crate::csvout::Error::Unmappable { .. } => Error::Invalid(e.to_string()),
+            crate::csvout::Error::Write(m) => Error::Corrupt(format!("csv: {m}")),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The error and its causes on one line (`a: b: c`), for logs and reports.

@@ -13,6 +13,7 @@ pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod csvout;
 pub mod drafts;
 pub mod error;
 pub mod forms;

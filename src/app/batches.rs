@@ -96,7 +96,7 @@ impl Hozon {
     pub fn ledger_csv(&self, actor: &Actor, filter: &Filter, enc: CsvEncoding) -> Result<Vec<u8>> {
         actor.require_second_factor()?;
         let rows = self.batches(actor, filter)?;
-        let bytes = batch::ledger_csv(&rows, enc).map_err(|e| Error::Corrupt(format!("csv: {e}")))?;
+        let bytes = batch::ledger_csv(&rows, enc)?;
         self.store.audit(Event::new(&actor.name, "batch.export", "csv", "ok"))?;
         Ok(bytes)
     }

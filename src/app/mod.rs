@@ -240,10 +240,10 @@ impl Hozon {
     pub fn audit_csv(&self, actor: &Actor, filter: &crate::audit::report::Filter) -> Result<Vec<u8>> {
         actor.require(Function::Audit, Level::View)?;
         actor.require_second_factor()?;
-        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-        w.write_record(["seq", "at", "actor", "action", "target", "outcome", "hash"]).map_err(csv_err)?;
+        let mut w = crate::csvout::Csv::new();
+        w.row(["seq", "at", "actor", "action", "target", "outcome", "hash"])?;
         for e in self.store.audit_entries()?.iter().filter(|e| filter.matches(e)) {
-            w.write_record([
+            w.row([
                 &e.seq.to_string(),
                 &e.at.to_rfc3339(),
                 &e.actor,
@@ -251,21 +251,19 @@ impl Hozon {
                 &e.target,
                 &e.outcome,
                 &e.hash,
-            ])
-            .map_err(csv_err)?;
+            ])?;
         }
         self.store.audit(Event::new(&actor.name, "audit.export", "csv", "ok"))?;
-        w.into_inner().map_err(|e| Error::Corrupt(e.to_string()))
+        Ok(w.finish(crate::csvout::Encoding::Utf8Bom)?)
     }
 
     /// The account review list as CSV (UTF-8 with BOM).
     pub fn users_csv(&self, actor: &Actor) -> Result<Vec<u8>> {
         let users = crate::auth::list_users(&self.store, actor)?;
-        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-        w.write_record(["user", "role", "rights", "expires_on", "locked", "totp", "last_login", "password_changed"])
-            .map_err(csv_err)?;
+        let mut w = crate::csvout::Csv::new();
+        w.row(["user", "role", "rights", "expires_on", "locked", "totp", "last_login", "password_changed"])?;
         for u in &users {
-            w.write_record([
+            w.row([
                 u.name.as_str(),
                 u.role.label_ja(),
                 &u.rights.summary(),
@@ -274,14 +272,9 @@ impl Hozon {
                 if u.totp_enrolled() { "yes" } else { "no" },
                 &u.last_login_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 &u.password_changed_at.to_rfc3339(),
-            ])
-            .map_err(csv_err)?;
+            ])?;
         }
         self.store.audit(Event::new(&actor.name, "users.export", "csv", "ok"))?;
-        w.into_inner().map_err(|e| Error::Corrupt(e.to_string()))
+        Ok(w.finish(crate::csvout::Encoding::Utf8Bom)?)
     }
-}
-
-fn csv_err(e: csv::Error) -> Error {
-    Error::Corrupt(format!("csv: {e}"))
 }

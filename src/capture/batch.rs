@@ -222,19 +222,12 @@ pub fn looks_like_id(s: &str) -> bool {
     b.len() == 13 && b[0] == b'B' && b[9] == b'-' && s[1..9].bytes().chain(s[10..].bytes()).all(|c| c.is_ascii_digit())
 }
 
-/// CSV encodings Excel opens without a wizard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CsvEncoding {
-    /// UTF-8 with a byte-order mark.
-    Utf8Bom,
-    /// Shift_JIS as Windows writes it (CP932); characters it lacks become 〓 (geta).
-    Cp932,
-}
+pub use crate::csvout::Encoding as CsvEncoding;
 
 /// The receipt ledger as CSV.
-pub fn ledger_csv(rows: &[(Batch, BatchCounts)], enc: CsvEncoding) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+pub fn ledger_csv(rows: &[(Batch, BatchCounts)], enc: CsvEncoding) -> Result<Vec<u8>, crate::csvout::Error> {
+    let mut w = crate::csvout::Csv::new();
+    w.row([
         "受付番号",
         "受付日",
         "送付元区市町村",
@@ -254,7 +247,7 @@ pub fn ledger_csv(rows: &[(Batch, BatchCounts)], enc: CsvEncoding) -> Result<Vec
             Some(cl) if !cl.note.is_empty() => format!("{} / 完了時: {}", b.note, cl.note),
             _ => b.note.clone(),
         };
-        w.write_record([
+        w.row([
             b.id.as_str(),
             &b.received_on.to_string(),
             &b.municipality,
@@ -270,31 +263,12 @@ pub fn ledger_csv(rows: &[(Batch, BatchCounts)], enc: CsvEncoding) -> Result<Vec
             note.trim_matches([' ', '/']),
         ])?;
     }
-    let utf8 = w.into_inner().map_err(|e| e.into_error())?;
-    Ok(match enc {
-        CsvEncoding::Utf8Bom => [b"\xEF\xBB\xBF".as_slice(), &utf8].concat(),
-        CsvEncoding::Cp932 => to_cp932(std::str::from_utf8(&utf8).expect("csv of strings is UTF-8")),
-    })
+    w.finish(enc)
 }
 
 /// Japan time (UTC+9, no daylight saving), for the ledger's dates.
 fn chrono_tz_tokyo() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(9 * 3600).expect("valid offset")
-}
-
-/// Shift_JIS (CP932) with 〓 for characters it cannot hold, as Japanese systems do.
-pub fn to_cp932(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut buf = [0u8; 4];
-    for ch in s.chars() {
-        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(ch.encode_utf8(&mut buf));
-        if unmappable {
-            out.extend_from_slice(&encoding_rs::SHIFT_JIS.encode("〓").0);
-        } else {
-            out.extend_from_slice(&bytes);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -374,6 +348,16 @@ mod tests {
         let sjis = ledger_csv(&rows, CsvEncoding::Cp932).unwrap();
         let (decoded, _, bad) = encoding_rs::SHIFT_JIS.decode(&sjis);
         assert!(!bad && decoded == text, "{decoded}");
-        assert_eq!(encoding_rs::SHIFT_JIS.decode(&to_cp932("髙橋😀")).0, "髙橋〓");
+        // A note written as a formula stays text; a character CP932 lacks is refused by name.
+        let mut hostile = batch(4);
+        hostile.note = "=HYPERLINK(\"http://evil.example\",\"開く\") 〜".into();
+        let rows = vec![(hostile, BatchCounts::default())];
+        let text = String::from_utf8(ledger_csv(&rows, CsvEncoding::Utf8Bom).unwrap()).unwrap();
+        assert!(text.contains(",'=HYPERLINK(") || text.contains(",\"'=HYPERLINK("), "{text}");
+        let sjis = ledger_csv(&rows, CsvEncoding::Cp932).unwrap();
+        assert!(encoding_rs::SHIFT_JIS.decode(&sjis).0.contains("開く") && !encoding_rs::SHIFT_JIS.decode(&sjis).0.contains('〓'));
+        let mut emoji = batch(4);
+        emoji.note = "😀".into();
+        assert!(ledger_csv(&[(emoji, BatchCounts::default())], CsvEncoding::Cp932).is_err());
     }
 }

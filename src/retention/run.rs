@@ -1515,12 +1515,11 @@ pub fn items_csv(h: &Hozon, actor: &Actor, run_id: &str, enc: crate::capture::ba
     let run = load(h, run_id)?;
     let items: Vec<&Item> = run.items.iter().collect();
     let views = item_views(h, actor, &items)?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header = ["記録ID", "受給者番号", "氏名", "書類", "受付日", "廃棄可能日", "保存期間", "状態", "理由"];
-    w.write_record(header).map_err(|e| Error::Corrupt(format!("csv: {e}")))?;
+    let mut w = crate::csvout::Csv::new();
+    w.row(["記録ID", "受給者番号", "氏名", "書類", "受付日", "廃棄可能日", "保存期間", "状態", "理由"])?;
     for v in &views {
         let (_, label, note) = status_ja(&v.item.status);
-        w.write_record([
+        w.row([
             v.item.id.as_str(),
             &v.recipient_no,
             &v.name,
@@ -1530,17 +1529,11 @@ pub fn items_csv(h: &Hozon, actor: &Actor, run_id: &str, enc: crate::capture::ba
             &v.policy,
             label,
             &note,
-        ])
-        .map_err(|e| Error::Corrupt(format!("csv: {e}")))?;
+        ])?;
     }
-    let utf8 = w.into_inner().map_err(|e| Error::Corrupt(format!("csv: {e}")))?;
+    let bytes = w.finish(enc)?;
     h.store.audit(Event::new(&actor.name, "dispose.list_csv", run_id, "ok"))?;
-    Ok(match enc {
-        crate::capture::batch::CsvEncoding::Utf8Bom => [b"\xEF\xBB\xBF".as_slice(), &utf8].concat(),
-        crate::capture::batch::CsvEncoding::Cp932 => {
-            crate::capture::batch::to_cp932(std::str::from_utf8(&utf8).expect("csv of strings is UTF-8"))
-        }
-    })
+    Ok(bytes)
 }
 
 #[cfg(test)]
