@@ -48,6 +48,8 @@ pub struct Hozon {
     /// holds OCR engines and one decoded page, so this bounds capture's memory however many
     /// uploads and hot-folder files arrive together.
     pub(crate) capture_permits: crate::permits::Permits,
+    /// Serialises two-sheet pairing (see `sheets`).
+    pub(crate) pairing: std::sync::Mutex<()>,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -66,6 +68,7 @@ impl Hozon {
         let applied = std::sync::RwLock::new(std::sync::Arc::new(applied_or_adopt(&store, &policies)?));
         Ok(Hozon {
             capture_permits: crate::permits::Permits::new(config.capture.concurrent_decodes),
+            pairing: std::sync::Mutex::new(()),
             store,
             index,
             tessdata: crate::ocr::default_tessdata(),

@@ -2,6 +2,11 @@
 //! application are stored as two pages; once both are in, their drafts are reconciled field by
 //! field (agreeing readings confirm each other, disagreeing ones are flagged on both and both
 //! carry the better reading), linked to each other, and re-indexed.
+//!
+//! Pairing does not depend on one run seeing both sheets: each stored sheet (or a sheet met
+//! again as a duplicate) is tried against the sheets of its batch still waiting for a partner
+//! (`Store::unpaired_*`), and waits there itself if none matches. So a crash between the two
+//! sheets, or sheets scanned in different runs, still ends paired.
 
 use super::Hozon;
 use crate::audit::Event;
@@ -10,6 +15,30 @@ use crate::error::Result;
 use crate::store::{BlobRole, RecordId};
 
 impl Hozon {
+    /// Pairs a freshly stored (or re-met) sheet with its partner if one is waiting in the same
+    /// batch; otherwise leaves it waiting. Returns the partner's id when paired.
+    pub(crate) fn pair_sheet(&self, rec: &crate::store::Record) -> Result<Option<RecordId>> {
+        let Some(d) = self.draft_of(rec)? else { return Ok(None) };
+        let (Some(sheet @ (1 | 2)), None) = (d.sheet, &d.pair) else { return Ok(None) };
+        let batch = rec.batch.as_deref();
+        // One pairing at a time: two workers storing the two sheets at once must not both
+        // find nothing and both wait.
+        let _one = self.pairing.lock().unwrap_or_else(|p| p.into_inner());
+        for (other, other_sheet) in self.store.unpaired_in(batch)? {
+            if other_sheet == sheet || other == rec.id {
+                continue;
+            }
+            let (first, second) = if sheet == 1 { (&rec.id, &other) } else { (&other, &rec.id) };
+            if self.reconcile_sheets(first, second)? {
+                self.store.unpaired_remove(batch, &other)?;
+                self.store.unpaired_remove(batch, &rec.id)?;
+                return Ok(Some(other));
+            }
+        }
+        self.store.unpaired_put(batch, &rec.id, sheet)?;
+        Ok(None)
+    }
+
     /// Reconciles the drafts of `first` (sheet 1) and `second` (sheet 2) if they are the two
     /// sheets of one application; returns whether they were. Already-paired drafts are left.
     pub fn reconcile_sheets(&self, first: &RecordId, second: &RecordId) -> Result<bool> {
@@ -24,6 +53,9 @@ impl Hozon {
         }
         if !drafts::same_application(&a, &b) {
             return Ok(false);
+        }
+        for r in [&ra, &rb] {
+            self.store.unpaired_remove(r.batch.as_deref(), &r.id)?;
         }
         drafts::reconcile(&mut a, &mut b);
         a.pair = Some(second.as_str().to_owned());

@@ -148,15 +148,18 @@ impl std::fmt::Display for Broken {
 }
 
 /// Checks the whole log: `raw` is every stored (sequence key, sealed bytes) pair in key order,
-/// `head_seq` the chain head recorded in the metadata, `checkpoints` any exported earlier.
-/// Returns the entry count, or the first bad entry.
+/// `head` the chain head recorded in the metadata (its sequence number and hash, both
+/// compared with the last entry), `checkpoints` any exported earlier. The checkpoint entries
+/// inside the log are checked against the entries they name too. Returns the entry count, or
+/// the first bad entry.
 pub fn verify(
     raw: impl IntoIterator<Item = (u64, Vec<u8>)>,
     key: &Key,
-    head_seq: u64,
+    head: &Checkpoint,
     checkpoints: &[Checkpoint],
     base: Option<&Checkpoint>,
 ) -> Result<u64, Broken> {
+    let head_seq = head.seq;
     // After a disposal of entries past their retention, the chain starts at the recorded base.
     let mut prev = base.map_or(GENESIS.to_string(), |b| b.hash.clone());
     let mut expected = base.map_or(1, |b| b.seq + 1);
@@ -178,6 +181,12 @@ pub fn verify(
         if entry_hash(&e) != e.hash {
             return Err(Broken { seq, why: "content does not match its hash".into() });
         }
+        if e.action == "audit.checkpoint" {
+            let named = checkpoints_in(std::slice::from_ref(&e));
+            if !named.first().is_some_and(|c| c.seq + 1 == seq && c.hash == prev) {
+                return Err(Broken { seq, why: "a checkpoint that does not name the entry before it".into() });
+            }
+        }
         if !checkpoints.is_empty() {
             hashes.insert(seq, e.hash.clone());
         }
@@ -189,6 +198,15 @@ pub fn verify(
         return Err(Broken {
             seq: count + 1,
             why: format!("missing: the log ends at {count} but its head says {head_seq} (truncated)"),
+        });
+    }
+    if count > head_seq {
+        return Err(Broken { seq: head_seq + 1, why: format!("entries after the recorded head {head_seq} (appended)") });
+    }
+    if count > 0 && prev != head.hash {
+        return Err(Broken {
+            seq: count,
+            why: "the last entry is not the chain head recorded in the metadata (rewritten)".into(),
         });
     }
     for c in checkpoints {
@@ -215,6 +233,10 @@ pub fn base_at(entries: &[Entry], seq: u64) -> Option<Checkpoint> {
 
 /// Checkpoints recorded in the log, for export.
 pub fn checkpoints(entries: &[Entry]) -> Vec<Checkpoint> {
+    checkpoints_in(entries)
+}
+
+fn checkpoints_in(entries: &[Entry]) -> Vec<Checkpoint> {
     entries
         .iter()
         .filter(|e| e.action == "audit.checkpoint")

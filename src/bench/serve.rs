@@ -20,11 +20,9 @@ pub struct Options {
     pub submissions: usize,
     /// A mailroom user uploads the hostile files (`bench::hostile`) while the others work.
     pub hostile: bool,
+    /// The decoded budget per file in the hostile run (256 MB: seven pages of the bomb).
+    pub hostile_budget_mb: u64,
 }
-
-/// Page limit for the hostile run (the default 1,000 would make the bench OCR a thousand
-/// pages) and the decoded budget per file (seven pages of the bomb).
-const HOSTILE_LIMITS: &str = "[capture]\nmax_pages_per_file = 20\nmax_decoded_mb_per_file = 256\n";
 
 #[derive(Debug, serde::Serialize)]
 pub struct Figures {
@@ -166,7 +164,11 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
     let (hozon, _) = Hozon::init(&data, &data.join("master.key"))?;
     drop(hozon);
     // Loopback load from one address: the per-address login limit would stop the bench itself.
-    let limits = if opts.hostile { HOSTILE_LIMITS } else { "" };
+    // Page limit 20 for the hostile run (the default 1,000 would make the bench OCR a thousand pages).
+    let limits = match opts.hostile {
+        true => format!("[capture]\nmax_pages_per_file = 20\nmax_decoded_mb_per_file = {}\n", opts.hostile_budget_mb),
+        false => String::new(),
+    };
     std::fs::write(
         data.join("config.toml"),
         format!("[security]\nlogin_attempts_per_minute = 1000\nsecure_cookies = false\n{limits}"),
@@ -213,7 +215,7 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
     super::reset_peak_rss();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (samples, logins, after, hostile_batch) = rt.block_on(async {
+    let (samples, logins, after, hostile_batch, hostile_requests) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = crate::web::router(state.clone());
@@ -231,14 +233,16 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         let uploader = hostile.map(|(pw, batch, files)| {
             let mut c = Client { http: http.clone(), base: base.clone(), cookies: Vec::new(), csrf: String::new() };
             tokio::spawn(async move {
-                c.first_login("benchmail", &pw, "bench-mailroom-passphrase").await;
+                // Counted in `requests` (each is audited like any other), not in the errors.
+                let mut sent = c.first_login("benchmail", &pw, "bench-mailroom-passphrase").await.len();
                 let page = format!("/batches/{batch}");
                 for (name, bytes) in &files {
                     c.get(&page).await;
                     let status = c.upload(&format!("{page}/upload"), name, bytes).await;
                     eprintln!("hostile upload {name} ({} bytes): HTTP {status}", bytes.len());
+                    sent += 2;
                 }
-                batch
+                (batch, sent)
             })
         });
         let queries = Arc::new(queries);
@@ -280,8 +284,11 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         // Once every hostile upload has been processed, each user uses the server again.
         let mut after = Vec::new();
         let mut hostile_batch = None;
+        let mut hostile_requests = 0;
         if let Some(u) = uploader {
-            hostile_batch = Some(u.await?);
+            let (batch, sent) = u.await?;
+            hostile_batch = Some(batch);
+            hostile_requests = sent;
             let deadline = Instant::now() + Duration::from_secs(900);
             eprintln!("waiting for the hostile uploads to be processed");
             while state.uploads.lock().expect("lock").values().any(|n| *n > 0) && Instant::now() < deadline {
@@ -292,12 +299,12 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
             }
         }
         server.abort();
-        anyhow::Ok((all, logins, after, hostile_batch))
+        anyhow::Ok((all, logins, after, hostile_batch, hostile_requests))
     })?;
     // Give the last request's audit append (after its response) a moment to land.
     std::thread::sleep(Duration::from_millis(200));
     let audited = state.hozon.store.audit_entries()?.iter().filter(|e| e.action == "http").count() - audited_before;
-    let requests = samples.len() + logins.len() + after.len();
+    let requests = samples.len() + logins.len() + after.len() + hostile_requests;
     let errors = samples.iter().chain(&logins).chain(&after).filter(|s| !s.ok).count();
     let hostile_refused = match &hostile_batch {
         Some(b) => state.hozon.store.batch_counts(b)?.failed as usize,

@@ -343,8 +343,12 @@ fn ingest_page(
 ) -> Result<Outcome> {
     let store = &h.store;
     if let Some(id) = store.dedupe_lookup(&fp)?
-        && store.record(&id)?.is_some_and(|r| r.state == RecordState::Stored)
+        && let Some(r) = store.record(&id)?.filter(|r| r.state == RecordState::Stored)
     {
+        // Met again after a crash that came before its pairing: pair it now.
+        if let Err(e) = h.pair_sheet(&r) {
+            eprintln!("hozon: {file_name}: sheets not paired: {}", crate::error::chain(&e));
+        }
         return Ok(Outcome::Duplicate(id));
     }
     let id = RecordId::from_fingerprint(&fp);
@@ -423,6 +427,13 @@ fn ingest_page(
         Err(why) => ("capture.quarantine", Outcome::Quarantined(id.clone(), why)),
     };
     store.commit_stored(&rec, &fp, Event::new("system", action, id.as_str(), "ok"))?;
+    // The page is stored: a failed pairing costs the pairing (retried when the page or its
+    // partner is met again), never the page.
+    if draft.is_some()
+        && let Err(e) = h.pair_sheet(&rec)
+    {
+        eprintln!("hozon: {file_name}: sheets not paired: {}", crate::error::chain(&e));
+    }
     if let Some(batch) = &opts.batch {
         let counted = match (&outcome, &draft) {
             (Outcome::Quarantined(..), _) => PageOutcome::Failed,

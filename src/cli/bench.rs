@@ -19,6 +19,9 @@ pub enum BenchCommand {
         /// a 30000-px header) as a mailroom user during the load
         #[arg(long)]
         hostile: bool,
+        /// Decoded megabytes allowed per file in the hostile run
+        #[arg(long, default_value_t = 256)]
+        hostile_budget_mb: u64,
     },
     /// Archive search at N synthetic documents: build rate, size, query latency; the same index
     /// unencrypted and SQLite FTS5 (trigram) on the same corpus and queries for comparison
@@ -68,12 +71,13 @@ pub enum BenchCommand {
 
 pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
     match c {
-        BenchCommand::Serve { users, seconds, submissions, hostile } => {
+        BenchCommand::Serve { users, seconds, submissions, hostile, hostile_budget_mb } => {
             let opts = crate::bench::serve::Options {
                 users: *users,
                 seconds: *seconds,
                 submissions: *submissions,
                 hostile: *hostile,
+                hostile_budget_mb: *hostile_budget_mb,
             };
             let f = crate::bench::serve::run(&opts, std::io::stderr().is_terminal())?;
             println!("hozon bench serve — {} users, {} s of load on 127.0.0.1", f.users, f.seconds);

@@ -108,6 +108,9 @@ pub struct Store {
     /// The hold index: `r:<record id>` / `c:<case key>` → active hold ids (JSON list). Read
     /// inside the transaction that shreds keys, so a hold placed at any moment before it wins.
     holds: sled::Tree,
+    /// Sheets of two-sheet forms waiting for their other sheet: `batch \0 record id` → the
+    /// sheet number. Ids and numbers only.
+    unpaired: sled::Tree,
     blobs: blobs::BlobStore,
     /// Epoch and index keys, outside sled (see [`keystore`]).
     keys: keystore::KeyStore,
@@ -199,6 +202,7 @@ impl Store {
             batch_pages: db.open_tree("batch_pages")?,
             queue: db.open_tree("review_queue")?,
             holds: db.open_tree("hold_index")?,
+            unpaired: db.open_tree("unpaired_sheets")?,
             meta,
             db,
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
@@ -413,6 +417,14 @@ impl Store {
     }
 
     /// The chain head recorded in metadata (0 for an empty log).
+    /// The chain head recorded in the metadata (sequence number and hash).
+    pub fn audit_head(&self) -> Result<audit::Checkpoint> {
+        match self.meta.get("audit_head")? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("audit head: {e}"))),
+            None => Ok(audit::Checkpoint { seq: 0, hash: String::new() }),
+        }
+    }
+
     pub fn audit_head_seq(&self) -> Result<u64> {
         #[derive(serde::Deserialize)]
         struct Head {
@@ -429,7 +441,7 @@ impl Store {
     /// Checks the audit chain (see `audit::verify`).
     pub fn verify_audit(&self, checkpoints: &[audit::Checkpoint]) -> Result<Result<u64, audit::Broken>> {
         let base = self.audit_base()?;
-        Ok(audit::verify(self.audit_raw()?, &self.audit_key, self.audit_head_seq()?, checkpoints, base.as_ref()))
+        Ok(audit::verify(self.audit_raw()?, &self.audit_key, &self.audit_head()?, checkpoints, base.as_ref()))
     }
 
     /// Where the chain starts after audit entries past their retention were disposed of.
@@ -1151,6 +1163,32 @@ impl Store {
         Ok(())
     }
 
+    /// Notes `id` (sheet `sheet` of a two-sheet form, in `batch`) as waiting for its other sheet.
+    pub fn unpaired_put(&self, batch: Option<&str>, id: &RecordId, sheet: u8) -> Result<()> {
+        self.unpaired.insert(unpaired_key(batch, id), &[sheet])?;
+        Ok(())
+    }
+
+    pub fn unpaired_remove(&self, batch: Option<&str>, id: &RecordId) -> Result<()> {
+        self.unpaired.remove(unpaired_key(batch, id))?;
+        Ok(())
+    }
+
+    /// The sheets of `batch` waiting for their other sheet, with their sheet numbers.
+    pub fn unpaired_in(&self, batch: Option<&str>) -> Result<Vec<(RecordId, u8)>> {
+        let mut prefix = batch.unwrap_or("").as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.unpaired.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let id = std::str::from_utf8(&k[prefix.len()..]).ok().and_then(RecordId::parse);
+            if let (Some(id), Some(sheet)) = (id, v.first()) {
+                out.push((id, *sheet));
+            }
+        }
+        Ok(out)
+    }
+
     /// How many pages of `batch` ended each way.
     pub fn batch_counts(&self, batch: &str) -> Result<BatchCounts> {
         let mut prefix = batch.as_bytes().to_vec();
@@ -1379,6 +1417,13 @@ fn open_master_key(key_file: &Path, check: &[u8]) -> Result<MasterKey> {
 
 #[cfg(test)]
 mod tests;
+
+fn unpaired_key(batch: Option<&str>, id: &RecordId) -> Vec<u8> {
+    let mut key = batch.unwrap_or("").as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(id.as_str().as_bytes());
+    key
+}
 
 fn queue_key(rec: &Record) -> Vec<u8> {
     let ns = rec.received_at.timestamp_nanos_opt().unwrap_or(i64::MAX);

@@ -24,6 +24,29 @@ fn bench_serve_prints_figures_and_audits_every_request() {
     assert_eq!(f["audited"], f["requests"]);
 }
 
+/// The hostile files uploaded during the load, the server under an address-space limit: the
+/// normal users see no error during or after, memory stays within budget, every hostile file
+/// is refused or quarantined.
+#[test]
+fn bench_serve_hostile_keeps_the_server_up_within_its_memory_budget() {
+    let out = Command::new("prlimit")
+        .arg(format!("--as={}", 3u64 << 30))
+        .arg(hozon_bin())
+        .args(["bench", "serve", "--users", "2", "--seconds", "1", "--submissions", "1", "--hostile"])
+        .args(["--hostile-budget-mb", "80"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let f: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(f["errors"], 0, "{f}");
+    assert_eq!((f["after_requests"].as_u64(), f["after_errors"].as_u64()), (Some(2), Some(0)), "{f}");
+    assert!(f["peak_rss_mb"].as_f64().unwrap() < 1024.0, "{f}");
+    // 118 pages of the bomb past its budget, 5 past the page limit, 3 bad images, and the two
+    // kept files sealed as quarantined records.
+    assert!(f["hostile_refused"].as_u64().unwrap() >= 118 + 5 + 3, "{f}");
+}
+
 #[test]
 fn bench_dispose_destroys_everything_and_names_its_certificate() {
     let out = Command::new(hozon_bin()).args(["bench", "dispose", "--records", "3000"]).output().unwrap();

@@ -1,4 +1,5 @@
-//! Kill the ingest process mid-batch, run it again: every page stored exactly once.
+//! Kill the ingest process mid-batch, run it again: every page stored exactly once, and every
+//! application's two sheets paired.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,6 +57,17 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
         let text = h.page_text(&hozon::auth::Actor::system(), &rec.id).unwrap();
         assert!(!text.is_empty());
     }
+    // Every application's two sheets end paired, whichever run stored each (finding 9: a
+    // kill between the sheets used to leave them unpaired for good).
+    let sheets_1 = synth().truth.iter().filter(|t| t["sheet"].as_u64() == Some(1)).count();
+    let system = hozon::auth::Actor::system();
+    let paired = records
+        .iter()
+        .filter_map(|r| h.draft(&system, &r.id).unwrap())
+        .filter(|d| d.sheet == Some(1) && d.pair.is_some())
+        .count();
+    assert!(sheets_1 > 0);
+    assert_eq!(paired, sheets_1, "every sheet 1 paired with its sheet 2");
     // Nothing orphaned remains after a gc (once the crash's leftovers are older than the
     // grace period that protects writers' fresh blobs), and a third run is a no-op.
     assert_eq!(h.store.gc_orphans().unwrap(), 0, "fresh blobs are never collected");
