@@ -104,6 +104,12 @@ pub async fn login(
     }
 }
 
+/// Renews the session (any request does) and says how long it now has: the expiry warning's
+/// 延長 button.
+pub async fn ping(Extension(ctx): Extension<Ctx>) -> Response {
+    axum::Json(serde_json::json!({ "left_s": ctx.session_left_s })).into_response()
+}
+
 pub async fn logout(State(state): State<Arc<AppState>>, Extension(ctx): Extension<Ctx>) -> Response {
     state.sessions.remove(&ctx.token);
     let clear = session::set_cookie(session::COOKIE, "", Some(0), state.hozon.config.security.secure_cookies);

@@ -48,6 +48,8 @@ pub struct Ctx {
     pub csrf: String,
     pub token: String,
     pub session: Session,
+    /// Seconds the session has left without activity (idle timeout or lifetime, the sooner).
+    pub session_left_s: u64,
 }
 
 fn deny(req_method: &Method, to: &str, status: StatusCode) -> Response {
@@ -116,7 +118,9 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
                 WebError::Csrf.into_response()
             } else {
                 if let (Some(s), Some(a), Some(t)) = (session.clone(), actor.clone(), token.clone()) {
-                    req.extensions_mut().insert(Ctx { actor: a, csrf: s.csrf.clone(), token: t, session: s });
+                    let session_left_s = s.remaining(state.sessions.idle, state.sessions.absolute);
+                    let csrf = s.csrf.clone();
+                    req.extensions_mut().insert(Ctx { actor: a, csrf, token: t, session: s, session_left_s });
                 }
                 next.run(req).await
             }

@@ -35,7 +35,7 @@ pub use guard::Rule;
 
 pub struct AppState {
     pub hozon: Hozon,
-    sessions: session::Sessions,
+    pub(crate) sessions: session::Sessions,
     limiter: session::LoginLimiter,
     /// The hot folder root the server watches, if any (see `capture::hotfolder`).
     pub hot_folder: Option<std::path::PathBuf>,
@@ -78,6 +78,8 @@ pub struct Nav {
     pub can_capture: bool,
     pub can_review: bool,
     pub can_cases: bool,
+    /// Seconds until the session ends if the user does nothing (for the expiry warning).
+    pub session_left_s: u64,
 }
 
 impl Nav {
@@ -91,6 +93,7 @@ impl Nav {
             can_capture: ctx.actor.rights.allows(Function::Capture, Level::View),
             can_review: ctx.actor.rights.allows(Function::Review, Level::View),
             can_cases: ctx.actor.rights.allows(Function::Cases, Level::View),
+            session_left_s: ctx.session_left_s,
         }
     }
 }
@@ -163,6 +166,8 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::GET, "/", LoggedIn, get(|| async { Redirect::to("/search") })),
         r(Method::GET, "/static/style.css", Public, get(style)),
         r(Method::GET, "/static/search.js", Public, script(include_str!("../../static/search.js"))),
+        r(Method::GET, "/static/session.js", Public, script(include_str!("../../static/session.js"))),
+        r(Method::GET, "/account/ping", Account, get(account::ping)),
         r(Method::GET, "/login", Public, get(account::login_form)),
         r(Method::POST, "/login", Public, post(account::login)),
         r(Method::POST, "/logout", Account, post(account::logout)),

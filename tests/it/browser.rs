@@ -120,3 +120,20 @@ fn reviewer_verifies_a_form_with_the_keyboard_only() {
     let c = review.corrections.iter().find(|c| c.field == "my_number").unwrap();
     assert_eq!((c.old.as_str(), c.new.as_str()), (read.as_str(), paper.as_str()));
 }
+
+/// The session expiry warning (issue: sessions): shown before the idle timeout, it keeps the
+/// review screen's input and 延長 renews the session.
+#[test]
+fn the_expiry_warning_keeps_the_review_input_and_extends_the_session() {
+    browser_dir();
+    let env = TestEnv::new();
+    env.configure("[security]\nsession_idle_minutes = 1\nsecure_cookies = false\n");
+    let h = env.open();
+    env.ingest_first(&h, 1);
+    let password = env.add_user(&h, "rev03", Role::Reviewer);
+    let (id, _) = crate::util::synth_page(&h, 0);
+    drop(h);
+    let (server, base) = serve(&env);
+    node("session.mjs", &[&base, "rev03", &password, id.as_str()]);
+    drop(server);
+}
