@@ -1,8 +1,11 @@
 //! Bounded mutation fuzzing of every parser of outside input. cargo-fuzz needs a nightly
 //! toolchain, which this machine image cannot install, so these run on stable: seeded random
 //! mutations of valid inputs, a fixed number of iterations in `make test` (raise it with
-//! HOZON_FUZZ_ITERS for a long run). Each parser must return a value or an error, never panic,
-//! and the web layer must never answer 500.
+//! HOZON_FUZZ_ITERS for a long run — the nightly-length run in README). Each parser must
+//! return a value or an error, never panic, and the web layer must never answer 500.
+//!
+//! Seeds come from `tests/fuzz-corpus/<target>/` (kept in the repository: add any input that
+//! once broke a parser there) plus inputs made on the spot.
 
 use hozon::app::SearchOptions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -61,6 +64,98 @@ fn upload_decoding_never_panics() {
         let input = mutate(&mut rng, &seeds[i % seeds.len()]);
         let r = catch_unwind(AssertUnwindSafe(|| hozon::capture::decode_page(&input).map(|_| ())));
         assert!(r.is_ok(), "decode_page panicked on {}", hex::encode(&input));
+    }
+}
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x != "md"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds no seeds", dir.display());
+    files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// Writes the generated seeds of the page reader's corpus (run by hand after changing them:
+/// `cargo test --test it write_page_corpus -- --ignored`).
+#[test]
+#[ignore]
+fn write_page_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in hozon::bench::hostile::files(3) {
+        let bytes = if name == "bomb.tif" { hozon::bench::hostile::tiff_bomb(4, 64) } else { bytes };
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// The multi-page reader (TIFF, PDF, single images) under small limits, every page asked for.
+#[test]
+fn page_reading_never_panics() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+    let mut seeds = corpus("pages");
+    seeds.extend(small_images());
+    let limits = hozon::config::Capture { max_pages_per_file: 8, max_decoded_mb_per_file: 4, ..Default::default() };
+    for i in 0..iterations(3000) {
+        let input = mutate(&mut rng, &seeds[i % seeds.len()]);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(mut pages) = hozon::capture::Pages::open(&input, &limits) {
+                while let Some(p) = pages.next_page() {
+                    let _ = p.map(|p| p.gray.len());
+                }
+            }
+        }));
+        assert!(r.is_ok(), "the page reader panicked on {}", hex::encode(&input));
+    }
+}
+
+/// Case register files (the CSV import shared with the API): decoding and parsing.
+#[test]
+fn case_csv_import_never_panics() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let seeds = corpus("cases");
+    let mapping = hozon::cases::import::Mapping::parse(hozon::cases::import::DEFAULT_MAPPING).unwrap();
+    for i in 0..iterations(3000) {
+        let input = mutate(&mut rng, &seeds[i % seeds.len()]);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(text) = hozon::cases::import::decode(&input) {
+                let _ = hozon::cases::import::parse(&text, &mapping);
+            }
+        }));
+        assert!(r.is_ok(), "the case import panicked on {}", hex::encode(&input));
+    }
+}
+
+/// Upload bodies (multipart): never a 500, whatever arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_never_answer_500() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let op = hozon::auth::Actor::operator("fuzz");
+    let new = hozon::capture::batch::NewBatch {
+        municipality: "新宿区".into(),
+        received_on: hozon::jp::today().to_string(),
+        channel: "交換便".into(),
+        expected_pages: "1".into(),
+        note: String::new(),
+    };
+    let batch = h.create_batch(&op, &new).unwrap().id;
+    let temp = env.add_user(&h, "mail01", hozon::auth::Role::Mailroom);
+    let mut b = Browser::new(hozon::web::router(hozon::web::AppState::new(h)));
+    b.login("mail01", &temp, "a-long-new-passphrase-1").await;
+    b.get(&format!("/batches/{batch}")).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let boundary = "fuzz-boundary";
+    let seed = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--{boundary}--\r\n"
+    );
+    for _ in 0..iterations(300) {
+        let body = mutate(&mut rng, seed.as_bytes());
+        let p = b.post_body(&format!("/batches/{batch}/upload"), &format!("multipart/form-data; boundary={boundary}"), body.clone()).await;
+        assert!(!p.status.is_server_error(), "{} on {}", p.status, String::from_utf8_lossy(&body));
     }
 }
 

@@ -195,6 +195,14 @@ impl Browser {
         self.send(req, axum::body::Body::from(body)).await
     }
 
+    /// Posts a raw body with a content type, the CSRF token in the header.
+    pub async fn post_body(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Page {
+        let req = axum::http::Request::post(path)
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .header("x-csrf-token", self.csrf.clone().unwrap_or_default());
+        self.send(req, axum::body::Body::from(body)).await
+    }
+
     pub fn has_session(&self) -> bool {
         self.cookies.contains_key("hozon_session")
     }
