@@ -246,15 +246,7 @@ impl Hozon {
         let mut w = crate::csvout::Csv::new();
         w.row(["seq", "at", "actor", "action", "target", "outcome", "hash"])?;
         for e in self.store.audit_entries()?.iter().filter(|e| filter.matches(e)) {
-            w.row([
-                &e.seq.to_string(),
-                &e.at.to_rfc3339(),
-                &e.actor,
-                &e.action,
-                &e.target,
-                &e.outcome,
-                &e.hash,
-            ])?;
+            w.row([&e.seq.to_string(), &e.at.to_rfc3339(), &e.actor, &e.action, &e.target, &e.outcome, &e.hash])?;
         }
         self.store.audit(Event::new(&actor.name, "audit.export", "csv", "ok"))?;
         Ok(w.finish(crate::csvout::Encoding::Utf8Bom)?)

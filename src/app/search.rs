@@ -144,8 +144,10 @@ impl Hozon {
         if suspended {
             return Err(not_found());
         }
-        let draft_number =
-            draft.as_ref().and_then(|d| d.field("my_number")).is_some_and(|f| crate::jp::my_number_valid(f.value_or_raw()));
+        let draft_number = draft
+            .as_ref()
+            .and_then(|d| d.field("my_number"))
+            .is_some_and(|f| crate::jp::my_number_valid(f.value_or_raw()));
         let shows_my_number = rec.class == "my_number_form" || !text_numbers.is_empty() || draft_number;
         if shows_my_number && !actor.rights.my_number && !masked_ok {
             return Err(not_found());

@@ -201,7 +201,10 @@ pub fn verify(
         });
     }
     if count > head_seq {
-        return Err(Broken { seq: head_seq + 1, why: format!("entries after the recorded head {head_seq} (appended)") });
+        return Err(Broken {
+            seq: head_seq + 1,
+            why: format!("entries after the recorded head {head_seq} (appended)"),
+        });
     }
     if count > 0 && prev != head.hash {
         return Err(Broken {

@@ -138,7 +138,11 @@ fn a_disposed_prefix_verifies_from_its_base_and_nothing_else_does() {
     let rest: Vec<_> = l.raw().into_iter().skip(4).collect();
     let head = l.head();
     assert_eq!(verify(rest.clone(), &l.key, &head, &[], Some(&base)), Ok(10));
-    assert_eq!(verify(rest.clone(), &l.key, &head, &[], None).unwrap_err().seq, 1, "without the base it is a truncation");
+    assert_eq!(
+        verify(rest.clone(), &l.key, &head, &[], None).unwrap_err().seq,
+        1,
+        "without the base it is a truncation"
+    );
     let wrong = Checkpoint { seq: 4, hash: "0".repeat(64) };
     assert_eq!(verify(rest, &l.key, &head, &[], Some(&wrong)).unwrap_err().seq, 5);
 }

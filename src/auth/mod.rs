@@ -462,7 +462,7 @@ pub fn session_actor(store: &Store, name: &str, generation: u64, now: DateTime<U
     let Some(rec) = load(store, name)? else { return Ok(None) };
     let live = rec.generation == generation
         && !rec.locked
-        && !rec.locked_until.is_some_and(|until| now < until)
+        && rec.locked_until.is_none_or(|until| now >= until)
         && crate::jp::date_of(now) <= rec.expires_on;
     Ok(live.then(|| rec.actor()))
 }
@@ -603,7 +603,8 @@ fn recovery_index(store: &Store, rec: &UserRecord, code: &str) -> Option<usize> 
 /// Issues ten new recovery codes for `name` (the old ones stop working) and returns them to
 /// hand over once; stored only as keyed hashes.
 pub fn issue_recovery_codes(store: &Store, by: &Actor, name: &str) -> Result<Vec<String>, Error> {
-    let codes: Vec<String> = (0..10).map(|_| generate_password().split('-').take(2).collect::<Vec<_>>().join("-")).collect();
+    let codes: Vec<String> =
+        (0..10).map(|_| generate_password().split('-').take(2).collect::<Vec<_>>().join("-")).collect();
     let hashes = codes.iter().map(|c| recovery_hash(store, name, c)).collect();
     update(store, by, name, "user.recovery_codes", |r| r.recovery_codes = hashes)?;
     Ok(codes)

@@ -130,7 +130,8 @@ fn totp_codes_work_once_wrong_ones_are_limited_and_recovery_codes_replace_a_lost
     let right = totp::code_at(&secret, later);
     assert!(matches!(check_totp(&store, &policy, &admin, &right, later), Err(Error::TooManyCodes(_))));
     assert!(check_totp(&store, &policy, &admin, &totp::code_at(&secret, later + 90), later + 90).is_ok());
-    let denied = store.audit_entries().unwrap().iter().filter(|e| e.action == "totp.check" && e.outcome != "ok").count();
+    let denied =
+        store.audit_entries().unwrap().iter().filter(|e| e.action == "totp.check" && e.outcome != "ok").count();
     assert!(denied >= 9, "every failure is audited: {denied}");
     // Lost phone: the security officer issues recovery codes; one works once, and the old
     // enrolment is gone so a new device is enrolled next.

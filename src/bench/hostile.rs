@@ -57,7 +57,8 @@ pub fn many_pages(pages: usize) -> Vec<u8> {
 }
 
 fn encoded(format: image::ImageFormat) -> Vec<u8> {
-    let img = image::GrayImage::from_fn(600, 400, |x, y| image::Luma([if (x / 20 + y / 20) % 2 == 0 { 30 } else { 230 }]));
+    let img =
+        image::GrayImage::from_fn(600, 400, |x, y| image::Luma([if (x / 20 + y / 20) % 2 == 0 { 30 } else { 230 }]));
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), format).expect("encode");
     out

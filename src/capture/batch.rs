@@ -355,7 +355,10 @@ mod tests {
         let text = String::from_utf8(ledger_csv(&rows, CsvEncoding::Utf8Bom).unwrap()).unwrap();
         assert!(text.contains(",'=HYPERLINK(") || text.contains(",\"'=HYPERLINK("), "{text}");
         let sjis = ledger_csv(&rows, CsvEncoding::Cp932).unwrap();
-        assert!(encoding_rs::SHIFT_JIS.decode(&sjis).0.contains("開く") && !encoding_rs::SHIFT_JIS.decode(&sjis).0.contains('〓'));
+        assert!(
+            encoding_rs::SHIFT_JIS.decode(&sjis).0.contains("開く")
+                && !encoding_rs::SHIFT_JIS.decode(&sjis).0.contains('〓')
+        );
         let mut emoji = batch(4);
         emoji.note = "😀".into();
         assert!(ledger_csv(&[(emoji, BatchCounts::default())], CsvEncoding::Cp932).is_err());

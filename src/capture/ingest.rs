@@ -181,7 +181,10 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
                                 .cloned()
                                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                                 .unwrap_or_default();
-                            vec![(path.clone(), Outcome::Failed(format!("内部エラーで読めませんでした (internal error: {why})")))]
+                            vec![(
+                                path.clone(),
+                                Outcome::Failed(format!("内部エラーで読めませんでした (internal error: {why})")),
+                            )]
                         }
                     };
                     for (path, outcome) in &outcomes {

@@ -43,7 +43,9 @@ pub enum Rejection {
     Trailing(String),
     #[error("{page} ページ目: 画素数が上限を超えています ({width}×{height} px, limit {limit} px)")]
     PageTooLarge { page: usize, width: u32, height: u32, limit: u64 },
-    #[error("ページ数が上限を超えています ({found} ページ以上, limit {limit}): {from} ページ目以降を受け付けませんでした")]
+    #[error(
+        "ページ数が上限を超えています ({found} ページ以上, limit {limit}): {from} ページ目以降を受け付けませんでした"
+    )]
     TooManyPages { found: usize, limit: usize, from: usize },
     #[error("展開後の合計サイズが上限 {limit_mb} MB を超えるため、{from} ページ目以降を受け付けませんでした")]
     OverBudget { limit_mb: u64, from: usize },

@@ -23,7 +23,7 @@ enum Kind<'a> {
     /// PNG or JPEG (or what claims to be): stored as the original bytes once decoded.
     Single,
     Tiff(Box<tiff::decoder::Decoder<Cursor<&'a [u8]>>>),
-    Pdf(PdfPages),
+    Pdf(Box<PdfPages>),
 }
 
 pub struct Pages<'a> {
@@ -53,7 +53,7 @@ impl<'a> Pages<'a> {
         let (kind, found) = if super::pdf::is_pdf(bytes) {
             let pdf = PdfPages::open(bytes)?;
             let n = pdf.len();
-            (Kind::Pdf(pdf), n)
+            (Kind::Pdf(Box::new(pdf)), n)
         } else if image::guess_format(bytes).ok() == Some(ImageFormat::Tiff) {
             let n = tiff_count(bytes)?;
             let d = tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(tiff_corrupt(1))?;

@@ -35,6 +35,10 @@ impl PdfPages {
         self.pages.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
     /// Page `i` (0-based): its largest image's size, then the decoded page if `admit` lets the
     /// size through (the caller's limits), all before any pixel memory is allocated.
     pub fn page(

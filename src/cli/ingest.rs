@@ -44,7 +44,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         print_batch(&hozon, b)?;
     }
     // Like ripgrep: the batch finishes, and the exit status says whether anything went wrong.
-    Ok(if report.quarantined() + report.failed() + report.refused() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.quarantined() + report.failed() + report.refused() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// One line per batch: its counts against the expected pages, a mismatch flagged.

@@ -1519,17 +1519,7 @@ pub fn items_csv(h: &Hozon, actor: &Actor, run_id: &str, enc: crate::capture::ba
     w.row(["記録ID", "受給者番号", "氏名", "書類", "受付日", "廃棄可能日", "保存期間", "状態", "理由"])?;
     for v in &views {
         let (_, label, note) = status_ja(&v.item.status);
-        w.row([
-            v.item.id.as_str(),
-            &v.recipient_no,
-            &v.name,
-            &v.form,
-            &v.received,
-            &v.due,
-            &v.policy,
-            label,
-            &note,
-        ])?;
+        w.row([v.item.id.as_str(), &v.recipient_no, &v.name, &v.form, &v.received, &v.due, &v.policy, label, &note])?;
     }
     let bytes = w.finish(enc)?;
     h.store.audit(Event::new(&actor.name, "dispose.list_csv", run_id, "ok"))?;

@@ -74,8 +74,12 @@ pub async fn login(
             let token = state.sessions.create(actor, must_change_password, pending, totp_enrolled, generation);
             let sec = &state.hozon.config.security;
             // The cookie lives as long as the session may (the server ends idle ones sooner).
-            let cookie =
-                session::set_cookie(session::COOKIE, &token, Some(sec.session_absolute_hours * 3600), sec.secure_cookies);
+            let cookie = session::set_cookie(
+                session::COOKIE,
+                &token,
+                Some(sec.session_absolute_hours * 3600),
+                sec.secure_cookies,
+            );
             let to = if pending {
                 "/account/totp"
             } else if must_change_password {
@@ -253,7 +257,9 @@ pub async fn totp_check(
     let result = blocking(&state, move |h| {
         let sec = &h.config.security;
         Ok(match &enrolling {
-            Some(secret) => auth::confirm_totp(&h.store, sec, &actor, secret, &code, now).map(|_| SecondFactor::Code)?,
+            Some(secret) => {
+                auth::confirm_totp(&h.store, sec, &actor, secret, &code, now).map(|_| SecondFactor::Code)?
+            }
             None => auth::check_totp(&h.store, sec, &actor, &code, now)?,
         })
     })

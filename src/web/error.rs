@@ -61,9 +61,7 @@ impl From<crate::auth::Error> for WebError {
                 WebError::BadRequest(format!("パスワードは{n}文字以上で、ユーザーIDを含まないものにしてください。"))
             }
             A::SamePassword => WebError::BadRequest("新しいパスワードは現在のものと別にしてください。".into()),
-            A::BadCode => {
-                WebError::BadRequest("確認コードが正しくないか、期限切れか、既に使用されたものです。".into())
-            }
+            A::BadCode => WebError::BadRequest("確認コードが正しくないか、期限切れか、既に使用されたものです。".into()),
             A::TooManyCodes(until) => WebError::BadRequest(format!(
                 "確認コードの誤りが続いたため、{} まで入力を受け付けません。",
                 until.with_timezone(&crate::jp::jst()).format("%H:%M")

@@ -154,7 +154,13 @@ async fn multipart_uploads_never_answer_500() {
     );
     for _ in 0..iterations(300) {
         let body = mutate(&mut rng, seed.as_bytes());
-        let p = b.post_body(&format!("/batches/{batch}/upload"), &format!("multipart/form-data; boundary={boundary}"), body.clone()).await;
+        let p = b
+            .post_body(
+                &format!("/batches/{batch}/upload"),
+                &format!("multipart/form-data; boundary={boundary}"),
+                body.clone(),
+            )
+            .await;
         assert!(!p.status.is_server_error(), "{} on {}", p.status, String::from_utf8_lossy(&body));
     }
 }

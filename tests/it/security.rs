@@ -83,7 +83,8 @@ fn a_my_number_on_an_unclassified_page_needs_the_right() {
     let h = env.open();
     let fonts = hozon::synth::render::Fonts::load().unwrap();
     let mut img = image::GrayImage::from_pixel(1654, 1169, image::Luma([255]));
-    for (i, line) in ["通知カード 写し", "個人番号 1234 5678 9018", "氏名 山田 太郎"].iter().enumerate() {
+    for (i, line) in ["通知カード 写し", "個人番号 1234 5678 9018", "氏名 山田 太郎"].iter().enumerate()
+    {
         draw_text_mut(&mut img, image::Luma([0]), 120, 200 + i as i32 * 180, 90.0, &fonts.gothic, line);
     }
     let inbox = env.tmp.path().join("card");
@@ -155,8 +156,8 @@ fn limits_refuse_pages_by_number_and_keep_the_file() {
     // Uploads held in memory: the bomb is read two 36 MB pages in (80 MB budget), the rest
     // refused and the whole file sealed as one quarantined record; a cut JPEG and a PNG with a
     // ZIP behind it are quarantined with their reasons; a good page in the same run is stored.
-    let good = std::fs::read(crate::util::synth().path.join(crate::util::synth().truth[3]["file"].as_str().unwrap()))
-        .unwrap();
+    let good =
+        std::fs::read(crate::util::synth().path.join(crate::util::synth().truth[3]["file"].as_str().unwrap())).unwrap();
     let mut sources: Vec<Source> = hozon::bench::hostile::files(10)
         .into_iter()
         .filter(|(n, _)| n != "many.tif")
@@ -173,8 +174,19 @@ fn limits_refuse_pages_by_number_and_keep_the_file() {
             .collect::<Vec<_>>()
             .join(" | ")
     };
-    assert!(line("bomb.tif#3-120").contains("OverBudget") || line("bomb.tif#3-120").contains("80 MB"), "{}", line("bomb"));
-    assert_eq!(report.files.iter().filter(|(p, o)| p.to_string_lossy().starts_with("bomb") && matches!(o, Outcome::Stored(_))).count(), 2);
+    assert!(
+        line("bomb.tif#3-120").contains("OverBudget") || line("bomb.tif#3-120").contains("80 MB"),
+        "{}",
+        line("bomb")
+    );
+    assert_eq!(
+        report
+            .files
+            .iter()
+            .filter(|(p, o)| p.to_string_lossy().starts_with("bomb") && matches!(o, Outcome::Stored(_)))
+            .count(),
+        2
+    );
     assert!(line("cut.jpg").contains("Quarantined"), "{}", line("cut.jpg"));
     assert!(line("zip.png").contains("Trailing"), "{}", line("zip.png"));
     assert!(line("huge.png").contains("TooLarge"), "{}", line("huge.png"));
@@ -183,7 +195,9 @@ fn limits_refuse_pages_by_number_and_keep_the_file() {
         .store
         .records()
         .map(Result::unwrap)
-        .filter(|r| matches!(&r.kind, hozon::store::RecordKind::Quarantined { reason } if reason.contains("ファイル全体")))
+        .filter(
+            |r| matches!(&r.kind, hozon::store::RecordKind::Quarantined { reason } if reason.contains("ファイル全体")),
+        )
         .count();
     assert_eq!(quarantined_bomb, 1, "the bomb itself is kept, sealed");
 }

@@ -169,7 +169,7 @@ async fn login_attempts_are_rate_limited_and_accounts_lock_for_a_while_without_t
 /// The login page's error message (the page differs only in its one-time form token).
 fn message_of(body: &str) -> String {
     let i = body.find("class=\"error\"").unwrap_or_else(|| panic!("no error on the page: {body}"));
-    body[i..].split('<').nth(0).unwrap().to_owned()
+    body[i..].split('<').next().unwrap().to_owned()
 }
 
 /// Finding 4: rights are re-read on every request; a reset password or removed rights end the
