@@ -9,12 +9,14 @@
 //! Windows does; a character CP932 still lacks is refused by name (line and character), never
 //! written as `〓`.
 
-/// A cell as a spreadsheet will take it: text, never a formula.
+/// A cell as a spreadsheet will take it: text, never a formula. Leading spaces (half or full
+/// width) and line breaks are looked through, and the full-width ＝＋－＠ count too (Japanese
+/// Excel takes them as the ASCII ones).
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
+    let first = cell.chars().find(|c| !matches!(c, ' ' | '\u{3000}' | '\n'));
+    let starts_like_formula = matches!(cell.chars().next(), Some('\t' | '\r'))
+        || matches!(first, Some('=' | '+' | '-' | '@' | '＝' | '＋' | '－' | '＠'));
+    if starts_like_formula { format!("'{cell}").into() } else { cell.into() }
 }
 
 /// Builds a CSV whose every cell is neutralised.
@@ -113,6 +115,9 @@ mod tests {
         assert!(text.starts_with('\u{feff}'));
         let line = text.trim_start_matches('\u{feff}').trim_end();
         assert_eq!(line, "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+81,'-1,'@SUM(A1),'\tx,安全,a=b");
+        for sneaky in ["  =1+1", "\u{3000}=1", "＝SUM(A1)", "＋81", "\n=cmd"] {
+            assert!(neutralise(sneaky).starts_with('\''), "{sneaky:?}");
+        }
     }
 
     #[test]

@@ -75,10 +75,15 @@ impl Hozon {
     /// The case page's data, audited as a view.
     pub fn case_file(&self, actor: &Actor, key: &str) -> Result<CaseFile> {
         let (case, suspended) = self.visible_case(actor, key)?;
+        let hidden = self.hidden_markers(actor)?;
         let mut pages = Vec::new();
         for id in self.case_page_ids(key)? {
             let Some(rec) = self.store.record(&id)? else { continue };
             if rec.state != RecordState::Stored {
+                continue;
+            }
+            // A page that is a suspended person's (a namesake's case, say) stays hidden here too.
+            if self.suspended_for(&rec, &hidden)? {
                 continue;
             }
             let draft = self.draft_of(&rec)?;
@@ -210,14 +215,17 @@ impl Hozon {
             return Err(review::ReviewError::Refused("パスワードは12文字以上にしてください".into()).into());
         }
         let file = self.case_file(actor, key)?;
-        // The package holds the scans and values as they are: a My Number form only for an
-        // officer with the My Number right.
-        if !actor.rights.my_number && file.pages.iter().any(|p| p.form == "my_number_form") {
-            return Err(crate::auth::Error::Forbidden(format!(
-                "{} needs my_number to export a My Number form",
-                actor.name
-            ))
-            .into());
+        // The package holds the scans and values as they are: every page must pass the page
+        // check as it is (a page showing a My Number only for an officer with that right).
+        for p in &file.pages {
+            let Some(rec) = self.store.record(&p.id)? else { continue };
+            if self.check_page_access(actor, &rec, false).is_err() {
+                return Err(crate::auth::Error::Forbidden(format!(
+                    "{} needs my_number to export a page showing a My Number",
+                    actor.name
+                ))
+                .into());
+            }
         }
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut zip = zip::ZipWriter::new(&mut buf);

@@ -98,7 +98,8 @@ impl Hozon {
                 out.push(self.store.lookup_hash("person_name_birth", &format!("{name}\u{0}{birth}")));
             }
         }
-        out.extend(my_numbers.iter().map(|n| self.store.lookup_hash("person_my_number", n)));
+        // The same keyed hash the case register uses for its My Number lookups (`case_mn`).
+        out.extend(my_numbers.iter().map(|n| self.my_number_key(n)));
         out
     }
 
@@ -111,8 +112,10 @@ impl Hozon {
         let mut numbers = text_numbers.to_vec();
         numbers.extend(value("my_number").filter(|n| crate::jp::my_number_valid(n)));
         let case_no = draft.and_then(|d| d.case.as_ref()).map(|c| c.recipient_no.clone());
+        // Name and birth date only speak for a page not linked yet: once linked, the link says
+        // whose it is (a namesake born the same day is someone else).
         let (name, birth) = (value("name"), value("birth_date"));
-        let name_birth = name.as_deref().zip(birth.as_deref());
+        let name_birth = name.as_deref().zip(birth.as_deref()).filter(|_| case_no.is_none());
         self.person_markers(case_no.as_deref(), name_birth, &numbers)
     }
 
@@ -265,7 +268,25 @@ impl Hozon {
             }
         }
         let birth = c.birth_date.to_string();
-        Ok(self.person_markers(Some(case_no), Some((&c.name, &birth)), &numbers))
+        // Name and birth date mark the person only if no other case has both (a namesake
+        // born the same day would otherwise vanish from the reviewers' work with them).
+        let fold = |n: &str| crate::index::normalise(n).chars().filter(|ch| !ch.is_whitespace()).collect::<String>();
+        let mut namesake = false;
+        let block = format!("{}/{}", super::cases::BY_BIRTH, self.birth_block(c.birth_date));
+        for (other, _) in self.store.docs(&block)? {
+            if other != key && self.load_case(&other)?.is_some_and(|o| fold(&o.current.name) == fold(&c.name)) {
+                namesake = true;
+            }
+        }
+        let name_birth = (!namesake).then_some((c.name.as_str(), birth.as_str()));
+        let mut markers = self.person_markers(Some(case_no), name_birth, &numbers);
+        // The register's own My Number (kept only as its lookup hash) marks the person too.
+        for (mn_key, case) in self.store.docs(crate::app::cases::BY_MY_NUMBER)? {
+            if case == key.as_bytes() {
+                markers.push(mn_key);
+            }
+        }
+        Ok(markers)
     }
 
     /// Lifts a suspension; false if the person was not suspended. Needs cases=update, or the

@@ -113,9 +113,14 @@ pub struct UserRecord {
     pub failed_logins: u32,
     /// Locked by hand (older stores; cleared by unlock). Failures only lock until `locked_until`.
     pub locked: bool,
-    /// Temporary lockout after too many failed logins; doubles with each further failure.
+    /// Temporary lockout after too many failed logins (older stores; new locks are per
+    /// client address, in `lockouts`).
     #[serde(default)]
     pub locked_until: Option<DateTime<Utc>>,
+    /// Failed logins per client address: a lock holds for the address the failures came from,
+    /// so nobody locks the real user out from elsewhere (and the audit log shows who tried).
+    #[serde(default)]
+    lockouts: Vec<AddressLock>,
     /// Last day the account may log in (a fiscal-year end).
     pub expires_on: NaiveDate,
     #[serde(default, with = "opt_hex")]
@@ -152,6 +157,39 @@ impl UserRecord {
     fn actor(&self) -> Actor {
         Actor { name: self.name.clone(), role: Some(self.role), rights: self.rights.clone(), second_factor: false }
     }
+}
+
+/// Failed logins from one client address and the lock they earned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AddressLock {
+    from: String,
+    failures: u32,
+    until: Option<DateTime<Utc>>,
+    last: DateTime<Utc>,
+}
+
+/// Addresses remembered per account (the oldest are forgotten first).
+const MAX_ADDRESS_LOCKS: usize = 32;
+
+/// Every read-modify-write of a user record holds this, so a login's failure count, a code's
+/// step and an administrator's change never overwrite one another (sled's lock keeps other
+/// processes out of the data directory).
+static USER_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Loads `name` afresh under [`USER_WRITES`], lets `f` change it, and saves it with the event
+/// `f` returns (nothing is saved when it returns `None`).
+fn with_user<R>(
+    store: &Store,
+    name: &str,
+    f: impl FnOnce(&mut UserRecord) -> Result<(R, Option<Event>), Error>,
+) -> Result<R, Error> {
+    let _one = USER_WRITES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.to_owned()))?;
+    let (out, event) = f(&mut rec)?;
+    if let Some(event) = event {
+        save(store, &rec, event)?;
+    }
+    Ok(out)
 }
 
 mod opt_hex {
@@ -265,6 +303,7 @@ fn new_record(name: &str, role: Role, password: &str, now: DateTime<Utc>) -> Use
         last_login_at: None,
         credentials_reset_at: None,
         locked_until: None,
+        lockouts: Vec::new(),
         totp_last_step: 0,
         totp_failures: 0,
         totp_blocked_until: None,
@@ -306,11 +345,11 @@ fn update(
     f: impl FnOnce(&mut UserRecord),
 ) -> Result<UserRecord, Error> {
     admin_check(by, name)?;
-    let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.into()))?;
-    f(&mut rec);
-    rec.generation += 1;
-    save(store, &rec, Event::new(&by.name, action, name, "ok"))?;
-    Ok(rec)
+    with_user(store, name, |rec| {
+        f(rec);
+        rec.generation += 1;
+        Ok((rec.clone(), Some(Event::new(&by.name, action, name, "ok"))))
+    })
 }
 
 pub fn set_rights(store: &Store, by: &Actor, name: &str, role: Role, rights: Rights) -> Result<(), Error> {
@@ -325,6 +364,7 @@ pub fn unlock(store: &Store, by: &Actor, name: &str) -> Result<(), Error> {
     update(store, by, name, "user.unlock", |r| {
         r.locked = false;
         r.locked_until = None;
+        r.lockouts.clear();
         r.failed_logins = 0;
         r.totp_failures = 0;
         r.totp_blocked_until = None;
@@ -345,12 +385,14 @@ pub fn renew(store: &Store, by: &Actor, name: &str, today: NaiveDate) -> Result<
 /// Sets a new one-time password, clears the lock, and forces a change at the next login.
 pub fn reset_password(store: &Store, by: &Actor, name: &str, now: DateTime<Utc>) -> Result<String, Error> {
     let password = generate_password();
+    let phc = hash_password(&password);
     update(store, by, name, "user.reset_password", |r| {
-        r.password_phc = hash_password(&password);
+        r.password_phc = phc;
         r.password_changed_at = now;
         r.must_change_password = true;
         r.locked = false;
         r.locked_until = None;
+        r.lockouts.clear();
         r.failed_logins = 0;
         r.credentials_reset_at = Some(now);
     })?;
@@ -413,45 +455,62 @@ pub fn login(
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("dummy-password-for-timing"));
     let ok = password_matches(rec.as_ref().map_or(dummy.as_str(), |r| r.password_phc.as_str()), password);
-    let Some(mut rec) = rec else {
+    if rec.is_none() {
         store.audit(Event::new("anonymous", "login", &format!("unknown user from {from}"), "denied"))?;
         return Ok(Login::BadCredentials);
-    };
-    let event = |outcome: &str| Event::new(&rec.name, "login", from, outcome);
-    if rec.locked || rec.locked_until.is_some_and(|until| now < until) {
-        store.audit(event("locked"))?;
-        return Ok(Login::Locked);
     }
-    if !ok {
-        rec.failed_logins += 1;
-        let locked_now = rec.failed_logins >= policy.lockout_threshold;
-        if locked_now {
-            let over = rec.failed_logins - policy.lockout_threshold;
-            rec.locked_until = Some(now + backoff(policy.lockout_minutes, over));
+    // The hash was checked outside the lock; the record is re-read under it for the counts.
+    with_user(store, name, |rec| {
+        let event = |outcome: &str| Some(Event::new(&rec.name, "login", from, outcome));
+        // A lock from 24 hours ago and more is forgotten, so the wait cannot grow for ever.
+        rec.lockouts.retain(|l| now - l.last < chrono::Duration::hours(24));
+        let lock = rec.lockouts.iter().find(|l| l.from == from);
+        if rec.locked
+            || rec.locked_until.is_some_and(|until| now < until)
+            || lock.and_then(|l| l.until).is_some_and(|until| now < until)
+        {
+            return Ok((Login::Locked, event("locked")));
         }
-        save(store, &rec, event(if locked_now { "denied_and_locked" } else { "denied" }))?;
-        return Ok(if locked_now { Login::Locked } else { Login::BadCredentials });
-    }
-    if crate::jp::date_of(now) > rec.expires_on {
-        store.audit(event("account_expired"))?;
-        return Ok(Login::AccountExpired);
-    }
-    let expired = now - rec.password_changed_at > chrono::Duration::days(i64::from(policy.password_max_age_days));
-    rec.failed_logins = 0;
-    rec.locked_until = None;
-    rec.last_login_at = Some(now);
-    save(store, &rec, event("ok"))?;
-    Ok(Login::Ok {
-        actor: rec.actor(),
-        must_change_password: rec.must_change_password || expired,
-        totp_enrolled: rec.totp_enrolled(),
-        generation: rec.generation,
+        if !ok {
+            rec.failed_logins += 1;
+            if !rec.lockouts.iter().any(|l| l.from == from) {
+                if rec.lockouts.len() >= MAX_ADDRESS_LOCKS {
+                    rec.lockouts.remove(0);
+                }
+                rec.lockouts.push(AddressLock { from: from.to_owned(), failures: 0, until: None, last: now });
+            }
+            let lock = rec.lockouts.iter_mut().find(|l| l.from == from).expect("just added");
+            lock.failures += 1;
+            lock.last = now;
+            let locked_now = lock.failures >= policy.lockout_threshold;
+            if locked_now {
+                lock.until = Some(now + backoff(policy.lockout_minutes, lock.failures - policy.lockout_threshold));
+            }
+            let outcome = if locked_now { "denied_and_locked" } else { "denied" };
+            return Ok((if locked_now { Login::Locked } else { Login::BadCredentials }, event(outcome)));
+        }
+        if crate::jp::date_of(now) > rec.expires_on {
+            return Ok((Login::AccountExpired, event("account_expired")));
+        }
+        let expired = now - rec.password_changed_at > chrono::Duration::days(i64::from(policy.password_max_age_days));
+        rec.failed_logins = 0;
+        rec.locked_until = None;
+        rec.lockouts.retain(|l| l.from != from);
+        rec.last_login_at = Some(now);
+        let login = Login::Ok {
+            actor: rec.actor(),
+            must_change_password: rec.must_change_password || expired,
+            totp_enrolled: rec.totp_enrolled(),
+            generation: rec.generation,
+        };
+        Ok((login, event("ok")))
     })
 }
 
-/// `base_minutes` doubled `over` times, at most a day.
+/// `base_minutes` doubled `over` times, at most an hour (longer would hand a weapon to anyone
+/// on the same network address as the victim).
 fn backoff(base_minutes: u64, over: u32) -> chrono::Duration {
-    let minutes = base_minutes.saturating_mul(1u64 << over.min(20)).min(24 * 60);
+    let minutes = base_minutes.saturating_mul(1u64 << over.min(20)).min(60).max(base_minutes.min(60));
     chrono::Duration::minutes(minutes as i64)
 }
 
@@ -460,10 +519,9 @@ fn backoff(base_minutes: u64, over: u32) -> chrono::Duration {
 /// reset, new rights, a second factor removed), which ends the session.
 pub fn session_actor(store: &Store, name: &str, generation: u64, now: DateTime<Utc>) -> Result<Option<Actor>, Error> {
     let Some(rec) = load(store, name)? else { return Ok(None) };
-    let live = rec.generation == generation
-        && !rec.locked
-        && rec.locked_until.is_none_or(|until| now >= until)
-        && crate::jp::date_of(now) <= rec.expires_on;
+    // A temporary lockout (failed logins from somewhere) does not end the user's sessions:
+    // otherwise anyone could log anyone out.
+    let live = rec.generation == generation && !rec.locked && crate::jp::date_of(now) <= rec.expires_on;
     Ok(live.then(|| rec.actor()))
 }
 
@@ -477,7 +535,7 @@ pub fn change_password(
     new: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
-    let mut rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
+    let rec = load(store, &actor.name)?.ok_or_else(|| Error::NoUser(actor.name.clone()))?;
     if !password_matches(&rec.password_phc, current) {
         return Err(Error::Forbidden("current password is wrong".into()));
     }
@@ -485,12 +543,14 @@ pub fn change_password(
     if current == new {
         return Err(Error::SamePassword);
     }
-    rec.password_phc = hash_password(new);
-    rec.password_changed_at = now;
-    rec.must_change_password = false;
-    rec.generation += 1;
-    save(store, &rec, Event::new(&actor.name, "user.change_password", &actor.name, "ok"))?;
-    Ok(rec.generation)
+    let phc = hash_password(new);
+    with_user(store, &rec.name, |rec| {
+        rec.password_phc = phc;
+        rec.password_changed_at = now;
+        rec.must_change_password = false;
+        rec.generation += 1;
+        Ok((rec.generation, Some(Event::new(&actor.name, "user.change_password", &actor.name, "ok"))))
+    })
 }
 
 /// Starts TOTP enrolment: a new secret, returned to show once (QR); it is stored only when
@@ -510,6 +570,11 @@ pub fn confirm_totp(
     unix_time: u64,
 ) -> Result<(), Error> {
     guarded_code(store, policy, &actor.name, "totp.enrol", unix_time, |rec| {
+        // An enrolment is never replaced from a session: a lost device goes through the
+        // security officer (reset or recovery codes).
+        if rec.totp_sealed.is_some() {
+            return None;
+        }
         let step = totp::matching_step(secret, code, unix_time).filter(|s| *s > rec.totp_last_step)?;
         rec.totp_sealed = Some(store.seal_secret(&totp_context(&rec.name), secret));
         Some(step)
@@ -549,6 +614,9 @@ pub fn check_totp(
         let secret = store.open_secret(&totp_context(&rec.name), sealed).ok()?;
         totp::matching_step(&secret, code, unix_time).filter(|s| *s > rec.totp_last_step)
     })?;
+    if how == SecondFactor::Recovery {
+        store.audit(Event::new(&actor.name, "totp.recovery", &actor.name, "ok"))?;
+    }
     Ok(how)
 }
 
@@ -562,29 +630,29 @@ fn guarded_code(
     unix_time: u64,
     accept: impl FnOnce(&mut UserRecord) -> Option<u64>,
 ) -> Result<u64, Error> {
-    let mut rec = load(store, name)?.ok_or_else(|| Error::NoUser(name.to_owned()))?;
     let now = DateTime::<Utc>::from_timestamp(unix_time as i64, 0).unwrap_or_else(Utc::now);
-    if let Some(until) = rec.totp_blocked_until.filter(|u| now < *u) {
-        store.audit(Event::new(name, action, name, "blocked"))?;
-        return Err(Error::TooManyCodes(until));
-    }
-    match accept(&mut rec) {
-        Some(step) => {
-            rec.totp_last_step = step;
-            rec.totp_failures = 0;
-            rec.totp_blocked_until = None;
-            save(store, &rec, Event::new(name, action, name, "ok"))?;
-            Ok(step)
+    // Under the user lock: two requests with the same code cannot both pass.
+    let outcome = with_user(store, name, |rec| {
+        if let Some(until) = rec.totp_blocked_until.filter(|u| now < *u) {
+            return Ok((Err(Error::TooManyCodes(until)), Some(Event::new(name, action, name, "blocked"))));
         }
-        None => {
-            rec.totp_failures += 1;
-            if let Some(over) = rec.totp_failures.checked_sub(policy.totp_attempts) {
-                rec.totp_blocked_until = Some(now + backoff(1, over));
+        Ok(match accept(rec) {
+            Some(step) => {
+                rec.totp_last_step = step;
+                rec.totp_failures = 0;
+                rec.totp_blocked_until = None;
+                (Ok(step), Some(Event::new(name, action, name, "ok")))
             }
-            save(store, &rec, Event::new(name, action, name, "denied"))?;
-            Err(Error::BadCode)
-        }
-    }
+            None => {
+                rec.totp_failures += 1;
+                if let Some(over) = rec.totp_failures.checked_sub(policy.totp_attempts) {
+                    rec.totp_blocked_until = Some(now + backoff(1, over));
+                }
+                (Err(Error::BadCode), Some(Event::new(name, action, name, "denied")))
+            }
+        })
+    })?;
+    outcome
 }
 
 fn recovery_hash(store: &Store, name: &str, code: &str) -> String {
@@ -606,7 +674,11 @@ pub fn issue_recovery_codes(store: &Store, by: &Actor, name: &str) -> Result<Vec
     let codes: Vec<String> =
         (0..10).map(|_| generate_password().split('-').take(2).collect::<Vec<_>>().join("-")).collect();
     let hashes = codes.iter().map(|c| recovery_hash(store, name, c)).collect();
-    update(store, by, name, "user.recovery_codes", |r| r.recovery_codes = hashes)?;
+    // Someone else saw the codes: steps that need the person themselves wait (as after a reset).
+    update(store, by, name, "user.recovery_codes", |r| {
+        r.recovery_codes = hashes;
+        r.credentials_reset_at = Some(Utc::now());
+    })?;
     Ok(codes)
 }
 

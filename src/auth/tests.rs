@@ -53,6 +53,13 @@ fn lockout_is_temporary_growing_and_silent_about_names() {
     for _ in 0..10 {
         assert!(matches!(try_at(&temp, t0 + mins(4)), Login::Locked));
     }
+    // The lock holds for the address the failures came from: the user at their own desk logs
+    // in, and their open sessions live on.
+    let Login::Ok { generation, .. } = login(&store, &policy, "rev01", &temp, "desk", t0 + mins(1)).unwrap() else {
+        panic!("locked out from another address")
+    };
+    assert!(session_actor(&store, "rev01", generation, t0 + mins(2)).unwrap().is_some());
+    assert!(matches!(try_at(&temp, t0 + mins(4)), Login::Locked));
     let l = try_at(&temp, t0 + mins(5) + chrono::Duration::seconds(1));
     assert!(matches!(l, Login::Ok { must_change_password: true, .. }), "unlocked by time alone: {l:?}");
     assert_eq!(load(&store, "rev01").unwrap().unwrap().failed_logins, 0);
@@ -71,6 +78,15 @@ fn lockout_is_temporary_growing_and_silent_about_names() {
     }
     unlock(&store, &admin, "rev01").unwrap();
     assert!(matches!(try_at(&temp, t2 + mins(12)), Login::Ok { .. }));
+    // However many failures, a lock lasts at most an hour, and a day later the count is gone.
+    assert_eq!(backoff(5, 30), mins(60));
+    let t3 = t2 + mins(20);
+    for _ in 0..policy.lockout_threshold {
+        try_at("wrong-password!", t3);
+    }
+    assert!(matches!(try_at(&temp, t3 + mins(4)), Login::Locked));
+    let next_day = t3 + chrono::Duration::hours(25);
+    assert!(matches!(try_at("wrong-password!", next_day), Login::BadCredentials), "the count starts again");
     assert!(matches!(login(&store, &policy, "admin", &pw, "t", t0).unwrap(), Login::Ok { .. }));
     assert!(matches!(login(&store, &policy, "nobody", &pw, "t", t0).unwrap(), Login::BadCredentials));
 }
@@ -107,6 +123,11 @@ fn totp_codes_work_once_wrong_ones_are_limited_and_recovery_codes_replace_a_lost
     let secret = totp::new_secret();
     let now = 1_800_000_000;
     confirm_totp(&store, &policy, &admin, &secret, &totp::code_at(&secret, now), now).unwrap();
+    // An enrolment is never replaced from a session (an old session cannot slip its own
+    // authenticator in).
+    let other = totp::new_secret();
+    let later_code = totp::code_at(&other, now + 60);
+    assert!(confirm_totp(&store, &policy, &admin, &other, &later_code, now + 60).is_err());
     // The enrolment code cannot be replayed as a check, nor can a check's code.
     let code = totp::code_at(&secret, now);
     assert!(matches!(check_totp(&store, &policy, &admin, &code, now), Err(Error::BadCode)));

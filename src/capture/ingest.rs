@@ -276,6 +276,13 @@ fn ingest_source(
         let fp = h.store.scan_fingerprint(&[bytes.as_slice(), name.as_bytes()].concat());
         // A page bad on its own is quarantined with its reason (its record holds no pixels).
         let o = ingest_page(h, engine, ppocr, &name, &png, fp, page, opts, Some((i, n)))?;
+        // Met again as the duplicate of a quarantined page (stored without pixels): the page
+        // is still not stored, so the file must stay.
+        if let Outcome::Duplicate(id) = &o
+            && let Some(RecordKind::Quarantined { reason }) = h.store.record(id)?.map(|r| r.kind)
+        {
+            bad_page.get_or_insert(Rejection::Corrupt(reason));
+        }
         out.push((PathBuf::from(format!("{}#{i}", path.display())), o));
     }
     // Nothing of a file is lost: if any page could not be stored, the file itself is kept.

@@ -98,6 +98,7 @@ impl<'a> Pages<'a> {
         let budget = self.limits.max_decoded_mb_per_file * 1024 * 1024;
         let (max_pixels, decoded) = (self.limits.max_page_pixels, self.decoded);
         let mut over_budget = false;
+        let mut admitted = 0u64;
         let admit = |w: u32, h: u32| -> Result<(), Rejection> {
             let pixels = u64::from(w) * u64::from(h);
             if w == 0 || h == 0 {
@@ -110,6 +111,7 @@ impl<'a> Pages<'a> {
                 over_budget = true;
                 return Err(Rejection::OverBudget { limit_mb: budget >> 20, from: page });
             }
+            admitted = pixels;
             Ok(())
         };
         let result = match &mut self.kind {
@@ -124,9 +126,9 @@ impl<'a> Pages<'a> {
             self.refused_from = Some((page, why.clone()));
             return None;
         }
-        if let Ok(p) = &result {
-            self.decoded += u64::from(p.gray.width()) * u64::from(p.gray.height());
-        }
+        // A page counts once its size was admitted, decoded or not (a corrupt page costs the
+        // work of trying too).
+        self.decoded += admitted;
         Some(result)
     }
 }

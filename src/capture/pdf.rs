@@ -68,6 +68,13 @@ fn page_image(img: &lopdf::xobject::PdfImage) -> Result<DecodedPage, String> {
     let filters: Vec<&str> = img.filters.iter().flatten().map(String::as_str).collect();
     match filters.as_slice() {
         ["DCTDecode"] => {
+            // The JPEG's own header must say what the page dictionary said (and the limits saw).
+            let own = image::ImageReader::with_format(std::io::Cursor::new(img.content), ImageFormat::Jpeg)
+                .into_dimensions()
+                .map_err(|e| e.to_string())?;
+            if own != (w, h) {
+                return Err(format!("JPEG is {}×{} px, the page says {w}×{h}", own.0, own.1));
+            }
             let page = decode_page(img.content).map_err(|e| e.to_string())?;
             Ok(DecodedPage { gray: page.gray, format: ImageFormat::Jpeg })
         }

@@ -162,6 +162,10 @@ pub async fn change_password(
         })
         .map(|h| (StatusCode::BAD_REQUEST, h).into_response())
     };
+    // With the second factor owed at login, the password holder alone may not change it.
+    if ctx.session.pending_second_factor {
+        return Ok(Redirect::to("/account/totp").into_response());
+    }
     if form.new != form.confirm {
         return page("新しいパスワードが確認欄と一致しません。");
     }

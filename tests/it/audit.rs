@@ -99,17 +99,26 @@ fn exported_checkpoints_catch_a_truncated_log() {
     let file = env.tmp.path().join("checkpoints.jsonl");
     std::fs::write(&file, &cps).unwrap();
     assert!(verify(&env, &["--checkpoints", file.to_str().unwrap()]).0);
-    // Cut the log back to 500 entries and rewrite the head to match: only the exported copy can tell.
-    {
+    let hash_500 = {
+        let h = env.open();
+        h.store.audit_entries().unwrap().into_iter().find(|e| e.seq == 500).unwrap().hash
+    };
+    // Cut the log back to 500 entries and rewrite the head carelessly: the head's hash betrays it.
+    let cut_to = |hash: &str| {
         let (db, t) = audit_tree(&env);
         for k in 501..=t.len() as u64 + 10 {
             t.remove(k.to_be_bytes()).unwrap();
         }
         let meta = db.open_tree("meta").unwrap();
-        let last: serde_json::Value = serde_json::json!({"seq": 500, "hash": "x"});
+        let last: serde_json::Value = serde_json::json!({"seq": 500, "hash": hash});
         meta.insert("audit_head", serde_json::to_vec(&last).unwrap()).unwrap();
         db.flush().unwrap();
-    }
+    };
+    cut_to("x");
+    let (ok, out) = verify(&env, &[]);
+    assert!(!ok && out.contains("chain head"), "{out}");
+    // Rewritten with care (the head is entry 500's own hash): only the exported copy can tell.
+    cut_to(&hash_500);
     assert!(verify(&env, &[]).0, "without checkpoints the cut log looks whole");
     let (ok, out) = verify(&env, &["--checkpoints", file.to_str().unwrap()]);
     assert!(!ok);

@@ -31,7 +31,7 @@ async fn reviewer_logs_in_changes_password_searches_and_views() {
     let p = b.post("/login", &[("username", "rev01"), ("password", "wrong-password-000")]).await;
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(!b.has_session());
-    assert!(p.body.contains("正しくありません"));
+    assert!(p.body.contains("正しくないか"));
 
     // First login with the temporary password: everything else waits for a new password.
     b.get("/login").await;
@@ -196,7 +196,7 @@ async fn sessions_end_when_the_account_changes() {
     b.login("rev01", NEW_PW, NEW_PW).await;
     assert_eq!(b.get("/search").await.status, StatusCode::FORBIDDEN, "the new session has the new rights");
     hozon::auth::reset_password(&state.hozon.store, &admin, "rev01", chrono::Utc::now()).unwrap();
-    assert_eq!(b.get("/cases").await.location(), "/login");
+    assert_eq!(b.get("/search").await.location(), "/login");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
