@@ -632,7 +632,7 @@ fn guarded_code(
 ) -> Result<u64, Error> {
     let now = DateTime::<Utc>::from_timestamp(unix_time as i64, 0).unwrap_or_else(Utc::now);
     // Under the user lock: two requests with the same code cannot both pass.
-    let outcome = with_user(store, name, |rec| {
+    with_user(store, name, |rec| {
         if let Some(until) = rec.totp_blocked_until.filter(|u| now < *u) {
             return Ok((Err(Error::TooManyCodes(until)), Some(Event::new(name, action, name, "blocked"))));
         }
@@ -651,8 +651,7 @@ fn guarded_code(
                 (Err(Error::BadCode), Some(Event::new(name, action, name, "denied")))
             }
         })
-    })?;
-    outcome
+    })?
 }
 
 fn recovery_hash(store: &Store, name: &str, code: &str) -> String {
