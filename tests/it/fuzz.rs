@@ -134,15 +134,7 @@ fn case_csv_import_never_panics() {
 async fn multipart_uploads_never_answer_500() {
     let env = TestEnv::new();
     let h = env.open();
-    let op = hozon::auth::Actor::operator("fuzz");
-    let new = hozon::capture::batch::NewBatch {
-        municipality: "新宿区".into(),
-        received_on: hozon::jp::today().to_string(),
-        channel: "交換便".into(),
-        expected_pages: "1".into(),
-        note: String::new(),
-    };
-    let batch = h.create_batch(&op, &new).unwrap().id;
+    let batch = crate::util::log_batch(&h, 1);
     let temp = env.add_user(&h, "mail01", hozon::auth::Role::Mailroom);
     let mut b = Browser::new(hozon::web::router(hozon::web::AppState::new(h)));
     b.login("mail01", &temp, "a-long-new-passphrase-1").await;

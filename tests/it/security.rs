@@ -124,15 +124,7 @@ fn limits_refuse_pages_by_number_and_keep_the_file() {
     let env = TestEnv::new();
     env.configure("[capture]\nmax_pages_per_file = 10\nmax_decoded_mb_per_file = 80\n");
     let h = env.open();
-    let op = Actor::operator("test");
-    let new = hozon::capture::batch::NewBatch {
-        municipality: "新宿区".into(),
-        received_on: hozon::jp::today().to_string(),
-        channel: "交換便".into(),
-        expected_pages: "13".into(),
-        note: String::new(),
-    };
-    let batch = h.create_batch(&op, &new).unwrap().id;
+    let batch = crate::util::log_batch(&h, 13);
     let inbox = env.tmp.path().join("inbox13");
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("scan13.tif"), small_tiff(13)).unwrap();

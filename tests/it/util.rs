@@ -259,6 +259,18 @@ impl TestEnv {
     }
 }
 
+/// Logs an incoming batch from 新宿区 received today, expecting `pages` pages; returns its id.
+pub fn log_batch(h: &Hozon, pages: u32) -> String {
+    let new = hozon::capture::batch::NewBatch {
+        municipality: "新宿区".into(),
+        received_on: hozon::jp::today().to_string(),
+        channel: "交換便".into(),
+        expected_pages: pages.to_string(),
+        note: String::new(),
+    };
+    h.create_batch(&hozon::auth::Actor::operator("test"), &new).unwrap().id
+}
+
 /// Record id and truth fields of synthetic page `i`.
 pub fn synth_page(h: &Hozon, i: usize) -> (hozon::store::RecordId, std::collections::BTreeMap<String, String>) {
     let t = &synth().truth[i];
