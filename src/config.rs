@@ -100,12 +100,31 @@ impl Default for Capture {
     }
 }
 
+/// Where backups go and when `serve` takes them. Credentials for an S3 destination come from
+/// here or, better, from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), so
+/// that the data directory's own backup never carries them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// A local directory (another disk, a mounted share) or `s3://bucket/prefix`; empty: no
+    /// default destination (`--to` is then required) and no scheduled backup.
+    pub destination: String,
+    /// Japan time of the daily backup `serve` takes (and prunes after), `HH:MM`; empty: none.
+    pub daily_at: String,
+    /// The S3 endpoint (`http://host:port` for an on-premises store); empty: AWS.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub security: Security,
     pub office: Office,
     pub capture: Capture,
+    pub backup: Backup,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +158,9 @@ impl Config {
             ("capture.max_decoded_mb_per_file must be 1..=65536", (1..=65_536).contains(&cap.max_decoded_mb_per_file)),
             ("capture.concurrent_decodes must be 1..=64", (1..=64).contains(&cap.concurrent_decodes)),
         ]);
+        let b = &c.backup;
+        let daily_ok = b.daily_at.is_empty() || chrono::NaiveTime::parse_from_str(&b.daily_at, "%H:%M").is_ok();
+        let checks = checks.chain([("backup.daily_at must be HH:MM (Japan time) or empty", daily_ok)]);
         if let Some((msg, _)) = checks.into_iter().find(|(_, ok)| !ok) {
             return Err(invalid((*msg).to_owned()));
         }

@@ -5,7 +5,7 @@ use rand::RngCore;
 
 use super::Hozon;
 use crate::audit::Event;
-use crate::auth::{Actor, Function, Level, Rights};
+use crate::auth::{Actor, Function, Level};
 use crate::error::{Error, Result};
 
 const TOKEN: &str = "api_token";
@@ -25,9 +25,10 @@ impl Hozon {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
         let key = self.store.lookup_hash(TOKEN, &token);
-        let client = Client { name: name.to_owned(), created_at: chrono::Utc::now(), created_by: actor.name.clone() };
+        let client =
+            Client { name: name.to_owned(), created_at: chrono::Utc::now(), created_by: actor.name().to_owned() };
         let json = serde_json::to_vec(&client).map_err(|e| Error::Corrupt(e.to_string()))?;
-        self.store.put_doc(TOKEN, &key, &json, Event::new(&actor.name, "api_token.create", name, "ok"))?;
+        self.store.put_doc(TOKEN, &key, &json, Event::new(actor.name(), "api_token.create", name, "ok"))?;
         Ok(token)
     }
 
@@ -39,8 +40,6 @@ impl Hozon {
         let key = self.store.lookup_hash(TOKEN, token);
         let Some(json) = self.store.get_doc(TOKEN, &key)? else { return Ok(None) };
         let client: Client = serde_json::from_slice(&json).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let mut rights = Rights::default();
-        rights.set(Function::Cases, Level::Update);
-        Ok(Some(Actor { name: format!("api:{}", client.name), role: None, rights, second_factor: false }))
+        Ok(Some(Actor::api_client(&client.name)))
     }
 }

@@ -28,18 +28,18 @@ impl Hozon {
             received_on,
             channel,
             expected_pages,
-            logged_by: actor.name.clone(),
+            logged_by: actor.name().to_owned(),
             logged_at: chrono::Utc::now(),
             note: new.note.trim().to_owned(),
             closed: None,
         };
         let json = serde_json::to_vec(&b).map_err(corrupt)?;
-        self.store.put_doc(BATCH, &id, &json, Event::new(&actor.name, "batch.create", &id, "ok"))?;
+        self.store.put_doc(BATCH, &id, &json, Event::new(actor.name(), "batch.create", &id, "ok"))?;
         Ok(b)
     }
 
     /// One batch, if it exists (no rights check: ingest uses it to validate a batch id).
-    pub fn batch_by_id(&self, id: &str) -> Result<Option<Batch>> {
+    pub(crate) fn batch_by_id(&self, id: &str) -> Result<Option<Batch>> {
         self.store.get_doc(BATCH, id)?.map(|v| serde_json::from_slice(&v).map_err(corrupt)).transpose()
     }
 
@@ -85,10 +85,10 @@ impl Hozon {
             }
             .into());
         }
-        b.closed = Some(Closed { by: actor.name.clone(), at: chrono::Utc::now(), note: note.trim().to_owned() });
+        b.closed = Some(Closed { by: actor.name().to_owned(), at: chrono::Utc::now(), note: note.trim().to_owned() });
         let outcome = if c.received() == b.expected_pages as usize { "ok" } else { "mismatch" };
         let json = serde_json::to_vec(&b).map_err(corrupt)?;
-        self.store.put_doc(BATCH, id, &json, Event::new(&actor.name, "batch.close", id, outcome))?;
+        self.store.put_doc(BATCH, id, &json, Event::new(actor.name(), "batch.close", id, outcome))?;
         Ok(b)
     }
 
@@ -97,7 +97,7 @@ impl Hozon {
         actor.require_second_factor()?;
         let rows = self.batches(actor, filter)?;
         let bytes = batch::ledger_csv(&rows, enc)?;
-        self.store.audit(Event::new(&actor.name, "batch.export", "csv", "ok"))?;
+        self.store.audit(Event::new(actor.name(), "batch.export", "csv", "ok"))?;
         Ok(bytes)
     }
 }

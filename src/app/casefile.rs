@@ -61,7 +61,7 @@ impl Hozon {
         actor.require(Function::Cases, Level::View)?;
         let case = self.load_case(key)?.ok_or_else(|| Error::NotFound(format!("case {key}")))?;
         let suspended = self.suspended(&case.current.recipient_no)?;
-        if suspended && actor.role != Some(Role::SecurityOfficer) {
+        if suspended && actor.role() != Some(Role::SecurityOfficer) {
             return Err(Error::NotFound(format!("case {key}")));
         }
         Ok((case, suspended))
@@ -101,7 +101,7 @@ impl Hozon {
             });
         }
         pages.sort_by_key(|p| p.received_at);
-        self.store.audit(Event::new(&actor.name, "case.view", key, &format!("{} pages", pages.len())))?;
+        self.store.audit(Event::new(actor.name(), "case.view", key, &format!("{} pages", pages.len())))?;
         Ok(CaseFile { key: key.to_owned(), case, pages, suspended })
     }
 
@@ -116,10 +116,10 @@ impl Hozon {
     pub fn set_case_status(&self, actor: &Actor, key: &str, status: CaseStatus) -> Result<bool> {
         actor.require(Function::Cases, Level::Update)?;
         let (mut case, _) = self.visible_case(actor, key)?;
-        if !case.set_status(status, &actor.name, chrono::Utc::now()) {
+        if !case.set_status(status, actor.name(), chrono::Utc::now()) {
             return Ok(false);
         }
-        self.save_case(key, &case, Event::new(&actor.name, "case.status", key, status.key()))?;
+        self.save_case(key, &case, Event::new(actor.name(), "case.status", key, status.key()))?;
         Ok(true)
     }
 
@@ -140,11 +140,11 @@ impl Hozon {
         case.inquiries.push(Inquiry {
             on,
             channel: channel.trim().to_owned(),
-            by: actor.name.clone(),
+            by: actor.name().to_owned(),
             note: note.trim().to_owned(),
         });
         case.touch(chrono::Utc::now());
-        self.save_case(key, &case, Event::new(&actor.name, "case.inquiry", key, "ok"))
+        self.save_case(key, &case, Event::new(actor.name(), "case.inquiry", key, "ok"))
     }
 
     /// 閲覧停止 of the person of case `key` (see `suspend`).
@@ -166,8 +166,8 @@ impl Hozon {
         let keys: Vec<String> = match q {
             PersonQuery::Recipient(no) => vec![self.case_key(no.trim())],
             PersonQuery::MyNumber(n) => {
-                if !actor.rights.my_number {
-                    return Err(crate::auth::Error::Forbidden(format!("{} needs my_number", actor.name)).into());
+                if !actor.rights().my_number {
+                    return Err(crate::auth::Error::Forbidden(format!("{} needs my_number", actor.name())).into());
                 }
                 let digits: String = n.chars().filter(char::is_ascii_digit).collect();
                 self.store
@@ -199,7 +199,7 @@ impl Hozon {
             PersonQuery::NameBirth { .. } => "name_birth",
             PersonQuery::MyNumber(_) => "my_number",
         };
-        self.store.audit(Event::new(&actor.name, "person.find", how, &format!("{} found", found.len())))?;
+        self.store.audit(Event::new(actor.name(), "person.find", how, &format!("{} found", found.len())))?;
         Ok(found)
     }
 
@@ -222,7 +222,7 @@ impl Hozon {
             if self.check_page_access(actor, &rec, false).is_err() {
                 return Err(crate::auth::Error::Forbidden(format!(
                     "{} needs my_number to export a page showing a My Number",
-                    actor.name
+                    actor.name()
                 ))
                 .into());
             }
@@ -241,7 +241,7 @@ impl Hozon {
             "保有個人情報の開示\n受給者番号: {}\n作成: {}\n作成者: {}\n含まれるもの: 受給者台帳の記録と履歴（case.json）、書類ごとのスキャン画像（.png）、読取・確認結果と訂正履歴（.json）、本文（.txt）\n",
             file.case.current.recipient_no,
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-            actor.name
+            actor.name()
         );
         for (n, p) in file.pages.iter().enumerate() {
             let Some(rec) = self.store.record(&p.id)? else { continue };
@@ -255,7 +255,7 @@ impl Hozon {
         }
         put("README.txt", readme.as_bytes())?;
         zip.finish().map_err(corrupt)?;
-        self.store.audit(Event::new(&actor.name, "person.export", key, &format!("{} pages", file.pages.len())))?;
+        self.store.audit(Event::new(actor.name(), "person.export", key, &format!("{} pages", file.pages.len())))?;
         Ok(buf.into_inner())
     }
 
@@ -272,7 +272,7 @@ impl Hozon {
             self.visible_case(actor, &self.case_key(&link.recipient_no))?;
         }
         let now = chrono::Utc::now();
-        review::correct(&mut d, field, value, reason.trim(), &actor.name, now)?;
+        review::correct(&mut d, field, value, reason.trim(), actor.name(), now)?;
         let json = serde_json::to_vec(&d).map_err(corrupt)?;
         let text = crate::index::normalise(&d.index_text());
         let mut changed = rec.clone();
@@ -281,7 +281,7 @@ impl Hozon {
         let updated = self.store.replace_blobs(
             &changed,
             &[(BlobRole::Draft, &json), (BlobRole::Text, text.as_bytes())],
-            Event::new(&actor.name, "draft.correct", id.as_str(), field),
+            Event::new(actor.name(), "draft.correct", id.as_str(), field),
         )?;
         self.index.put(&self.index_doc(&updated, &text, Some(&d)))?;
         Ok(())

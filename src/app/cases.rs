@@ -175,7 +175,7 @@ impl Hozon {
             report.unchanged,
             report.errors.len()
         );
-        self.store.put_docs(&items, Event::new(&actor.name, "case.import", source, &outcome))?;
+        self.store.put_docs(&items, Event::new(actor.name(), "case.import", source, &outcome))?;
         Ok(report)
     }
 
@@ -185,7 +185,7 @@ impl Hozon {
         let key = self.case_key(recipient_no);
         let case = self.load_case(&key)?;
         if case.is_some() {
-            self.store.audit(Event::new(&actor.name, "case.view", &key, "ok"))?;
+            self.store.audit(Event::new(actor.name(), "case.view", &key, "ok"))?;
         }
         Ok(case)
     }
@@ -198,7 +198,7 @@ impl Hozon {
         let key = String::from_utf8(key).map_err(corrupt)?;
         let case = self.load_case(&key)?;
         if case.is_some() {
-            self.store.audit(Event::new(&actor.name, "case.view", &key, "ok"))?;
+            self.store.audit(Event::new(actor.name(), "case.view", &key, "ok"))?;
         }
         Ok(case)
     }

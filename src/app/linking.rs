@@ -111,7 +111,7 @@ impl Hozon {
     /// candidates of suspended persons are dropped (hidden from every list but the security
     /// officer's), and a suspended person's number is not shown (empty).
     pub(crate) fn match_for(&self, actor: &Actor, m: CaseMatch) -> Result<CaseMatch> {
-        if actor.role == Some(Role::SecurityOfficer) {
+        if actor.role() == Some(Role::SecurityOfficer) {
             return Ok(m);
         }
         let exact = match m.automatic() {
@@ -165,7 +165,7 @@ impl Hozon {
         let link = CaseLink {
             recipient_no: recipient_no.to_owned(),
             how: LinkMethod::Reviewer,
-            by: actor.name.clone(),
+            by: actor.name().to_owned(),
             at: chrono::Utc::now(),
         };
         self.write_link(&rec, d, link)?;
@@ -212,7 +212,7 @@ impl Hozon {
                 status: CaseStatus::Received,
                 my_number: None,
             },
-            &format!("仮登録 {}", actor.name),
+            &format!("仮登録 {}", actor.name()),
             now,
             true,
         );
@@ -220,12 +220,12 @@ impl Hozon {
         {
             let _epochs = self.store.epoch_write_guard();
             self.store
-                .put_docs(&self.case_docs(&key, &case)?, Event::new(&actor.name, "case.provisional", &key, "ok"))?;
+                .put_docs(&self.case_docs(&key, &case)?, Event::new(actor.name(), "case.provisional", &key, "ok"))?;
         }
         let link = CaseLink {
             recipient_no: recipient_no.clone(),
             how: LinkMethod::Provisional,
-            by: actor.name.clone(),
+            by: actor.name().to_owned(),
             at: now,
         };
         self.write_link(&rec, d, link)?;

@@ -27,8 +27,11 @@ use crate::index::SearchIndex;
 use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState, Store};
 
 pub struct Hozon {
-    pub store: Store,
-    pub index: SearchIndex,
+    /// Private to the crate: the web and the command line reach records only through
+    /// `Hozon`'s methods, which take an `Actor` and check it (a source test keeps `web/` and
+    /// `cli/` off these two fields).
+    pub(crate) store: Store,
+    pub(crate) index: SearchIndex,
     pub tessdata: PathBuf,
     pub config: crate::config::Config,
     /// The policy *files* as found now: what `policy check` compares and `policy apply`
@@ -58,6 +61,46 @@ pub fn default_key_file(data: &Path) -> PathBuf {
 }
 
 impl Hozon {
+    /// User accounts: login, second factor, administration (each checks its actor).
+    pub fn accounts(&self) -> crate::auth::Accounts<'_> {
+        crate::auth::Accounts::new(&self.store, &self.config.security)
+    }
+
+    /// Records an operation done outside the store (a key escrow copy, a backup destination
+    /// pruned) in the audit chain, under `actor`.
+    pub fn audit_event(&self, actor: &Actor, action: &str, target: &str) -> Result<()> {
+        Ok(self.store.audit(Event::new(actor.name(), action, target, "ok"))?)
+    }
+
+    /// Logs one HTTP request (who, method and path, status) in the audit chain. Not flushed
+    /// per request: the chain is flushed with the next durable write.
+    pub fn audit_request(&self, who: &str, target: &str, status: &str) -> Result<()> {
+        Ok(self.store.audit_unflushed(Event::new(who, "http", target, status))?)
+    }
+
+    /// A new master key: case records kept from before epoch sealing move into their epochs
+    /// first, then every data key is re-wrapped and the old master key is gone. Returns the
+    /// new key's fingerprint and the number of case records moved. Only the operator (who
+    /// holds the key file) does this.
+    pub fn rotate_master_key(&mut self, actor: &Actor) -> Result<(String, usize)> {
+        actor.require(Function::Users, Level::Update)?;
+        actor.require_second_factor()?;
+        let cases = self.migrate_legacy_cases()?;
+        Ok((self.store.rotate_master_key()?, cases))
+    }
+
+    /// The store itself, for integration tests that plant or inspect raw state.
+    #[cfg(feature = "internals")]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The search index itself, for integration tests.
+    #[cfg(feature = "internals")]
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+
     fn assemble(
         store: Store,
         index: SearchIndex,
@@ -125,7 +168,7 @@ impl Hozon {
     pub fn page_original(&self, actor: &Actor, id: &RecordId) -> Result<Vec<u8>> {
         let rec = self.visible_page(actor, id)?;
         let bytes = self.store.read_blob(&rec, BlobRole::Original)?;
-        self.store.audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
+        self.store.audit(Event::new(actor.name(), "record.view", id.as_str(), "ok"))?;
         Ok(bytes)
     }
 
@@ -147,7 +190,7 @@ impl Hozon {
     pub fn page_text(&self, actor: &Actor, id: &RecordId) -> Result<String> {
         let rec = self.visible_page(actor, id)?;
         let text = self.store.read_blob(&rec, BlobRole::Text)?;
-        self.store.audit(Event::new(&actor.name, "record.view", id.as_str(), "ok"))?;
+        self.store.audit(Event::new(actor.name(), "record.view", id.as_str(), "ok"))?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 }
@@ -233,6 +276,29 @@ impl Hozon {
         Ok(out)
     }
 
+    /// Checks the audit chain end to end (and against `checkpoints` kept elsewhere).
+    pub fn audit_verify(
+        &self,
+        actor: &Actor,
+        checkpoints: &[crate::audit::Checkpoint],
+    ) -> Result<std::result::Result<u64, crate::audit::Broken>> {
+        actor.require(Function::Audit, Level::View)?;
+        Ok(self.store.verify_audit(checkpoints)?)
+    }
+
+    /// The checkpoints in the chain (to be copied somewhere the log's writer cannot reach).
+    pub fn audit_checkpoints(&self, actor: &Actor) -> Result<Vec<crate::audit::Checkpoint>> {
+        actor.require(Function::Audit, Level::View)?;
+        Ok(crate::audit::checkpoints(&self.store.audit_entries()?))
+    }
+
+    /// Deletes sealed blobs no record refers to (left by a crash before their record was
+    /// saved); returns how many.
+    pub fn gc_orphans(&self, actor: &Actor) -> Result<usize> {
+        actor.require(Function::Capture, Level::Update)?;
+        Ok(self.store.gc_orphans()?)
+    }
+
     pub fn audit_report(&self, actor: &Actor, year: i32, month: u32) -> Result<crate::audit::report::Monthly> {
         actor.require(Function::Audit, Level::View)?;
         let entries = self.store.audit_entries()?;
@@ -248,7 +314,7 @@ impl Hozon {
         for e in self.store.audit_entries()?.iter().filter(|e| filter.matches(e)) {
             w.row([&e.seq.to_string(), &e.at.to_rfc3339(), &e.actor, &e.action, &e.target, &e.outcome, &e.hash])?;
         }
-        self.store.audit(Event::new(&actor.name, "audit.export", "csv", "ok"))?;
+        self.store.audit(Event::new(actor.name(), "audit.export", "csv", "ok"))?;
         Ok(w.finish(crate::csvout::Encoding::Utf8Bom)?)
     }
 
@@ -269,7 +335,7 @@ impl Hozon {
                 &u.password_changed_at.to_rfc3339(),
             ])?;
         }
-        self.store.audit(Event::new(&actor.name, "users.export", "csv", "ok"))?;
+        self.store.audit(Event::new(actor.name(), "users.export", "csv", "ok"))?;
         Ok(w.finish(crate::csvout::Encoding::Utf8Bom)?)
     }
 }

@@ -121,7 +121,7 @@ impl Hozon {
                 });
             }
         }
-        self.store.audit_unflushed(Event::new(&actor.name, "review.queue", &format!("{total} drafts"), "ok"))?;
+        self.store.audit_unflushed(Event::new(actor.name(), "review.queue", &format!("{total} drafts"), "ok"))?;
         Ok((total, items))
     }
 
@@ -164,7 +164,7 @@ impl Hozon {
         let mut draft = self.draft_of(&record)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let case_match =
             if draft.case.is_some() { CaseMatch::default() } else { self.match_for(actor, self.match_draft(&draft)?)? };
-        let masked = !actor.rights.my_number;
+        let masked = !actor.rights().my_number;
         if masked {
             draft.mask_my_numbers();
             for c in draft.review.iter_mut().flat_map(|r| r.corrections.iter_mut()) {
@@ -175,7 +175,7 @@ impl Hozon {
             }
         }
         let order = review::review_order(&draft);
-        self.store.audit(Event::new(&actor.name, "draft.view", id.as_str(), "review"))?;
+        self.store.audit(Event::new(actor.name(), "draft.view", id.as_str(), "review"))?;
         Ok(ReviewView { id: id.clone(), record, draft, order, masked, case_match })
     }
 
@@ -196,12 +196,12 @@ impl Hozon {
             Ok(std::sync::Arc::new((page.gray, skew)))
         })?;
         let mut img = crate::forms::crop::field_image(&page.0, page.1, f.rect);
-        if f.kind == FieldType::MyNumber && !actor.rights.my_number {
+        if f.kind == FieldType::MyNumber && !actor.rights().my_number {
             crate::forms::crop::cover_cells(&mut img, 8, 12);
         }
         let mut out = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).map_err(corrupt)?;
-        self.store.audit_unflushed(Event::new(&actor.name, "draft.field_image", id.as_str(), field))?;
+        self.store.audit_unflushed(Event::new(actor.name(), "draft.field_image", id.as_str(), field))?;
         Ok(out)
     }
 
@@ -221,7 +221,7 @@ impl Hozon {
         let mut draft = self.draft_of(&rec)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let template = self.forms.iter().find(|t| t.id() == draft.template);
         let now = chrono::Utc::now();
-        let applied = review::apply(&mut draft, sub, &actor.name, now, !actor.rights.my_number, template)?;
+        let applied = review::apply(&mut draft, sub, actor.name(), now, !actor.rights().my_number, template)?;
         if let CaseChoice::Case(no) = choice
             && self.load_case(&self.case_key(no))?.is_none()
         {
@@ -244,7 +244,7 @@ impl Hozon {
         let updated = self.store.replace_blobs(
             &changed,
             &[(BlobRole::Draft, &json), (BlobRole::Text, text.as_bytes())],
-            Event::new(&actor.name, "draft.review", id.as_str(), &outcome),
+            Event::new(actor.name(), "draft.review", id.as_str(), &outcome),
         )?;
         self.store.queue_mark(&updated, (applied.status == ReviewStatus::SecondLook).then_some(true))?;
         self.index.put(&self.index_doc(&updated, &text, Some(&draft)))?;
@@ -257,8 +257,12 @@ impl Hozon {
     fn settle_case(&self, actor: &Actor, rec: &Record, draft: Draft, choice: &CaseChoice) -> Result<()> {
         use crate::cases::{CaseLink, LinkMethod};
         let now = chrono::Utc::now();
-        let link =
-            |recipient_no: String, how: LinkMethod| CaseLink { recipient_no, how, by: actor.name.clone(), at: now };
+        let link = |recipient_no: String, how: LinkMethod| CaseLink {
+            recipient_no,
+            how,
+            by: actor.name().to_owned(),
+            at: now,
+        };
         match choice {
             CaseChoice::Case(no) => {
                 self.write_link(rec, draft, link(no.clone(), LinkMethod::Reviewer))?;

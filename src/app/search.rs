@@ -122,7 +122,7 @@ impl Hozon {
     /// The markers of every suspended person (empty for the security officer, who alone
     /// still sees them).
     pub(crate) fn hidden_markers(&self, actor: &Actor) -> Result<Vec<String>> {
-        if actor.role == Some(Role::SecurityOfficer) {
+        if actor.role() == Some(Role::SecurityOfficer) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
@@ -152,7 +152,7 @@ impl Hozon {
             .and_then(|d| d.field("my_number"))
             .is_some_and(|f| crate::jp::my_number_valid(f.value_or_raw()));
         let shows_my_number = rec.class == "my_number_form" || !text_numbers.is_empty() || draft_number;
-        if shows_my_number && !actor.rights.my_number && !masked_ok {
+        if shows_my_number && !actor.rights().my_number && !masked_ok {
             return Err(not_found());
         }
         Ok(())
@@ -186,7 +186,7 @@ impl Hozon {
 
     /// What `actor` may see in the index.
     fn scope_of(&self, actor: &Actor) -> Result<Scope> {
-        Ok(Scope { my_number: actor.rights.my_number, hidden_persons: self.hidden_markers(actor)? })
+        Ok(Scope { my_number: actor.rights().my_number, hidden_persons: self.hidden_markers(actor)? })
     }
 
     /// Full-text search over stored pages, within what `actor` may see.
@@ -218,7 +218,7 @@ impl Hozon {
             results.push(h);
         }
         let summary = format!("{} of {} results", results.len(), found.total);
-        self.store.audit(Event::new(&actor.name, "search", &summary, "ok"))?;
+        self.store.audit(Event::new(actor.name(), "search", &summary, "ok"))?;
         Ok(SearchOutcome { total: found.total, results, facets: found.facets })
     }
 
@@ -238,14 +238,14 @@ impl Hozon {
         let person = self.person_key(case_no);
         let s = Suspension {
             case_no: case_no.to_owned(),
-            by: actor.name.clone(),
+            by: actor.name().to_owned(),
             at: chrono::Utc::now(),
             reason: reason.to_owned(),
             markers: self.case_markers(case_no)?,
         };
         let json = serde_json::to_vec(&s).map_err(|e| Error::Corrupt(e.to_string()))?;
         let sealed = self.store.seal_secret(SUSPENSION.as_bytes(), &json);
-        self.store.put_doc(SUSPENSION, &person, &sealed, Event::new(&actor.name, "person.suspend", &person, "ok"))?;
+        self.store.put_doc(SUSPENSION, &person, &sealed, Event::new(actor.name(), "person.suspend", &person, "ok"))?;
         Ok(())
     }
 
@@ -292,11 +292,11 @@ impl Hozon {
     /// Lifts a suspension; false if the person was not suspended. Needs cases=update, or the
     /// security officer (the one person who still sees a suspended case).
     pub fn lift_suspension(&self, actor: &Actor, case_no: &str) -> Result<bool> {
-        if actor.role != Some(Role::SecurityOfficer) {
+        if actor.role() != Some(Role::SecurityOfficer) {
             actor.require(Function::Cases, Level::Update)?;
         }
         let person = self.person_key(case_no);
-        Ok(self.store.delete_doc(SUSPENSION, &person, Event::new(&actor.name, "person.unsuspend", &person, "ok"))?)
+        Ok(self.store.delete_doc(SUSPENSION, &person, Event::new(actor.name(), "person.unsuspend", &person, "ok"))?)
     }
 
     /// The index document of a stored page: its text with My Numbers replaced by their keyed
@@ -349,16 +349,46 @@ impl Hozon {
         actor.require(Function::Drafts, Level::View)?;
         let rec = self.visible_page(actor, id)?;
         let mut draft = self.draft_of(&rec)?;
-        if !actor.rights.my_number
+        if !actor.rights().my_number
             && let Some(d) = &mut draft
         {
             d.mask_my_numbers();
         }
-        self.store.audit(Event::new(&actor.name, "draft.view", id.as_str(), "ok"))?;
+        self.store.audit(Event::new(actor.name(), "draft.view", id.as_str(), "ok"))?;
         Ok(draft)
     }
 
     /// Rebuilds the search index from the stored text. `progress` is called per record.
+    /// Makes the index match the stored pages (after a restore): documents of records that
+    /// are not stored pages go, stored pages without a document are indexed. Returns (removed,
+    /// added).
+    pub fn repair_index(&self, actor: &Actor) -> Result<(usize, usize)> {
+        actor.require(Function::Search, Level::Update)?;
+        let stored: std::collections::HashMap<String, Record> = self
+            .store
+            .records()
+            .filter(|r| r.as_ref().map_or(true, |r| r.state == RecordState::Stored && r.kind == RecordKind::Page))
+            .map(|r| r.map(|r| (r.id.to_string(), r)))
+            .collect::<std::result::Result<_, _>>()?;
+        let indexed: std::collections::HashSet<String> = self.index.record_ids()?.into_iter().collect();
+        let extra: Vec<String> = indexed.iter().filter(|id| !stored.contains_key(*id)).cloned().collect();
+        if !extra.is_empty() {
+            self.index.forget(&extra)?;
+        }
+        let missing: Vec<&Record> = stored.iter().filter(|(id, _)| !indexed.contains(*id)).map(|(_, r)| r).collect();
+        for chunk in missing.chunks(500) {
+            let docs = chunk.iter().map(|r| self.index_doc_of(r)).collect::<Result<Vec<_>>>()?;
+            self.index.put_many(&docs)?;
+        }
+        self.store.audit(Event::new(
+            actor.name(),
+            "index.repair",
+            &format!("{} removed, {} added", extra.len(), missing.len()),
+            "ok",
+        ))?;
+        Ok((extra.len(), missing.len()))
+    }
+
     pub fn reindex(&self, actor: &Actor, mut progress: impl FnMut(usize, usize)) -> Result<usize> {
         actor.require(Function::Search, Level::Update)?;
         let pages: Vec<Record> = self

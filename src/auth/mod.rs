@@ -9,6 +9,7 @@
 //! `password_max_age_days` (forced change at the next login); accounts expire at the end of the
 //! fiscal year (31 March) unless renewed; TOTP secrets are sealed at rest.
 
+mod accounts;
 pub mod rights;
 pub mod totp;
 
@@ -18,6 +19,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub use accounts::Accounts;
 pub use rights::{Function, Level, Rights, Role};
 
 use crate::audit::Event;
@@ -57,19 +59,30 @@ impl From<sled::Error> for Error {
 }
 
 /// An authenticated person, or hozon itself. Domain functions take `&Actor` and check it.
+///
+/// The fields are private and every constructor lives here, in `auth`: the web gets its actors
+/// from a login (and the session that remembers it), API clients from their token, the command
+/// line from the key file (`operator`) or an officer's own login, and hozon's own jobs from
+/// `system`. Code elsewhere can narrow an actor (drop a right, forget a second factor), never
+/// widen one. Tests mint actors with chosen rights through `internals`-only doors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    pub name: String,
-    pub role: Option<Role>,
-    pub rights: Rights,
+    name: String,
+    role: Option<Role>,
+    rights: Rights,
     /// The session passed a TOTP check recently enough for exports and user administration.
-    pub second_factor: bool,
+    second_factor: bool,
 }
 
 impl Actor {
     /// hozon itself (ingest from a hot folder, scheduled jobs).
     pub fn system() -> Actor {
         Actor::operator("system")
+    }
+
+    /// One of hozon's own jobs, named so the audit log tells them apart (`system:hotfolder`).
+    pub fn job(name: &str) -> Actor {
+        Actor::operator(&format!("system:{name}"))
     }
 
     /// Someone at the server's command line: holding the key file is the strongest factor
@@ -86,6 +99,60 @@ impl Actor {
     /// Someone holding a role's preset rights, no recent second factor (jobs, benches, tests).
     pub fn with_role(name: &str, role: Role) -> Actor {
         Actor { name: name.to_owned(), role: Some(role), rights: role.preset(), second_factor: false }
+    }
+
+    /// An API client: a token grants the case interface and nothing else.
+    pub(crate) fn api_client(name: &str) -> Actor {
+        let mut rights = Rights::default();
+        rights.set(Function::Cases, Level::Update);
+        Actor { name: format!("api:{name}"), role: None, rights, second_factor: false }
+    }
+
+    /// Any rights at all: only for tests (the `internals` feature), never in a release build.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn with_rights(name: &str, role: Option<Role>, rights: Rights, second_factor: bool) -> Actor {
+        Actor { name: name.to_owned(), role, rights, second_factor }
+    }
+
+    /// The same actor after a checked second factor: only `check_totp` and tests make one.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn stepped_up(self) -> Actor {
+        Actor { second_factor: true, ..self }
+    }
+
+    /// The same actor without the My Number right.
+    pub fn without_my_number(mut self) -> Actor {
+        self.rights.my_number = false;
+        self
+    }
+
+    /// The same actor once the second factor is no longer recent.
+    pub fn without_second_factor(mut self) -> Actor {
+        self.second_factor = false;
+        self
+    }
+
+    /// The same person with the rights their account holds now (a session re-reading them):
+    /// rights, role and the second factor come from `fresh`, which `auth` made.
+    pub(crate) fn refreshed(self, fresh: &Actor) -> Actor {
+        Actor { role: fresh.role, rights: fresh.rights.clone(), ..self }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    pub fn rights(&self) -> &Rights {
+        &self.rights
+    }
+
+    /// A TOTP check passed recently enough for exports and user administration.
+    pub fn second_factor(&self) -> bool {
+        self.second_factor
     }
 
     pub fn require(&self, f: Function, level: Level) -> Result<(), Error> {
@@ -568,7 +635,7 @@ pub fn confirm_totp(
     secret: &[u8],
     code: &str,
     unix_time: u64,
-) -> Result<(), Error> {
+) -> Result<Actor, Error> {
     guarded_code(store, policy, &actor.name, "totp.enrol", unix_time, |rec| {
         // An enrolment is never replaced from a session: a lost device goes through the
         // security officer (reset or recovery codes).
@@ -579,7 +646,14 @@ pub fn confirm_totp(
         rec.totp_sealed = Some(store.seal_secret(&totp_context(&rec.name), secret));
         Some(step)
     })
-    .map(drop)
+    .map(|_| Actor { second_factor: true, ..actor.clone() })
+}
+
+/// A passed second-factor check: how, and the actor now holding a recent second factor.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub how: SecondFactor,
+    pub actor: Actor,
 }
 
 /// How a second-factor check passed.
@@ -601,7 +675,7 @@ pub fn check_totp(
     actor: &Actor,
     code: &str,
     unix_time: u64,
-) -> Result<SecondFactor, Error> {
+) -> Result<Passed, Error> {
     let mut how = SecondFactor::Code;
     guarded_code(store, policy, &actor.name, "totp.check", unix_time, |rec| {
         if let Some(i) = recovery_index(store, rec, code) {
@@ -617,7 +691,7 @@ pub fn check_totp(
     if how == SecondFactor::Recovery {
         store.audit(Event::new(&actor.name, "totp.recovery", &actor.name, "ok"))?;
     }
-    Ok(how)
+    Ok(Passed { how, actor: Actor { second_factor: true, ..actor.clone() } })
 }
 
 /// The attempt limit and replay guard shared by enrolment and checks: `accept` returns the

@@ -132,7 +132,7 @@ fn totp_codes_work_once_wrong_ones_are_limited_and_recovery_codes_replace_a_lost
     let code = totp::code_at(&secret, now);
     assert!(matches!(check_totp(&store, &policy, &admin, &code, now), Err(Error::BadCode)));
     let next = totp::code_at(&secret, now + 30);
-    assert_eq!(check_totp(&store, &policy, &admin, &next, now + 30).unwrap(), SecondFactor::Code);
+    assert_eq!(check_totp(&store, &policy, &admin, &next, now + 30).unwrap().how, SecondFactor::Code);
     for _ in 0..3 {
         assert!(matches!(check_totp(&store, &policy, &admin, &next, now + 30), Err(Error::BadCode)));
     }
@@ -160,7 +160,7 @@ fn totp_codes_work_once_wrong_ones_are_limited_and_recovery_codes_replace_a_lost
     sec2.name = "sec02".into();
     let codes = issue_recovery_codes(&store, &sec2, "admin").unwrap();
     assert_eq!(codes.len(), 10);
-    assert_eq!(check_totp(&store, &policy, &admin, &codes[3], later + 120).unwrap(), SecondFactor::Recovery);
+    assert_eq!(check_totp(&store, &policy, &admin, &codes[3], later + 120).unwrap().how, SecondFactor::Recovery);
     assert!(!load(&store, "admin").unwrap().unwrap().totp_enrolled());
     assert!(check_totp(&store, &policy, &admin, &codes[3], later + 150).is_err(), "used once");
     assert!(issue_recovery_codes(&store, &admin_with_2fa(), "admin").is_err(), "never for oneself");

@@ -33,14 +33,12 @@ pub struct Figures {
 /// A records officer with their own password, as the two-person rule wants.
 fn officer(h: &Hozon, name: &str) -> anyhow::Result<Actor> {
     let op = Actor::operator("bench");
-    let temp = crate::auth::create_user(&h.store, &op, name, Role::RecordsOfficer, Utc::now())?;
+    let temp = h.accounts().create(&op, name, Role::RecordsOfficer, Utc::now())?;
     let own = "a-bench-officers-passphrase".to_owned();
-    let sec = &h.config.security;
-    let crate::auth::Login::Ok { actor, .. } = crate::auth::login(&h.store, sec, name, &temp, "bench", Utc::now())?
-    else {
+    let crate::auth::Login::Ok { actor, .. } = h.accounts().login(name, &temp, "bench", Utc::now())? else {
         anyhow::bail!("login {name}")
     };
-    crate::auth::change_password(&h.store, sec, &actor, &temp, &own, Utc::now())?;
+    h.accounts().change_password(&actor, &temp, &own, Utc::now())?;
     Ok(actor)
 }
 

@@ -162,7 +162,7 @@ pub fn run(h: &Hozon, dir: &Path, jobs: usize, progress: bool) -> anyhow::Result
     let truth = truth_of(dir)?;
     let started = Instant::now();
     let opts = crate::capture::ingest::IngestOptions { jobs, keep_files: true, progress, batch: None };
-    crate::capture::ingest::ingest_dir(h, dir, &opts)?;
+    crate::capture::ingest::ingest_dir(h, &Actor::operator("bench"), dir, &opts)?;
     let mut f = Figures { ingest_seconds: started.elapsed().as_secs_f64(), ..Default::default() };
     let mut expected = register(h, &truth)?;
     let by_record: BTreeMap<RecordId, &Truth> = truth

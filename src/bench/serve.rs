@@ -179,7 +179,12 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
         &crate::synth::SynthOptions::easy(scans.clone(), opts.submissions, 99, 2.0),
         &indicatif::ProgressBar::hidden(),
     )?;
-    ingest_dir(&hozon, &scans, &IngestOptions { jobs: 2, keep_files: false, progress, batch: None })?;
+    ingest_dir(
+        &hozon,
+        &Actor::operator("bench"),
+        &scans,
+        &IngestOptions { jobs: 2, keep_files: false, progress, batch: None },
+    )?;
     let ids: Vec<String> = hozon.store.records().filter_map(|r| r.ok()).map(|r| r.id.to_string()).collect();
     anyhow::ensure!(!ids.is_empty(), "no pages were stored for the bench");
     let mut queries: Vec<String> = truth
@@ -192,11 +197,11 @@ pub fn run(opts: &Options, progress: bool) -> anyhow::Result<Figures> {
     let mut accounts = Vec::new();
     for i in 0..opts.users {
         let name = format!("bench{i:03}");
-        let pw = crate::auth::create_user(&hozon.store, &op, &name, Role::Reviewer, chrono::Utc::now())?;
+        let pw = hozon.accounts().create(&op, &name, Role::Reviewer, chrono::Utc::now())?;
         accounts.push((name, pw));
     }
     let hostile = if opts.hostile {
-        let pw = crate::auth::create_user(&hozon.store, &op, "benchmail", Role::Mailroom, chrono::Utc::now())?;
+        let pw = hozon.accounts().create(&op, "benchmail", Role::Mailroom, chrono::Utc::now())?;
         let new = crate::capture::batch::NewBatch {
             municipality: "新宿区".into(),
             received_on: crate::jp::today().to_string(),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::app::Hozon;
+use crate::auth::{Actor, Function, Level};
 use crate::capture::batch::looks_like_id;
 use crate::capture::ingest::{IngestOptions, IngestReport, Source, ingest_sources};
 use crate::capture::scan_files;
@@ -43,7 +44,9 @@ fn settled(path: &Path, settle: Duration, now: SystemTime) -> bool {
 }
 
 /// One pass over `root`.
-pub fn poll(h: &Hozon, root: &Path, settle: Duration, opts: &IngestOptions) -> Result<Poll> {
+/// Files are stored under `actor`'s name (the server's hot-folder job, or the operator).
+pub fn poll(h: &Hozon, actor: &Actor, root: &Path, settle: Duration, opts: &IngestOptions) -> Result<Poll> {
+    actor.require(Function::Capture, Level::Update)?;
     let mut out = Poll::default();
     let entries = std::fs::read_dir(root).map_err(|e| Error::Io { path: root.to_owned(), source: e })?;
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -70,7 +73,7 @@ pub fn poll(h: &Hozon, root: &Path, settle: Duration, opts: &IngestOptions) -> R
             continue;
         }
         let opts = IngestOptions { batch: Some(batch.clone()), keep_files: false, ..opts.clone() };
-        let report = ingest_sources(h, ready.into_iter().map(Source::File).collect(), &opts)?;
+        let report = ingest_sources(h, actor, ready.into_iter().map(Source::File).collect(), &opts)?;
         out.ingested.push((batch, report));
     }
     Ok(out)

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::app::Hozon;
 use crate::audit::Event;
+use crate::auth::{Actor, Function, Level};
 use crate::capture::{DecodedPage, Pages, Rejection, scan_files};
 use crate::error::{Error, Result};
 use crate::index::normalise;
@@ -113,9 +114,20 @@ struct PageInfo<'a> {
     page_of: Option<(usize, usize)>,
 }
 
-pub fn ingest_dir(h: &Hozon, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
+pub fn ingest_dir(h: &Hozon, actor: &Actor, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
+    actor.require(Function::Capture, Level::Update)?;
     let files = scan_files(dir).map_err(|e| Error::Io { path: dir.to_owned(), source: e })?;
-    ingest_sources(h, files.into_iter().map(Source::File).collect(), opts)
+    ingest_sources(h, actor, files.into_iter().map(Source::File).collect(), opts)
+}
+
+/// Files uploaded into a batch by a person: the upload is audited under their name, then
+/// ingested like a folder.
+pub fn ingest_upload(h: &Hozon, actor: &Actor, batch: &str, files: Vec<Source>) -> Result<IngestReport> {
+    actor.require(Function::Capture, Level::Update)?;
+    let n = files.len();
+    h.store.audit(Event::new(actor.name(), "batch.upload", batch, &format!("{n} files")))?;
+    let opts = IngestOptions { batch: Some(batch.to_owned()), ..Default::default() };
+    ingest_sources(h, actor, files, &opts)
 }
 
 /// A source's index in the run and what became of each of its pages.
@@ -123,7 +135,10 @@ type SourceOutcomes = (usize, Vec<(PathBuf, Outcome)>);
 
 /// Ingests files or uploads; a multi-page file gives one record per page (reported as
 /// `name#2`, `name#3`, …).
-pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Result<IngestReport> {
+/// Every page stored is audited under `actor` (a mailroom user, the CLI operator, or the hot
+/// folder's system job), who needs `capture=update`.
+pub fn ingest_sources(h: &Hozon, actor: &Actor, files: Vec<Source>, opts: &IngestOptions) -> Result<IngestReport> {
+    actor.require(Function::Capture, Level::Update)?;
     if let Some(b) = &opts.batch
         && h.batch_by_id(b)?.is_none()
     {
@@ -171,7 +186,7 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
                     let path = source.label();
                     // A bug tripped by one hostile page (a panic) fails that file, not the batch.
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        ingest_source(h, &mut engine, &mut ppocr, source, opts)
+                        ingest_source(h, actor.name(), &mut engine, &mut ppocr, source, opts)
                     }));
                     let outcomes = match run {
                         Ok(r) => r.unwrap_or_else(|e| vec![(path.clone(), Outcome::Failed(crate::error::chain(&e)))]),
@@ -230,6 +245,7 @@ pub fn ingest_sources(h: &Hozon, files: Vec<Source>, opts: &IngestOptions) -> Re
 /// file is kept (see [`Outcome::Refused`]).
 fn ingest_source(
     h: &Hozon,
+    by: &str,
     engine: &mut TesseractEngine,
     ppocr: &mut PpOcr,
     source: &Source,
@@ -245,7 +261,7 @@ fn ingest_source(
         Ok(p) => p,
         Err(why) => {
             let fp = h.store.scan_fingerprint(&bytes);
-            out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, Err(why), opts, None)?));
+            out.push((path.clone(), ingest_page(h, by, engine, ppocr, &file_name, &bytes, fp, Err(why), opts, None)?));
             remove_source(source, opts)?;
             return Ok(out);
         }
@@ -253,7 +269,7 @@ fn ingest_source(
     if !pages.multi() {
         let page = pages.next_page().unwrap_or(Err(Rejection::Empty));
         let fp = h.store.scan_fingerprint(&bytes);
-        out.push((path.clone(), ingest_page(h, engine, ppocr, &file_name, &bytes, fp, page, opts, None)?));
+        out.push((path.clone(), ingest_page(h, by, engine, ppocr, &file_name, &bytes, fp, page, opts, None)?));
         remove_source(source, opts)?;
         return Ok(out);
     }
@@ -275,7 +291,7 @@ fn ingest_source(
         }
         let fp = h.store.scan_fingerprint(&[bytes.as_slice(), name.as_bytes()].concat());
         // A page bad on its own is quarantined with its reason (its record holds no pixels).
-        let o = ingest_page(h, engine, ppocr, &name, &png, fp, page, opts, Some((i, n)))?;
+        let o = ingest_page(h, by, engine, ppocr, &name, &png, fp, page, opts, Some((i, n)))?;
         // Met again as the duplicate of a quarantined page (stored without pixels): the page
         // is still not stored, so the file must stay.
         if let Outcome::Duplicate(id) = &o
@@ -289,14 +305,14 @@ fn ingest_source(
     match (pages.refused(), bad_page) {
         (None, None) => remove_source(source, opts)?,
         (None, Some(why)) => {
-            keep_refused(h, engine, ppocr, source, &bytes, &why, opts)?;
+            keep_refused(h, by, engine, ppocr, source, &bytes, &why, opts)?;
         }
         (Some((from, why)), _) => {
             let refused = n.saturating_sub(from - 1);
             if let Some(batch) = &opts.batch {
                 h.store.mark_batch_refused(batch, &h.store.scan_fingerprint(&bytes), *from, refused)?;
             }
-            let kept = keep_refused(h, engine, ppocr, source, &bytes, why, opts)?;
+            let kept = keep_refused(h, by, engine, ppocr, source, &bytes, why, opts)?;
             let label = PathBuf::from(format!("{}#{from}-{n}", path.display()));
             out.push((label, Outcome::Refused(Rejection::PagesRefused(format!("{why} {kept}")))));
         }
@@ -308,8 +324,10 @@ fn ingest_source(
 /// beside it (the hot folder and `ingest` skip hidden folders, so it is not read again); an
 /// upload, which exists only in memory, is sealed whole as one quarantined record. Returns
 /// where it went, for the message.
+#[allow(clippy::too_many_arguments)]
 fn keep_refused(
     h: &Hozon,
+    by: &str,
     engine: &mut TesseractEngine,
     ppocr: &mut PpOcr,
     source: &Source,
@@ -328,7 +346,7 @@ fn keep_refused(
         Source::Upload { name, .. } => {
             let fp = h.store.scan_fingerprint(&[bytes, b"#refused"].concat());
             let reason = Rejection::PagesRefused(why.to_string());
-            match ingest_page(h, engine, ppocr, name, bytes, fp, Err(reason), opts, None)? {
+            match ingest_page(h, by, engine, ppocr, name, bytes, fp, Err(reason), opts, None)? {
                 Outcome::Quarantined(id, _) | Outcome::Duplicate(id) => {
                     Ok(format!("(ファイル全体を隔離記録 {id} として保管しました)"))
                 }
@@ -342,6 +360,7 @@ fn keep_refused(
 #[allow(clippy::too_many_arguments)]
 fn ingest_page(
     h: &Hozon,
+    by: &str,
     engine: &mut TesseractEngine,
     ppocr: &mut PpOcr,
     file_name: &str,
@@ -436,7 +455,7 @@ fn ingest_page(
         Ok(_) => ("capture.store", Outcome::Stored(id.clone())),
         Err(why) => ("capture.quarantine", Outcome::Quarantined(id.clone(), why)),
     };
-    store.commit_stored(&rec, &fp, Event::new("system", action, id.as_str(), "ok"))?;
+    store.commit_stored(&rec, &fp, Event::new(by, action, id.as_str(), "ok"))?;
     // The page is stored: a failed pairing costs the pairing (retried when the page or its
     // partner is met again), never the page.
     if draft.is_some()

@@ -5,12 +5,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::Cli;
+use super::{Cli, operator};
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Re-wrap every data key under a new master key (blobs are not re-encrypted)
     Rotate,
+    /// Copy the master key file and the key store into a dated folder of DIR (kept apart from
+    /// the data backups, on its own short retention)
+    Escrow {
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -44,19 +50,14 @@ pub enum UserCommand {
     },
 }
 
-fn operator() -> crate::auth::Actor {
-    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    crate::auth::Actor::operator(&format!("cli:{user}"))
-}
-
 pub fn key(cli: &Cli, c: &KeyCommand) -> anyhow::Result<ExitCode> {
     match c {
+        KeyCommand::Escrow { to } => return super::backup::escrow(cli, to),
         KeyCommand::Rotate => {
             // Case records kept from before epoch sealing move into their epochs first, then
             // the old master key (which opens every legacy wrapping in earlier copies) goes.
             let mut h = cli.open()?;
-            let cases = h.migrate_legacy_cases()?;
-            let fp = h.store.rotate_master_key()?;
+            let (fp, cases) = h.rotate_master_key(&operator())?;
             println!("マスター鍵を更新しました (new key fingerprint {fp}; 台帳記録 {cases} 件の鍵を移行)");
         }
     }
@@ -76,7 +77,7 @@ pub fn reindex(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
-    let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
+    let h = cli.open()?;
     match c {
         AuditCommand::Verify { checkpoints } => {
             let cps: Vec<crate::audit::Checkpoint> = match checkpoints {
@@ -89,7 +90,7 @@ pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
                     .collect::<anyhow::Result<_>>()?,
                 None => Vec::new(),
             };
-            match store.verify_audit(&cps)? {
+            match h.audit_verify(&operator(), &cps)? {
                 Ok(n) => {
                     println!("監査ログは正常です: {n} entries, chain intact ({} checkpoints checked)", cps.len());
                     Ok(ExitCode::SUCCESS)
@@ -101,7 +102,7 @@ pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
             }
         }
         AuditCommand::Checkpoints => {
-            for cp in crate::audit::checkpoints(&store.audit_entries()?) {
+            for cp in h.audit_checkpoints(&operator())? {
                 println!("{}", serde_json::to_string(&cp)?);
             }
             Ok(ExitCode::SUCCESS)
@@ -110,15 +111,15 @@ pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
-    let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
+    let h = cli.open()?;
+    let accounts = h.accounts();
     match c {
         UserCommand::ResetPassword { name } => {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-            let pw = crate::auth::operator_reset_password(&store, &user, name, chrono::Utc::now())?;
+            let pw = accounts.operator_reset_password(&user, name, chrono::Utc::now())?;
             println!("ユーザー {name} の新しい一時パスワード: {pw} (次回ログイン時に変更が必要です)");
         }
         UserCommand::Passwd { name } => {
-            let config = crate::config::Config::load(&cli.data)?;
             let mut lines = std::io::stdin().lines();
             let mut read = |env: &str, prompt: &str| -> anyhow::Result<String> {
                 if let Ok(v) = std::env::var(env) {
@@ -130,9 +131,9 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
             let current = read("HOZON_PASSWORD", &format!("{name} の現在のパスワード: "))?;
             let new = read("HOZON_NEW_PASSWORD", "新しいパスワード: ")?;
             let now = chrono::Utc::now();
-            match crate::auth::login(&store, &config.security, name, &current, "cli", now)? {
+            match accounts.login(name, &current, "cli", now)? {
                 crate::auth::Login::Ok { actor, .. } => {
-                    crate::auth::change_password(&store, &config.security, &actor, &current, &new, now)?;
+                    accounts.change_password(&actor, &current, &new, now)?;
                     println!("{name} のパスワードを変更しました");
                 }
                 _ => {
@@ -141,13 +142,13 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::RecoveryCodes { name } => {
-            let codes = crate::auth::issue_recovery_codes(&store, &operator(), name)?;
+            let codes = accounts.issue_recovery_codes(&operator(), name)?;
             println!("ユーザー {name} の回復コード（各1回限り。以前のコードは無効です）:");
             codes.iter().for_each(|c| println!("{c}"));
         }
         UserCommand::Add { name, role } => {
             let role = crate::auth::Role::parse(role).with_context(|| format!("unknown role {role:?}"))?;
-            let pw = crate::auth::create_user(&store, &operator(), name, role, chrono::Utc::now())?;
+            let pw = accounts.create(&operator(), name, role, chrono::Utc::now())?;
             println!("ユーザー {name} ({}) を作成しました。一時パスワード: {pw}", role.label_ja());
         }
     }
@@ -155,8 +156,7 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn gc(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let store = crate::store::Store::open(&cli.data, &cli.key_file())?;
-    let n = store.gc_orphans()?;
+    let n = cli.open()?.gc_orphans(&operator())?;
     println!("孤立したブロブを {n} 件削除しました");
     Ok(ExitCode::SUCCESS)
 }

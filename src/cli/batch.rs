@@ -137,7 +137,7 @@ pub fn watch(cli: &Cli, a: &WatchArgs) -> anyhow::Result<ExitCode> {
     };
     let mut warned = std::collections::HashSet::new();
     loop {
-        let poll = hotfolder::poll(&h, &a.root, Duration::from_secs(a.settle), &opts)?;
+        let poll = hotfolder::poll(&h, &super::operator(), &a.root, Duration::from_secs(a.settle), &opts)?;
         for stray in poll.strays {
             if warned.insert(stray.clone()) {
                 eprintln!("受付番号のないフォルダ・ファイルは取り込みません: {}", stray.display());

@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         batch: args.batch.clone(),
     };
-    let report = ingest_dir(&hozon, &args.dir, &opts)?;
+    let report = ingest_dir(&hozon, &super::operator(), &args.dir, &opts)?;
     print_report(&report);
     if let Some(b) = &args.batch {
         print_batch(&hozon, b)?;
@@ -54,8 +54,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
 /// One line per batch: its counts against the expected pages, a mismatch flagged.
 pub(crate) fn print_batch(hozon: &crate::app::Hozon, id: &str) -> anyhow::Result<()> {
     use crate::capture::batch::Status;
-    let Some(b) = hozon.batch_by_id(id)? else { return Ok(()) };
-    let c = hozon.store.batch_counts(id)?;
+    let (b, c) = hozon.batch(&super::operator(), id)?;
     let status = Status::of(&b, &c);
     let mark = if status == Status::Mismatch { " ⚠" } else { "" };
     println!(

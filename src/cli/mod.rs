@@ -2,6 +2,7 @@
 //! the library and prints the result. This list is the single place subcommands are named.
 
 mod admin;
+mod backup;
 mod batch;
 mod bench;
 mod case;
@@ -27,6 +28,10 @@ pub struct Cli {
     /// Master key file [default: $HOZON_KEY_FILE, else DATA/master.key]
     #[arg(long, global = true)]
     key_file: Option<PathBuf>,
+    /// hozon's resource directory (ocr-models/, retention-policies/) [default: $HOZON_HOME,
+    /// else found beside the binary]
+    #[arg(long, global = true)]
+    resources: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,6 +79,9 @@ enum Command {
     Key(admin::KeyCommand),
     /// Rebuild the search index from the stored text
     Reindex,
+    /// Backups to a directory or an S3 store: create, list, verify (restore drill), restore, prune
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Check the audit log's hash chain
     #[command(subcommand)]
     Audit(admin::AuditCommand),
@@ -106,7 +114,11 @@ enum Command {
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(r) = &cli.resources {
+        crate::resources::set_root(r);
+    }
     match &cli.command {
+        Command::Backup(c) => backup::run(&cli, c),
         Command::Init(a) => init::run(&cli, a),
         Command::Synth(a) => synth::run(a),
         Command::Ingest(a) => ingest::run(&cli, a),

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 
 use super::Cli;
-use crate::auth::{self, Actor, Login};
+use crate::auth::{Actor, Login};
 use crate::retention::{boxes, certificate, run};
 
 #[derive(Subcommand)]
@@ -143,8 +143,8 @@ fn secret_line(env: &str, prompt: &str) -> anyhow::Result<String> {
 /// not the operator, and not a password someone else just set).
 fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
     let password = secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
-    match auth::login(&h.store, &h.config.security, user, &password, "cli", chrono::Utc::now())? {
-        Login::Ok { mut actor, must_change_password, totp_enrolled, .. } => {
+    match h.accounts().login(user, &password, "cli", chrono::Utc::now())? {
+        Login::Ok { actor, must_change_password, totp_enrolled, .. } => {
             if must_change_password {
                 anyhow::bail!(
                     "{user} のパスワードは仮パスワードです。本人が `hozon user passwd {user}` で変更してから操作してください"
@@ -153,9 +153,11 @@ fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
             if totp_enrolled {
                 let code = secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
-                auth::check_totp(&h.store, &h.config.security, &actor, &code, now)
+                let passed = h
+                    .accounts()
+                    .check_totp(&actor, &code, now)
                     .map_err(|e| anyhow::anyhow!("{user}: 確認コードを受け付けません ({e})"))?;
-                actor.second_factor = true;
+                return Ok(passed.actor);
             }
             Ok(actor)
         }
@@ -190,7 +192,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DisposeCommand::Show { run: id } => {
-            let r = run::load(&h, id)?;
+            let r = run::get(&h, &super::operator(), id)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(
@@ -326,7 +328,7 @@ pub fn certificate(cli: &Cli, c: &CertificateCommand) -> anyhow::Result<ExitCode
     match c {
         CertificateCommand::Verify { file } => {
             let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            match certificate::verify(&h, &bytes)? {
+            match certificate::verify(&h, &super::operator(), &bytes)? {
                 certificate::Verdict::Genuine { run_id, issued_at } => {
                     println!("真正な廃棄証明書です (genuine): run {run_id}, issued {issued_at}");
                     Ok(ExitCode::SUCCESS)
@@ -344,7 +346,7 @@ pub fn certificate(cli: &Cli, c: &CertificateCommand) -> anyhow::Result<ExitCode
             }
         }
         CertificateCommand::List => {
-            for e in certificate::register(&h)? {
+            for e in certificate::register(&h, &super::operator())? {
                 println!("{}  {}  sha256 {}  {}", e.run_id, e.issued_at, e.pdf_sha256, e.file);
             }
             Ok(ExitCode::SUCCESS)
@@ -449,8 +451,7 @@ pub fn policy(cli: &Cli, c: &PolicyCommand) -> anyhow::Result<ExitCode> {
                     p.title
                 );
             }
-            let recs: Vec<_> = h.store.records().collect::<Result<_, _>>()?;
-            let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
+            let impact = run::policy_impact(&h, &super::operator())?;
             println!(
                 "既存の記録への影響: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
                 impact.earlier.len(),

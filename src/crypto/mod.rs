@@ -83,6 +83,27 @@ impl Key {
         out
     }
 
+    /// Like [`Key::seal`], but the same plaintext always gives the same bytes: the nonce is a
+    /// keyed hash of the plaintext (SIV-style), so identical backup chunks are stored once.
+    /// Reveals only whether two sealed chunks are equal. Opens with [`Key::open`].
+    pub fn seal_convergent(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        h.update(b"hozon convergent nonce v1\0");
+        h.update(aad);
+        h.update(plaintext);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&h.finalize().as_bytes()[..NONCE_LEN]);
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let ct = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+        out.push(SEAL_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
     /// Reverses [`Key::seal`]; fails if the key, the aad or any byte differs.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
         if sealed.len() < SEAL_OVERHEAD || sealed[0] != SEAL_VERSION {

@@ -38,3 +38,15 @@ fn keyed_hash_depends_on_key() {
     assert_eq!(a.keyed_hash(b"x"), a.keyed_hash(b"x"));
     assert_ne!(a.keyed_hash(b"x"), b.keyed_hash(b"x"));
 }
+
+#[test]
+fn convergent_sealing_is_deterministic_per_key_and_opens_like_seal() {
+    let k = Key::generate();
+    let a = k.seal_convergent(b"ctx", b"same chunk");
+    assert_eq!(a, k.seal_convergent(b"ctx", b"same chunk"), "same input, same bytes");
+    assert_ne!(a, k.seal_convergent(b"ctx", b"other chunk"));
+    assert_ne!(a, k.seal_convergent(b"other ctx", b"same chunk"), "the context changes the nonce");
+    assert_ne!(a, Key::generate().seal_convergent(b"ctx", b"same chunk"), "another key, other bytes");
+    assert_eq!(k.open(b"ctx", &a).unwrap(), b"same chunk");
+    assert!(k.open(b"other ctx", &a).is_err());
+}

@@ -180,8 +180,7 @@ impl Template {
 
 /// Where templates are: `HOZON_FORMS`, else `ocr-models/forms`.
 pub fn default_dir() -> PathBuf {
-    std::env::var_os("HOZON_FORMS")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("ocr-models/forms"), PathBuf::from)
+    crate::resources::path("HOZON_FORMS", "ocr-models/forms")
 }
 
 /// Every `*.toml` in `dir`, sorted by file name; form+sheet must be unique.

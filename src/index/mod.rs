@@ -764,6 +764,30 @@ impl SearchIndex {
     /// but their terms and stored text stay in the (encrypted) segment files until
     /// [`SearchIndex::compact`] merges those segments away.
     pub fn delete(&self, _approval: &crate::retention::run::ApprovedDisposal, record_ids: &[String]) -> Result<()> {
+        self.delete_ids(record_ids)
+    }
+
+    /// Removes the documents of records a restore found no longer stored (destroyed by the
+    /// run that retired their keys, or never committed): the index then matches the store.
+    pub(crate) fn forget(&self, record_ids: &[String]) -> Result<()> {
+        self.delete_ids(record_ids)
+    }
+
+    /// The record id of every live document.
+    pub fn record_ids(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(64).map_err(tantivy::TantivyError::from)?;
+            for doc in segment.doc_ids_alive() {
+                let d: TantivyDocument = store.get(doc)?;
+                out.extend(d.get_first(self.f.record_id).and_then(|v| v.as_str()).map(str::to_owned));
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_ids(&self, record_ids: &[String]) -> Result<()> {
         self.with_writer(|w| {
             for id in record_ids {
                 w.delete_term(Term::from_field_text(self.f.record_id, id));

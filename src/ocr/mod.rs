@@ -69,7 +69,7 @@ pub fn default_tessdata() -> PathBuf {
     if let Some(p) = std::env::var_os("HOZON_TESSDATA") {
         return PathBuf::from(p);
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("ocr-models/tessdata");
+    let local = crate::resources::root().join("ocr-models/tessdata");
     if local.join("jpn.traineddata").exists() {
         return local;
     }

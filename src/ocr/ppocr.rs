@@ -108,10 +108,7 @@ impl LineReading {
 
 /// Where the model is: `HOZON_PPOCR_MODEL`, else `ocr-models/ppocr/PP-OCRv6_rec_small.onnx`.
 pub fn default_model() -> PathBuf {
-    std::env::var_os("HOZON_PPOCR_MODEL").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("ocr-models/ppocr/PP-OCRv6_rec_small.onnx"),
-        PathBuf::from,
-    )
+    crate::resources::path("HOZON_PPOCR_MODEL", "ocr-models/ppocr/PP-OCRv6_rec_small.onnx")
 }
 
 pub struct PpOcr {

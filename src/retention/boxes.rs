@@ -61,7 +61,13 @@ fn valid_code(code: &str) -> bool {
     (3..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-pub fn load(h: &Hozon, code: &str) -> Result<DocBox> {
+/// A box, for someone allowed to see boxes.
+pub fn get(h: &Hozon, actor: &Actor, code: &str) -> Result<DocBox> {
+    actor.require(Function::Boxes, Level::View)?;
+    load(h, code)
+}
+
+pub(crate) fn load(h: &Hozon, code: &str) -> Result<DocBox> {
     let v = h.store.get_doc(BOXES, code)?.ok_or_else(|| Error::NotFound(format!("box {code}")))?;
     serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("box {code}: {e}")))
 }
@@ -105,7 +111,7 @@ pub fn register(
         retrievals: Vec::new(),
         destroyed_by_run: None,
     };
-    save(h, &b, Event::new(&actor.name, "box.register", code, "ok"))?;
+    save(h, &b, Event::new(actor.name(), "box.register", code, "ok"))?;
     Ok(b)
 }
 
@@ -122,7 +128,7 @@ fn change(
         return Err(Error::Corrupt(format!("box {code} was destroyed")));
     }
     f(&mut b)?;
-    save(h, &b, Event::new(&actor.name, action, code, "ok"))?;
+    save(h, &b, Event::new(actor.name(), action, code, "ok"))?;
     Ok(b)
 }
 
@@ -132,7 +138,7 @@ pub fn hand_over(h: &Hozon, actor: &Actor, codes: &[String], on: NaiveDate, conf
         change(h, actor, code, "box.handover", |b| {
             b.status = BoxStatus::AtContractor;
             b.location = "保管業者".into();
-            b.handovers.push(Handover { on, confirmation: confirmation.into(), by: actor.name.clone() });
+            b.handovers.push(Handover { on, confirmation: confirmation.into(), by: actor.name().to_owned() });
             Ok(())
         })?;
     }
@@ -143,7 +149,7 @@ pub fn request_retrieval(h: &Hozon, actor: &Actor, code: &str, reason: &str, on:
     change(h, actor, code, "box.retrieval_request", |b| {
         b.retrievals.push(Retrieval {
             requested_on: on,
-            by: actor.name.clone(),
+            by: actor.name().to_owned(),
             reason: reason.into(),
             out_on: None,
             returned_on: None,
@@ -258,7 +264,7 @@ pub fn record_contractor_certificate(
     h.store.commit_stored(
         &rec,
         &fp,
-        Event::new(&actor.name, "dispose.contractor_certificate", &format!("{run_id} record {id}"), "ok"),
+        Event::new(actor.name(), "dispose.contractor_certificate", &format!("{run_id} record {id}"), "ok"),
     )?;
 
     let mut destroyed = Vec::new();
@@ -274,7 +280,7 @@ pub fn record_contractor_certificate(
                 h,
                 &b,
                 Event::new(
-                    &actor.name,
+                    actor.name(),
                     "box.destroyed",
                     &format!("{} {run_id} {}", b.code, processed_at.date_naive()),
                     "ok",
@@ -286,13 +292,13 @@ pub fn record_contractor_certificate(
             missing.push(item.id.clone());
         }
     }
-    let cert = super::certificate::issue(h, &r, &preparer, &approver, &actor.name)?;
+    let cert = super::certificate::issue(h, &r, &preparer, &approver, actor.name())?;
     r.state = RunState::Completed { preparer, approver, at: now, certificate_sha256: cert.pdf_sha256 };
     run::save_run(
         h,
         &r,
         Event::new(
-            &actor.name,
+            actor.name(),
             "dispose.complete",
             &format!("{run_id} {} boxes, {} missing", destroyed.len(), missing.len()),
             "ok",

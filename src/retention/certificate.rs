@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::run::{ItemStatus, Run, RunKind};
 use crate::app::Hozon;
 use crate::audit::Event;
+use crate::auth::{Actor, Function, Level};
 use crate::error::{Error, Result};
 
 const REGISTER: &str = "certificate";
@@ -114,7 +115,7 @@ pub fn method_for(kind: RunKind) -> &'static str {
 /// Builds the manifest, the PDF, and enters both in the register and the audit log.
 pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &str) -> Result<Issued> {
     // Issued already (a run killed after issuing, before completing): the same certificate.
-    if let Some(e) = register(h)?.into_iter().find(|e| e.run_id == run.id) {
+    if let Some(e) = entries(h)?.into_iter().find(|e| e.run_id == run.id) {
         return Ok(Issued { path: e.file.into(), pdf_sha256: e.pdf_sha256 });
     }
     let mut counts = BTreeMap::new();
@@ -194,7 +195,21 @@ pub fn issue(h: &Hozon, run: &Run, preparer: &str, approver: &str, executor: &st
     Ok(Issued { path, pdf_sha256 })
 }
 
-pub fn register(h: &Hozon) -> Result<Vec<RegisterEntry>> {
+/// Who may read the certificate register: records officers and auditors.
+fn require_reader(actor: &Actor) -> Result<()> {
+    if actor.rights().allows(Function::Audit, Level::View) {
+        return Ok(());
+    }
+    Ok(actor.require(Function::Retention, Level::View)?)
+}
+
+/// The register of issued certificates, in issue order.
+pub fn register(h: &Hozon, actor: &Actor) -> Result<Vec<RegisterEntry>> {
+    require_reader(actor)?;
+    entries(h)
+}
+
+fn entries(h: &Hozon) -> Result<Vec<RegisterEntry>> {
     let mut out: Vec<RegisterEntry> = h
         .store
         .docs(REGISTER)?
@@ -215,8 +230,13 @@ fn register_head(h: &Hozon) -> Result<(u64, String)> {
 
 /// Whether the register's chain is intact from its first entry to the recorded head; names
 /// the first entry that is not.
-pub fn verify_register(h: &Hozon) -> Result<std::result::Result<usize, String>> {
-    let entries: Vec<RegisterEntry> = register(h)?.into_iter().filter(|e| e.seq > 0).collect();
+pub fn verify_register(h: &Hozon, actor: &Actor) -> Result<std::result::Result<usize, String>> {
+    require_reader(actor)?;
+    register_chain(h)
+}
+
+fn register_chain(h: &Hozon) -> Result<std::result::Result<usize, String>> {
+    let entries: Vec<RegisterEntry> = entries(h)?.into_iter().filter(|e| e.seq > 0).collect();
     let mut prev = String::new();
     for (i, e) in entries.iter().enumerate() {
         if e.seq != i as u64 + 1 || e.prev != prev || e.compute_mac(h) != e.mac {
@@ -243,16 +263,17 @@ pub enum Verdict {
 }
 
 /// Checks a certificate file against the register, the stored manifest and the audit log.
-pub fn verify(h: &Hozon, pdf: &[u8]) -> Result<Verdict> {
+pub fn verify(h: &Hozon, actor: &Actor, pdf: &[u8]) -> Result<Verdict> {
+    require_reader(actor)?;
     let digest = sha256_hex(pdf);
-    let entries = register(h)?;
+    let entries = entries(h)?;
     if let Some(e) = entries.iter().find(|e| e.pdf_sha256 == digest) {
         let manifest = h.store.get_doc(MANIFEST, &e.run_id)?.unwrap_or_default();
         let manifest_ok = sha256_hex(&manifest) == e.manifest_sha256;
         // The register's own chain vouches for the entry; only entries made before it had one
         // fall back to the audit log.
         let vouched = if e.seq > 0 {
-            verify_register(h)?.is_ok() && e.compute_mac(h) == e.mac
+            register_chain(h)?.is_ok() && e.compute_mac(h) == e.mac
         } else {
             let target = format!("{} sha256 {}", e.run_id, e.pdf_sha256);
             h.store.audit_entries()?.iter().any(|a| a.action == "dispose.certificate" && a.target == target)

@@ -165,6 +165,8 @@ impl PolicySet {
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            // The backups' own policy lives here too; `backup::policy` reads it.
+            .filter(|p| p.file_name().is_none_or(|n| n != BACKUP_POLICY_FILE))
             .collect();
         files.sort();
         let mut texts = Vec::new();
@@ -215,11 +217,12 @@ impl PolicySet {
     }
 }
 
+/// The backups' retention policy, kept in the policy folder beside the record policies.
+pub const BACKUP_POLICY_FILE: &str = "backup.toml";
+
 /// The policy folder shipped with hozon (`HOZON_POLICIES` overrides).
 pub fn default_dir() -> std::path::PathBuf {
-    std::env::var_os("HOZON_POLICIES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("retention-policies"))
+    crate::resources::path("HOZON_POLICIES", "retention-policies")
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ pub(crate) fn verify_approval(h: &Hozon, actor: &Actor, run: &Run, preparer: &st
     if run.approval_seal.as_deref() == Some(run.seal(h, preparer, approver).as_str()) {
         return Ok(());
     }
-    h.store.audit(Event::new(&actor.name, "dispose.execute", &run.id, "denied_bad_approval"))?;
+    h.store.audit(Event::new(actor.name(), "dispose.execute", &run.id, "denied_bad_approval"))?;
     Err(Error::Invalid(format!(
         "廃棄実行 {} の承認記録が承認時の内容と一致しません（承認後に変更されたか、承認を経ていません）。実行できません",
         run.id
@@ -244,7 +244,13 @@ fn wrong(run: &Run, wanted: &str) -> Error {
     })
 }
 
-pub fn load(h: &Hozon, id: &str) -> Result<Run> {
+/// A run, for someone allowed to see runs.
+pub fn get(h: &Hozon, actor: &Actor, id: &str) -> Result<Run> {
+    actor.require(Function::Retention, Level::View)?;
+    load(h, id)
+}
+
+pub(crate) fn load(h: &Hozon, id: &str) -> Result<Run> {
     let v = h.store.get_doc(RUNS, id)?.ok_or_else(|| Error::Run(RunError::NoRun(id.to_owned())))?;
     serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("run {id}: {e}")))
 }
@@ -365,13 +371,13 @@ pub fn place_hold(h: &Hozon, actor: &Actor, req: &HoldRequest) -> Result<Hold> {
         reason: req.reason.trim().to_owned(),
         targets,
         record_ids: Vec::new(),
-        created_by: actor.name.clone(),
+        created_by: actor.name().to_owned(),
         created_at: now,
         released_at: None,
         released_by: None,
         released_reason: None,
     };
-    let event = Event::new(&actor.name, "hold.place", &format!("{} {} targets", hold.id, hold.targets.len()), "ok");
+    let event = Event::new(actor.name(), "hold.place", &format!("{} {} targets", hold.id, hold.targets.len()), "ok");
     let keys: Vec<String> = hold.targets.iter().map(HoldTarget::index_key).collect();
     h.store.put_hold(&hold.id, &serde_json::to_vec(&hold).expect("hold serialises"), &keys, true, event)?;
     Ok(hold)
@@ -387,7 +393,7 @@ pub fn release_hold(h: &Hozon, actor: &Actor, id: &str, reason: &str) -> Result<
         return Err(Error::Invalid(format!("保留 {id} は既に解除されています")));
     }
     hold.released_at = Some(Utc::now());
-    hold.released_by = Some(actor.name.clone());
+    hold.released_by = Some(actor.name().to_owned());
     hold.released_reason = Some(reason.trim().to_owned());
     let keys: Vec<String> = hold.all_targets().iter().map(HoldTarget::index_key).collect();
     h.store.put_hold(
@@ -395,7 +401,7 @@ pub fn release_hold(h: &Hozon, actor: &Actor, id: &str, reason: &str) -> Result<
         &serde_json::to_vec(&hold).expect("hold serialises"),
         &keys,
         false,
-        Event::new(&actor.name, "hold.release", id, "ok"),
+        Event::new(actor.name(), "hold.release", id, "ok"),
     )?;
     Ok(())
 }
@@ -622,18 +628,18 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
             case.extended = Some(crate::cases::Extension {
                 until: *until,
                 reason: reason.trim().to_owned(),
-                by: actor.name.clone(),
+                by: actor.name().to_owned(),
                 run: run_id.to_owned(),
             });
             let _epochs = h.store.epoch_write_guard();
             h.store.put_docs(
                 &h.case_docs(key, &case)?,
-                Event::new(&actor.name, "case.retention_extend", &format!("{key} until {until}"), "ok"),
+                Event::new(actor.name(), "case.retention_extend", &format!("{key} until {until}"), "ok"),
             )?;
             (
                 ItemStatus::Excluded {
                     reason: format!("延長（{until} まで）: {}", reason.trim()),
-                    by: actor.name.clone(),
+                    by: actor.name().to_owned(),
                 },
                 format!("extend {until}"),
             )
@@ -643,14 +649,14 @@ pub fn decide(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, decision: &
                 return Err(Error::Run(RunError::NoReason));
             }
             (
-                ItemStatus::Excluded { reason: format!("移管: {}", reason.trim()), by: actor.name.clone() },
+                ItemStatus::Excluded { reason: format!("移管: {}", reason.trim()), by: actor.name().to_owned() },
                 "transfer".into(),
             )
         }
     };
     run.items[i].status = status;
-    run.items[i].decided_by = Some(actor.name.clone());
-    save(h, &run, Event::new(&actor.name, "dispose.decide", &format!("{run_id} {item_id} {what}"), "ok"))
+    run.items[i].decided_by = Some(actor.name().to_owned());
+    save(h, &run, Event::new(actor.name(), "dispose.decide", &format!("{run_id} {item_id} {what}"), "ok"))
 }
 
 /// Destroys one case record of an approved run: re-checked (still due on today's date from
@@ -781,7 +787,7 @@ pub(crate) fn new_run(
         id: unique_run_id(h, prefix)?,
         kind,
         as_of,
-        created_by: actor.name.clone(),
+        created_by: actor.name().to_owned(),
         created_at: Utc::now(),
         state: RunState::Draft,
         items,
@@ -793,7 +799,7 @@ pub(crate) fn new_run(
     save(
         h,
         &run,
-        Event::new(&actor.name, "dispose.plan", &format!("{} {:?} {} items", run.id, kind, run.items.len()), "ok"),
+        Event::new(actor.name(), "dispose.plan", &format!("{} {:?} {} items", run.id, kind, run.items.len()), "ok"),
     )?;
     Ok(run)
 }
@@ -819,8 +825,8 @@ pub fn exclude(h: &Hozon, actor: &Actor, run_id: &str, item_id: &str, reason: &s
         return Err(Error::Run(RunError::NoReason));
     }
     let (mut run, i) = draft_item(h, run_id, item_id)?;
-    run.items[i].status = ItemStatus::Excluded { reason: reason.to_owned(), by: actor.name.clone() };
-    save(h, &run, Event::new(&actor.name, "dispose.exclude", &format!("{run_id} {item_id}"), "ok"))
+    run.items[i].status = ItemStatus::Excluded { reason: reason.to_owned(), by: actor.name().to_owned() };
+    save(h, &run, Event::new(actor.name(), "dispose.exclude", &format!("{run_id} {item_id}"), "ok"))
 }
 
 /// Days after someone else reset an officer's password or second factor during which that
@@ -833,22 +839,22 @@ const RESET_COOLDOWN_DAYS: i64 = 7;
 /// run's policies name for that step.
 fn check_officer(h: &Hozon, actor: &Actor, run: &Run, step: usize) -> Result<()> {
     let refuse = |why: String| -> Result<()> {
-        h.store.audit(Event::new(&actor.name, "dispose.officer", &run.id, "denied"))?;
+        h.store.audit(Event::new(actor.name(), "dispose.officer", &run.id, "denied"))?;
         Err(Error::Invalid(why))
     };
-    let Some(user) = crate::auth::load(&h.store, &actor.name)? else {
+    let Some(user) = crate::auth::load(&h.store, actor.name())? else {
         return refuse(format!(
             "{} は利用者として登録されていません（廃棄の確認・承認は本人のアカウントで行います）",
-            actor.name
+            actor.name()
         ));
     };
     if user.locked || crate::jp::today() > user.expires_on {
-        return refuse(format!("{} のアカウントはロック中または有効期限切れです", actor.name));
+        return refuse(format!("{} のアカウントはロック中または有効期限切れです", actor.name()));
     }
     if user.must_change_password {
         return refuse(format!(
             "{} のパスワードは他の人が設定した仮パスワードです。本人が変更するまで廃棄の確認・承認はできません",
-            actor.name
+            actor.name()
         ));
     }
     if let Some(at) = user.credentials_reset_at
@@ -856,14 +862,14 @@ fn check_officer(h: &Hozon, actor: &Actor, run: &Run, step: usize) -> Result<()>
     {
         return refuse(format!(
             "{} のパスワードまたは二要素認証は {} に他の人によって再設定されました。本人確認のため、{RESET_COOLDOWN_DAYS} 日間は廃棄の確認・承認ができません",
-            actor.name,
+            actor.name(),
             crate::jp::date_of(at)
         ));
     }
-    if user.totp_enrolled() && !actor.second_factor {
+    if user.totp_enrolled() && !actor.second_factor() {
         return refuse(format!(
             "{} は二要素認証を登録しています。確認コードの入力（/account/totp）を済ませてから操作してください",
-            actor.name
+            actor.name()
         ));
     }
     let applied = h.applied_policies();
@@ -875,7 +881,7 @@ fn check_officer(h: &Hozon, actor: &Actor, run: &Run, step: usize) -> Result<()>
             return refuse(format!(
                 "{class} の廃棄の{}は {wanted} の役割が必要です（{} は {}）",
                 if step == 0 { "確認" } else { "承認" },
-                actor.name,
+                actor.name(),
                 user.role.label_ja()
             ));
         }
@@ -904,8 +910,8 @@ pub fn submit(h: &Hozon, actor: &Actor, run_id: &str) -> Result<()> {
         return Err(Error::Invalid(format!("廃棄実行 {run_id} に廃棄対象がありません（空の実行は提出できません）")));
     }
     check_officer(h, actor, &run, 0)?;
-    run.state = RunState::Submitted { by: actor.name.clone(), at: Utc::now() };
-    save(h, &run, Event::new(&actor.name, "dispose.submit", run_id, "ok"))
+    run.state = RunState::Submitted { by: actor.name().to_owned(), at: Utc::now() };
+    save(h, &run, Event::new(actor.name(), "dispose.submit", run_id, "ok"))
 }
 
 /// A second officer approves: the two-person rule is enforced here.
@@ -915,21 +921,21 @@ pub fn approve(h: &Hozon, actor: &Actor, run_id: &str) -> Result<ApprovedDisposa
     let RunState::Submitted { by, .. } = &run.state else {
         return Err(wrong(&run, "only a submitted run can be approved"));
     };
-    if *by == actor.name {
-        h.store.audit(Event::new(&actor.name, "dispose.approve", run_id, "denied_same_person"))?;
-        return Err(Error::Run(RunError::SamePerson(actor.name.clone())));
+    if *by == actor.name() {
+        h.store.audit(Event::new(actor.name(), "dispose.approve", run_id, "denied_same_person"))?;
+        return Err(Error::Run(RunError::SamePerson(actor.name().to_owned())));
     }
     check_officer(h, actor, &run, 1)?;
     let preparer = by.clone();
-    run.approval_seal = Some(run.seal(h, &preparer, &actor.name));
+    run.approval_seal = Some(run.seal(h, &preparer, actor.name()));
     run.approved_at = Some(Utc::now());
-    run.state = RunState::Approved { preparer: preparer.clone(), approver: actor.name.clone(), at: Utc::now() };
-    save(h, &run, Event::new(&actor.name, "dispose.approve", run_id, "ok"))?;
+    run.state = RunState::Approved { preparer: preparer.clone(), approver: actor.name().to_owned(), at: Utc::now() };
+    save(h, &run, Event::new(actor.name(), "dispose.approve", run_id, "ok"))?;
     Ok(ApprovedDisposal {
         run_id: run_id.to_owned(),
         preparer,
-        approver: actor.name.clone(),
-        executor: actor.name.clone(),
+        approver: actor.name().to_owned(),
+        executor: actor.name().to_owned(),
     })
 }
 
@@ -1024,14 +1030,14 @@ fn execute_once(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut
         run_id: run_id.to_owned(),
         preparer: preparer.clone(),
         approver: approver.clone(),
-        executor: actor.name.clone(),
+        executor: actor.name().to_owned(),
     };
     if run.kind == RunKind::AuditLog {
         return execute_audit(h, actor, run, &approval);
     }
     let set_step = |run: &mut Run, step: ExecStep, what: &str| -> Result<()> {
         run.state = RunState::Executing { preparer: preparer.clone(), approver: approver.clone(), step };
-        save(h, run, Event::new(&actor.name, "dispose.execute", &format!("{run_id} {what}"), "ok"))
+        save(h, run, Event::new(actor.name(), "dispose.execute", &format!("{run_id} {what}"), "ok"))
     };
     if matches!(run.state, RunState::Approved { .. }) {
         // Every epoch the run's records are in, or ever were, is retired at the end: noted
@@ -1068,7 +1074,7 @@ fn execute_once(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut
             ExecStep::Destroy => {
                 destroy_items(h, &mut run, &approval, today, &mut progress)?;
                 // Statuses (destroyed, skipped with reasons) are kept before the next step.
-                save(h, &run, Event::new(&actor.name, "dispose.execute", &format!("{run_id} destroyed"), "ok"))?;
+                save(h, &run, Event::new(actor.name(), "dispose.execute", &format!("{run_id} destroyed"), "ok"))?;
             }
             ExecStep::Compact => {
                 // The deleted documents' text leaves the disk only when their segments merge.
@@ -1106,9 +1112,9 @@ fn execute_once(h: &Hozon, actor: &Actor, run_id: &str, mut progress: impl FnMut
         set_step(&mut run, step, &format!("{step:?}"))?;
     }
     let total = run.count(|s| *s == ItemStatus::Destroyed);
-    let cert = super::certificate::issue(h, &run, &preparer, &approver, &actor.name)?;
+    let cert = super::certificate::issue(h, &run, &preparer, &approver, actor.name())?;
     run.state = RunState::Completed { preparer, approver, at: Utc::now(), certificate_sha256: cert.pdf_sha256.clone() };
-    save(h, &run, Event::new(&actor.name, "dispose.complete", &format!("{run_id} {total} destroyed"), "ok"))?;
+    save(h, &run, Event::new(actor.name(), "dispose.complete", &format!("{run_id} {total} destroyed"), "ok"))?;
     out.run = run;
     out.destroyed = total;
     out.certificate = cert.path;
@@ -1301,6 +1307,13 @@ pub fn forecast(
 /// Re-computes every record's disposal date under the policies now loaded. Refuses when any
 /// date would move earlier unless `accept_earlier` is set (a shortened retention is a decision,
 /// never a side effect of editing a file). Returns the impact that was applied.
+/// What applying the policy files now would change: records due earlier, later, unchanged.
+pub fn policy_impact(h: &Hozon, actor: &Actor) -> Result<crate::retention::policy::Impact> {
+    actor.require(Function::Retention, Level::View)?;
+    let recs: Vec<Record> = h.store.records().collect::<std::result::Result<_, _>>()?;
+    Ok(crate::retention::policy::impact(&h.policies, recs.iter())?)
+}
+
 pub fn apply_policies(h: &Hozon, actor: &Actor, accept_earlier: bool) -> Result<crate::retention::policy::Impact> {
     actor.require(Function::Retention, Level::Update)?;
     let recs: Vec<Record> = h.store.records().collect::<std::result::Result<_, _>>()?;
@@ -1313,7 +1326,7 @@ pub fn apply_policies(h: &Hozon, actor: &Actor, accept_earlier: bool) -> Result<
         }));
     }
     // The new set first, so the records' new dates are computed from it.
-    h.set_applied_policies(Event::new(&actor.name, "policy.set_applied", "files", "ok"))?;
+    h.set_applied_policies(Event::new(actor.name(), "policy.set_applied", "files", "ok"))?;
     let mut changed = Vec::new();
     for mut r in recs {
         let new = h.retention_for(&r)?;
@@ -1323,7 +1336,7 @@ pub fn apply_policies(h: &Hozon, actor: &Actor, accept_earlier: bool) -> Result<
         }
     }
     let event = Event::new(
-        &actor.name,
+        actor.name(),
         "policy.apply",
         &format!("{} records re-dated, {} earlier", changed.len(), impact.earlier.len()),
         "ok",
@@ -1367,7 +1380,7 @@ pub fn plan_audit(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         id: unique_run_id(h, "A")?,
         kind: RunKind::AuditLog,
         as_of,
-        created_by: actor.name.clone(),
+        created_by: actor.name().to_owned(),
         created_at: Utc::now(),
         state: RunState::Draft,
         items,
@@ -1376,7 +1389,7 @@ pub fn plan_audit(h: &Hozon, actor: &Actor, as_of: NaiveDate) -> Result<Run> {
         approval_seal: None,
         approved_at: None,
     };
-    save(h, &run, Event::new(&actor.name, "dispose.plan_audit", &format!("{} up to entry {:?}", run.id, upto), "ok"))?;
+    save(h, &run, Event::new(actor.name(), "dispose.plan_audit", &format!("{} up to entry {:?}", run.id, upto), "ok"))?;
     Ok(run)
 }
 
@@ -1400,14 +1413,14 @@ fn execute_audit(h: &Hozon, actor: &Actor, mut run: Run, approval: &ApprovedDisp
     for i in &mut run.items {
         i.status = ItemStatus::Destroyed;
     }
-    let cert = super::certificate::issue(h, &run, approval.preparer(), approval.approver(), &actor.name)?;
+    let cert = super::certificate::issue(h, &run, approval.preparer(), approval.approver(), actor.name())?;
     run.state = RunState::Completed {
         preparer: approval.preparer().to_owned(),
         approver: approval.approver().to_owned(),
         at: Utc::now(),
         certificate_sha256: cert.pdf_sha256,
     };
-    save(h, &run, Event::new(&actor.name, "dispose.complete", &format!("{} {removed} audit entries", run.id), "ok"))?;
+    save(h, &run, Event::new(actor.name(), "dispose.complete", &format!("{} {removed} audit entries", run.id), "ok"))?;
     Ok(Executed {
         run,
         destroyed: removed,
@@ -1455,7 +1468,11 @@ pub fn status_ja(s: &ItemStatus) -> (&'static str, &'static str, String) {
 /// nothing written); names masked unless `actor` may search.
 pub fn item_views(h: &Hozon, actor: &Actor, items: &[&Item]) -> Result<Vec<ItemView>> {
     actor.require(Function::Retention, Level::View)?;
-    let names_visible = actor.rights.allows(Function::Search, Level::View);
+    let names_visible = actor.rights().allows(Function::Search, Level::View);
+    // A suspended person (利用停止) stays listed (the run must account for every record) but
+    // without name or number, and their pages do not open, for all but the security officer.
+    let hidden = h.hidden_markers(actor)?;
+    const SUSPENDED: &str = "（利用停止中）";
     let applied = h.applied_policies();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -1480,15 +1497,22 @@ pub fn item_views(h: &Hozon, actor: &Actor, items: &[&Item]) -> Result<Vec<ItemV
         };
         if let Some(key) = item.id.strip_prefix(CASE_ITEM) {
             if let Some(case) = h.load_case(key)? {
-                view.recipient_no = case.current.recipient_no.clone();
-                view.name = if names_visible { case.current.name.clone() } else { "＊＊＊".into() };
+                if hidden.contains(&h.person_key(&case.current.recipient_no)) {
+                    view.name = SUSPENDED.into();
+                } else {
+                    view.recipient_no = case.current.recipient_no.clone();
+                    view.name = if names_visible { case.current.name.clone() } else { "＊＊＊".into() };
+                }
                 view.received = format!("最終異動 {}", crate::jp::era_and_iso(crate::jp::date_of(case.last_change())));
             }
         } else if let Some(id) = crate::store::RecordId::parse(&item.id) {
             if let Some(rec) = h.store.record(&id)? {
                 view.received = crate::jp::era_and_iso(rec.dates().received);
                 view.openable = rec.state == RecordState::Stored && rec.kind == crate::store::RecordKind::Page;
-                if rec.state == RecordState::Stored
+                if rec.state == RecordState::Stored && h.suspended_for(&rec, &hidden)? {
+                    view.name = SUSPENDED.into();
+                    view.openable = false;
+                } else if rec.state == RecordState::Stored
                     && rec.blob(crate::store::BlobRole::Draft).is_some()
                     && let Ok(json) = h.store.read_blob(&rec, crate::store::BlobRole::Draft)
                     && let Ok(draft) = serde_json::from_slice::<crate::drafts::Draft>(&json)
@@ -1522,7 +1546,7 @@ pub fn items_csv(h: &Hozon, actor: &Actor, run_id: &str, enc: crate::capture::ba
         w.row([v.item.id.as_str(), &v.recipient_no, &v.name, &v.form, &v.received, &v.due, &v.policy, label, &note])?;
     }
     let bytes = w.finish(enc)?;
-    h.store.audit(Event::new(&actor.name, "dispose.list_csv", run_id, "ok"))?;
+    h.store.audit(Event::new(actor.name(), "dispose.list_csv", run_id, "ok"))?;
     Ok(bytes)
 }
 

@@ -33,6 +33,11 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
+    /// A blob's size on disk (0 if it is gone).
+    pub(crate) fn size(&self, addr: &str) -> u64 {
+        fs::metadata(self.path_of(addr)).map_or(0, |m| m.len())
+    }
+
     fn path_of(&self, addr: &str) -> PathBuf {
         self.root.join(&addr[..2]).join(addr)
     }

@@ -62,6 +62,17 @@ struct State {
     epochs: BTreeMap<String, Vec<Generation>>,
     index: Vec<Generation>,
     survivors: BTreeMap<String, Survivor>,
+    /// Which run retired each epoch generation (`label#generation`), and when: a record
+    /// restored from an earlier backup whose key no longer opens is shown as destroyed by it.
+    #[serde(default)]
+    retired: BTreeMap<String, Retired>,
+}
+
+/// The disposal run that retired an epoch generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retired {
+    pub run_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) struct KeyStore {
@@ -246,12 +257,21 @@ impl KeyStore {
     /// Last step of retiring epochs: only the newest generation of each label remains, and the
     /// survivors table is replaced. From here no earlier copy of a retired epoch's records
     /// opens, except through `survivors`.
-    pub(crate) fn finish_retire(&self, labels: &[String], survivors: BTreeMap<String, Survivor>) -> Result<()> {
+    pub(crate) fn finish_retire(
+        &self,
+        run_id: &str,
+        labels: &[String],
+        survivors: BTreeMap<String, Survivor>,
+    ) -> Result<()> {
         let mut st = self.state.lock().expect("key store lock");
         let mut next = st.clone();
+        let at = chrono::Utc::now();
         for label in labels {
             if let Some(gens) = next.epochs.get_mut(label) {
                 let keep = gens.pop();
+                for g in gens.iter() {
+                    next.retired.insert(format!("{label}#{}", g.generation), Retired { run_id: run_id.to_owned(), at });
+                }
                 gens.clear();
                 gens.extend(keep);
             }
@@ -260,6 +280,12 @@ impl KeyStore {
         self.save(&next)?;
         *st = next;
         Ok(())
+    }
+
+    /// The run that retired `epoch`, if the key store recorded one.
+    pub(crate) fn retired_by(&self, epoch: &KeyEpoch) -> Option<Retired> {
+        let st = self.state.lock().expect("key store lock");
+        st.retired.get(&format!("{}#{}", epoch.label, epoch.generation)).cloned()
     }
 
     /// The whole survivors table (the caller replaces it on retirement).
@@ -361,7 +387,7 @@ mod tests {
         // During the rotation both open; a second begin is idempotent.
         assert!(ks.epoch_key(&e1).unwrap().is_some());
         assert_eq!(ks.begin_retire(&["application/FY2031".into()]).unwrap()["application/FY2031"].0, *e2);
-        ks.finish_retire(&["application/FY2031".into()], BTreeMap::new()).unwrap();
+        ks.finish_retire("D1", &["application/FY2031".into()], BTreeMap::new()).unwrap();
         assert!(ks.epoch_key(&e1).unwrap().is_none());
         assert_eq!(ks.epoch_key(e2).unwrap().unwrap().expose(), k2.expose());
         // Reopened from disk: the same, and the old key's bytes are not in the file in any form

@@ -31,6 +31,7 @@ pub mod index_dir;
 pub(crate) mod keyfile;
 pub(crate) mod keystore;
 mod records;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -118,6 +119,10 @@ pub struct Store {
     /// held exclusively while epochs are retired, so no write can land a wrapping under a
     /// generation that is about to be forgotten.
     epoch_guard: std::sync::RwLock<()>,
+    /// Shared by every transaction that writes the audit chain (every audited change); held
+    /// exclusively while a backup copies the metadata, so the copy sees each change whole,
+    /// with its audit entry, and a head that matches the log (see [`snapshot`]).
+    snapshot_gate: parking_lot::RwLock<()>,
     dedupe_key: Key,
     /// Seals small secrets kept in metadata (TOTP seeds).
     secrets_key: Key,
@@ -208,6 +213,7 @@ impl Store {
             blobs: blobs::BlobStore::open(root.join("blobs"))?,
             keys,
             epoch_guard: std::sync::RwLock::new(()),
+            snapshot_gate: parking_lot::RwLock::new(()),
             dedupe_key: dedupe_key?,
             secrets_key: secrets_key?,
             audit_key: audit_key?,
@@ -343,6 +349,7 @@ impl Store {
         let now = chrono::Utc::now();
         let waiting = (rec.kind == RecordKind::Page && rec.blob(BlobRole::Draft).is_some())
             .then(|| (queue_key(rec), QueueEntry::of(rec, false).encode()));
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.records, &self.dedupe, &self.meta, &self.audit, &self.queue)
             .transaction(|(records, dedupe, meta, log, queue)| {
                 records.insert(rec.id.as_str(), encoded.as_slice())?;
@@ -361,6 +368,7 @@ impl Store {
     /// Writes a user record and its audit entry atomically, durably.
     pub fn put_user(&self, name: &str, value: &[u8], event: audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.users, &self.meta, &self.audit)
             .transaction(|(users, meta, log)| {
                 users.insert(name, value)?;
@@ -394,6 +402,7 @@ impl Store {
     /// view would cap the server at the disk's sync rate.
     pub fn audit_unflushed(&self, event: audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.meta, &self.audit)
             .transaction(|(meta, log)| {
                 audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
@@ -473,6 +482,7 @@ impl Store {
         );
         let base_json = serde_json::to_vec(base).expect("checkpoint serialises");
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.meta, &self.audit)
             .transaction(|(meta, log)| {
                 log.apply_batch(&batch)?;
@@ -510,6 +520,7 @@ impl Store {
     pub fn put_doc(&self, kind: &str, id: &str, value: &[u8], event: audit::Event) -> Result<()> {
         let key = format!("{kind}/{id}");
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.docs, &self.meta, &self.audit)
             .transaction(|(docs, meta, log)| {
                 docs.insert(key.as_bytes(), value)?;
@@ -534,6 +545,7 @@ impl Store {
     /// flushes: the shared write path of record and document batches.
     fn apply_audited(&self, tree: &sled::Tree, batch: &sled::Batch, event: &audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (tree, &self.meta, &self.audit)
             .transaction(|(t, meta, log)| {
                 t.apply_batch(batch)?;
@@ -549,6 +561,7 @@ impl Store {
     pub fn delete_doc(&self, kind: &str, id: &str, event: audit::Event) -> Result<bool> {
         let key = format!("{kind}/{id}");
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         let existed = (&self.docs, &self.meta, &self.audit)
             .transaction(|(docs, meta, log)| {
                 let old = docs.remove(key.as_bytes())?;
@@ -658,6 +671,7 @@ impl Store {
             &format!("run {} {what}", approval.run_id()),
             "ok",
         );
+        let _gate = self.snapshot_gate.read_recursive();
         let done = (&self.docs, &self.holds, &self.meta, &self.audit)
             .transaction(|(docs, holds, meta, log)| {
                 for k in hold_keys {
@@ -749,6 +763,7 @@ impl Store {
             })
             .collect();
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         let skipped = (&self.records, &self.holds, &self.meta, &self.audit)
             .transaction(|(records, holds, meta, log)| {
                 let mut skipped = Vec::new();
@@ -804,6 +819,7 @@ impl Store {
     ) -> Result<()> {
         let key = format!("hold/{id}");
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.docs, &self.holds, &self.meta, &self.audit)
             .transaction(|(docs, holds, meta, log)| {
                 docs.insert(key.as_bytes(), value)?;
@@ -868,6 +884,7 @@ impl Store {
             "ok",
         );
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.records, &self.tombstones, &self.meta, &self.audit)
             .transaction(|(records, tombs, meta, log)| {
                 records.apply_batch(&del)?;
@@ -1033,6 +1050,7 @@ impl Store {
             "ok",
         );
         let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.records, &self.docs, &self.meta, &self.audit)
             .transaction(|(records, docs, meta, log)| {
                 records.apply_batch(&batch)?;
@@ -1043,7 +1061,7 @@ impl Store {
             .map_err(tx_error)?;
         self.db.flush()?;
         crate::retention::run::failpoint("dispose.after_rewrap");
-        self.keys.finish_retire(labels, survivors)?;
+        self.keys.finish_retire(approval.run_id(), labels, survivors)?;
         Ok(rewrapped)
     }
 
@@ -1297,6 +1315,7 @@ impl Store {
         // The legacy copy of the index key (stores made before the key store) goes with the
         // old master key.
         batch_meta.remove("index_key");
+        let _gate = self.snapshot_gate.read_recursive();
         (&self.meta, &self.records)
             .transaction(|(meta, records)| {
                 meta.apply_batch(&batch_meta)?;

@@ -63,10 +63,8 @@ pub async fn login(
     }
     let name = form.username.trim().to_owned();
     let from = client.clone();
-    let outcome = blocking(&state, move |h| {
-        Ok(auth::login(&h.store, &h.config.security, &name, &form.password, &from, chrono::Utc::now())?)
-    })
-    .await?;
+    let outcome =
+        blocking(&state, move |h| Ok(h.accounts().login(&name, &form.password, &from, chrono::Utc::now())?)).await?;
     let message = |m: &str| Some(m.to_owned());
     match outcome {
         Login::Ok { actor, must_change_password, totp_enrolled, generation } => {
@@ -171,7 +169,7 @@ pub async fn change_password(
     }
     let actor = ctx.actor.clone();
     let result = blocking(&state, move |h| {
-        Ok(auth::change_password(&h.store, &h.config.security, &actor, &form.current, &form.new, chrono::Utc::now())?)
+        Ok(h.accounts().change_password(&actor, &form.current, &form.new, chrono::Utc::now())?)
     })
     .await;
     match result {
@@ -229,7 +227,7 @@ fn totp_page(state: &AppState, ctx: &Ctx, next: &str, error: Option<String>) -> 
                 s
             }
         };
-        auth::totp::enrolment(&secret, &ctx.actor.name)
+        auth::totp::enrolment(&secret, ctx.actor.name())
     };
     Ok(TotpPage { nav: Some(Nav::of(ctx)), enrol, next: safe_next(next), error })
 }
@@ -259,18 +257,18 @@ pub async fn totp_check(
     let code = form.code.clone();
     let now = chrono::Utc::now().timestamp() as u64;
     let result = blocking(&state, move |h| {
-        let sec = &h.config.security;
         Ok(match &enrolling {
             Some(secret) => {
-                auth::confirm_totp(&h.store, sec, &actor, secret, &code, now).map(|_| SecondFactor::Code)?
+                let actor = h.accounts().confirm_totp(&actor, secret, &code, now)?;
+                auth::Passed { how: SecondFactor::Code, actor }
             }
-            None => auth::check_totp(&h.store, sec, &actor, &code, now)?,
+            None => h.accounts().check_totp(&actor, &code, now)?,
         })
     })
     .await;
     match result {
-        Ok(how) => {
-            state.sessions.mark_second_factor(&ctx.token);
+        Ok(auth::Passed { how, actor }) => {
+            state.sessions.mark_second_factor(&ctx.token, actor);
             if how == SecondFactor::Recovery {
                 // The lost authenticator is forgotten: enrol the new one next.
                 state.sessions.update(&ctx.token, |s| s.totp_enrolled = false);

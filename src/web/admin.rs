@@ -11,7 +11,7 @@ use axum::{Extension, Form};
 
 use super::guard::Ctx;
 use super::{AppState, Nav, WebError, blocking, render};
-use crate::auth::{self, Function, Level, Rights, Role, UserRecord};
+use crate::auth::{Function, Level, Rights, Role, UserRecord};
 
 struct UserRow {
     name: String,
@@ -54,7 +54,7 @@ async fn users_page(
     created: Option<(String, String)>,
 ) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
-    let users = blocking(state, move |h| Ok(auth::list_users(&h.store, &actor)?)).await?;
+    let users = blocking(state, move |h| Ok(h.accounts().list(&actor)?)).await?;
     render(&UsersPage { nav: Some(Nav::of(ctx)), users: users.iter().map(row).collect(), roles: roles(), created })
 }
 
@@ -86,8 +86,7 @@ pub async fn create(
     let actor = ctx.actor.clone();
     let name = form.name.trim().to_owned();
     let n = name.clone();
-    let password =
-        blocking(&state, move |h| Ok(auth::create_user(&h.store, &actor, &n, role, chrono::Utc::now())?)).await?;
+    let password = blocking(&state, move |h| Ok(h.accounts().create(&actor, &n, role, chrono::Utc::now())?)).await?;
     users_page(&state, &ctx, Some((name, password))).await
 }
 
@@ -117,7 +116,7 @@ async fn edit_page(
     message: Option<String>,
 ) -> Result<Html<String>, WebError> {
     let actor = ctx.actor.clone();
-    let users = blocking(state, move |h| Ok(auth::list_users(&h.store, &actor)?)).await?;
+    let users = blocking(state, move |h| Ok(h.accounts().list(&actor)?)).await?;
     let u = users.into_iter().find(|u| u.name == name).ok_or(WebError::NotFound)?;
     render(&EditPage {
         nav: Some(Nav::of(ctx)),
@@ -161,7 +160,7 @@ pub async fn set_rights(
     rights.my_number = get("my_number") == Some("on");
     let actor = ctx.actor.clone();
     let n = name.clone();
-    blocking(&state, move |h| Ok(auth::set_rights(&h.store, &actor, &n, role, rights)?)).await?;
+    blocking(&state, move |h| Ok(h.accounts().set_rights(&actor, &n, role, rights)?)).await?;
     edit_page(&state, &ctx, name, Some("権限を更新しました。".into())).await
 }
 
@@ -177,16 +176,18 @@ pub async fn action(
     let message = blocking(&state, move |h| {
         let now = chrono::Utc::now();
         Ok(match w.as_str() {
-            "unlock" => auth::unlock(&h.store, &actor, &n).map(|_| "ロックを解除しました。".to_owned())?,
-            "renew" => auth::renew(&h.store, &actor, &n, crate::jp::date_of(now))
+            "unlock" => h.accounts().unlock(&actor, &n).map(|_| "ロックを解除しました。".to_owned())?,
+            "renew" => h
+                .accounts()
+                .renew(&actor, &n, crate::jp::date_of(now))
                 .map(|d| format!("利用期限を {d} まで延長しました。"))?,
-            "reset-password" => auth::reset_password(&h.store, &actor, &n, now).map(|p| {
+            "reset-password" => h.accounts().reset_password(&actor, &n, now).map(|p| {
                 format!("一時パスワード: {p}（本人に安全な方法で伝えてください。次回ログイン時に変更が必要です）")
             })?,
             "reset-totp" => {
-                auth::reset_totp(&h.store, &actor, &n).map(|_| "二要素認証の登録を解除しました。".to_owned())?
+                h.accounts().reset_totp(&actor, &n).map(|_| "二要素認証の登録を解除しました。".to_owned())?
             }
-            "recovery-codes" => auth::issue_recovery_codes(&h.store, &actor, &n).map(|codes| {
+            "recovery-codes" => h.accounts().issue_recovery_codes(&actor, &n).map(|codes| {
                 format!(
                     "回復コード（各1回限り。以前のコードは無効になりました。本人に安全な方法で渡してください）: {}",
                     codes.join(" ")

@@ -41,7 +41,7 @@ pub async fn post_cases(
         }
     }
     let actor = ctx.actor.clone();
-    let source = actor.name.clone();
+    let source = actor.name().to_owned();
     let report = blocking(&state, move |h| h.upsert_cases(&actor, rows, &source, errors)).await?;
     let errors: Vec<serde_json::Value> = report
         .errors

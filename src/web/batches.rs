@@ -12,7 +12,7 @@ use super::guard::Ctx;
 use super::{AppState, Nav, WebError, blocking, render};
 use crate::auth::{Function, Level};
 use crate::capture::batch::{Batch, Channel, CsvEncoding, Filter, NewBatch, Status, municipalities};
-use crate::capture::ingest::{IngestOptions, Source, ingest_sources};
+use crate::capture::ingest::{Source, ingest_upload};
 use crate::store::BatchCounts;
 
 /// Largest upload in one request (a few hundred 300 dpi pages).
@@ -122,7 +122,7 @@ async fn ledger_page(
     render(&LedgerPage {
         nav: Some(Nav::of(ctx)),
         rows: rows.iter().map(|(b, c)| row(b, c)).collect(),
-        can_update: ctx.actor.rights.allows(Function::Capture, Level::Update),
+        can_update: ctx.actor.rights().allows(Function::Capture, Level::Update),
         municipalities: municipalities(),
         channels: Channel::ALL.iter().map(|c| (c.key(), c.label_ja())).collect(),
         statuses: STATUSES.iter().map(|s| (s.key(), s.label_ja())).collect(),
@@ -205,7 +205,7 @@ pub async fn show(
             .as_ref()
             .map(|c| format!("{}（{}）{}", c.at.format("%Y-%m-%d %H:%M"), c.by, c.note))
             .unwrap_or_default(),
-        can_update: ctx.actor.rights.allows(Function::Capture, Level::Update) && b.closed.is_none(),
+        can_update: ctx.actor.rights().allows(Function::Capture, Level::Update) && b.closed.is_none(),
         b,
     })
 }
@@ -280,7 +280,7 @@ pub async fn upload(
     let n = files.len();
     *state.uploads.lock().expect("lock").entry(id.clone()).or_default() += n;
     let st = state.clone();
-    let actor_name = ctx.actor.name.clone();
+    let actor = ctx.actor.clone();
     tokio::task::spawn_blocking(move || {
         // The progress count comes down however the ingest ends (a panic included).
         struct Done(Arc<AppState>, String, usize);
@@ -293,14 +293,7 @@ pub async fn upload(
             }
         }
         let _done = Done(st.clone(), id.clone(), n);
-        let opts = IngestOptions { batch: Some(id.clone()), ..Default::default() };
-        let event = crate::audit::Event::new(&actor_name, "batch.upload", &id, &format!("{n} files"));
-        let result = st
-            .hozon
-            .store
-            .audit(event)
-            .map_err(crate::error::Error::from)
-            .and_then(|()| ingest_sources(&st.hozon, files, &opts));
+        let result = ingest_upload(&st.hozon, &actor, &id, files);
         if let Err(e) = result {
             eprintln!("hozon: upload into {id} failed: {}", crate::error::chain(&e));
         }

@@ -111,11 +111,11 @@ async fn case_page(
         inquiries: f.case.inquiries.clone(),
         statuses: CaseStatus::ALL.iter().map(|s| (s.key(), s.label_ja())).collect(),
         steps,
-        can_update: ctx.actor.rights.allows(Function::Cases, Level::Update),
-        can_review: ctx.actor.rights.allows(Function::Review, Level::View),
-        can_lift: ctx.actor.rights.allows(Function::Cases, Level::Update)
-            || ctx.actor.role == Some(Role::SecurityOfficer),
-        can_export: ctx.actor.rights.allows(Function::Export, Level::Update),
+        can_update: ctx.actor.rights().allows(Function::Cases, Level::Update),
+        can_review: ctx.actor.rights().allows(Function::Review, Level::View),
+        can_lift: ctx.actor.rights().allows(Function::Cases, Level::Update)
+            || ctx.actor.role() == Some(Role::SecurityOfficer),
+        can_export: ctx.actor.rights().allows(Function::Export, Level::Update),
         today: crate::jp::today().to_string(),
         message,
     })
@@ -207,7 +207,7 @@ pub async fn suspend(
     Form(f): Form<SuspendForm>,
 ) -> Result<Response, WebError> {
     let (key, ()) = on_case(&state, &ctx, &key, move |h, a, k| h.suspend_case(a, k, &f.reason)).await?;
-    if ctx.actor.role == Some(Role::SecurityOfficer) {
+    if ctx.actor.role() == Some(Role::SecurityOfficer) {
         return Ok(to_case(&key));
     }
     Ok(Redirect::to("/persons?suspended=1").into_response())
@@ -255,9 +255,9 @@ impl PersonsPage {
     fn new(ctx: &Ctx, found: Option<Vec<(String, String, String)>>, message: Option<String>) -> PersonsPage {
         PersonsPage {
             nav: Some(Nav::of(ctx)),
-            can_import: ctx.actor.rights.allows(Function::Cases, Level::Update),
+            can_import: ctx.actor.rights().allows(Function::Cases, Level::Update),
             found,
-            can_my_number: ctx.actor.rights.my_number,
+            can_my_number: ctx.actor.rights().my_number,
             message,
         }
     }

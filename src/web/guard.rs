@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::{self, Session};
 use super::{AppState, WebError};
-use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
 
 /// Who may use a route.
@@ -94,7 +93,7 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
     };
     let step_up = Duration::from_secs(state.hozon.config.security.step_up_minutes * 60);
     let actor = session.as_ref().map(|s| s.actor_now(step_up));
-    let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name.clone());
+    let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name().to_owned());
 
     let response = match check(rule, &path, session.as_ref(), actor.as_ref()) {
         Err(d) => d.respond(&method),
@@ -128,7 +127,7 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
     };
     let status = response.status().as_u16().to_string();
     let target = format!("{method} {path} from {from}");
-    if let Err(e) = state.hozon.store.audit_unflushed(Event::new(&who, "http", &target, &status)) {
+    if let Err(e) = state.hozon.audit_request(&who, &target, &status) {
         eprintln!("hozon: audit append failed: {}", crate::error::chain(&e));
         return WebError::Internal("audit log unavailable".into()).into_response();
     }
@@ -138,11 +137,10 @@ pub async fn authorize(State((state, rule)): State<(Arc<AppState>, Rule)>, req: 
 /// The session with its account's rights as they are now; `None` when the account changed,
 /// locked or expired since the session began (the session then ends).
 fn current(state: &AppState, mut s: Session) -> Result<Option<Session>, WebError> {
-    let name = s.actor.name.clone();
-    match crate::auth::session_actor(&state.hozon.store, &name, s.generation, chrono::Utc::now())? {
+    let name = s.actor.name().to_owned();
+    match state.hozon.accounts().session_actor(&name, s.generation, chrono::Utc::now())? {
         Some(fresh) => {
-            s.actor.role = fresh.role;
-            s.actor.rights = fresh.rights;
+            s.actor = s.actor.refreshed(&fresh);
             Ok(Some(s))
         }
         None => Ok(None),
@@ -162,20 +160,20 @@ async fn authorize_api(state: &Arc<AppState>, f: Function, l: Level, mut req: Re
         Ok(a) => a.flatten(),
         Err(e) => return WebError::from(e).into_response(),
     };
-    let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name.clone());
+    let who = actor.as_ref().map_or("anonymous".to_owned(), |a| a.name().to_owned());
     let response = match actor {
         None => api_error(
             StatusCode::UNAUTHORIZED,
             "APIトークンがないか、正しくありません (missing or unknown bearer token)",
         ),
-        Some(a) if !a.rights.allows(f, l) => api_error(StatusCode::FORBIDDEN, "このトークンには権限がありません"),
+        Some(a) if !a.rights().allows(f, l) => api_error(StatusCode::FORBIDDEN, "このトークンには権限がありません"),
         Some(a) => {
             req.extensions_mut().insert(ApiCtx { actor: a });
             next.run(req).await
         }
     };
     let status = response.status().as_u16().to_string();
-    if let Err(e) = state.hozon.store.audit_unflushed(Event::new(&who, "http", &target, &status)) {
+    if let Err(e) = state.hozon.audit_request(&who, &target, &status) {
         eprintln!("hozon: audit append failed: {}", crate::error::chain(&e));
         return WebError::Internal("audit log unavailable".into()).into_response();
     }
@@ -235,8 +233,8 @@ fn check(rule: Rule, path: &str, session: Option<&Session>, actor: Option<&Actor
     }
     match rule {
         Rule::Public | Rule::Account | Rule::LoggedIn => Ok(()),
-        Rule::Need(f, l) | Rule::Need2fa(f, l) if !actor.rights.allows(f, l) => Err(Denial::Forbidden),
-        Rule::Need2fa(..) if !actor.second_factor => {
+        Rule::Need(f, l) | Rule::Need2fa(f, l) if !actor.rights().allows(f, l) => Err(Denial::Forbidden),
+        Rule::Need2fa(..) if !actor.second_factor() => {
             let next = url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
             Err(Denial::SecondFactor(format!("/account/totp?next={next}")))
         }

@@ -85,14 +85,14 @@ pub struct Nav {
 impl Nav {
     fn of(ctx: &guard::Ctx) -> Nav {
         Nav {
-            user: ctx.actor.name.clone(),
+            user: ctx.actor.name().to_owned(),
             csrf: ctx.csrf.clone(),
-            can_users: ctx.actor.rights.allows(Function::Users, Level::View),
-            can_audit: ctx.actor.rights.allows(Function::Audit, Level::View),
-            can_retention: ctx.actor.rights.allows(Function::Retention, Level::View),
-            can_capture: ctx.actor.rights.allows(Function::Capture, Level::View),
-            can_review: ctx.actor.rights.allows(Function::Review, Level::View),
-            can_cases: ctx.actor.rights.allows(Function::Cases, Level::View),
+            can_users: ctx.actor.rights().allows(Function::Users, Level::View),
+            can_audit: ctx.actor.rights().allows(Function::Audit, Level::View),
+            can_retention: ctx.actor.rights().allows(Function::Retention, Level::View),
+            can_capture: ctx.actor.rights().allows(Function::Capture, Level::View),
+            can_review: ctx.actor.rights().allows(Function::Review, Level::View),
+            can_cases: ctx.actor.rights().allows(Function::Cases, Level::View),
             session_left_s: ctx.session_left_s,
         }
     }
@@ -138,8 +138,8 @@ async fn not_found(
     let target = format!("{} {} from {}", req.method(), req.uri().path(), guard::client_addr(&req));
     let who = session::cookie(req.headers(), session::COOKIE)
         .and_then(|t| state.sessions.touch(&t))
-        .map_or("anonymous".to_owned(), |s| s.actor.name);
-    match state.hozon.store.audit_unflushed(crate::audit::Event::new(&who, "http", &target, "404")) {
+        .map_or("anonymous".to_owned(), |s| s.actor.name().to_owned());
+    match state.hozon.audit_request(&who, &target, "404") {
         Ok(()) => WebError::NotFound,
         Err(e) => WebError::Internal(crate::error::chain(&e)),
     }
@@ -280,8 +280,9 @@ pub async fn serve(
         // The hot folder is polled on its own thread; ingest is blocking work.
         std::thread::spawn(move || {
             let opts = crate::capture::ingest::IngestOptions::default();
+            let hotfolder_job = crate::auth::Actor::job("hotfolder");
             loop {
-                match crate::capture::hotfolder::poll(&st.hozon, &root, Duration::from_secs(2), &opts) {
+                match crate::capture::hotfolder::poll(&st.hozon, &hotfolder_job, &root, Duration::from_secs(2), &opts) {
                     Ok(p) => {
                         for (batch, r) in p.ingested {
                             eprintln!(

@@ -166,7 +166,7 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
     if (page + 1) * PER_PAGE < found.total {
         v.next_href = Some(search_href(&query, &params.sort, &group, page + 1));
     }
-    let can_cases = ctx.actor.rights.allows(crate::auth::Function::Cases, crate::auth::Level::View);
+    let can_cases = ctx.actor.rights().allows(crate::auth::Function::Cases, crate::auth::Level::View);
     let row = |r: crate::index::Hit| ResultRow {
         case_page: r.case_no.as_deref().filter(|_| can_cases).map(|c| format!("/cases/{}", state.hozon.case_key_of(c))),
         record_id: r.record_id,
@@ -263,7 +263,7 @@ pub async fn page(
     let id = parse_id(&id)?;
     let rid = id.to_string();
     let actor = ctx.actor.clone();
-    let show_draft = actor.rights.allows(crate::auth::Function::Drafts, crate::auth::Level::View);
+    let show_draft = actor.rights().allows(crate::auth::Function::Drafts, crate::auth::Level::View);
     let (text, draft) = blocking(&state, move |h| {
         let text = h.page_text(&actor, &id)?;
         let draft = if show_draft { h.draft(&actor, &id)? } else { None };

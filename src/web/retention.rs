@@ -95,8 +95,7 @@ async fn overview_with(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>
     let actor = ctx.actor.clone();
     let (runs, forecast, impact) = blocking(state, move |h| {
         let today = crate::jp::today();
-        let recs: Vec<crate::store::Record> = h.store.records().collect::<Result<_, _>>()?;
-        let impact = crate::retention::policy::impact(&h.policies, recs.iter())?;
+        let impact = run::policy_impact(h, &actor)?;
         Ok((run::list(h, &actor)?, run::forecast(h, &actor, today, 12)?, impact))
     })
     .await?;
@@ -134,7 +133,7 @@ async fn overview_with(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>
             basis: p.legal_basis.clone(),
         })
         .collect();
-    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    let can_update = ctx.actor.rights().allows(crate::auth::Function::Retention, crate::auth::Level::Update);
     let mut runs: Vec<RunRow> = runs.iter().map(row).collect();
     runs.reverse();
     render(&RetentionPage {
@@ -232,8 +231,7 @@ async fn run_page(
     let actor = ctx.actor.clone();
     let (status_f, class_f, sample) = (f.status.clone(), f.class.clone(), f.sample.max(1));
     let (r, views, shown_of) = blocking(state, move |h| {
-        actor.require(crate::auth::Function::Retention, crate::auth::Level::View)?;
-        let r = run::load(h, &id)?;
+        let r = run::get(h, &actor, &id)?;
         let matches = |i: &run::Item| {
             (status_f.is_empty() || status_f == run::status_ja(&i.status).0)
                 && (class_f.is_empty() || class_f == i.class)
@@ -274,8 +272,8 @@ async fn run_page(
         RunState::Completed { preparer, approver, .. } => format!("準備者 {preparer} ／ 承認者 {approver}"),
         RunState::Draft => format!("作成 {}", r.created_by),
     };
-    let me = &ctx.actor.name;
-    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    let me = ctx.actor.name();
+    let can_update = ctx.actor.rights().allows(crate::auth::Function::Retention, crate::auth::Level::Update);
     let electronic = r.kind != run::RunKind::Paper;
     render(&RunPage {
         nav: Some(Nav::of(ctx)),
@@ -375,8 +373,7 @@ pub async fn certificate(
 ) -> Result<Response, WebError> {
     let actor = ctx.actor.clone();
     let bytes = blocking(&state, move |h| {
-        actor.require(crate::auth::Function::Retention, crate::auth::Level::View)?;
-        let entry = crate::retention::certificate::register(h)?
+        let entry = crate::retention::certificate::register(h, &actor)?
             .into_iter()
             .find(|e| e.run_id == id)
             .ok_or_else(|| crate::error::Error::NotFound(id.clone()))?;
@@ -500,7 +497,7 @@ async fn holds_page(state: &Arc<AppState>, ctx: &Ctx, message: Option<String>) -
             reason: hd.reason,
         })
         .collect();
-    let can_update = ctx.actor.rights.allows(crate::auth::Function::Retention, crate::auth::Level::Update);
+    let can_update = ctx.actor.rights().allows(crate::auth::Function::Retention, crate::auth::Level::Update);
     render(&HoldsPage { nav: Some(Nav::of(ctx)), holds, can_update, message })
 }
 

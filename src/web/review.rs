@@ -227,7 +227,7 @@ async fn review_page(
         automatic,
         candidates,
         corrections,
-        can_update: ctx.actor.rights.allows(crate::auth::Function::Review, crate::auth::Level::Update),
+        can_update: ctx.actor.rights().allows(crate::auth::Function::Review, crate::auth::Level::Update),
         verified: v.draft.review.as_ref().is_some_and(|r| r.status == crate::drafts::review::ReviewStatus::Verified),
         query: q.query_string(),
         q_batch: q.batch.clone(),

@@ -52,9 +52,8 @@ impl Session {
 
     /// The actor with `second_factor` set if a TOTP check happened within `step_up`.
     pub fn actor_now(&self, step_up: Duration) -> Actor {
-        let mut a = self.actor.clone();
-        a.second_factor = self.second_factor_at.is_some_and(|t| t.elapsed() < step_up);
-        a
+        let a = self.actor.clone();
+        if self.second_factor_at.is_some_and(|t| t.elapsed() < step_up) { a } else { a.without_second_factor() }
     }
 }
 
@@ -111,8 +110,10 @@ impl Sessions {
         }
     }
 
-    pub fn mark_second_factor(&self, token: &str) {
+    /// `actor` is the one `auth` returned for the passed check (holding the second factor).
+    pub fn mark_second_factor(&self, token: &str, actor: Actor) {
         self.update(token, |s| {
+            s.actor = actor;
             s.second_factor_at = Some(Instant::now());
             s.pending_second_factor = false;
             s.totp_enrolled = true;

@@ -19,7 +19,7 @@ fn populated() -> TestEnv {
     let env = TestEnv::new();
     let h = env.open();
     for i in 0..30 {
-        h.store.audit(Event::new("tester", "record.view", &format!("r{i}"), "ok")).unwrap();
+        h.store().audit(Event::new("tester", "record.view", &format!("r{i}"), "ok")).unwrap();
     }
     env
 }
@@ -89,9 +89,9 @@ fn exported_checkpoints_catch_a_truncated_log() {
     {
         let h = env.open();
         for i in 0..1100 {
-            h.store.audit_unflushed(Event::new("tester", "search", &i.to_string(), "ok")).unwrap();
+            h.store().audit_unflushed(Event::new("tester", "search", &i.to_string(), "ok")).unwrap();
         }
-        h.store.flush().unwrap();
+        h.store().flush().unwrap();
     }
     let out = Command::new(hozon_bin()).arg("--data").arg(env.data()).args(["audit", "checkpoints"]).output().unwrap();
     let cps = String::from_utf8(out.stdout).unwrap();
@@ -101,7 +101,7 @@ fn exported_checkpoints_catch_a_truncated_log() {
     assert!(verify(&env, &["--checkpoints", file.to_str().unwrap()]).0);
     let hash_500 = {
         let h = env.open();
-        h.store.audit_entries().unwrap().into_iter().find(|e| e.seq == 500).unwrap().hash
+        h.store().audit_entries().unwrap().into_iter().find(|e| e.seq == 500).unwrap().hash
     };
     // Cut the log back to 500 entries and rewrite the head carelessly: the head's hash betrays it.
     let cut_to = |hash: &str| {
@@ -131,7 +131,7 @@ async fn every_request_is_audited_without_personal_data() {
     let h = env.open();
     let temp = env.add_user(&h, "rev01", hozon::auth::Role::Reviewer);
     let state = AppState::new(h);
-    let before = state.hozon.store.audit_entries().unwrap().iter().filter(|e| e.action == "http").count();
+    let before = state.hozon.store().audit_entries().unwrap().iter().filter(|e| e.action == "http").count();
     let mut b = Browser::new(router(state.clone()));
     b.login("rev01", &temp, "a-long-new-passphrase-1").await;
     let name = "山田太郎";
@@ -139,7 +139,7 @@ async fn every_request_is_audited_without_personal_data() {
     b.get("/nope").await;
     b.get("/admin/users").await;
     let requests = 4 + 3; // login: GET /login, POST /login, GET + POST /account/password; then 3 more
-    let entries = state.hozon.store.audit_entries().unwrap();
+    let entries = state.hozon.store().audit_entries().unwrap();
     let http: Vec<_> = entries.iter().filter(|e| e.action == "http").collect();
     assert_eq!(http.len() - before, requests, "{http:#?}");
     assert!(http.iter().any(|e| e.actor == "rev01" && e.target == "GET /admin/users from local" && e.outcome == "403"));
@@ -218,10 +218,10 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     let text = cli(&["dispose", "execute", &id], &[]);
     let certificate = text.split("廃棄証明書: ").nth(1).unwrap().trim().to_owned();
     let h = env.open();
-    let done = run::load(&h, &id).unwrap();
+    let done = run::get(&h, &hozon::auth::Actor::operator("t"), &id).unwrap();
     let upto = done.audit_upto.unwrap();
     assert!(upto >= 30);
-    let remaining = h.store.audit_entries().unwrap();
+    let remaining = h.store().audit_entries().unwrap();
     assert!(remaining.iter().all(|e| e.seq > upto));
     assert!(remaining.iter().any(|e| e.action == "audit.dispose"));
     drop(h);
@@ -251,7 +251,7 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     let h = env.open();
     let target = format!("{id} sha256");
     assert!(
-        !h.store
+        !h.store()
             .audit_entries()
             .unwrap()
             .iter()
@@ -260,8 +260,8 @@ fn the_audit_log_is_disposed_only_by_its_policy_with_a_certificate() {
     );
     let pdf = std::fs::read(&certificate).unwrap();
     assert!(matches!(
-        hozon::retention::certificate::verify(&h, &pdf).unwrap(),
+        hozon::retention::certificate::verify(&h, &hozon::auth::Actor::operator("t"), &pdf).unwrap(),
         hozon::retention::certificate::Verdict::Genuine { .. }
     ));
-    assert!(hozon::retention::certificate::verify_register(&h).unwrap().is_ok());
+    assert!(hozon::retention::certificate::verify_register(&h, &hozon::auth::Actor::operator("t")).unwrap().is_ok());
 }

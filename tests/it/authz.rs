@@ -53,7 +53,7 @@ async fn every_route_for_every_role() {
     env.configure("[security]\nlogin_attempts_per_minute = 1000\n");
     let h = env.open();
     env.ingest_first(&h, 1);
-    let record_id = h.store.records().next().unwrap().unwrap().id.to_string();
+    let record_id = h.store().records().next().unwrap().unwrap().id.to_string();
     env.add_user(&h, "target01", Role::Mailroom);
     let passwords: Vec<(Role, String, String)> = Role::ALL
         .iter()
@@ -143,5 +143,71 @@ fn sensitive_routes_keep_their_policy() {
         if s.path.starts_with("/admin") || s.path.ends_with(".csv") {
             assert!(matches!(s.rule, Rule::Need2fa(..)), "{} must need a second factor", s.path);
         }
+    }
+}
+
+/// The command line's commands that act as a named person (`--user`, their own password) under
+/// every role: the person's rights decide, as on the web. The list comes from clap's command
+/// tree, so a new command taking `--user` fails here until it is covered. (Every other command
+/// acts as the operator, who holds the key file: see README, "Command line and rights".)
+#[test]
+fn cli_commands_acting_as_a_person_for_every_role() {
+    use clap::CommandFactory;
+    fn walk(c: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for s in c.get_subcommands() {
+            let p = format!("{path} {}", s.get_name()).trim().to_owned();
+            if s.get_arguments().any(|a| a.get_id() == "user") {
+                out.push(p.clone());
+            }
+            walk(s, &p, out);
+        }
+    }
+    let mut acting = Vec::new();
+    walk(&hozon::cli::Cli::command(), "", &mut acting);
+    acting.sort();
+    assert_eq!(acting, ["dispose approve", "dispose decide", "dispose exclude", "dispose submit"]);
+
+    let env = TestEnv::new();
+    let h = env.open();
+    env.ingest_first(&h, 1);
+    crate::util::backdate(&h, 6);
+    for r in Role::ALL {
+        env.person(&h, &format!("u_{}", r.key()), r);
+    }
+    let plan = hozon::retention::run::plan(&h, &hozon::auth::Actor::operator("t"), hozon::jp::today()).unwrap();
+    assert!(!plan.items.is_empty(), "the backdated page is due");
+    drop(h);
+    let run_as = |args: &[&str], user: &str| {
+        std::process::Command::new(crate::util::hozon_bin())
+            .arg("--data")
+            .arg(env.data())
+            .args(["dispose"])
+            .args(args)
+            .args(["--user", user])
+            .env("HOZON_PASSWORD", crate::util::OWN_PASSWORD)
+            .output()
+            .unwrap()
+    };
+    // Each step that changes the run, tried by every role that lacks retention=update first:
+    // all refused, naming the missing right, and the run unchanged for the one who has it.
+    let steps: [Vec<&str>; 3] = [
+        vec!["exclude", &plan.id, "no-such-record", "--reason", "x"],
+        vec!["decide", &plan.id, "case:none", "destroy", "--reason", "x"],
+        vec!["submit", &plan.id],
+    ];
+    for step in &steps {
+        for r in Role::ALL.into_iter().filter(|r| *r != Role::RecordsOfficer) {
+            let out = run_as(step, &format!("u_{}", r.key()));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains("retention=update"), "{step:?} as {r:?}: {err}");
+        }
+    }
+    let out = run_as(&["submit", &plan.id], "u_records_officer");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Approval: every other role refused, and the preparer may not approve their own run.
+    for r in Role::ALL {
+        let out = run_as(&["approve", &plan.id], &format!("u_{}", r.key()));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "approve as {r:?} must fail: {err}");
     }
 }

@@ -46,17 +46,18 @@ fn a_batch_counts_its_pages_flags_a_mismatch_and_exports_the_ledger() {
         page_bytes(4).into_iter().map(|(name, bytes)| Source::Upload { name, bytes }).collect();
     files.push(Source::Upload { name: "broken.png".into(), bytes: b"not an image".to_vec() });
     let opts = IngestOptions { batch: Some(b.id.clone()), ..Default::default() };
-    let report = ingest_sources(&h, files, &opts).unwrap();
+    let report = ingest_sources(&h, &crate::util::mailroom(), files, &opts).unwrap();
     assert_eq!((report.stored(), report.quarantined()), (4, 1));
     let (_, c) = h.batch(&op, &b.id).unwrap();
     assert_eq!((c.received(), c.read(), c.forms, c.failed), (5, 4, 4, 1));
     // Records know their batch.
-    let in_batch = h.store.records().filter(|r| r.as_ref().unwrap().batch.as_deref() == Some(b.id.as_str())).count();
+    let in_batch = h.store().records().filter(|r| r.as_ref().unwrap().batch.as_deref() == Some(b.id.as_str())).count();
     assert_eq!(in_batch, 5);
 
     // One more page than expected: mismatch; closing it needs a reason.
     let extra = page_bytes(5).pop().unwrap();
-    ingest_sources(&h, vec![Source::Upload { name: extra.0, bytes: extra.1 }], &opts).unwrap();
+    ingest_sources(&h, &crate::util::mailroom(), vec![Source::Upload { name: extra.0, bytes: extra.1 }], &opts)
+        .unwrap();
     let (bb, c) = h.batch(&op, &b.id).unwrap();
     assert_eq!(Status::of(&bb, &c), Status::Mismatch);
     let e = h.close_batch(&op, &b.id, " ").unwrap_err().to_string();
@@ -65,7 +66,7 @@ fn a_batch_counts_its_pages_flags_a_mismatch_and_exports_the_ledger() {
 
     // An unknown batch is refused before anything is stored.
     let bad = IngestOptions { batch: Some("B20990101-001".into()), ..Default::default() };
-    assert!(ingest_sources(&h, vec![], &bad).is_err());
+    assert!(ingest_sources(&h, &crate::util::mailroom(), vec![], &bad).is_err());
 
     // Ledger: filtered, and as CSV in both encodings.
     let only = Filter { municipality: Some("八王子市".into()), ..Default::default() };
@@ -78,7 +79,7 @@ fn a_batch_counts_its_pages_flags_a_mismatch_and_exports_the_ledger() {
     assert!(utf8.starts_with(b"\xEF\xBB\xBF") && text.contains("世田谷区,交換便,5,6,5,5,1,枚数不一致"), "{text}");
     let sjis = h.ledger_csv(&op, &Filter::default(), CsvEncoding::Cp932).unwrap();
     assert_eq!(encoding_rs::SHIFT_JIS.decode(&sjis).0, text);
-    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = h.store().audit_entries().unwrap().into_iter().map(|e| e.action).collect();
     for a in ["batch.create", "batch.close", "batch.export"] {
         assert!(actions.iter().any(|x| x == a), "{a} audited");
     }
@@ -100,9 +101,11 @@ fn the_hot_folder_takes_settled_scans_into_their_batch_only() {
     std::fs::create_dir_all(&stray).unwrap();
     std::fs::write(stray.join("x.png"), &page_bytes(1)[0].1).unwrap();
     // Files younger than the settle time wait (the scanner may still be writing).
-    let waiting = hotfolder::poll(&h, &root, Duration::from_secs(3600), &IngestOptions::default()).unwrap();
+    let waiting =
+        hotfolder::poll(&h, &crate::util::mailroom(), &root, Duration::from_secs(3600), &IngestOptions::default())
+            .unwrap();
     assert_eq!((waiting.unsettled, waiting.ingested.len()), (2, 0));
-    let p = hotfolder::poll(&h, &root, Duration::ZERO, &IngestOptions::default()).unwrap();
+    let p = hotfolder::poll(&h, &crate::util::mailroom(), &root, Duration::ZERO, &IngestOptions::default()).unwrap();
     assert_eq!(p.ingested.len(), 1);
     assert_eq!((p.ingested[0].0.as_str(), p.ingested[0].1.stored()), (b.id.as_str(), 2));
     assert_eq!(p.strays, vec![stray.clone()]);
@@ -125,6 +128,7 @@ fn a_multi_page_tiff_becomes_one_record_per_page() {
     }
     let report = ingest_sources(
         &h,
+        &crate::util::mailroom(),
         vec![Source::Upload { name: "batch.tif".into(), bytes: buf.into_inner() }],
         &IngestOptions::default(),
     )
@@ -133,7 +137,7 @@ fn a_multi_page_tiff_becomes_one_record_per_page() {
     assert_eq!(names, ["batch.tif#1", "batch.tif#2", "batch.tif#3"]);
     assert_eq!(report.stored(), 3);
     // Each page was recognised as its form.
-    let classes: std::collections::BTreeSet<String> = h.store.records().map(|r| r.unwrap().class).collect();
+    let classes: std::collections::BTreeSet<String> = h.store().records().map(|r| r.unwrap().class).collect();
     assert!(classes.contains("application"), "{classes:?}");
 }
 
@@ -253,11 +257,12 @@ fn an_image_only_pdf_is_read_page_by_page() {
     }
     let report = ingest_sources(
         &h,
+        &crate::util::mailroom(),
         vec![Source::Upload { name: "scan.pdf".into(), bytes: pdf.finish() }],
         &IngestOptions::default(),
     )
     .unwrap();
     assert_eq!(report.stored(), 2, "{:?}", report.files);
-    let classes: Vec<String> = h.store.records().map(|r| r.unwrap().class).collect();
+    let classes: Vec<String> = h.store().records().map(|r| r.unwrap().class).collect();
     assert!(classes.iter().all(|c| c == "application"), "both pages recognised: {classes:?}");
 }

@@ -41,7 +41,7 @@ fn cases_import_from_both_encodings_keep_history_and_stay_sealed() {
     // A file without the recipient column is refused as a whole, naming the column.
     let e = h.import_cases(&op, "氏名,生年月日\n山田,1960-01-01\n".as_bytes(), "bad.csv").unwrap_err().to_string();
     assert!(e.contains("受給者番号"), "{e}");
-    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = h.store().audit_entries().unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions.iter().filter(|a| *a == "case.import").count(), 3);
     drop(h);
     // No name, reading, address or number in plaintext anywhere in the data directory.

@@ -41,7 +41,7 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     // Something was left half-done or not started at all.
     {
         let h = env.open();
-        let stored = h.store.records().map(Result::unwrap).filter(|r| r.state == RecordState::Stored).count();
+        let stored = h.store().records().map(Result::unwrap).filter(|r| r.state == RecordState::Stored).count();
         assert!(stored < pages, "the kill came too late to test anything");
     }
 
@@ -49,10 +49,10 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     assert!(status.success(), "second ingest failed: {status}");
 
     let h = env.open();
-    let records: Vec<_> = h.store.records().map(Result::unwrap).collect();
+    let records: Vec<_> = h.store().records().map(Result::unwrap).collect();
     assert_eq!(records.len(), pages);
     assert!(records.iter().all(|r| r.state == RecordState::Stored));
-    assert_eq!(h.index.num_docs(), pages as u64, "one index entry per page");
+    assert_eq!(h.index().num_docs(), pages as u64, "one index entry per page");
     for rec in &records {
         let text = h.page_text(&hozon::auth::Actor::system(), &rec.id).unwrap();
         assert!(!text.is_empty());
@@ -70,14 +70,14 @@ fn sigkill_mid_batch_then_rerun_stores_every_page_once() {
     assert_eq!(paired, sheets_1, "every sheet 1 paired with its sheet 2");
     // Nothing orphaned remains after a gc (once the crash's leftovers are older than the
     // grace period that protects writers' fresh blobs), and a third run is a no-op.
-    assert_eq!(h.store.gc_orphans().unwrap(), 0, "fresh blobs are never collected");
+    assert_eq!(h.store().gc_orphans().unwrap(), 0, "fresh blobs are never collected");
     let old = std::time::SystemTime::now() - hozon::store::GC_GRACE - Duration::from_secs(60);
     for e in walkdir::WalkDir::new(env.data().join("blobs")).into_iter().filter_map(Result::ok) {
         if e.file_type().is_file() {
             std::fs::File::options().write(true).open(e.path()).unwrap().set_modified(old).unwrap();
         }
     }
-    h.store.gc_orphans().unwrap();
+    h.store().gc_orphans().unwrap();
     // Original, text and info per page, and a draft per recognised page (all of them here).
     assert_eq!(blob_count(&env.data()), pages * 4);
     drop(h);

@@ -24,7 +24,7 @@ fn synth_ingest_search_finds_planted_names_and_diseases() {
     let report = env.ingest(&h, &inbox);
     let pages = synth().truth.len();
     assert_eq!(report.stored(), pages, "{:?}", report.files);
-    assert_eq!(h.index.num_docs(), pages as u64);
+    assert_eq!(h.index().num_docs(), pages as u64);
     // The inbox keeps only truth.jsonl: every scan was stored and removed.
     let left: Vec<_> = std::fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("truth.jsonl")]);
@@ -72,8 +72,8 @@ fn reingesting_the_same_files_is_a_no_op() {
     let second = env.ingest(&h, &env.inbox());
     assert_eq!(second.stored(), 0);
     assert_eq!(second.duplicates(), first.stored());
-    assert_eq!(h.index.num_docs(), first.stored() as u64);
-    assert_eq!(h.store.records().count(), first.stored());
+    assert_eq!(h.index().num_docs(), first.stored() as u64);
+    assert_eq!(h.store().records().count(), first.stored());
 }
 
 #[test]
@@ -112,10 +112,10 @@ fn bad_files_are_quarantined_and_the_batch_goes_on() {
     assert!(reason("huge.png").contains("30000×30000"), "{}", reason("huge.png"));
     // Quarantined files are kept (sealed) but never indexed or listed as pages.
     let quarantined: Vec<_> =
-        h.store.records().map(Result::unwrap).filter(|r| matches!(r.kind, RecordKind::Quarantined { .. })).collect();
+        h.store().records().map(Result::unwrap).filter(|r| matches!(r.kind, RecordKind::Quarantined { .. })).collect();
     assert_eq!(quarantined.len(), 4);
     assert!(quarantined.iter().all(|r| r.state == RecordState::Stored));
-    assert_eq!(h.index.num_docs(), 4);
+    assert_eq!(h.index().num_docs(), 4);
 }
 
 /// A PNG claiming `w`×`h` pixels with a tiny data chunk: the shape of a decompression bomb.
@@ -169,7 +169,7 @@ fn recognised_pages_become_drafts() {
     let reviewer = Actor::with_role("rev", hozon::auth::Role::Reviewer);
     let auditor = Actor::with_role("aud", hozon::auth::Role::Auditor);
     let truth = &synth().truth;
-    let mut recs: Vec<_> = h.store.records().map(Result::unwrap).collect();
+    let mut recs: Vec<_> = h.store().records().map(Result::unwrap).collect();
     recs.sort_by_key(|r| r.class.clone());
     let classes: Vec<&str> = recs.iter().map(|r| r.class.as_str()).collect();
     assert_eq!(classes, ["application", "application", "clinical_survey", "my_number_form"]);
@@ -231,15 +231,27 @@ fn the_two_sheets_of_an_application_are_reconciled_in_the_store() {
     // Sheet 1 of one applicant followed by sheet 2 of another: not one application.
     let env = TestEnv::new();
     let h = env.open();
-    let r = ingest_sources(&h, vec![page(&file(1, 1)), page(&file(2, 2))], &IngestOptions::default()).unwrap();
+    let r = ingest_sources(
+        &h,
+        &crate::util::mailroom(),
+        vec![page(&file(1, 1)), page(&file(2, 2))],
+        &IngestOptions::default(),
+    )
+    .unwrap();
     assert_eq!(r.stored(), 2);
-    for rec in h.store.records() {
+    for rec in h.store().records() {
         assert_eq!(h.draft(&reviewer, &rec.unwrap().id).unwrap().unwrap().pair, None);
     }
     // Sheet 1 then its own carbon copy: paired, one value per field on both, re-indexed.
     let env = TestEnv::new();
     let h = env.open();
-    let r = ingest_sources(&h, vec![page(&file(1, 1)), page(&file(1, 2))], &IngestOptions::default()).unwrap();
+    let r = ingest_sources(
+        &h,
+        &crate::util::mailroom(),
+        vec![page(&file(1, 1)), page(&file(1, 2))],
+        &IngestOptions::default(),
+    )
+    .unwrap();
     let ids: Vec<RecordId> = r
         .files
         .iter()
@@ -254,10 +266,10 @@ fn the_two_sheets_of_an_application_are_reconciled_in_the_store() {
     for (x, y) in a.fields.iter().zip(&b.fields) {
         assert_eq!(x.value, y.value, "{}: one application, one value", x.name);
     }
-    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = h.store().audit_entries().unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(actions.iter().filter(|a| *a == "draft.reconcile").count(), 2);
     // The replaced draft and text blobs of both pages are gone: nothing for gc.
-    assert_eq!(h.store.gc_orphans().unwrap(), 0);
+    assert_eq!(h.store().gc_orphans().unwrap(), 0);
     for id in &ids {
         assert!(h.draft(&reviewer, id).unwrap().is_some(), "still readable after gc");
     }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod authz;
+mod backup;
 mod batch;
 mod bench;
 mod browser;

@@ -11,7 +11,7 @@ use crate::util::{TestEnv, synth, synth_page, truthful};
 /// Needles shorter than this could occur by chance in megabytes of ciphertext.
 const MIN_NEEDLE_BYTES: usize = 6;
 
-fn needles() -> Vec<(String, Vec<u8>)> {
+pub(crate) fn needles() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for t in &synth().truth {
         for key in ["name", "kana", "address", "my_number", "phone", "insured_symbol", "doctor"] {
@@ -37,7 +37,7 @@ fn needles() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn scan_tree(root: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
+pub(crate) fn scan_tree(root: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut leaks = Vec::new();
     let mut files = 0;
     for e in walkdir::WalkDir::new(root).into_iter().map(Result::unwrap) {

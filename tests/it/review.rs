@@ -25,9 +25,7 @@ const HEADER: &str =
     "受給者番号,申請整理番号,氏名,フリガナ,生年月日,住所,病名,有効期間開始,有効期間終了,状態,個人番号\n";
 
 fn without_my_number(name: &str) -> Actor {
-    let mut a = Actor::with_role(name, Role::Reviewer);
-    a.rights.my_number = false;
-    a
+    Actor::with_role(name, Role::Reviewer).without_my_number()
 }
 
 #[test]
@@ -108,11 +106,11 @@ fn reviewers_verify_correct_and_link_pages_to_cases() {
     // The record says the corrected value: search finds the page under its recipient number.
     let found = h.search(&rev, &SearchOptions::new("受給者番号:1300001", 10)).unwrap();
     assert!(found.results.iter().any(|r| r.record_id == app1.as_str()), "linked page indexed under its case");
-    let rec = h.store.record(&app1).unwrap().unwrap();
+    let rec = h.store().record(&app1).unwrap().unwrap();
     assert!(rec.last_changed_at.is_some(), "verification is the record's last change");
     // The audit says who did what, never the values.
     let audit: Vec<String> = h
-        .store
+        .store()
         .audit_entries()
         .unwrap()
         .into_iter()
@@ -212,7 +210,7 @@ fn the_my_number_is_masked_without_the_right_and_typed_twice_when_changed() {
     assert_eq!(d.field("my_number").unwrap().value, other);
     assert_eq!(d.review.unwrap().corrections.last().unwrap().reason, "本人からの訂正請求");
     // The audit never carries the number.
-    for e in h.store.audit_entries().unwrap() {
+    for e in h.store().audit_entries().unwrap() {
         let line = format!("{} {} {} {}", e.actor, e.action, e.target, e.outcome);
         assert!(!line.contains(&number) && !line.contains(&other), "{line}");
     }
@@ -254,11 +252,9 @@ fn a_data_subject_is_found_exported_encrypted_and_suspended() {
     assert_eq!(file.case.inquiries[0].note, "更新手続きの問合せ");
     // Export: a second factor, a password, an AES-encrypted ZIP a standard tool opens.
     assert!(h.export_person(&rev, &key, "correct-horse-battery").is_err(), "needs the second factor");
-    let mut rev2 = rev.clone();
-    rev2.second_factor = true;
+    let rev2 = rev.clone().stepped_up();
     assert!(h.export_person(&rev2, &key, "short").is_err());
-    let mut no_right = rev2.clone();
-    no_right.rights.my_number = false;
+    let no_right = rev2.clone().without_my_number();
     assert!(h.export_person(&no_right, &key, "correct-horse-battery").is_err(), "a My Number form inside");
     let zip_bytes = h.export_person(&rev2, &key, "correct-horse-battery").unwrap();
     let name_bytes = t1["name"].chars().take(2).collect::<String>().into_bytes();
@@ -294,7 +290,7 @@ fn a_data_subject_is_found_exported_encrypted_and_suspended() {
     let sec = Actor::with_role("sec", Role::SecurityOfficer);
     assert!(h.case_file(&sec, &key).unwrap().suspended);
     assert_eq!(h.search(&sec, &q).unwrap().total, 1, "the application (the My Number form needs that right)");
-    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = h.store().audit_entries().unwrap().into_iter().map(|e| e.action).collect();
     for a in ["person.find", "person.export", "person.suspend", "case.status", "case.inquiry", "case.link"] {
         assert!(actions.iter().any(|x| x == a), "{a} audited");
     }
@@ -311,7 +307,7 @@ async fn the_review_screen_masks_and_saves_over_http() {
     let temp = env.add_user(&h, "rev01", Role::Reviewer);
     let mut rights = Role::Reviewer.preset();
     rights.my_number = false;
-    hozon::auth::set_rights(&h.store, &Actor::operator("test"), "rev01", Role::Reviewer, rights).unwrap();
+    hozon::auth::set_rights(h.store(), &Actor::operator("test"), "rev01", Role::Reviewer, rights).unwrap();
     let app = hozon::web::router(hozon::web::AppState::new(h));
     let mut b = Browser::new(app);
     b.login("rev01", &temp, "reviewer-pass-2026-x").await;

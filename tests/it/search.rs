@@ -14,7 +14,7 @@ use crate::util::{TestEnv, synth};
 
 fn pages(h: &Hozon) -> Vec<Record> {
     let mut v: Vec<Record> = h
-        .store
+        .store()
         .records()
         .map(|r| r.unwrap())
         .filter(|r| r.state == RecordState::Stored && r.kind == RecordKind::Page)
@@ -40,7 +40,7 @@ fn link_first_submission(h: &Hozon, case_no: &str) -> (Vec<Record>, String) {
     assert_eq!(recs.len(), 4);
     for rec in &recs {
         let base = h.index_doc_of(rec).unwrap();
-        h.index
+        h.index()
             .put(&Doc {
                 case_no: Some(case_no.to_owned()),
                 person: Some(h.person_key(case_no)),
@@ -65,7 +65,7 @@ fn scope_my_number_and_suspension_apply_to_hits_and_counts() {
     let reviewer = Actor::with_role("rev", Role::Reviewer);
     let officer = Actor::with_role("rec", Role::RecordsOfficer);
     let security = Actor::with_role("sec", Role::SecurityOfficer);
-    assert!(reviewer.rights.my_number && !officer.rights.my_number);
+    assert!(reviewer.rights().my_number && !officer.rights().my_number);
 
     let all: BTreeSet<String> = recs.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(ids(&h, &reviewer, "受給者番号:1234567"), all);
@@ -102,7 +102,7 @@ fn scope_my_number_and_suspension_apply_to_hits_and_counts() {
     assert!(!h.lift_suspension(&reviewer, "1234567").unwrap());
     assert_eq!(ids(&h, &reviewer, "受給者番号:1234567"), all);
 
-    let actions: Vec<String> = h.store.audit_entries().unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = h.store().audit_entries().unwrap().into_iter().map(|e| e.action).collect();
     assert!(actions.iter().any(|a| a == "person.suspend") && actions.iter().any(|a| a == "person.unsuspend"));
     let searches = actions.iter().filter(|a| *a == "search").count();
     assert!(searches >= 10, "every search is audited ({searches})");
@@ -178,8 +178,8 @@ fn planted_terms_never_reach_the_index_files_in_the_clear() {
             ..Doc::page(&format!("{i:032x}"), "電話 090-1234-5678 鷲見澤瑠璃子 檜原村字植付 二丁目", chrono::Utc::now())
         })
         .collect();
-    h.index.put_many(&docs).unwrap();
-    assert_eq!(h.index.num_docs(), 300);
+    h.index().put_many(&docs).unwrap();
+    assert_eq!(h.index().num_docs(), 300);
     drop(h);
     let mut needles: Vec<Vec<u8>> = planted.iter().map(|s| s.as_bytes().to_vec()).collect();
     // Index terms are bigrams: look for those too (6 bytes each).
@@ -203,8 +203,8 @@ fn planted_terms_never_reach_the_index_files_in_the_clear() {
     assert!(files > 5);
     // And the terms are there, readable through the key.
     let h = env.open();
-    assert_eq!(h.index.num_docs(), 300);
-    let found = h.index.search(&hozon::index::Request {
+    assert_eq!(h.index().num_docs(), 300);
+    let found = h.index().search(&hozon::index::Request {
         query: "鷲見澤",
         scope: &hozon::index::Scope { my_number: true, hidden_persons: vec![] },
         sort: hozon::index::Sort::Relevance,

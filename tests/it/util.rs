@@ -89,7 +89,13 @@ impl TestEnv {
     }
 
     pub fn ingest(&self, h: &Hozon, dir: &Path) -> IngestReport {
-        ingest_dir(h, dir, &IngestOptions { jobs: 2, keep_files: false, progress: false, batch: None }).unwrap()
+        ingest_dir(
+            h,
+            &crate::util::mailroom(),
+            dir,
+            &IngestOptions { jobs: 2, keep_files: false, progress: false, batch: None },
+        )
+        .unwrap()
     }
 }
 
@@ -254,9 +260,17 @@ impl TestEnv {
 
     /// Creates a user with a role; returns the one-time password.
     pub fn add_user(&self, h: &Hozon, name: &str, role: hozon::auth::Role) -> String {
-        hozon::auth::create_user(&h.store, &hozon::auth::Actor::operator("test"), name, role, chrono::Utc::now())
+        hozon::auth::create_user(h.store(), &hozon::auth::Actor::operator("test"), name, role, chrono::Utc::now())
             .unwrap()
     }
+}
+
+/// The password [`TestEnv::person`] gives its users.
+pub const OWN_PASSWORD: &str = "an-officers-own-passphrase-2026";
+
+/// A mailroom clerk: who stores scans in these tests.
+pub fn mailroom() -> hozon::auth::Actor {
+    hozon::auth::Actor::with_role("mail01", hozon::auth::Role::Mailroom)
 }
 
 /// Logs an incoming batch from 新宿区 received today, expecting `pages` pages; returns its id.
@@ -275,7 +289,7 @@ pub fn log_batch(h: &Hozon, pages: u32) -> String {
 pub fn synth_page(h: &Hozon, i: usize) -> (hozon::store::RecordId, std::collections::BTreeMap<String, String>) {
     let t = &synth().truth[i];
     let bytes = std::fs::read(synth().path.join(t["file"].as_str().unwrap())).unwrap();
-    let id = h.store.dedupe_lookup(&h.store.scan_fingerprint(&bytes)).unwrap().expect("stored");
+    let id = h.store().dedupe_lookup(&h.store().scan_fingerprint(&bytes)).unwrap().expect("stored");
     let fields =
         t["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
     (id, fields)
@@ -297,22 +311,27 @@ impl TestEnv {
     /// A records officer with their own password (the one-time password changed), as the
     /// two-person rule wants: an `Actor` from a real login.
     pub fn officer(&self, h: &Hozon, name: &str) -> hozon::auth::Actor {
-        let temp = match hozon::auth::load(&h.store, name).unwrap() {
+        self.person(h, name, hozon::auth::Role::RecordsOfficer)
+    }
+
+    /// A user of `role` who has chosen their own password ([`OWN_PASSWORD`]), logged in.
+    pub fn person(&self, h: &Hozon, name: &str, role: hozon::auth::Role) -> hozon::auth::Actor {
+        let temp = match hozon::auth::load(h.store(), name).unwrap() {
             Some(_) => None,
-            None => Some(self.add_user(h, name, hozon::auth::Role::RecordsOfficer)),
+            None => Some(self.add_user(h, name, role)),
         };
-        let own = "an-officers-own-passphrase-2026".to_owned();
+        let own = OWN_PASSWORD.to_owned();
         let sec = &h.config.security;
         let now = chrono::Utc::now();
         if let Some(temp) = temp {
             let hozon::auth::Login::Ok { actor, .. } =
-                hozon::auth::login(&h.store, sec, name, &temp, "t", now).unwrap()
+                hozon::auth::login(h.store(), sec, name, &temp, "t", now).unwrap()
             else {
                 panic!("login with the one-time password")
             };
-            hozon::auth::change_password(&h.store, sec, &actor, &temp, &own, now).unwrap();
+            hozon::auth::change_password(h.store(), sec, &actor, &temp, &own, now).unwrap();
         }
-        match hozon::auth::login(&h.store, sec, name, &own, "t", now).unwrap() {
+        match hozon::auth::login(h.store(), sec, name, &own, "t", now).unwrap() {
             hozon::auth::Login::Ok { actor, .. } => actor,
             _ => panic!("login {name}"),
         }
@@ -324,7 +343,7 @@ impl TestEnv {
 pub fn backdate(h: &Hozon, years: i64) {
     let d = chrono::Duration::days(365 * years + 2);
     let recs: Vec<hozon::store::Record> = h
-        .store
+        .store()
         .records()
         .map(Result::unwrap)
         .map(|mut r| {
@@ -335,5 +354,5 @@ pub fn backdate(h: &Hozon, years: i64) {
             r
         })
         .collect();
-    h.store.update_records(&recs, hozon::audit::Event::system("test.backdate", "")).unwrap();
+    h.store().update_records(&recs, hozon::audit::Event::system("test.backdate", "")).unwrap();
 }

@@ -190,12 +190,12 @@ async fn sessions_end_when_the_account_changes() {
     let admin = hozon::auth::Actor::operator("sec");
     let mut rights = Role::Reviewer.preset();
     rights.set(hozon::auth::Function::Search, hozon::auth::Level::None);
-    hozon::auth::set_rights(&state.hozon.store, &admin, "rev01", Role::Reviewer, rights).unwrap();
+    hozon::auth::set_rights(state.hozon.store(), &admin, "rev01", Role::Reviewer, rights).unwrap();
     assert_eq!(b.get("/search").await.location(), "/login", "rights changed: the old session ends");
     let mut b = Browser::new(router(state.clone()));
     b.login("rev01", NEW_PW, NEW_PW).await;
     assert_eq!(b.get("/search").await.status, StatusCode::FORBIDDEN, "the new session has the new rights");
-    hozon::auth::reset_password(&state.hozon.store, &admin, "rev01", chrono::Utc::now()).unwrap();
+    hozon::auth::reset_password(state.hozon.store(), &admin, "rev01", chrono::Utc::now()).unwrap();
     assert_eq!(b.get("/search").await.location(), "/login");
 }
 
@@ -266,9 +266,9 @@ async fn two_records_officers_run_a_disposal_in_the_browser() {
     let h = env.open();
     env.ingest_first(&h, 1);
     // Received in 2015: long past its five years.
-    let mut rec = h.store.records().next().unwrap().unwrap();
+    let mut rec = h.store().records().next().unwrap().unwrap();
     rec.received_at = chrono::DateTime::parse_from_rfc3339("2015-05-01T09:00:00+09:00").unwrap().to_utc();
-    h.store.update_records(&[rec.clone()], hozon::audit::Event::system("test.backdate", rec.id.as_str())).unwrap();
+    h.store().update_records(&[rec.clone()], hozon::audit::Event::system("test.backdate", rec.id.as_str())).unwrap();
     let p1 = env.add_user(&h, "ro01", Role::RecordsOfficer);
     let p2 = env.add_user(&h, "ro02", Role::RecordsOfficer);
     let app = router(AppState::new(h));

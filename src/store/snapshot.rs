@@ -1,0 +1,310 @@
+//! A consistent copy of the metadata, for backups.
+//!
+//! Every transaction that writes the audit chain (that is, every audited change) holds the
+//! store's snapshot gate shared; [`Store::snapshot`] holds it exclusively while it reads every
+//! sled tree. The copy therefore holds each change whole together with its audit entry, and an
+//! audit head that matches the log, without stopping the server: writers wait only while the
+//! trees are read (the figure is in the backup's report), then carry on.
+//!
+//! Blobs and index files need no gate: a blob is written (durably) before any record points at
+//! it and never changes, so every blob a copied record names exists when the backup copies
+//! blobs afterwards; one deleted meanwhile belonged to a record that was being destroyed.
+//! Records still `Pending` in the copy are what a crash leaves, and are handled the same way.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sled::Transactional;
+
+use super::{Error, Result, Store};
+
+/// Trees that are not part of a data backup: the backup's own bookkeeping of what each
+/// destination already holds (it describes the destinations, not the records).
+pub const NOT_BACKED_UP: &[&str] = &[BACKUP_KNOWN];
+
+/// `destination id ‖ object id` → empty: objects a destination is known to hold.
+pub const BACKUP_KNOWN: &str = "backup_known";
+
+/// What a snapshot read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Taken {
+    pub entries: u64,
+    pub bytes: u64,
+    /// How long audited writes waited.
+    pub paused: Duration,
+}
+
+impl Store {
+    /// Calls `visit(tree, key, value)` for every entry of every tree (in tree-name, then key
+    /// order) while audited writes wait.
+    pub fn snapshot(&self, mut visit: impl FnMut(&str, &[u8], &[u8]) -> Result<()>) -> Result<Taken> {
+        let _exclusive = self.snapshot_gate.write();
+        let started = Instant::now();
+        let mut taken = Taken::default();
+        let mut names: Vec<String> =
+            self.db.tree_names().iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+        names.sort();
+        for name in names.iter().filter(|n| !NOT_BACKED_UP.contains(&n.as_str())) {
+            let tree = self.db.open_tree(name)?;
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                taken.entries += 1;
+                taken.bytes += (k.len() + v.len()) as u64;
+                visit(name, &k, &v)?;
+            }
+        }
+        taken.paused = started.elapsed();
+        Ok(taken)
+    }
+
+    /// Whether destination `dest` is known to hold object `id`.
+    pub fn backup_known(&self, dest: &str, id: &str) -> Result<bool> {
+        Ok(self.db.open_tree(BACKUP_KNOWN)?.contains_key(known_key(dest, id))?)
+    }
+
+    /// Notes objects a destination now holds (after they were written there).
+    pub fn backup_mark_known<'a>(&self, dest: &str, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.insert(known_key(dest, id), &[]);
+        }
+        self.db.open_tree(BACKUP_KNOWN)?.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Forgets what a destination holds (after objects there were deleted or found bad).
+    pub fn backup_forget<'a>(&self, dest: &str, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(known_key(dest, id));
+        }
+        self.db.open_tree(BACKUP_KNOWN)?.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Every blob address with its size (for a backup; orphans included, they are harmless).
+    pub fn blob_addresses(&self) -> Result<Vec<String>> {
+        Ok(self.blobs.list()?.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// A blob's size on disk.
+    pub fn blob_size(&self, addr: &str) -> Option<u64> {
+        Some(self.blobs.size(addr))
+    }
+
+    /// A blob's sealed bytes as stored.
+    pub fn blob_bytes(&self, addr: &str) -> Result<Vec<u8>> {
+        self.blobs.get(addr)
+    }
+}
+
+fn known_key(dest: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dest.len() + 1 + id.len());
+    k.extend_from_slice(dest.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Writes snapshot entries into a new data directory's metadata (`root/meta`, which must not
+/// exist yet), in batches.
+pub struct Importer {
+    db: sled::Db,
+    tree: Option<(String, sled::Tree)>,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl Importer {
+    pub fn create(root: &Path) -> Result<Importer> {
+        let meta = root.join("meta");
+        if meta.exists() {
+            return Err(Error::AlreadyInitialised(root.display().to_string()));
+        }
+        let db = sled::Config::new().path(&meta).cache_capacity(128 * 1024 * 1024).open()?;
+        Ok(Importer { db, tree: None, batch: sled::Batch::default(), pending: 0 })
+    }
+
+    pub fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.tree.as_ref().is_none_or(|(n, _)| n != tree) {
+            self.flush_batch()?;
+            self.tree = Some((tree.to_owned(), self.db.open_tree(tree)?));
+        }
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending >= 10_000 {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if let Some((_, t)) = &self.tree
+            && self.pending > 0
+        {
+            t.apply_batch(std::mem::take(&mut self.batch))?;
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.flush_batch()?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// What a restore found destroyed since the backup was taken.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// Records whose key no longer opens: now tombstones.
+    pub records: Vec<String>,
+    /// Case records whose key no longer opens: removed with their lookups and page links.
+    pub cases: Vec<String>,
+}
+
+impl Store {
+    /// After a restore: everything destroyed since the backup was taken is destroyed here too.
+    /// A record or case record whose data key no longer opens with today's key store (its
+    /// epoch was retired by a disposal run and it is not among the survivors) becomes a
+    /// tombstone naming that run; its blobs are deleted; a dead case's lookups and page links
+    /// go with it. Records that were being shredded when the backup was taken count as
+    /// destroyed. One audit entry (`backup.reconcile`) records the counts.
+    pub fn reconcile_restored(&self, who: &str) -> Result<Reconciled> {
+        use super::{RecordState, Tombstone};
+        let mut out = Reconciled::default();
+        let mut dead = Vec::new();
+        let mut tombs = Vec::new();
+        for rec in self.records() {
+            let rec = rec?;
+            let shredding = matches!(rec.state, RecordState::Shredding { .. });
+            let live = matches!(rec.state, RecordState::Stored | RecordState::Pending) && !rec.wrapped_key.is_empty();
+            if !shredding && !live {
+                continue;
+            }
+            if live {
+                match self.data_key(&rec) {
+                    Ok(_) => continue,
+                    Err(Error::KeyDestroyed(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let retired = rec.key_epoch.as_ref().and_then(|e| self.keys.retired_by(e));
+            let d = rec.dates();
+            tombs.push(Tombstone {
+                record_id: rec.id.to_string(),
+                class: rec.class.clone(),
+                received_on: d.received,
+                last_change_on: d.last_change,
+                due_on: rec.retention.as_ref().and_then(|r| r.due_on),
+                policy_version: rec.retention.as_ref().map_or(0, |r| r.policy_version),
+                run_id: retired.as_ref().map_or_else(|| "（バックアップ後に廃棄）".to_owned(), |r| r.run_id.clone()),
+                destroyed_at: retired.map_or_else(chrono::Utc::now, |r| r.at),
+            });
+            dead.push(rec);
+        }
+        for r in &dead {
+            for b in &r.blobs {
+                self.blobs.remove_unsynced(&b.addr)?;
+            }
+        }
+        self.blobs.sync_all()?;
+        // Case records: the sealed case whose key is gone, and every entry naming its key.
+        let mut dead_cases = Vec::new();
+        for k in self.docs.scan_prefix("case/").keys() {
+            let k = k?;
+            let key = String::from_utf8_lossy(&k["case/".len()..]).into_owned();
+            match self.open_doc("case", &key) {
+                Err(Error::KeyDestroyed(_)) => dead_cases.push(key),
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        let mut doc_batch = sled::Batch::default();
+        if !dead_cases.is_empty() {
+            for kv in self.docs.iter() {
+                let (k, v) = kv?;
+                let key = String::from_utf8_lossy(&k);
+                let names_dead = dead_cases.iter().any(|c| {
+                    key == format!("case/{c}")
+                        || key.ends_with(&format!("/{c}"))
+                        || key.contains(&format!("/{c}/"))
+                        || v.as_ref() == c.as_bytes()
+                });
+                if names_dead && !key.starts_with("case_tomb/") {
+                    doc_batch.remove(k);
+                }
+            }
+            for c in &dead_cases {
+                let tomb = serde_json::json!({ "case": c, "run": "（バックアップ後に廃棄）", "destroyed_at": chrono::Utc::now() });
+                doc_batch.insert(format!("case_tomb/{c}").as_bytes(), tomb.to_string().into_bytes());
+            }
+        }
+        let mut del = sled::Batch::default();
+        let mut tomb_batch = sled::Batch::default();
+        let mut queue_batch = sled::Batch::default();
+        let dead_ids: std::collections::HashSet<&str> = dead.iter().map(|r| r.id.as_str()).collect();
+        for r in &dead {
+            del.remove(r.id.as_str());
+        }
+        for k in self.queue.iter().keys() {
+            let k = k?;
+            if k.len() > 8 && dead_ids.contains(String::from_utf8_lossy(&k[8..]).as_ref()) {
+                queue_batch.remove(k);
+            }
+        }
+        for t in &tombs {
+            tomb_batch.insert(t.record_id.as_bytes(), serde_json::to_vec(t).expect("tombstone serialises"));
+        }
+        let event = crate::audit::Event::new(
+            who,
+            "backup.reconcile",
+            &format!("{} records, {} case records destroyed since the backup", dead.len(), dead_cases.len()),
+            "ok",
+        );
+        let now = chrono::Utc::now();
+        let _gate = self.snapshot_gate.read_recursive();
+        (&self.records, &self.tombstones, &self.docs, &self.meta, &self.audit)
+            .transaction(|(records, tombstones, docs, meta, log)| {
+                records.apply_batch(&del)?;
+                tombstones.apply_batch(&tomb_batch)?;
+                docs.apply_batch(&doc_batch)?;
+                crate::audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
+                Ok(())
+            })
+            .map_err(super::tx_error)?;
+        // The review queue is derived (rebuilt from records on demand): its entries go after.
+        self.queue.apply_batch(queue_batch)?;
+        self.db.flush()?;
+        out.records = dead.into_iter().map(|r| r.id.to_string()).collect();
+        out.cases = dead_cases;
+        Ok(out)
+    }
+}
+
+/// The name of the backup key in `meta` (wrapped by the master key, created on first use).
+const BACKUP_KEY: &str = "backup_key";
+
+impl Store {
+    /// The key backup chunks and manifests are sealed and keyed with, and its wrapping under
+    /// the master key (written into each manifest so a restore can open it before the
+    /// metadata exists). Stable across backups so equal chunks keep one id.
+    pub fn backup_key(&self) -> Result<(crate::crypto::Key, Vec<u8>)> {
+        let key = super::meta_key(&self.meta, &self.master, BACKUP_KEY)?;
+        self.db.flush()?;
+        let wrapped = self.meta.get(BACKUP_KEY)?.map(|v| v.to_vec()).unwrap_or_default();
+        Ok((key, wrapped))
+    }
+
+    /// The master key's public fingerprint.
+    pub fn key_fingerprint(&self) -> String {
+        self.master.fingerprint()
+    }
+}
+
+/// Opens a manifest's wrapped backup key with the master key in `key_file`.
+pub fn unwrap_backup_key(key_file: &Path, wrapped: &[u8]) -> Result<crate::crypto::Key> {
+    let master = super::keyfile::read(key_file)?;
+    Ok(master.unwrap_key(&super::key_context(BACKUP_KEY), wrapped)?)
+}
