@@ -7,7 +7,9 @@ ADDR ?= 127.0.0.1:8080
 DEMO_SUBMISSIONS ?= 10
 HOZON = ./target/release/hozon --data $(DATA)
 
-.PHONY: setup build run test lint
+.PHONY: setup build run test lint install
+
+PREFIX ?= /usr/local
 
 setup:
 	@bash scripts/setup.sh
@@ -38,3 +40,7 @@ test: setup
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# The binary and its resources under PREFIX (bin/, share/hozon/, the systemd unit).
+install: build
+	bash scripts/install.sh $(PREFIX) target/release/hozon

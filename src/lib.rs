@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod csvout;
+pub mod doctor;
 pub mod drafts;
 pub mod error;
 pub mod forms;

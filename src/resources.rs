@@ -34,7 +34,8 @@ pub fn candidates() -> Vec<PathBuf> {
     if let Some(exe_dir) =
         std::env::current_exe().ok().and_then(|e| e.canonicalize().ok()).and_then(|e| e.parent().map(Path::to_owned))
     {
-        out.push(exe_dir.join("../share/hozon"));
+        let installed = exe_dir.join("../share/hozon");
+        out.push(installed.canonicalize().unwrap_or(installed));
         out.extend(exe_dir.ancestors().map(Path::to_owned));
     }
     out

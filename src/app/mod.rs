@@ -72,6 +72,11 @@ impl Hozon {
         Ok(self.store.audit(Event::new(actor.name(), action, target, "ok"))?)
     }
 
+    /// Whether an admin socket caller proved it holds this store's key file.
+    pub fn admin_proof_ok(&self, challenge: &str, proof: &str) -> bool {
+        self.store.admin_proof_ok(challenge, proof)
+    }
+
     /// Logs one HTTP request (who, method and path, status) in the audit chain. Not flushed
     /// per request: the chain is flushed with the next durable write.
     pub fn audit_request(&self, who: &str, target: &str, status: &str) -> Result<()> {

@@ -374,6 +374,8 @@ impl Hozon {
         let extra: Vec<String> = indexed.iter().filter(|id| !stored.contains_key(*id)).cloned().collect();
         if !extra.is_empty() {
             self.index.forget(&extra)?;
+            // Their text leaves the segment files too, not just the results.
+            self.index.compact()?;
         }
         let missing: Vec<&Record> = stored.iter().filter(|(id, _)| !indexed.contains(*id)).map(|(_, r)| r).collect();
         for chunk in missing.chunks(500) {

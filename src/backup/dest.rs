@@ -16,6 +16,8 @@ const PARALLEL: usize = 16;
 
 pub struct Destination {
     store: Arc<dyn ObjectStore>,
+    /// The directory, for a local destination (synced before a manifest is written).
+    local: Option<std::path::PathBuf>,
     /// As the operator wrote it (`/mnt/backup`, `s3://bucket/prefix`); credentials never.
     label: String,
     rt: tokio::runtime::Runtime,
@@ -36,6 +38,7 @@ impl Destination {
             .build()
             .map_err(|e| Error::Destination { dest: spec.to_owned(), why: e.to_string() })?;
         let bad = |why: String| Error::Destination { dest: spec.to_owned(), why };
+        let mut local = None;
         let store: Arc<dyn ObjectStore> = if let Some(rest) = spec.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -66,18 +69,71 @@ impl Destination {
             }
             std::fs::create_dir_all(spec).map_err(|e| bad(e.to_string()))?;
             let fs = object_store::local::LocalFileSystem::new_with_prefix(spec).map_err(|e| bad(e.to_string()))?;
+            local = Some(std::path::PathBuf::from(spec));
             Arc::new(fs)
         };
-        Ok(Destination { store, label: spec.to_owned(), rt })
+        Ok(Destination { store, local, label: spec.to_owned(), rt })
     }
 
     pub fn label(&self) -> &str {
         &self.label
     }
 
-    /// A stable name for this destination in the store's bookkeeping of what it holds.
-    pub fn key(&self) -> String {
-        hex::encode(&blake3::hash(self.label.trim_end_matches('/').as_bytes()).as_bytes()[..8])
+    /// The destination's own identity: a random id kept in `hozon-destination` there, made on
+    /// first use. The store's memory of what a destination holds is keyed by it, so another
+    /// disk mounted at the same path, or an emptied bucket, is a new destination.
+    pub fn identity(&self) -> Result<String, Error> {
+        const NAME: &str = "hozon-destination";
+        if let Some(b) = self.get(NAME)? {
+            let id = String::from_utf8_lossy(&b).trim().to_owned();
+            if id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Ok(id);
+            }
+            return Err(self.err(
+                NAME,
+                object_store::Error::Generic { store: "hozon", source: "malformed destination id".into() },
+            ));
+        }
+        let id = hex::encode(&crate::crypto::Key::generate().expose()[..16]);
+        self.put_new(NAME, id.clone().into_bytes())?;
+        Ok(self.get(NAME)?.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or(id))
+    }
+
+    /// Writes an object that must not exist yet (a manifest): an existing one is an error.
+    pub fn put_new(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.rt.block_on(self.store.put_opts(&ObjectPath::from(name), PutPayload::from(bytes.clone()), opts)) {
+            Ok(_) => Ok(()),
+            // A store without conditional writes: check, then write (backups of one
+            // installation are serialised by their ids, so the gap is harmless).
+            Err(object_store::Error::NotImplemented | object_store::Error::NotSupported { .. }) => {
+                if self.get(name)?.is_some() {
+                    return Err(self.err(
+                        name,
+                        object_store::Error::AlreadyExists { path: name.to_owned(), source: "exists".into() },
+                    ));
+                }
+                self.put(name, bytes)
+            }
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    /// Makes what was written durable: a local destination's filesystem is synced (the object
+    /// store writes files without fsync); an S3 store acknowledges writes durably.
+    pub fn sync(&self) -> Result<(), Error> {
+        use std::os::fd::AsRawFd;
+        let Some(dir) = &self.local else { return Ok(()) };
+        let f = std::fs::File::open(dir)
+            .map_err(|e| Error::Destination { dest: self.label.clone(), why: e.to_string() })?;
+        // SAFETY: syncfs on a descriptor we own.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(Error::Destination {
+                dest: self.label.clone(),
+                why: std::io::Error::last_os_error().to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {

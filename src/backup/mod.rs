@@ -26,6 +26,7 @@
 mod chunks;
 pub mod dest;
 pub mod policy;
+pub mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -131,6 +132,14 @@ impl Manifest {
         hex::encode(key.keyed_hash(&serde_json::to_vec(&m).expect("manifest serialises")))
     }
 
+    /// Every id it names is 64 hex digits (so object names are well formed).
+    fn ids_valid(&self) -> bool {
+        let ok = |s: &str| s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit());
+        self.trees.values().flatten().all(|c| ok(c))
+            && self.config.as_deref().is_none_or(ok)
+            && self.index_files.iter().all(|f| ok(&f.id) && !f.name.contains('/') && f.name != "." && f.name != "..")
+    }
+
     /// The Japan date the backup was taken.
     pub fn taken_on(&self) -> chrono::NaiveDate {
         crate::jp::date_of(self.created_at)
@@ -192,7 +201,9 @@ pub fn create(
         });
     }
     let (key, wrapped) = store.backup_key()?;
-    let dkey = dest.key();
+    let dkey = dest.identity()?;
+    // Every blob the snapshot names stays on disk until this backup has copied it.
+    let _hold = store.hold_blob_deletions();
     let listed: Option<HashSet<String>> = if full { Some(dest.list("")?.into_iter().collect()) } else { None };
     let known = |name: &str| -> Result<bool> {
         Ok(match &listed {
@@ -208,6 +219,8 @@ pub fn create(
     let mut staged: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut records = 0u64;
+    let mut legacy = 0u64;
+    let mut audit_head_raw: Option<Vec<u8>> = None;
     let mut chunker: Option<(String, chunks::Chunker)> = None;
     let mut stage = |tree: &str, chunk: Vec<u8>| -> Result<()> {
         let cid = chunks::id(&key, &chunk);
@@ -233,6 +246,14 @@ pub fn create(
             }
             if tree == RECORDS_TREE {
                 records += 1;
+                // A key wrapped by the master key alone (a store older than epochs) would
+                // outlive disposal in this backup: such stores must move into epochs first.
+                if memchr_find(v, br#""key_epoch":null"#) && !memchr_find(v, br#""wrapped_key":"""#) {
+                    legacy += 1;
+                }
+            }
+            if tree == "meta" && k == b"audit_head" {
+                audit_head_raw = Some(v.to_vec());
             }
             let (t, c) = chunker.as_mut().expect("set above");
             if let Some(done) = c.push(k, v) {
@@ -251,7 +272,21 @@ pub fn create(
     {
         stage(&t, last)?;
     }
-    let audit_head = store.audit_head()?;
+    if legacy > 0 {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(Error::Manifest {
+            id,
+            why: format!(
+                "記録 {legacy} 件の鍵が古い方式（マスター鍵で直接包む）のままです。廃棄後も読めるバックアップになるため取得しません。先に `hozon key rotate` で鍵を世代別に移してください"
+            ),
+        });
+    }
+    // The head as copied (the live one may have moved on since the gate opened).
+    let audit_head: Checkpoint = match audit_head_raw {
+        Some(v) => serde_json::from_slice(&v)
+            .map_err(|e| Error::Manifest { id: id.clone(), why: format!("audit head: {e}") })?,
+        None => Checkpoint { seq: 0, hash: String::new() },
+    };
     // The configuration (it may hold S3 credentials: sealed like the metadata).
     let config_path = store.root().join("config.toml");
     let config = match std::fs::read(&config_path) {
@@ -285,7 +320,7 @@ pub fn create(
         &count,
     )?;
     bytes_written += staged.iter().map(|c| std::fs::metadata(staging.join(c)).map_or(0, |m| m.len())).sum::<u64>();
-    store.backup_mark_known(&dkey, written.iter().map(String::as_str))?;
+    let mut now_known: Vec<String> = written;
     let _ = std::fs::remove_dir_all(&staging);
     // 3. Blobs the destination lacks, as stored.
     let all_blobs = store.blob_addresses()?;
@@ -332,22 +367,19 @@ pub fn create(
         }
     };
     bytes_written += blob_bytes.into_inner();
-    store.backup_mark_known(&dkey, written.iter().map(String::as_str))?;
+    now_known.extend(written);
     // 4. The index files: a consistent set (read until nothing changed meanwhile).
     progress("検索索引を書き込んでいます");
-    let index_files = read_index_files(&store.root().join("index"))?;
-    let mut index_meta = Vec::new();
     let mut index_new = Vec::new();
-    for (name, bytes) in index_files {
-        let iid = blake3::hash(&bytes).to_hex().to_string();
-        index_meta.push(IndexFile { name, id: iid.clone(), size: bytes.len() as u64 });
-        if !known(&index_name(&iid))? {
-            bytes_written += bytes.len() as u64;
-            dest.put(&index_name(&iid), bytes)?;
-            index_new.push(index_name(&iid));
+    let index_meta = copy_index_files(&store.root().join("index"), |iid, bytes| {
+        if known(&index_name(iid))? || index_new.contains(&index_name(iid)) {
+            return Ok(());
         }
-    }
-    store.backup_mark_known(&dkey, index_new.iter().map(String::as_str))?;
+        bytes_written += bytes.len() as u64;
+        dest.put(&index_name(iid), bytes)?;
+        index_new.push(index_name(iid));
+        Ok(())
+    })?;
     let blob_total: u64 = all_blobs.iter().map(|a| store.blob_size(a).unwrap_or(0)).sum();
     let mut manifest = Manifest {
         format: FORMAT,
@@ -374,19 +406,29 @@ pub fn create(
     manifest.bytes_total += manifest.index_files.iter().map(|f| f.size).sum::<u64>();
     manifest.seconds = started.elapsed().as_secs_f64();
     manifest.mac = manifest.compute_mac(&key);
-    dest.put(&manifest_name(&id), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
+    // Everything the manifest names is durable at the destination before the manifest is.
+    dest.sync()?;
+    dest.put_new(&manifest_name(&id), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
+    dest.sync()?;
+    now_known.extend(index_new);
+    store.backup_mark_known(&dkey, now_known.iter().map(String::as_str))?;
     store.audit(Event::new(
         actor.name(),
         "backup.create",
-        &format!("{id} to {} ({} records, {} objects written)", dest.key(), records, manifest.objects_written),
+        &format!("{id} to {dkey} ({} records, {} objects written)", records, manifest.objects_written),
         "ok",
     ))?;
     Ok(Created { manifest })
 }
 
-/// Reads every index file; repeats when the index changed while it was read (a commit or a
-/// merge), so the set is one the index really was in.
-fn read_index_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Hands every index file to `each` (its hash and bytes, one file in memory at a time) and
+/// returns the list; repeats when the index changed while it was read (a commit or a merge),
+/// so the list is a set of files the index really was.
+fn copy_index_files(dir: &Path, mut each: impl FnMut(&str, Vec<u8>) -> Result<()>) -> Result<Vec<IndexFile>> {
     let list = || -> Result<BTreeMap<String, (u64, Option<std::time::SystemTime>)>> {
         let mut out = BTreeMap::new();
         for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
@@ -403,7 +445,11 @@ fn read_index_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         let mut vanished = false;
         for name in before.keys() {
             match std::fs::read(dir.join(name)) {
-                Ok(b) => files.push((name.clone(), b)),
+                Ok(b) => {
+                    let id = blake3::hash(&b).to_hex().to_string();
+                    files.push(IndexFile { name: name.clone(), id: id.clone(), size: b.len() as u64 });
+                    each(&id, b)?;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => vanished = true,
                 Err(e) => return Err(Error::Io { path: dir.join(name), source: e }),
             }
@@ -426,9 +472,9 @@ pub fn list(dest: &Destination) -> Result<Vec<Manifest>> {
         if !name.ends_with(".json") {
             continue;
         }
-        let bytes = dest.get(&name)?.ok_or_else(|| Error::NoSuchBackup(name.clone()))?;
+        let Some(bytes) = dest.get(&name)? else { continue };
         let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Manifest { id: name.clone(), why: format!("読めません: {e}") })?;
+            .map_err(|e| Error::Manifest { id: name.clone(), why: format!("目録を読めません: {e}") })?;
         out.push(m);
     }
     out.sort_by_key(|m| m.created_at);
@@ -493,10 +539,23 @@ pub fn restore(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(Restored, Hozon)> {
     let started = Instant::now();
-    if data.join("meta").exists() {
-        return Err(Error::NotEmpty(data.display().to_string()));
+    let final_dir = data;
+    if final_dir.exists() && std::fs::read_dir(final_dir).map_err(io(final_dir))?.next().is_some() {
+        return Err(Error::NotEmpty(final_dir.display().to_string()));
     }
     let (m, key) = open_manifest(dest, id, key_file)?;
+    // Built beside the target and renamed into place only when whole: a restore that fails
+    // half-way never leaves a data directory that opens as if it were fine.
+    let work = if drill {
+        final_dir.to_owned()
+    } else {
+        let name = final_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+        final_dir.with_file_name(format!(".{name}.restoring"))
+    };
+    if !drill && work.exists() {
+        std::fs::remove_dir_all(&work).map_err(io(&work))?;
+    }
+    let data = work.as_path();
     std::fs::create_dir_all(data).map_err(io(data))?;
     let mut out = Restored { backup: id.to_owned(), ..Default::default() };
     let mut bad = |name: &str, why: &str| -> Result<()> {
@@ -626,6 +685,16 @@ pub fn restore(
         &format!("{id}: {} records, {} destroyed since", out.records, out.destroyed_since),
         "ok",
     ))?;
+    if drill {
+        out.seconds = started.elapsed().as_secs_f64();
+        return Ok((out, h));
+    }
+    drop(h);
+    if final_dir.exists() {
+        std::fs::remove_dir(final_dir).map_err(io(final_dir))?;
+    }
+    std::fs::rename(data, final_dir).map_err(io(final_dir))?;
+    let h = Hozon::open(final_dir, key_file)?;
     out.seconds = started.elapsed().as_secs_f64();
     Ok((out, h))
 }
@@ -669,7 +738,14 @@ pub struct Drill {
 /// record decrypts, every blob matched its hash, the index answers for every stored page, and
 /// the audit chain verifies. The scratch directory is removed afterwards.
 pub fn drill(dest: &Destination, id: &str, key_file: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<Drill> {
-    let scratch = tempfile::Builder::new().prefix("hozon-drill-").tempdir().map_err(io(Path::new("/tmp")))?;
+    // A drill killed before it cleaned up left key copies behind: remove them first.
+    let tmp = std::env::temp_dir();
+    for e in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+        if e.file_name().to_string_lossy().starts_with("hozon-drill-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let scratch = tempfile::Builder::new().prefix("hozon-drill-").tempdir().map_err(io(&tmp))?;
     let keys = scratch.path().join("keys");
     std::fs::create_dir_all(&keys).map_err(io(&keys))?;
     let scratch_key = keys.join("master.key");
@@ -732,8 +808,14 @@ pub struct Pruned {
     pub seconds: f64,
 }
 
+/// Marks a prune in progress at the destination: a prune that failed after deleting
+/// manifests leaves it, and the next prune sweeps even with nothing newly expired.
+const PRUNE_PENDING: &str = "prune-pending";
+
 /// Removes the backups the policy says have expired, oldest first (each audited), then every
-/// object no remaining backup refers to.
+/// object no remaining backup refers to. Refuses when the destination holds a manifest this
+/// installation cannot verify (another installation's, or altered): its objects cannot be
+/// told apart, so nothing is deleted.
 pub fn prune(
     h: &Hozon,
     actor: &Actor,
@@ -743,9 +825,27 @@ pub fn prune(
 ) -> Result<Pruned> {
     require(actor)?;
     let started = Instant::now();
+    let key = h.store.backup_key()?.0;
     let all = list(dest)?;
+    if let Some(foreign) = all.iter().find(|m| m.compute_mac(&key) != m.mac || !m.ids_valid()) {
+        return Err(Error::Manifest {
+            id: foreign.id.clone(),
+            why: "この設置の鍵で検証できない目録があります（別の設置と保存先を共有しているか、改ざん）。保存先（接頭辞）を分けてください。何も削除していません".into(),
+        });
+    }
     let expired = policy.expired(&all, today);
+    let pending = dest.get(PRUNE_PENDING)?.is_some();
     let mut out = Pruned::default();
+    let gone: HashSet<&str> = expired.iter().map(|m| m.id.as_str()).collect();
+    let remaining: Vec<&Manifest> = all.iter().filter(|m| !gone.contains(m.id.as_str())).collect();
+    out.kept = remaining.len();
+    if expired.is_empty() && !pending {
+        out.seconds = started.elapsed().as_secs_f64();
+        return Ok(out);
+    }
+    // What the remaining backups need, worked out before anything is deleted.
+    let referenced = referenced_objects(dest, &key, &remaining)?;
+    dest.put(PRUNE_PENDING, b"1".to_vec())?;
     for m in &expired {
         dest.delete(&manifest_name(&m.id))?;
         h.store.audit(Event::new(
@@ -756,24 +856,18 @@ pub fn prune(
         ))?;
         out.expired.push(m.id.clone());
     }
-    let gone: HashSet<&str> = expired.iter().map(|m| m.id.as_str()).collect();
-    let remaining: Vec<&Manifest> = all.iter().filter(|m| !gone.contains(m.id.as_str())).collect();
-    out.kept = remaining.len();
-    if !expired.is_empty() {
-        let key = h.store.backup_key()?.0;
-        let referenced = referenced_objects(dest, &key, &remaining)?;
-        let mut deleted = Vec::new();
-        for prefix in ["chunks", "blobs", "index"] {
-            for name in dest.list(prefix)? {
-                if !referenced.contains(&name) {
-                    dest.delete(&name)?;
-                    deleted.push(name);
-                }
+    let mut deleted = Vec::new();
+    for prefix in ["chunks", "blobs", "index"] {
+        for name in dest.list(prefix)? {
+            if !referenced.contains(&name) {
+                dest.delete(&name)?;
+                deleted.push(name);
             }
         }
-        h.store.backup_forget(&dest.key(), deleted.iter().map(String::as_str))?;
-        out.objects_deleted = deleted.len();
     }
+    h.store.backup_forget(&dest.identity()?, deleted.iter().map(String::as_str))?;
+    dest.delete(PRUNE_PENDING)?;
+    out.objects_deleted = deleted.len();
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
 }
@@ -804,10 +898,11 @@ fn referenced_objects(dest: &Destination, key: &Key, manifests: &[&Manifest]) ->
             name: name.to_owned(),
             why: "参照を確かめられないため削除を中止しました".into(),
         })?;
-        for (_, v) in chunks::entries(&plain).unwrap_or_default() {
-            if let Ok(r) = Record::decode(v) {
-                out.extend(r.blobs.iter().map(|b| blob_name(&b.addr)));
-            }
+        let bad = |why: &str| Error::Corrupt { id: "prune".into(), name: name.to_owned(), why: why.to_owned() };
+        for (_, v) in chunks::entries(&plain).ok_or_else(|| bad("中身を読めないため削除を中止しました"))?
+        {
+            let r = Record::decode(v).map_err(|_| bad("記録を読めないため削除を中止しました"))?;
+            out.extend(r.blobs.iter().map(|b| blob_name(&b.addr)));
         }
         Ok(())
     })?;

@@ -54,13 +54,10 @@ impl BackupPolicy {
         BackupPolicy::parse(&text, &path.display().to_string())
     }
 
-    /// The last Japan date a backup taken on `taken` is kept.
+    /// The last Japan date a backup taken on `taken` is kept: the same date `years` later (the
+    /// day it was taken is not counted, 民法第140条; 29 February maps to 28 February).
     pub fn kept_until(&self, taken: NaiveDate) -> NaiveDate {
-        taken
-            .checked_add_months(chrono::Months::new(12 * self.years))
-            .unwrap_or(NaiveDate::MAX)
-            .pred_opt()
-            .unwrap_or(NaiveDate::MAX)
+        taken.checked_add_months(chrono::Months::new(12 * self.years)).unwrap_or(NaiveDate::MAX)
     }
 
     /// The backups (of `all`, any order) past their retention on `today`, oldest first,
@@ -85,7 +82,8 @@ mod tests {
     fn the_shipped_policy_keeps_seven_years_and_errors_name_the_key() {
         let p = BackupPolicy::load(&crate::retention::policy::default_dir()).unwrap();
         assert_eq!((p.years, p.kind.as_str()), (7, "backup"));
-        assert_eq!(p.kept_until(d(2026, 4, 1)), d(2033, 3, 31));
+        assert_eq!(p.kept_until(d(2026, 4, 1)), d(2033, 4, 1));
+        assert_eq!(p.kept_until(d(2024, 2, 29)), d(2031, 2, 28));
         let e = BackupPolicy::parse(
             "kind='backup'\ntitle='x'\nyears=0\nkeep_at_least=1\nkey_escrow_days=1\nlegal_basis=''",
             "b.toml",

@@ -44,8 +44,21 @@ fn officer(h: &Hozon, name: &str) -> anyhow::Result<Actor> {
 
 /// Creates `n` stored records changed in 2019 (due since April 2025), in chunks.
 fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::Result<()> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let changed = Utc.with_ymd_and_hms(2019, 6, 1, 9, 0, 0).single().expect("valid date");
+    populate_pages(h, n, 5, changed, 0, progress)
+}
+
+/// Creates `n` stored pages changed at `changed` (seeded by `seed`, so another seed gives
+/// other pages), each with a text blob and, when `image_bytes` > 0, an image-sized blob.
+pub(crate) fn populate_pages(
+    h: &Hozon,
+    n: usize,
+    seed: u64,
+    changed: chrono::DateTime<Utc>,
+    image_bytes: usize,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     const CHUNK: usize = 5000;
     for start in (0..n).step_by(CHUNK) {
         let count = CHUNK.min(n - start);
@@ -59,12 +72,25 @@ fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::R
                 "特定医療費（指定難病）支給認定申請書 受付番号 {i:08} 病名 潰瘍性大腸炎 住所 東京都新宿区西新宿二丁目 {}",
                 rng.gen_range(1000..9999)
             );
-            blobs.push((id.clone(), h.store.new_data_key(), BlobRole::Text, text.clone().into_bytes()));
+            let key = h.store.new_data_key();
+            if image_bytes > 0 {
+                let mut img = vec![0u8; image_bytes];
+                rng.fill(&mut img[..]);
+                blobs.push((id.clone(), key.clone(), BlobRole::Original, img));
+            }
+            blobs.push((id.clone(), key, BlobRole::Text, text.clone().into_bytes()));
             texts.push((id, text));
         }
         let refs = h.store.put_blobs_bulk(&blobs)?;
-        let mut recs = Vec::with_capacity(count);
+        let mut by_record: Vec<(RecordId, crate::crypto::Key, Vec<crate::store::BlobRef>)> = Vec::with_capacity(count);
         for ((id, key, _, _), blob) in blobs.iter().zip(refs) {
+            match by_record.last_mut() {
+                Some((last, _, refs)) if last == id => refs.push(blob),
+                _ => by_record.push((id.clone(), key.clone(), vec![blob])),
+            }
+        }
+        let mut recs = Vec::with_capacity(count);
+        for (id, key, blobs) in &by_record {
             let mut rec = Record {
                 wrapped_key: Vec::new(),
                 key_epoch: None,
@@ -74,7 +100,7 @@ fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::R
                 state: RecordState::Stored,
                 kind: RecordKind::Page,
                 received_at: changed,
-                blobs: vec![blob],
+                blobs: blobs.clone(),
                 class: "application".into(),
                 last_changed_at: Some(changed),
                 decided_on: None,

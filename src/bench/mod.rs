@@ -2,6 +2,7 @@
 //! line, one JSON object with the figures. They make their own data (synth) in a temporary
 //! directory and need no network beyond loopback.
 
+pub mod backup;
 pub mod corpus;
 pub mod dispose;
 pub mod eval;

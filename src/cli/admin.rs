@@ -57,8 +57,8 @@ pub fn key(cli: &Cli, c: &KeyCommand) -> anyhow::Result<ExitCode> {
             // Case records kept from before epoch sealing move into their epochs first, then
             // the old master key (which opens every legacy wrapping in earlier copies) goes.
             let mut h = cli.open()?;
-            let (fp, cases) = h.rotate_master_key(&operator())?;
-            println!("マスター鍵を更新しました (new key fingerprint {fp}; 台帳記録 {cases} 件の鍵を移行)");
+            let (fp, cases) = h.exclusive()?.rotate_master_key(&operator())?;
+            outln!("マスター鍵を更新しました (new key fingerprint {fp}; 台帳記録 {cases} 件の鍵を移行)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -72,7 +72,7 @@ pub fn reindex(cli: &Cli) -> anyhow::Result<ExitCode> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    println!("索引を再構築しました: {n} 件");
+    outln!("索引を再構築しました: {n} 件");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -92,18 +92,18 @@ pub fn audit(cli: &Cli, c: &AuditCommand) -> anyhow::Result<ExitCode> {
             };
             match h.audit_verify(&operator(), &cps)? {
                 Ok(n) => {
-                    println!("監査ログは正常です: {n} entries, chain intact ({} checkpoints checked)", cps.len());
+                    outln!("監査ログは正常です: {n} entries, chain intact ({} checkpoints checked)", cps.len());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(broken) => {
-                    println!("監査ログの改ざんを検出しました (audit log tampered): {broken}");
+                    outln!("監査ログの改ざんを検出しました (audit log tampered): {broken}");
                     Ok(ExitCode::from(1))
                 }
             }
         }
         AuditCommand::Checkpoints => {
             for cp in h.audit_checkpoints(&operator())? {
-                println!("{}", serde_json::to_string(&cp)?);
+                outln!("{}", serde_json::to_string(&cp)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -117,24 +117,16 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::ResetPassword { name } => {
             let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
             let pw = accounts.operator_reset_password(&user, name, chrono::Utc::now())?;
-            println!("ユーザー {name} の新しい一時パスワード: {pw} (次回ログイン時に変更が必要です)");
+            outln!("ユーザー {name} の新しい一時パスワード: {pw} (次回ログイン時に変更が必要です)");
         }
         UserCommand::Passwd { name } => {
-            let mut lines = std::io::stdin().lines();
-            let mut read = |env: &str, prompt: &str| -> anyhow::Result<String> {
-                if let Ok(v) = std::env::var(env) {
-                    return Ok(v);
-                }
-                eprint!("{prompt}");
-                Ok(lines.next().transpose()?.unwrap_or_default().trim_end().to_owned())
-            };
-            let current = read("HOZON_PASSWORD", &format!("{name} の現在のパスワード: "))?;
-            let new = read("HOZON_NEW_PASSWORD", "新しいパスワード: ")?;
+            let current = super::out::secret_line("HOZON_PASSWORD", &format!("{name} の現在のパスワード: "))?;
+            let new = super::out::secret_line("HOZON_NEW_PASSWORD", "新しいパスワード: ")?;
             let now = chrono::Utc::now();
             match accounts.login(name, &current, "cli", now)? {
                 crate::auth::Login::Ok { actor, .. } => {
                     accounts.change_password(&actor, &current, &new, now)?;
-                    println!("{name} のパスワードを変更しました");
+                    outln!("{name} のパスワードを変更しました");
                 }
                 _ => {
                     anyhow::bail!("{name}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）")
@@ -143,13 +135,13 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::RecoveryCodes { name } => {
             let codes = accounts.issue_recovery_codes(&operator(), name)?;
-            println!("ユーザー {name} の回復コード（各1回限り。以前のコードは無効です）:");
-            codes.iter().for_each(|c| println!("{c}"));
+            outln!("ユーザー {name} の回復コード（各1回限り。以前のコードは無効です）:");
+            codes.iter().for_each(|c| outln!("{c}"));
         }
         UserCommand::Add { name, role } => {
             let role = crate::auth::Role::parse(role).with_context(|| format!("unknown role {role:?}"))?;
             let pw = accounts.create(&operator(), name, role, chrono::Utc::now())?;
-            println!("ユーザー {name} ({}) を作成しました。一時パスワード: {pw}", role.label_ja());
+            outln!("ユーザー {name} ({}) を作成しました。一時パスワード: {pw}", role.label_ja());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -157,6 +149,6 @@ pub fn user(cli: &Cli, c: &UserCommand) -> anyhow::Result<ExitCode> {
 
 pub fn gc(cli: &Cli) -> anyhow::Result<ExitCode> {
     let n = cli.open()?.gc_orphans(&operator())?;
-    println!("孤立したブロブを {n} 件削除しました");
+    outln!("孤立したブロブを {n} 件削除しました");
     Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,7 @@ fn destination(cli: &Cli, to: &Option<String>) -> anyhow::Result<Destination> {
 }
 
 fn say(m: &str) {
-    eprintln!("{m}");
+    errln!("{m}");
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -68,7 +68,7 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
             let dest = destination(cli, to)?;
             let h = cli.open()?;
             let m = backup::create(&h, &operator(), &dest, *full, &say)?.manifest;
-            println!(
+            outln!(
                 "バックアップ {} を {} に作成しました: 記録 {} 件, ページ {} 件, 書き込み {} オブジェクト / {:.1} MB（全体 {:.1} MB）, {:.1} 秒（書き込み停止 {} ms）",
                 m.id,
                 dest.label(),
@@ -85,7 +85,7 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
         BackupCommand::List { to } => {
             let dest = destination(cli, to)?;
             for m in backup::list(&dest)? {
-                println!(
+                outln!(
                     "{}  {}  記録 {}  ページ {}  {:.1} MB  書き込み {:.1} MB",
                     m.id,
                     m.created_at.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M:%S JST"),
@@ -106,7 +106,7 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
         BackupCommand::Restore { id, from } => {
             let dest = destination(cli, from)?;
             let (r, _) = backup::restore(&dest, id, &cli.data, &cli.key_file(), false, &say)?;
-            println!(
+            outln!(
                 "バックアップ {id} を {} に復元しました: 記録 {} 件, ページ {} 件, 索引ファイル {} 件。バックアップ後に廃棄された記録 {} 件・台帳 {} 件は廃棄済み（記録票のみ）として復元しました。索引: 削除 {} 件, 追加 {} 件。{:.1} 秒",
                 cli.data.display(),
                 r.records,
@@ -125,7 +125,7 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
             let h = cli.open()?;
             let policy = backup::policy::BackupPolicy::load(&crate::retention::policy::default_dir())?;
             let p = backup::prune(&h, &operator(), &dest, &policy, crate::jp::today())?;
-            println!(
+            outln!(
                 "期限切れのバックアップ {} 件を削除しました（{}）。残り {} 件、不要になったオブジェクト {} 件を削除。",
                 p.expired.len(),
                 p.expired.join(", "),
@@ -140,34 +140,34 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
 fn print_drill(d: &backup::Drill) {
     let r = &d.restored;
     let mark = |ok: bool| if ok { "正常" } else { "異常" };
-    println!("復元訓練: バックアップ {}", r.backup);
-    println!(
+    outln!("復元訓練: バックアップ {}", r.backup);
+    outln!(
         "  オブジェクト        {}（壊れている・ないもの {} 件）",
         mark(r.bad_objects.is_empty()),
         r.bad_objects.len()
     );
     for b in &r.bad_objects {
-        println!("    - {b}");
+        outln!("    - {b}");
     }
-    println!(
+    outln!(
         "  記録の復号          {}（{} 件を検査、読めないもの {} 件）",
         mark(d.unreadable.is_empty()),
         d.records_checked,
         d.unreadable.len()
     );
     for u in &d.unreadable {
-        println!("    - {u}");
+        outln!("    - {u}");
     }
-    println!("  バックアップ後の廃棄 {} 件（記録票のみ復元）", r.destroyed_since);
-    println!(
+    outln!("  バックアップ後の廃棄 {} 件（記録票のみ復元）", r.destroyed_since);
+    outln!(
         "  検索索引            {}（文書 {} 件 / 保存ページ {} 件）",
         mark(d.search_answers),
         d.index_docs,
         d.stored_pages
     );
-    println!("  監査ログ            {}（{} 件）", mark(d.audit_ok), d.audit_entries);
-    println!("  所要時間            {:.1} 秒", r.seconds);
-    println!(
+    outln!("  監査ログ            {}（{} 件）", mark(d.audit_ok), d.audit_entries);
+    outln!("  所要時間            {:.1} 秒", r.seconds);
+    outln!(
         "{}",
         serde_json::json!({
             "backup": r.backup,
@@ -223,7 +223,7 @@ pub fn escrow(cli: &Cli, to: &Path) -> anyhow::Result<ExitCode> {
         "key.escrow",
         &format!("{} (expired copies removed: {})", dir.display(), removed.len()),
     )?;
-    println!(
+    outln!(
         "鍵ファイルと鍵ストアを {} に預託しました。{} 日を過ぎた預託 {} 件を削除しました。",
         dir.display(),
         policy.key_escrow_days,

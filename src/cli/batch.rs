@@ -72,10 +72,10 @@ pub fn run(cli: &Cli, c: &BatchCommand) -> anyhow::Result<ExitCode> {
                 note: note.clone(),
             };
             let b = h.create_batch(&actor, &new)?;
-            println!("{}", b.id);
+            outln!("{}", b.id);
             if let Some(root) = hot_folder {
                 let dir = hotfolder::batch_folder(root, &b.id)?;
-                eprintln!("スキャナの保存先: {}", dir.display());
+                errln!("スキャナの保存先: {}", dir.display());
             }
         }
         BatchCommand::List { municipality, from, to, status, csv, encoding } => {
@@ -84,12 +84,12 @@ pub fn run(cli: &Cli, c: &BatchCommand) -> anyhow::Result<ExitCode> {
                 let enc = if encoding == "cp932" { CsvEncoding::Cp932 } else { CsvEncoding::Utf8Bom };
                 let bytes = h.ledger_csv(&actor, &filter, enc)?;
                 std::fs::write(path, bytes)?;
-                eprintln!("{} に書き出しました", path.display());
+                errln!("{} に書き出しました", path.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("受付番号       受付日      送付元          方法      予定  受領  読取  失敗  状態");
+            outln!("受付番号       受付日      送付元          方法      予定  受領  読取  失敗  状態");
             for (b, c) in h.batches(&actor, &filter)? {
-                println!(
+                outln!(
                     "{}  {}  {:<12}  {:<6}  {:>4}  {:>4}  {:>4}  {:>4}  {}",
                     b.id,
                     b.received_on,
@@ -105,7 +105,7 @@ pub fn run(cli: &Cli, c: &BatchCommand) -> anyhow::Result<ExitCode> {
         }
         BatchCommand::Close { id, note } => {
             let b = h.close_batch(&actor, id, note)?;
-            println!("{} を完了にしました", b.id);
+            outln!("{} を完了にしました", b.id);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -140,7 +140,7 @@ pub fn watch(cli: &Cli, a: &WatchArgs) -> anyhow::Result<ExitCode> {
         let poll = hotfolder::poll(&h, &super::operator(), &a.root, Duration::from_secs(a.settle), &opts)?;
         for stray in poll.strays {
             if warned.insert(stray.clone()) {
-                eprintln!("受付番号のないフォルダ・ファイルは取り込みません: {}", stray.display());
+                errln!("受付番号のないフォルダ・ファイルは取り込みません: {}", stray.display());
             }
         }
         for (batch, report) in &poll.ingested {

@@ -62,6 +62,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         jobs: usize,
     },
+    /// Full backup of N pages, incremental after 1% new, restore (last line: JSON)
+    Backup {
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// Size of each page's image blob in KiB (a 300 dpi A4 scan is ~100–300 KiB)
+        #[arg(long, default_value_t = 32)]
+        page_kb: usize,
+    },
     /// Plan, approve and execute a disposal run of N due records, with its certificate
     Dispose {
         #[arg(long, default_value_t = 100_000)]
@@ -174,6 +182,35 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             crate::bench::review::print(&f);
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.wrong_after_review == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        BenchCommand::Backup { records, page_kb } => {
+            let f = crate::bench::backup::run(*records, *page_kb, std::io::stderr().is_terminal())?;
+            let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!("hozon bench backup — {} pages of {} KiB, then {} new (1%)", f.records, f.page_kb, f.new_records);
+            println!("  setup (not timed)   {:>10.1} s", f.setup_s);
+            println!(
+                "  full backup         {:>10.2} s  {:>8.1} MB written  {:>7.1} MB/s  (writes paused {} ms)",
+                f.full_s,
+                mb(f.full_bytes_written),
+                f.full_mb_s,
+                f.full_paused_ms
+            );
+            println!(
+                "  incremental (+1%)   {:>10.2} s  {:>8.1} MB written  {} objects  (writes paused {} ms)",
+                f.incremental_s,
+                mb(f.incremental_bytes_written),
+                f.incremental_objects_written,
+                f.incremental_paused_ms
+            );
+            println!(
+                "  restore             {:>10.2} s  {:>8.1} MB  {:>7.1} MB/s",
+                f.restore_s,
+                mb(f.bytes),
+                f.restore_mb_s
+            );
+            println!("  incremental / full  {:>10.2}", f.incremental_s / f.full_s.max(1e-9));
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Dispose { records } => {
             let f = crate::bench::dispose::run(*records, std::io::stderr().is_terminal())?;

@@ -31,9 +31,9 @@ pub fn run(cli: &Cli, c: &CaseCommand) -> anyhow::Result<ExitCode> {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let r = h.import_cases(&actor, &bytes, &name)?;
             for e in &r.errors {
-                println!("取込不可 {}: {e}", file.display());
+                outln!("取込不可 {}: {e}", file.display());
             }
-            println!(
+            outln!(
                 "台帳取込: 新規 {} / 更新 {} / 変更なし {} / 取込不可 {}",
                 r.created,
                 r.updated,
@@ -43,10 +43,8 @@ pub fn run(cli: &Cli, c: &CaseCommand) -> anyhow::Result<ExitCode> {
             Ok(if r.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         CaseCommand::ApiToken { client } => {
-            println!("{}", h.create_api_token(&actor, client)?);
-            eprintln!(
-                "このトークンは再表示できません。{client} の設定に Authorization: Bearer として登録してください。"
-            );
+            outln!("{}", h.create_api_token(&actor, client)?);
+            errln!("このトークンは再表示できません。{client} の設定に Authorization: Bearer として登録してください。");
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Show { number, application } => {
@@ -56,15 +54,15 @@ pub fn run(cli: &Cli, c: &CaseCommand) -> anyhow::Result<ExitCode> {
                 h.case_by_recipient(&actor, number)?
             };
             let Some(c) = case else {
-                println!("該当する受給者はありません");
+                outln!("該当する受給者はありません");
                 return Ok(ExitCode::from(1));
             };
             let f = &c.current;
-            println!("受給者番号 {}  申請整理番号 {}  状態 {}", f.recipient_no, f.application_no, f.status.label_ja());
-            println!("{}（{}） 生年月日 {}  {}", f.name, f.kana, f.birth_date, f.address);
+            outln!("受給者番号 {}  申請整理番号 {}  状態 {}", f.recipient_no, f.application_no, f.status.label_ja());
+            outln!("{}（{}） 生年月日 {}  {}", f.name, f.kana, f.birth_date, f.address);
             let valid = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-            println!("病名 {}  有効期間 {}〜{}", f.disease, valid(f.valid_from), valid(f.valid_to));
-            println!("更新 {}（{}）、履歴 {} 件", c.updated_at.format("%Y-%m-%d %H:%M"), c.source, c.history.len());
+            outln!("病名 {}  有効期間 {}〜{}", f.disease, valid(f.valid_from), valid(f.valid_to));
+            outln!("更新 {}（{}）、履歴 {} 件", c.updated_at.format("%Y-%m-%d %H:%M"), c.source, c.history.len());
             Ok(ExitCode::SUCCESS)
         }
     }

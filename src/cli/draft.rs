@@ -32,10 +32,10 @@ fn show(cli: &super::Cli, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let actor =
         crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())));
     match hozon.draft(&actor, &id)? {
-        Some(d) if json => println!("{}", serde_json::to_string(&d)?),
+        Some(d) if json => outln!("{}", serde_json::to_string(&d)?),
         Some(d) => print(std::path::Path::new(id.as_str()), &d),
         None => {
-            println!("{id}: 様式を判別できなかったページです（下書きなし）");
+            outln!("{id}: 様式を判別できなかったページです（下書きなし）");
             return Ok(ExitCode::from(1));
         }
     }
@@ -43,11 +43,11 @@ fn show(cli: &super::Cli, id: &str, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn print(file: &std::path::Path, d: &Draft) {
-    println!("{} — {} ({})", file.display(), d.template, d.form);
+    outln!("{} — {} ({})", file.display(), d.template, d.form);
     for f in &d.fields {
         let flags: Vec<String> = f.flags.iter().map(|fl| fl.message_ja()).collect();
         let mark = if f.flagged() { "⚠" } else { " " };
-        println!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.display_ja(), f.confidence, flags.join("／"));
+        outln!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.display_ja(), f.confidence, flags.join("／"));
     }
 }
 
@@ -73,10 +73,10 @@ pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
     let mut unclassified = 0;
     for (file, d) in files.iter().zip(&drafts) {
         match (d, json) {
-            (Some(d), true) => println!("{}", serde_json::json!({ "file": file, "draft": d })),
+            (Some(d), true) => outln!("{}", serde_json::json!({ "file": file, "draft": d })),
             (Some(d), false) => print(file, d),
-            (None, true) => println!("{}", serde_json::json!({ "file": file, "draft": null })),
-            (None, false) => println!("{} — 様式を判別できませんでした（未分類）", file.display()),
+            (None, true) => outln!("{}", serde_json::json!({ "file": file, "draft": null })),
+            (None, false) => outln!("{} — 様式を判別できませんでした（未分類）", file.display()),
         }
         unclassified += usize::from(d.is_none());
     }

@@ -57,7 +57,7 @@ pub(crate) fn print_batch(hozon: &crate::app::Hozon, id: &str) -> anyhow::Result
     let (b, c) = hozon.batch(&super::operator(), id)?;
     let status = Status::of(&b, &c);
     let mark = if status == Status::Mismatch { " ⚠" } else { "" };
-    println!(
+    outln!(
         "{id} {}: 予定 {} / 受領 {} (様式 {}, 未分類 {}, 失敗 {}) {}{mark}",
         b.municipality,
         b.expected_pages,
@@ -74,15 +74,15 @@ pub(crate) fn print_report(report: &crate::capture::ingest::IngestReport) {
     for (path, o) in &report.files {
         match o {
             Outcome::Quarantined(id, why) => {
-                println!("隔離 {}: {why} (record {id})", path.display())
+                outln!("隔離 {}: {why} (record {id})", path.display())
             }
-            Outcome::Failed(why) => println!("失敗 {}: {why}", path.display()),
-            Outcome::Refused(why) => println!("受付不可 {}: {why}", path.display()),
+            Outcome::Failed(why) => outln!("失敗 {}: {why}", path.display()),
+            Outcome::Refused(why) => outln!("受付不可 {}: {why}", path.display()),
             _ => {}
         }
     }
     let pages = report.stored() as f64;
-    println!(
+    outln!(
         "取込完了: 保存 {} / 重複 {} / 隔離 {} / 受付不可 {} / 失敗 {} ({:.1} s, {:.2} pages/s)",
         report.stored(),
         report.duplicates(),

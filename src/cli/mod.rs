@@ -1,14 +1,18 @@
 //! cli/: the command line. One file per subcommand; each turns its arguments into a call of
 //! the library and prints the result. This list is the single place subcommands are named.
 
+#[macro_use]
+mod out;
 mod admin;
 mod backup;
 mod batch;
 mod bench;
 mod case;
+mod doctor;
 mod draft;
 mod ingest;
 mod init;
+mod remote;
 mod retention;
 mod search;
 mod serve;
@@ -36,6 +40,53 @@ pub struct Cli {
     command: Command,
 }
 
+thread_local! {
+    /// Set while a running server executes a command for a terminal (`remote`): `Cli::open`
+    /// then hands out the server's own open store instead of opening the directory again.
+    static SERVED: std::cell::RefCell<Option<std::sync::Arc<crate::web::AppState>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_served<R>(state: std::sync::Arc<crate::web::AppState>, f: impl FnOnce() -> R) -> R {
+    SERVED.with(|s| *s.borrow_mut() = Some(state));
+    let r = f();
+    SERVED.with(|s| *s.borrow_mut() = None);
+    r
+}
+
+/// An open data directory: this process's own, or the running server's (see `remote`).
+pub(crate) enum Opened {
+    Own(Box<crate::Hozon>),
+    Served(std::sync::Arc<crate::web::AppState>),
+}
+
+impl std::ops::Deref for Opened {
+    type Target = crate::Hozon;
+    fn deref(&self) -> &crate::Hozon {
+        match self {
+            Opened::Own(h) => h,
+            Opened::Served(s) => &s.hozon,
+        }
+    }
+}
+
+impl Opened {
+    /// The directory to itself (key rotation): not while a server holds it.
+    fn exclusive(&mut self) -> anyhow::Result<&mut crate::Hozon> {
+        match self {
+            Opened::Own(h) => Ok(h),
+            Opened::Served(_) => {
+                anyhow::bail!("この操作はデータディレクトリを占有します。hozon serve を止めてから実行してください")
+            }
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
 /// The person at the server's command line (see `Actor::operator`), named after the login.
 pub(crate) fn operator() -> crate::auth::Actor {
     crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
@@ -46,8 +97,11 @@ impl Cli {
         self.key_file.clone().unwrap_or_else(|| crate::app::default_key_file(&self.data))
     }
 
-    fn open(&self) -> anyhow::Result<crate::Hozon> {
-        Ok(crate::Hozon::open(&self.data, &self.key_file())?)
+    fn open(&self) -> anyhow::Result<Opened> {
+        if let Some(s) = SERVED.with(|s| s.borrow().clone()) {
+            return Ok(Opened::Served(s));
+        }
+        Ok(Opened::Own(Box::new(crate::Hozon::open(&self.data, &self.key_file())?)))
     }
 }
 
@@ -82,6 +136,8 @@ enum Command {
     /// Backups to a directory or an S3 store: create, list, verify (restore drill), restore, prune
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Check this installation: resources, fonts, key file, disk, last backup, audit chain
+    Doctor,
     /// Check the audit log's hash chain
     #[command(subcommand)]
     Audit(admin::AuditCommand),
@@ -117,28 +173,48 @@ pub fn run() -> anyhow::Result<ExitCode> {
     if let Some(r) = &cli.resources {
         crate::resources::set_root(r);
     }
+    match dispatch(&cli) {
+        // A running server holds the directory: ask it to run the command.
+        Err(e) if in_use(&e) => remote::forward(&cli.data, &cli.key_file()).unwrap_or(Err(e)),
+        other => other,
+    }
+}
+
+/// Whether the data directory is held by another process (sled's lock).
+fn in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<crate::store::Error>(), Some(crate::store::Error::Locked(_)))
+            || matches!(
+                c.downcast_ref::<crate::error::Error>(),
+                Some(crate::error::Error::Store(crate::store::Error::Locked(_)))
+            )
+    })
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Backup(c) => backup::run(&cli, c),
-        Command::Init(a) => init::run(&cli, a),
+        Command::Backup(c) => backup::run(cli, c),
+        Command::Doctor => doctor::run(cli),
+        Command::Init(a) => init::run(cli, a),
         Command::Synth(a) => synth::run(a),
-        Command::Ingest(a) => ingest::run(&cli, a),
-        Command::Batch(c) => batch::run(&cli, c),
-        Command::Watch(a) => batch::watch(&cli, a),
-        Command::Case(c) => case::run(&cli, c),
-        Command::Search(a) => search::run(&cli, a),
-        Command::Draft(c) => draft::run(&cli, c),
-        Command::Serve(a) => serve::run(&cli, a),
-        Command::Key(c) => admin::key(&cli, c),
-        Command::Reindex => admin::reindex(&cli),
-        Command::Audit(c) => admin::audit(&cli, c),
-        Command::User(c) => admin::user(&cli, c),
-        Command::Gc => admin::gc(&cli),
+        Command::Ingest(a) => ingest::run(cli, a),
+        Command::Batch(c) => batch::run(cli, c),
+        Command::Watch(a) => batch::watch(cli, a),
+        Command::Case(c) => case::run(cli, c),
+        Command::Search(a) => search::run(cli, a),
+        Command::Draft(c) => draft::run(cli, c),
+        Command::Serve(a) => serve::run(cli, a),
+        Command::Key(c) => admin::key(cli, c),
+        Command::Reindex => admin::reindex(cli),
+        Command::Audit(c) => admin::audit(cli, c),
+        Command::User(c) => admin::user(cli, c),
+        Command::Gc => admin::gc(cli),
         Command::Bench(c) => bench::run(c),
         Command::Eval(a) => bench::eval(a),
-        Command::Dispose(c) => retention::dispose(&cli, c),
-        Command::Hold(c) => retention::hold(&cli, c),
-        Command::Certificate(c) => retention::certificate(&cli, c),
-        Command::DocBox(c) => retention::doc_box(&cli, c),
-        Command::Policy(c) => retention::policy(&cli, c),
+        Command::Dispose(c) => retention::dispose(cli, c),
+        Command::Hold(c) => retention::hold(cli, c),
+        Command::Certificate(c) => retention::certificate(cli, c),
+        Command::DocBox(c) => retention::doc_box(cli, c),
+        Command::Policy(c) => retention::policy(cli, c),
     }
 }

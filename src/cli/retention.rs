@@ -1,7 +1,6 @@
 //! Retention on the command line: disposal runs (for cron and for officers at a terminal),
 //! holds, the forecast, and certificate verification.
 
-use std::io::BufRead;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -127,22 +126,11 @@ pub enum CertificateCommand {
     List,
 }
 
-/// A line from standard input (or the environment variable, for scripts), after a prompt.
-fn secret_line(env: &str, prompt: &str) -> anyhow::Result<String> {
-    if let Ok(v) = std::env::var(env) {
-        return Ok(v);
-    }
-    eprint!("{prompt}");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
-}
-
 /// A named officer at the terminal: their own password and, when they have enrolled one,
 /// a one-time code from their authenticator (the two-person rule needs real identities,
 /// not the operator, and not a password someone else just set).
 fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
-    let password = secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
+    let password = super::out::secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
     match h.accounts().login(user, &password, "cli", chrono::Utc::now())? {
         Login::Ok { actor, must_change_password, totp_enrolled, .. } => {
             if must_change_password {
@@ -151,7 +139,7 @@ fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
                 );
             }
             if totp_enrolled {
-                let code = secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
+                let code = super::out::secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
                 let now = chrono::Utc::now().timestamp().max(0) as u64;
                 let passed = h
                     .accounts()
@@ -171,7 +159,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
         DisposeCommand::Plan { as_of } => {
             let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = run::plan(&h, &super::operator(), as_of)?;
-            println!(
+            outln!(
                 "廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 件 / 保留 {} 件",
                 r.id,
                 r.count(|s| *s == run::ItemStatus::Due),
@@ -181,7 +169,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
         DisposeCommand::List => {
             for r in run::list(&h, &super::operator())? {
                 let state = serde_json::to_value(&r.state)?;
-                println!(
+                outln!(
                     "{}  {:?}  基準日 {}  {}  {} items",
                     r.id,
                     r.kind,
@@ -193,19 +181,19 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
         }
         DisposeCommand::Show { run: id } => {
             let r = run::get(&h, &super::operator(), id)?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({ "id": r.id, "kind": r.kind, "as_of": r.as_of, "state": r.state })
                 )?
             );
             for i in &r.items {
-                println!("{}  {}  {:?}  {:?}", i.id, i.class, i.due_on, i.status);
+                outln!("{}  {}  {:?}  {:?}", i.id, i.class, i.due_on, i.status);
             }
         }
         DisposeCommand::Exclude { run: id, record, reason, user } => {
             run::exclude(&h, &officer(&h, user)?, id, record, reason)?;
-            println!("{record} を除外しました");
+            outln!("{record} を除外しました");
         }
         DisposeCommand::Decide { run: id, item, decision, until, reason, user } => {
             let d = match decision.as_str() {
@@ -217,15 +205,15 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
                 _ => run::Decision::Transfer { reason: reason.clone() },
             };
             run::decide(&h, &officer(&h, user)?, id, item, &d)?;
-            println!("{item}: {decision} と決定しました");
+            outln!("{item}: {decision} と決定しました");
         }
         DisposeCommand::Submit { run: id, user } => {
             run::submit(&h, &officer(&h, user)?, id)?;
-            println!("{id} を確認済みとして提出しました。別の担当者の承認が必要です。");
+            outln!("{id} を確認済みとして提出しました。別の担当者の承認が必要です。");
         }
         DisposeCommand::Approve { run: id, user } => {
             run::approve(&h, &officer(&h, user)?, id)?;
-            println!("{id} を承認しました。");
+            outln!("{id} を承認しました。");
         }
         DisposeCommand::Execute { run: id } => {
             let bar = super::ingest::progress_bar(0, "廃棄中", "件");
@@ -235,37 +223,37 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             })?;
             bar.finish_and_clear();
             let skipped = done.run.count(|s| matches!(s, run::ItemStatus::Skipped { .. }));
-            println!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
+            outln!("{} 件を廃棄しました。廃棄証明書: {}", done.destroyed, done.certificate.display());
             if skipped > 0 {
-                println!("実行時の再確認で {skipped} 件を廃棄しませんでした（理由は証明書と `dispose show` に記載）");
+                outln!("実行時の再確認で {skipped} 件を廃棄しませんでした（理由は証明書と `dispose show` に記載）");
             }
         }
         DisposeCommand::PlanAudit { as_of } => {
             let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = run::plan_audit(&h, &super::operator(), as_of)?;
-            println!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
+            outln!("監査ログの廃棄実行 {} を作成しました（基準日 {as_of}）: 記録番号 {:?} まで", r.id, r.audit_upto);
         }
         DisposeCommand::PlanPaper { as_of } => {
             let as_of = as_of.unwrap_or_else(crate::jp::today);
             let r = boxes::plan(&h, &super::operator(), as_of)?;
-            println!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
+            outln!("紙文書の廃棄実行 {} を作成しました（基準日 {as_of}）: 対象 {} 箱", r.id, r.items.len());
         }
         DisposeCommand::Contractor { run: id, scan, boxes: codes, date } => {
             let bytes = std::fs::read(scan).with_context(|| format!("reading {}", scan.display()))?;
             let r = boxes::record_contractor_certificate(&h, &super::operator(), id, &bytes, codes, *date)?;
-            println!("廃棄済 {} 箱。廃棄証明書: {}", r.destroyed.len(), r.certificate.display());
+            outln!("廃棄済 {} 箱。廃棄証明書: {}", r.destroyed.len(), r.certificate.display());
             if !r.missing.is_empty() {
-                println!("注意: 期限到来済で承認されたが業者の証明書に記載のない文書箱: {}", r.missing.join(", "));
+                outln!("注意: 期限到来済で承認されたが業者の証明書に記載のない文書箱: {}", r.missing.join(", "));
                 return Ok(ExitCode::from(1));
             }
         }
         DisposeCommand::Forecast { months } => {
             let f = run::forecast(&h, &super::operator(), crate::jp::today(), *months)?;
-            println!("廃棄予定（今後 {months} か月）");
+            outln!("廃棄予定（今後 {months} か月）");
             for (month, classes) in &f {
                 let total: usize = classes.values().sum();
                 let detail: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-                println!("{month}  {total:>7}  {}  {}", "█".repeat(total.min(60)), detail.join(", "));
+                outln!("{month}  {total:>7}  {}  {}", "█".repeat(total.min(60)), detail.join(", "));
             }
         }
     }
@@ -283,16 +271,16 @@ pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
                 recipient_numbers: cases.clone(),
             };
             let hold = run::place_hold(&h, &super::operator(), &req)?;
-            println!("保留 {} を設定しました（対象 {} 件）", hold.id, hold.targets.len());
+            outln!("保留 {} を設定しました（対象 {} 件）", hold.id, hold.targets.len());
         }
         HoldCommand::Release { id, reason } => {
             run::release_hold(&h, &super::operator(), id, reason)?;
-            println!("保留 {id} を解除しました");
+            outln!("保留 {id} を解除しました");
         }
         HoldCommand::List => {
             let all = run::holds(&h, &super::operator())?;
             if all.is_empty() {
-                println!("保留はありません");
+                outln!("保留はありません");
             }
             for hold in all {
                 let state = match (&hold.released_at, &hold.released_by) {
@@ -307,7 +295,7 @@ pub fn hold(cli: &Cli, c: &HoldCommand) -> anyhow::Result<ExitCode> {
                         run::HoldTarget::Case(key) => format!("台帳 {key}"),
                     })
                     .collect();
-                println!(
+                outln!(
                     "{}  {}  {}  {}  設定 {} {}  {}",
                     hold.id,
                     state,
@@ -330,24 +318,24 @@ pub fn certificate(cli: &Cli, c: &CertificateCommand) -> anyhow::Result<ExitCode
             let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             match certificate::verify(&h, &super::operator(), &bytes)? {
                 certificate::Verdict::Genuine { run_id, issued_at } => {
-                    println!("真正な廃棄証明書です (genuine): run {run_id}, issued {issued_at}");
+                    outln!("真正な廃棄証明書です (genuine): run {run_id}, issued {issued_at}");
                     Ok(ExitCode::SUCCESS)
                 }
                 certificate::Verdict::Altered { run_id } => {
-                    println!(
+                    outln!(
                         "改ざんされています (NOT genuine): this file claims run {run_id} but differs from the certificate issued for it"
                     );
                     Ok(ExitCode::from(1))
                 }
                 certificate::Verdict::Unknown => {
-                    println!("登録簿にない証明書です (NOT genuine): no certificate with this content was issued");
+                    outln!("登録簿にない証明書です (NOT genuine): no certificate with this content was issued");
                     Ok(ExitCode::from(1))
                 }
             }
         }
         CertificateCommand::List => {
             for e in certificate::register(&h, &super::operator())? {
-                println!("{}  {}  sha256 {}  {}", e.run_id, e.issued_at, e.pdf_sha256, e.file);
+                outln!("{}  {}  sha256 {}  {}", e.run_id, e.issued_at, e.pdf_sha256, e.file);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -397,27 +385,27 @@ pub fn doc_box(cli: &Cli, c: &BoxCommand) -> anyhow::Result<ExitCode> {
     match c {
         BoxCommand::Add { code, contents, sealed, location } => {
             boxes::register(&h, &op, code, contents, *sealed, location)?;
-            println!("文書箱 {code} を登録しました");
+            outln!("文書箱 {code} を登録しました");
         }
         BoxCommand::Handover { codes, date, confirmation } => {
             boxes::hand_over(&h, &op, codes, *date, confirmation)?;
-            println!("{} 箱を保管業者に引き渡しました（確認番号 {confirmation}）", codes.len());
+            outln!("{} 箱を保管業者に引き渡しました（確認番号 {confirmation}）", codes.len());
         }
         BoxCommand::Request { code, reason } => {
             boxes::request_retrieval(&h, &op, code, reason, today)?;
-            println!("{code} の出庫を依頼しました");
+            outln!("{code} の出庫を依頼しました");
         }
         BoxCommand::Out { code } => {
             boxes::mark_out(&h, &op, code, today)?;
-            println!("{code} を出庫しました");
+            outln!("{code} を出庫しました");
         }
         BoxCommand::Return { code } => {
             boxes::mark_returned(&h, &op, code, today)?;
-            println!("{code} を入庫しました");
+            outln!("{code} を入庫しました");
         }
         BoxCommand::List => {
             for b in boxes::list(&h, &op)? {
-                println!("{}  {:?}  封緘 {}  {}  {}", b.code, b.status, b.sealed_on, b.location, b.contents);
+                outln!("{}  {:?}  封緘 {}  {}  {}", b.code, b.status, b.sealed_on, b.location, b.contents);
             }
         }
     }
@@ -441,7 +429,7 @@ pub fn policy(cli: &Cli, c: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match c {
         PolicyCommand::Check => {
             for p in h.policies.all() {
-                println!(
+                outln!(
                     "{:<16} v{}  {} 年{}  {:?}  {}",
                     p.class,
                     p.version,
@@ -452,20 +440,20 @@ pub fn policy(cli: &Cli, c: &PolicyCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             let impact = run::policy_impact(&h, &super::operator())?;
-            println!(
+            outln!(
                 "既存の記録への影響: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
                 impact.earlier.len(),
                 impact.later,
                 impact.unchanged
             );
             for (id, class, old, new) in impact.earlier.iter().take(50) {
-                println!("  早まる: {id} {class} {old:?} → {new:?}");
+                outln!("  早まる: {id} {class} {old:?} → {new:?}");
             }
             Ok(if impact.earlier.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         PolicyCommand::Apply { accept_earlier } => {
             let impact = run::apply_policies(&h, &super::operator(), *accept_earlier)?;
-            println!(
+            outln!(
                 "適用しました: 早まる {} 件 / 遅くなる {} 件 / 変わらない {} 件",
                 impact.earlier.len(),
                 impact.later,

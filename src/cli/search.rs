@@ -40,11 +40,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let opts = SearchOptions { sort, ..SearchOptions::new(&args.query, args.limit) };
     let found = hozon.search(&actor, &opts)?;
-    println!("{} 件", found.total);
+    outln!("{} 件", found.total);
     for r in &found.results {
         let form = crate::index::vocab::label_of(crate::index::vocab::FORMS, &r.form);
         let when = r.received.format("%Y-%m-%d %H:%M");
-        println!("{}  {when}  {form}  {}", r.record_id, plain(&r.snippet_html));
+        outln!("{}  {when}  {form}  {}", r.record_id, plain(&r.snippet_html));
     }
     Ok(if found.results.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use super::Cli;
+use super::{Cli, Opened};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,10 +12,23 @@ pub struct Args {
     hot_folder: Option<std::path::PathBuf>,
 }
 
+/// The server: the web UI, the hot folder, the daily backup ([backup] daily_at), and the
+/// admin socket through which commands at the terminal reach this open store.
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     crate::web::tune_allocator();
-    let hozon = cli.open()?;
+    let Opened::Own(hozon) = cli.open()? else {
+        anyhow::bail!("サーバーの中からサーバーは起動できません");
+    };
+    let state = match args.hot_folder.clone() {
+        Some(root) => crate::web::AppState::with_hot_folder(*hozon, root),
+        None => crate::web::AppState::new(*hozon),
+    };
+    crate::web::start_hot_folder(&state);
+    super::remote::listen(state.clone(), &cli.data)?;
+    let st = state.clone();
+    std::thread::spawn(move || crate::backup::schedule::daily(&st.hozon));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(crate::web::serve(hozon, args.addr, args.hot_folder.clone()))?;
+    rt.block_on(crate::web::serve(state, args.addr))?;
+    let _ = std::fs::remove_file(super::remote::socket_path(&cli.data));
     Ok(ExitCode::SUCCESS)
 }

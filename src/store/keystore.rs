@@ -68,6 +68,16 @@ struct State {
     retired: BTreeMap<String, Retired>,
 }
 
+/// What a key store knows of an epoch generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochStatus {
+    Live,
+    /// Retired by a disposal run: what it wrapped is destroyed (unless a survivor).
+    Retired,
+    /// Not known: the key store is older than whatever carries this epoch.
+    Unknown,
+}
+
 /// The disposal run that retired an epoch generation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retired {
@@ -76,6 +86,10 @@ pub struct Retired {
 }
 
 pub(crate) struct KeyStore {
+    /// An exclusive lock on `<key store>.lock` for as long as this key store is open: a key
+    /// store belongs to one data directory at a time (a restored copy opened beside the live
+    /// one with the same key file would overwrite each other's keys).
+    _lock: std::fs::File,
     path: PathBuf,
     master: MasterKey,
     state: Mutex<State>,
@@ -85,6 +99,27 @@ impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "KeyStore({})", self.path.display())
     }
+}
+
+fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: "the key store is in use by another data directory or process (a restored copy needs its own copy of the key file and key store)".into(),
+        });
+    }
+    Ok(f)
 }
 
 /// The key store that belongs to a master key file.
@@ -106,6 +141,7 @@ impl KeyStore {
     /// Opens the key store, or starts an empty one when `create` (a new data directory, or one
     /// made before the key store existed).
     pub(crate) fn open(path: PathBuf, master: MasterKey, create: bool) -> Result<KeyStore> {
+        let lock = lock_exclusive(&path)?;
         let state = match std::fs::read(&path) {
             Ok(sealed) => {
                 let plain = master.open(FILE_AAD, &sealed).map_err(|_| Error::KeyFile {
@@ -126,7 +162,7 @@ impl KeyStore {
                 });
             }
         };
-        let ks = KeyStore { path, master, state: Mutex::new(state) };
+        let ks = KeyStore { _lock: lock, path, master, state: Mutex::new(state) };
         if create && !ks.path.exists() {
             ks.save(&ks.state.lock().expect("key store lock"))?;
         }
@@ -282,6 +318,22 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Whether this key store can judge `epoch`: its key exists, was retired, or is newer than
+    /// anything this key store knows (a key store older than the data it is asked about).
+    pub(crate) fn status(&self, epoch: &KeyEpoch) -> EpochStatus {
+        let st = self.state.lock().expect("key store lock");
+        let Some(gens) = st.epochs.get(&epoch.label) else { return EpochStatus::Unknown };
+        if gens.iter().any(|g| g.generation == epoch.generation) {
+            return EpochStatus::Live;
+        }
+        let newest = gens.iter().map(|g| g.generation).max().unwrap_or(0);
+        if epoch.generation < newest || st.retired.contains_key(&format!("{}#{}", epoch.label, epoch.generation)) {
+            EpochStatus::Retired
+        } else {
+            EpochStatus::Unknown
+        }
+    }
+
     /// The run that retired `epoch`, if the key store recorded one.
     pub(crate) fn retired_by(&self, epoch: &KeyEpoch) -> Option<Retired> {
         let st = self.state.lock().expect("key store lock");
@@ -362,7 +414,12 @@ impl KeyStore {
             next.index
                 .push(Generation { generation: g.generation, wrapped: new.wrap(&index_context(g.generation), &k) });
         }
-        let other = KeyStore { path: path.to_owned(), master: new.clone(), state: Mutex::new(State::default()) };
+        let other = KeyStore {
+            _lock: lock_exclusive(path)?,
+            path: path.to_owned(),
+            master: new.clone(),
+            state: Mutex::new(State::default()),
+        };
         other.save(&next)
     }
 }

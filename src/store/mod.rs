@@ -41,6 +41,7 @@ pub use keystore::{KeyEpoch, path_for as keystore_path};
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
 };
+pub use snapshot::admin_proof;
 
 use crate::audit;
 use crate::crypto::{DataKey, Key, MasterKey};
@@ -123,6 +124,8 @@ pub struct Store {
     /// exclusively while a backup copies the metadata, so the copy sees each change whole,
     /// with its audit entry, and a head that matches the log (see [`snapshot`]).
     snapshot_gate: parking_lot::RwLock<()>,
+    /// Blob deletions wait while a backup copies blobs (see [`snapshot`]).
+    blob_holds: snapshot::BlobHolds,
     dedupe_key: Key,
     /// Seals small secrets kept in metadata (TOTP seeds).
     secrets_key: Key,
@@ -214,6 +217,7 @@ impl Store {
             keys,
             epoch_guard: std::sync::RwLock::new(()),
             snapshot_gate: parking_lot::RwLock::new(()),
+            blob_holds: snapshot::BlobHolds::default(),
             dedupe_key: dedupe_key?,
             secrets_key: secrets_key?,
             audit_key: audit_key?,
@@ -349,7 +353,7 @@ impl Store {
         let now = chrono::Utc::now();
         let waiting = (rec.kind == RecordKind::Page && rec.blob(BlobRole::Draft).is_some())
             .then(|| (queue_key(rec), QueueEntry::of(rec, false).encode()));
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.records, &self.dedupe, &self.meta, &self.audit, &self.queue)
             .transaction(|(records, dedupe, meta, log, queue)| {
                 records.insert(rec.id.as_str(), encoded.as_slice())?;
@@ -368,7 +372,7 @@ impl Store {
     /// Writes a user record and its audit entry atomically, durably.
     pub fn put_user(&self, name: &str, value: &[u8], event: audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.users, &self.meta, &self.audit)
             .transaction(|(users, meta, log)| {
                 users.insert(name, value)?;
@@ -402,7 +406,7 @@ impl Store {
     /// view would cap the server at the disk's sync rate.
     pub fn audit_unflushed(&self, event: audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.meta, &self.audit)
             .transaction(|(meta, log)| {
                 audit::append_in_tx(meta, log, &self.audit_key, &event, now)?;
@@ -482,7 +486,7 @@ impl Store {
         );
         let base_json = serde_json::to_vec(base).expect("checkpoint serialises");
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.meta, &self.audit)
             .transaction(|(meta, log)| {
                 log.apply_batch(&batch)?;
@@ -520,7 +524,7 @@ impl Store {
     pub fn put_doc(&self, kind: &str, id: &str, value: &[u8], event: audit::Event) -> Result<()> {
         let key = format!("{kind}/{id}");
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.docs, &self.meta, &self.audit)
             .transaction(|(docs, meta, log)| {
                 docs.insert(key.as_bytes(), value)?;
@@ -545,7 +549,7 @@ impl Store {
     /// flushes: the shared write path of record and document batches.
     fn apply_audited(&self, tree: &sled::Tree, batch: &sled::Batch, event: &audit::Event) -> Result<()> {
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (tree, &self.meta, &self.audit)
             .transaction(|(t, meta, log)| {
                 t.apply_batch(batch)?;
@@ -561,7 +565,7 @@ impl Store {
     pub fn delete_doc(&self, kind: &str, id: &str, event: audit::Event) -> Result<bool> {
         let key = format!("{kind}/{id}");
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         let existed = (&self.docs, &self.meta, &self.audit)
             .transaction(|(docs, meta, log)| {
                 let old = docs.remove(key.as_bytes())?;
@@ -671,7 +675,7 @@ impl Store {
             &format!("run {} {what}", approval.run_id()),
             "ok",
         );
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         let done = (&self.docs, &self.holds, &self.meta, &self.audit)
             .transaction(|(docs, holds, meta, log)| {
                 for k in hold_keys {
@@ -763,7 +767,7 @@ impl Store {
             })
             .collect();
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         let skipped = (&self.records, &self.holds, &self.meta, &self.audit)
             .transaction(|(records, holds, meta, log)| {
                 let mut skipped = Vec::new();
@@ -819,7 +823,7 @@ impl Store {
     ) -> Result<()> {
         let key = format!("hold/{id}");
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.docs, &self.holds, &self.meta, &self.audit)
             .transaction(|(docs, holds, meta, log)| {
                 docs.insert(key.as_bytes(), value)?;
@@ -865,7 +869,7 @@ impl Store {
         for r in recs {
             debug_assert!(matches!(r.state, RecordState::Shredding { .. }));
             for b in &r.blobs {
-                self.blobs.remove_unsynced(&b.addr)?;
+                self.remove_blob(&b.addr, false)?;
             }
         }
         self.blobs.sync_all()?;
@@ -884,7 +888,7 @@ impl Store {
             "ok",
         );
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.records, &self.tombstones, &self.meta, &self.audit)
             .transaction(|(records, tombs, meta, log)| {
                 records.apply_batch(&del)?;
@@ -1050,7 +1054,7 @@ impl Store {
             "ok",
         );
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.records, &self.docs, &self.meta, &self.audit)
             .transaction(|(records, docs, meta, log)| {
                 records.apply_batch(&batch)?;
@@ -1154,7 +1158,7 @@ impl Store {
         }
         self.update_records(std::slice::from_ref(&updated), event)?;
         for addr in old {
-            self.blobs.remove(&addr)?;
+            self.remove_blob(&addr, true)?;
         }
         Ok(updated)
     }
@@ -1276,7 +1280,7 @@ impl Store {
         let mut removed = 0;
         for addr in candidates {
             if !referenced.contains(&addr) {
-                self.blobs.remove(&addr)?;
+                self.remove_blob(&addr, true)?;
                 removed += 1;
             }
         }
@@ -1309,13 +1313,19 @@ impl Store {
         let mut batch_meta = sled::Batch::default();
         batch_meta.insert("key_check", new.seal(b"key-check", KEY_CHECK_PLAINTEXT));
         batch_meta.insert("key_fingerprint", new.fingerprint().as_bytes());
+        // The backup key too, so backups go on under the new master key (backups taken before
+        // carry the old wrapping: restoring one needs the old key file).
+        if let Some(w) = self.meta.get(snapshot::BACKUP_KEY)? {
+            let k = self.master.unwrap_key(&key_context(snapshot::BACKUP_KEY), &w)?;
+            batch_meta.insert(snapshot::BACKUP_KEY, new.wrap(&key_context(snapshot::BACKUP_KEY), &k));
+        }
         for (name, key) in STORE_KEYS.iter().zip([&self.dedupe_key, &self.secrets_key, &self.audit_key]) {
             batch_meta.insert(*name, new.wrap(&key_context(name), key));
         }
         // The legacy copy of the index key (stores made before the key store) goes with the
         // old master key.
         batch_meta.remove("index_key");
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.meta, &self.records)
             .transaction(|(meta, records)| {
                 meta.apply_batch(&batch_meta)?;

@@ -25,6 +25,56 @@ pub const NOT_BACKED_UP: &[&str] = &[BACKUP_KNOWN];
 /// `destination id ‖ object id` → empty: objects a destination is known to hold.
 pub const BACKUP_KNOWN: &str = "backup_known";
 
+/// Blob deletions held back while backups copy blobs: a blob a snapshot names must still be
+/// there when the backup reaches it (a review save replaces a draft blob, disposal and
+/// `gc_orphans` delete some). Deferred deletions run when the last backup ends; a crash
+/// meanwhile leaves them as orphans, which `gc_orphans` removes.
+#[derive(Debug, Default)]
+pub(crate) struct BlobHolds {
+    state: std::sync::Mutex<(usize, Vec<String>)>,
+}
+
+/// While alive, blob deletions are deferred.
+pub struct BlobHold<'a> {
+    store: &'a Store,
+}
+
+impl Drop for BlobHold<'_> {
+    fn drop(&mut self) {
+        let deferred = {
+            let mut st = self.store.blob_holds.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.0 -= 1;
+            if st.0 == 0 { std::mem::take(&mut st.1) } else { Vec::new() }
+        };
+        for addr in deferred {
+            if let Err(e) = self.store.blobs.remove_unsynced(&addr) {
+                eprintln!("hozon: deferred blob deletion: {e}");
+            }
+        }
+        let _ = self.store.blobs.sync_all();
+    }
+}
+
+impl Store {
+    /// Defers blob deletions until the returned hold (and every other) is dropped.
+    pub fn hold_blob_deletions(&self) -> BlobHold<'_> {
+        self.blob_holds.state.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        BlobHold { store: self }
+    }
+
+    /// Deletes a blob now, or when the running backups end.
+    pub(crate) fn remove_blob(&self, addr: &str, sync: bool) -> Result<()> {
+        {
+            let mut st = self.blob_holds.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.0 > 0 {
+                st.1.push(addr.to_owned());
+                return Ok(());
+            }
+        }
+        if sync { self.blobs.remove(addr) } else { self.blobs.remove_unsynced(addr) }
+    }
+}
+
 /// What a snapshot read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Taken {
@@ -173,6 +223,28 @@ impl Store {
     /// destroyed. One audit entry (`backup.reconcile`) records the counts.
     pub fn reconcile_restored(&self, who: &str) -> Result<Reconciled> {
         use super::{RecordState, Tombstone};
+        // A key store older than the backup cannot tell destroyed from new: refuse before
+        // anything is changed, rather than destroy what it does not know.
+        let unknown = |epoch: &super::KeyEpoch| self.keys.status(epoch) == super::keystore::EpochStatus::Unknown;
+        for rec in self.records() {
+            let rec = rec?;
+            if let Some(e) = rec.key_epoch.as_ref().filter(|e| unknown(e)) {
+                return Err(Error::Corrupt(format!(
+                    "鍵ストアがバックアップより古いため照合できません（記録 {} の鍵世代 {}#{} を知りません）。最新の鍵ストア（`hozon key escrow` の預託のうち新しいもの）を鍵ファイルの隣に置いてやり直してください",
+                    rec.id, e.label, e.generation
+                )));
+            }
+        }
+        for (k, v) in self.docs.scan_prefix("case/").filter_map(std::result::Result::ok) {
+            if let Ok(doc) = serde_json::from_slice::<super::SealedDoc>(&v)
+                && unknown(&doc.epoch)
+            {
+                return Err(Error::Corrupt(format!(
+                    "鍵ストアがバックアップより古いため照合できません（{} の鍵世代を知りません）",
+                    String::from_utf8_lossy(&k)
+                )));
+            }
+        }
         let mut out = Reconciled::default();
         let mut dead = Vec::new();
         let mut tombs = Vec::new();
@@ -184,9 +256,14 @@ impl Store {
                 continue;
             }
             if live {
+                let retired = |e: &super::KeyEpoch| self.keys.status(e) == super::keystore::EpochStatus::Retired;
                 match self.data_key(&rec) {
                     Ok(_) => continue,
-                    Err(Error::KeyDestroyed(_)) => {}
+                    // Destroyed only when a disposal run retired its key generation.
+                    Err(Error::KeyDestroyed(_)) if rec.key_epoch.as_ref().is_some_and(retired) => {}
+                    Err(Error::KeyDestroyed(id)) => {
+                        return Err(Error::Corrupt(format!("記録 {id} の鍵を開けません（廃棄の記録もありません）")));
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -206,7 +283,7 @@ impl Store {
         }
         for r in &dead {
             for b in &r.blobs {
-                self.blobs.remove_unsynced(&b.addr)?;
+                self.remove_blob(&b.addr, false)?;
             }
         }
         self.blobs.sync_all()?;
@@ -215,8 +292,13 @@ impl Store {
         for k in self.docs.scan_prefix("case/").keys() {
             let k = k?;
             let key = String::from_utf8_lossy(&k["case/".len()..]).into_owned();
+            let retired = self
+                .docs
+                .get(&k)?
+                .and_then(|v| serde_json::from_slice::<super::SealedDoc>(&v).ok())
+                .is_some_and(|d| self.keys.status(&d.epoch) == super::keystore::EpochStatus::Retired);
             match self.open_doc("case", &key) {
-                Err(Error::KeyDestroyed(_)) => dead_cases.push(key),
+                Err(Error::KeyDestroyed(_)) if retired => dead_cases.push(key),
                 Err(e) => return Err(e),
                 Ok(_) => {}
             }
@@ -264,7 +346,7 @@ impl Store {
             "ok",
         );
         let now = chrono::Utc::now();
-        let _gate = self.snapshot_gate.read_recursive();
+        let _gate = self.snapshot_gate.read();
         (&self.records, &self.tombstones, &self.docs, &self.meta, &self.audit)
             .transaction(|(records, tombstones, docs, meta, log)| {
                 records.apply_batch(&del)?;
@@ -284,7 +366,7 @@ impl Store {
 }
 
 /// The name of the backup key in `meta` (wrapped by the master key, created on first use).
-const BACKUP_KEY: &str = "backup_key";
+pub(crate) const BACKUP_KEY: &str = "backup_key";
 
 impl Store {
     /// The key backup chunks and manifests are sealed and keyed with, and its wrapping under
@@ -307,4 +389,25 @@ impl Store {
 pub fn unwrap_backup_key(key_file: &Path, wrapped: &[u8]) -> Result<crate::crypto::Key> {
     let master = super::keyfile::read(key_file)?;
     Ok(master.unwrap_key(&super::key_context(BACKUP_KEY), wrapped)?)
+}
+
+/// The admin socket's key: derived from the master key, so only a holder of the key file can
+/// answer the server's challenge.
+fn admin_key(master: &crate::crypto::Key) -> crate::crypto::Key {
+    crate::crypto::Key::from_bytes(&blake3::derive_key("hozon admin socket v1", master.expose())).expect("32 bytes")
+}
+
+/// The answer to an admin socket challenge, from the key file at the terminal.
+pub fn admin_proof(key_file: &Path, challenge: &str) -> Result<String> {
+    let master = super::keyfile::read(key_file)?;
+    Ok(hex::encode(admin_key(&master).keyed_hash(challenge.as_bytes())))
+}
+
+impl Store {
+    /// Whether `proof` answers `challenge` under this store's master key.
+    pub fn admin_proof_ok(&self, challenge: &str, proof: &str) -> bool {
+        let expected = hex::encode(admin_key(&self.master).keyed_hash(challenge.as_bytes()));
+        // Both are hex of fixed length: compare without an early exit.
+        expected.len() == proof.len() && expected.bytes().zip(proof.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+    }
 }

@@ -266,15 +266,8 @@ pub fn tune_allocator() {
     }
 }
 
-pub async fn serve(
-    hozon: Hozon,
-    addr: std::net::SocketAddr,
-    hot_folder: Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
-    let state = match hot_folder {
-        Some(root) => AppState::with_hot_folder(hozon, root),
-        None => AppState::new(hozon),
-    };
+/// Polls the state's hot folder, if it has one, on its own thread (ingest is blocking work).
+pub fn start_hot_folder(state: &Arc<AppState>) {
     if let Some(root) = state.hot_folder.clone() {
         let st = state.clone();
         // The hot folder is polled on its own thread; ingest is blocking work.
@@ -299,6 +292,10 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Serves the UI for `state` on `addr` until Ctrl-C.
+pub async fn serve(state: Arc<AppState>, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("hozon: http://{}/ で待ち受けています (Ctrl-C で終了)", listener.local_addr()?);

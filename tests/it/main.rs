@@ -10,6 +10,7 @@ mod cases;
 mod crash;
 mod fuzz;
 mod ingest;
+mod ops;
 mod plaintext;
 mod retention;
 mod review;
