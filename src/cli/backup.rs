@@ -193,6 +193,19 @@ fn print_drill(d: &backup::Drill) {
 pub fn escrow(cli: &Cli, to: &Path) -> anyhow::Result<ExitCode> {
     let policy = backup::policy::BackupPolicy::load(&crate::retention::policy::default_dir())?;
     let key_file = cli.key_file();
+    // Keys beside the data they open defeat both: never into the backup destination or the
+    // data directory.
+    let dest = config_of(cli).destination;
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    let target = canon(to);
+    if target.starts_with(canon(&cli.data))
+        || (!dest.is_empty() && !dest.starts_with("s3://") && target.starts_with(canon(Path::new(&dest))))
+    {
+        anyhow::bail!(
+            "{} はデータディレクトリかバックアップの保存先の中です。鍵は別の媒体・別の管理者のもとに預けてください",
+            to.display()
+        );
+    }
     let today = crate::jp::today();
     let dir = to.join(format!("keys-{}", today.format("%Y%m%d")));
     std::fs::create_dir_all(&dir)?;

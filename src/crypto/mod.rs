@@ -70,9 +70,13 @@ impl Key {
 
     /// Encrypts `plaintext`, binding it to `aad`. Output: version ‖ nonce ‖ ciphertext+tag.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
+        self.seal_with(nonce, aad, plaintext)
+    }
+
+    fn seal_with(&self, nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
         let ct = cipher
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
@@ -93,15 +97,7 @@ impl Key {
         h.update(plaintext);
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&h.finalize().as_bytes()[..NONCE_LEN]);
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
-        let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
-            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
-        out.push(SEAL_VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out
+        self.seal_with(nonce, aad, plaintext)
     }
 
     /// Reverses [`Key::seal`]; fails if the key, the aad or any byte differs.

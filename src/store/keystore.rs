@@ -142,6 +142,17 @@ impl KeyStore {
     /// made before the key store existed).
     pub(crate) fn open(path: PathBuf, master: MasterKey, create: bool) -> Result<KeyStore> {
         let lock = lock_exclusive(&path)?;
+        KeyStore::open_locked(path, master, create, lock)
+    }
+
+    /// The same key store file under another master key (after a rotation), keeping the lock.
+    pub(crate) fn reopen(&self, master: MasterKey) -> Result<KeyStore> {
+        // A duplicate of the locked descriptor shares its lock, which outlives `self`.
+        let lock = self._lock.try_clone().map_err(|e| Error::io(&self.path, e))?;
+        KeyStore::open_locked(self.path.clone(), master, false, lock)
+    }
+
+    fn open_locked(path: PathBuf, master: MasterKey, create: bool, lock: std::fs::File) -> Result<KeyStore> {
         let state = match std::fs::read(&path) {
             Ok(sealed) => {
                 let plain = master.open(FILE_AAD, &sealed).map_err(|_| Error::KeyFile {
@@ -449,10 +460,13 @@ mod tests {
         assert_eq!(ks.epoch_key(e2).unwrap().unwrap().expose(), k2.expose());
         // Reopened from disk: the same, and the old key's bytes are not in the file in any form
         // the master key opens.
+        drop(ks);
         let re = KeyStore::open(path.clone(), master.clone(), false).unwrap();
         assert!(re.epoch_key(&e1).unwrap().is_none());
         assert!(re.all_keys().unwrap().iter().all(|k| k.expose() != k1.expose()));
-        // A wrong master key is refused, naming the file.
+        // While open, nobody else opens it; a wrong master key is refused, naming the file.
+        assert!(KeyStore::open(path.clone(), master.clone(), false).unwrap_err().to_string().contains("in use"));
+        drop(re);
         let err = KeyStore::open(path, Key::generate(), false).unwrap_err().to_string();
         assert!(err.contains("keystore"), "{err}");
     }

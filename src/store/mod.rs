@@ -1338,7 +1338,7 @@ impl Store {
         keyfile::sync_parent(&self.key_file)?;
         std::fs::rename(&keystore_pending, self.keys.path()).map_err(|e| Error::io(self.keys.path(), e))?;
         keyfile::sync_parent(self.keys.path())?;
-        self.keys = keystore::KeyStore::open(self.keys.path().to_owned(), new.clone(), false)?;
+        self.keys = self.keys.reopen(new.clone())?;
         self.master = new;
         self.audit(audit::Event::system("key.rotate", &format!("{count} legacy data keys moved into epochs")))?;
         Ok(self.master.fingerprint())
