@@ -68,13 +68,23 @@ impl Hozon {
 
     /// Records an operation done outside the store (a key escrow copy, a backup destination
     /// pruned) in the audit chain, under `actor`.
-    pub fn audit_event(&self, actor: &Actor, action: &str, target: &str) -> Result<()> {
-        Ok(self.store.audit(Event::new(actor.name(), action, target, "ok"))?)
+    pub fn audit_event(&self, actor: &Actor, action: &str, target: &str, outcome: &str) -> Result<()> {
+        Ok(self.store.audit(Event::new(actor.name(), action, target, outcome))?)
+    }
+
+    /// The data directory and key file this instance was opened with.
+    pub fn paths(&self) -> (&Path, &Path) {
+        (self.store.root(), self.store.key_file())
     }
 
     /// Whether an admin socket caller proved it holds this store's key file.
-    pub fn admin_proof_ok(&self, challenge: &str, proof: &str) -> bool {
-        self.store.admin_proof_ok(challenge, proof)
+    pub fn admin_proof_ok(&self, message: &str, proof: &str) -> bool {
+        self.store.admin_proof_ok(message, proof)
+    }
+
+    /// This store's answer to an admin socket caller's nonce (the server proving itself).
+    pub fn admin_answer(&self, message: &str) -> String {
+        self.store.admin_answer(message)
     }
 
     /// Logs one HTTP request (who, method and path, status) in the audit chain. Not flushed

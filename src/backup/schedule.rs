@@ -29,7 +29,7 @@ pub fn daily(h: &Hozon) {
         if let Err(e) = once(h, &job, &cfg) {
             let why = e.to_string();
             eprintln!("hozon: scheduled backup failed: {why}");
-            let _ = h.audit_event(&job, "backup.failed", &why);
+            let _ = h.audit_event(&job, "backup.failed", &why, "failed");
         }
     }
 }

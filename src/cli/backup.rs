@@ -65,8 +65,8 @@ fn mb(bytes: u64) -> f64 {
 pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
     match c {
         BackupCommand::Create { to, full } => {
-            let dest = destination(cli, to)?;
             let h = cli.open()?;
+            let dest = destination(cli, to)?;
             let m = backup::create(&h, &operator(), &dest, *full, &say)?.manifest;
             outln!(
                 "バックアップ {} を {} に作成しました: 記録 {} 件, ページ {} 件, 書き込み {} オブジェクト / {:.1} MB（全体 {:.1} MB）, {:.1} 秒（書き込み停止 {} ms）",
@@ -121,8 +121,8 @@ pub fn run(cli: &Cli, c: &BackupCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Prune { to } => {
-            let dest = destination(cli, to)?;
             let h = cli.open()?;
+            let dest = destination(cli, to)?;
             let policy = backup::policy::BackupPolicy::load(&crate::retention::policy::default_dir())?;
             let p = backup::prune(&h, &operator(), &dest, &policy, crate::jp::today())?;
             outln!(
@@ -191,14 +191,17 @@ fn print_drill(d: &backup::Drill) {
 /// Copies older than the policy's `key_escrow_days` in DIR are deleted: an old key store
 /// would open what disposal destroyed since.
 pub fn escrow(cli: &Cli, to: &Path) -> anyhow::Result<ExitCode> {
+    // The store first: it is the one that decides (and, beside a running server, the server
+    // does all of it), so nothing is copied by a process that then cannot audit it.
+    let h = cli.open()?;
     let policy = backup::policy::BackupPolicy::load(&crate::retention::policy::default_dir())?;
-    let key_file = cli.key_file();
+    let key_file = h.paths().1.to_owned();
     // Keys beside the data they open defeat both: never into the backup destination or the
     // data directory.
     let dest = config_of(cli).destination;
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
     let target = canon(to);
-    if target.starts_with(canon(&cli.data))
+    if target.starts_with(canon(h.paths().0))
         || (!dest.is_empty() && !dest.starts_with("s3://") && target.starts_with(canon(Path::new(&dest))))
     {
         anyhow::bail!(
@@ -230,11 +233,11 @@ pub fn escrow(cli: &Cli, to: &Path) -> anyhow::Result<ExitCode> {
             removed.push(name);
         }
     }
-    let h = cli.open()?;
     h.audit_event(
         &operator(),
         "key.escrow",
         &format!("{} (expired copies removed: {})", dir.display(), removed.len()),
+        "ok",
     )?;
     outln!(
         "鍵ファイルと鍵ストアを {} に預託しました。{} 日を過ぎた預託 {} 件を削除しました。",

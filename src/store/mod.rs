@@ -41,7 +41,7 @@ pub use keystore::{KeyEpoch, path_for as keystore_path};
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
 };
-pub use snapshot::admin_proof;
+pub use snapshot::admin_answer;
 
 use crate::audit;
 use crate::crypto::{DataKey, Key, MasterKey};
@@ -226,6 +226,10 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn key_file(&self) -> &Path {
+        &self.key_file
     }
 
     /// Opens the encrypted directory that holds the search index.

@@ -397,16 +397,21 @@ fn admin_key(master: &crate::crypto::Key) -> crate::crypto::Key {
     crate::crypto::Key::from_bytes(&blake3::derive_key("hozon admin socket v1", master.expose())).expect("32 bytes")
 }
 
-/// The answer to an admin socket challenge, from the key file at the terminal.
-pub fn admin_proof(key_file: &Path, challenge: &str) -> Result<String> {
+/// The keyed answer to an admin socket message, from the key file at the terminal.
+pub fn admin_answer(key_file: &Path, message: &str) -> Result<String> {
     let master = super::keyfile::read(key_file)?;
-    Ok(hex::encode(admin_key(&master).keyed_hash(challenge.as_bytes())))
+    Ok(hex::encode(admin_key(&master).keyed_hash(message.as_bytes())))
 }
 
 impl Store {
-    /// Whether `proof` answers `challenge` under this store's master key.
-    pub fn admin_proof_ok(&self, challenge: &str, proof: &str) -> bool {
-        let expected = hex::encode(admin_key(&self.master).keyed_hash(challenge.as_bytes()));
+    /// This store's keyed answer to an admin socket message.
+    pub fn admin_answer(&self, message: &str) -> String {
+        hex::encode(admin_key(&self.master).keyed_hash(message.as_bytes()))
+    }
+
+    /// Whether `proof` answers `message` under this store's master key.
+    pub fn admin_proof_ok(&self, message: &str, proof: &str) -> bool {
+        let expected = self.admin_answer(message);
         // Both are hex of fixed length: compare without an early exit.
         expected.len() == proof.len() && expected.bytes().zip(proof.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
     }

@@ -68,22 +68,43 @@ fn commands_at_the_terminal_reach_a_running_server() {
     assert!(ok, "a backup while the server runs: {out}");
     let (_, out) = hozon(&env, &["search", synth().truth[0]["fields"]["disease"].as_str().unwrap()]);
     assert!(!out.trim().is_empty());
-    // Not everything: rotating the key needs the directory to itself, and says so.
-    let (ok, out) = hozon(&env, &["key", "rotate"]);
-    assert!(!ok && out.contains("hozon serve を止めて"), "{out}");
-    // Someone without the key file is refused (and audited).
+    // Not everything: rotating the key, reindexing, changing policies need the directory to
+    // themselves, and say so (refusals audited).
+    for cmd in [&["key", "rotate"][..], &["reindex"], &["policy", "check"]] {
+        let (ok, out) = hozon(&env, cmd);
+        assert!(!ok && out.contains("hozon serve を止めて"), "{cmd:?}: {out}");
+    }
+    // A relative folder is the terminal's, not the server's.
+    let (ok, out) = Command::new(hozon_bin())
+        .current_dir(env.tmp.path())
+        .args(["--data", "data", "ingest", "folder"])
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+            )
+        })
+        .unwrap();
+    assert!(ok, "relative paths reach the server absolute: {out}");
+    // A key file that is not this server's: the terminal refuses to talk to it.
     let other = env.tmp.path().join("other.key");
     std::fs::write(&other, "07".repeat(32)).unwrap();
     std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (ok, out) = hozon(&env, &["--key-file", other.to_str().unwrap(), "audit", "verify"]);
-    assert!(!ok && out.contains("鍵ファイルが一致しません"), "{out}");
+    assert!(!ok && out.contains("鍵ファイルの持ち主ではありません"), "{out}");
     drop(server);
     let h = env.open();
     let entries = h.audit_search(&hozon::auth::Actor::operator("t"), &Default::default(), 10_000).unwrap();
     let commands: Vec<&str> =
         entries.iter().filter(|e| e.action == "admin.command").map(|e| e.target.as_str()).collect();
-    assert!(commands.contains(&"ingest") && commands.contains(&"backup create"), "{commands:?}");
-    assert!(entries.iter().any(|e| e.action == "admin.denied"));
+    assert!(
+        commands.iter().any(|c| c.starts_with("ingest by"))
+            && commands.iter().any(|c| c.starts_with("backup create by")),
+        "{commands:?}"
+    );
+    assert_eq!(entries.iter().filter(|e| e.action == "admin.denied").count(), 3);
+    assert!(entries.iter().any(|e| e.action == "admin.done" && e.outcome == "exit 0"));
     assert_eq!(h.index().num_docs(), 2, "both pages ingested through the server");
 }
 
