@@ -742,12 +742,14 @@ pub fn drill(dest: &Destination, id: &str, key_file: &Path, progress: &(dyn Fn(&
     // running drill holds a lock in its directory, so only abandoned ones go).
     let tmp = std::env::temp_dir();
     for e in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
-        if e.file_name().to_string_lossy().starts_with("hozon-drill-") && try_lock(&e.path().join("lock")).is_some() {
+        if e.file_name().to_string_lossy().starts_with("hozon-drill-")
+            && crate::store::try_lock(&e.path().join("lock")).is_some()
+        {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
     let scratch = tempfile::Builder::new().prefix("hozon-drill-").tempdir().map_err(io(&tmp))?;
-    let _running = try_lock(&scratch.path().join("lock"))
+    let _running = crate::store::try_lock(&scratch.path().join("lock"))
         .ok_or_else(|| Error::Io { path: scratch.path().to_owned(), source: std::io::Error::other("cannot lock") })?;
     let keys = scratch.path().join("keys");
     std::fs::create_dir_all(&keys).map_err(io(&keys))?;
@@ -800,14 +802,6 @@ pub fn drill(dest: &Destination, id: &str, key_file: &Path, progress: &(dyn Fn(&
         audit_ok,
         ok,
     })
-}
-
-/// An exclusive lock on `path` (created if missing), or `None` if someone holds it.
-fn try_lock(path: &Path) -> Option<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).ok()?;
-    // SAFETY: flock on a descriptor we own.
-    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
 }
 
 /// What `prune` removed.

@@ -101,25 +101,25 @@ impl std::fmt::Debug for KeyStore {
     }
 }
 
-fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+/// An exclusive advisory lock on `path` (created if missing), held while the file lives;
+/// `None` when another open file holds it.
+pub(crate) fn try_lock(path: &Path) -> Option<std::fs::File> {
     use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).ok()?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
+}
+
+fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
-    let lock_path = PathBuf::from(name);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::KeyFile {
+    match try_lock(Path::new(&name)) {
+        Some(f) => Ok(f),
+        None => Err(Error::KeyFile {
             path: path.to_owned(),
             reason: "the key store is in use by another data directory or process (a restored copy needs its own copy of the key file and key store)".into(),
-        });
+        }),
     }
-    Ok(f)
 }
 
 /// The key store that belongs to a master key file.

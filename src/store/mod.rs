@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 
+pub(crate) use keystore::try_lock;
 pub use keystore::{KeyEpoch, path_for as keystore_path};
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
