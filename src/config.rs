@@ -118,6 +118,15 @@ pub struct Backup {
     pub s3_secret_access_key: String,
 }
 
+/// The subsidy system's input data (see `export/`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    /// The import layout file the office uses; empty: the shipped
+    /// `export-layouts/subsidy-system.toml`.
+    pub layout: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -125,6 +134,7 @@ pub struct Config {
     pub office: Office,
     pub capture: Capture,
     pub backup: Backup,
+    pub export: Export,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,8 @@ pub enum Error {
     Cases(#[from] crate::cases::import::FileError),
     #[error(transparent)]
     Review(#[from] crate::drafts::review::ReviewError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     #[error("record {0} not found")]
     NotFound(String),
     /// A request that cannot be carried out as asked; the message (Japanese, for staff) says

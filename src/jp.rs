@@ -37,11 +37,21 @@ pub fn era_and_iso(d: NaiveDate) -> String {
 
 /// Writes a date the way forms do: `昭和45年3月12日`, with `元年` for the first year.
 pub fn format_era(date: NaiveDate) -> Option<String> {
-    let (name, start_year, ..) =
-        ERAS.iter().rev().find(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).is_some_and(|s| date >= s))?;
-    let n = date.year() - start_year + 1;
+    let (name, n) = era_of(date)?;
     let year = if n == 1 { "元".to_string() } else { n.to_string() };
     Some(format!("{name}{year}年{}月{}日", date.month(), date.day()))
+}
+
+/// The era a date falls in and its year in that era (2024-04-01 → 令和, 6).
+pub fn era_of(date: NaiveDate) -> Option<(&'static str, i32)> {
+    let (name, start_year, ..) =
+        ERAS.iter().rev().find(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).is_some_and(|s| date >= s))?;
+    Some((name, date.year() - start_year + 1))
+}
+
+/// The era names, oldest first.
+pub fn era_names() -> impl Iterator<Item = &'static str> {
+    ERAS.iter().map(|(n, ..)| *n)
 }
 
 /// Parses `昭和45年3月12日` (also `元年`, full-width digits after NFKC) into a date, checking that

@@ -5,6 +5,7 @@
 //! the map and the invariants (only `store` writes personal data, and only as ciphertext).
 
 pub mod app;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -18,10 +19,12 @@ pub mod csvout;
 pub mod doctor;
 pub mod drafts;
 pub mod error;
+pub mod export;
 pub mod forms;
 pub mod index;
 pub mod jp;
 pub mod ocr;
+pub mod pdf;
 pub mod permits;
 pub mod resources;
 pub mod retention;

@@ -4,8 +4,6 @@
 //! suspended person's case is hidden from everyone but the security officer. Every step is
 //! audited (ids and counts, never values).
 
-use std::io::Write;
-
 use super::Hozon;
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level, Role};
@@ -227,20 +225,13 @@ impl Hozon {
                 .into());
             }
         }
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut zip = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .with_aes_encryption(zip::AesMode::Aes256, password);
-        let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
-            zip.start_file(name, opts).map_err(corrupt)?;
-            zip.write_all(bytes).map_err(corrupt)
-        };
+        let mut zip = crate::archive::AesZip::new(password);
+        let mut put = |name: &str, bytes: &[u8]| -> Result<()> { zip.put(name, bytes).map_err(corrupt) };
         put("case.json", &serde_json::to_vec_pretty(&file.case).map_err(corrupt)?)?;
         let mut readme = format!(
             "保有個人情報の開示\n受給者番号: {}\n作成: {}\n作成者: {}\n含まれるもの: 受給者台帳の記録と履歴（case.json）、書類ごとのスキャン画像（.png）、読取・確認結果と訂正履歴（.json）、本文（.txt）\n",
             file.case.current.recipient_no,
-            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            chrono::Utc::now().with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M（日本時間）"),
             actor.name()
         );
         for (n, p) in file.pages.iter().enumerate() {
@@ -254,9 +245,9 @@ impl Hozon {
             readme.push_str(&format!("{stem}: 受付 {}\n", rec.received_at.format("%Y-%m-%d")));
         }
         put("README.txt", readme.as_bytes())?;
-        zip.finish().map_err(corrupt)?;
+        let bytes = zip.finish().map_err(corrupt)?;
         self.store.audit(Event::new(actor.name(), "person.export", key, &format!("{} pages", file.pages.len())))?;
-        Ok(buf.into_inner())
+        Ok(bytes)
     }
 
     /// Corrects one value of a page with a reason (訂正請求; review=update): kept in the page's

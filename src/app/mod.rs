@@ -6,6 +6,7 @@ mod api;
 mod batches;
 mod casefile;
 mod cases;
+mod export;
 mod linking;
 mod review;
 mod search;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use casefile::{CaseFile, CasePage, PersonQuery};
 pub use cases::ImportReport;
+pub use export::{Created, Plan};
 pub(crate) use linking::CASE_PAGES;
 pub use linking::{CaseMatch, probe};
 pub use review::{CaseChoice, QueueFilter, QueueItem, ReviewView};
@@ -53,6 +55,8 @@ pub struct Hozon {
     pub(crate) capture_permits: crate::permits::Permits,
     /// Serialises two-sheet pairing (see `sheets`).
     pub(crate) pairing: std::sync::Mutex<()>,
+    /// Serialises export runs and their steps (exactly once per application).
+    pub(crate) exporting: std::sync::Mutex<()>,
 }
 
 /// The key file used when none is given: `HOZON_KEY_FILE`, else `<data>/master.key`.
@@ -127,6 +131,7 @@ impl Hozon {
         Ok(Hozon {
             capture_permits: crate::permits::Permits::new(config.capture.concurrent_decodes),
             pairing: std::sync::Mutex::new(()),
+            exporting: std::sync::Mutex::new(()),
             store,
             index,
             tessdata: crate::ocr::default_tessdata(),

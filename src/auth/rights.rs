@@ -15,6 +15,7 @@ pub enum Function {
     Cases,
     Search,
     Export,
+    InputData,
     Retention,
     Boxes,
     Users,
@@ -22,13 +23,14 @@ pub enum Function {
 }
 
 impl Function {
-    pub const ALL: [Function; 10] = [
+    pub const ALL: [Function; 11] = [
         Function::Capture,
         Function::Drafts,
         Function::Review,
         Function::Cases,
         Function::Search,
         Function::Export,
+        Function::InputData,
         Function::Retention,
         Function::Boxes,
         Function::Users,
@@ -43,6 +45,7 @@ impl Function {
             Function::Cases => "受給者台帳",
             Function::Search => "検索",
             Function::Export => "書き出し",
+            Function::InputData => "入力データ作成",
             Function::Retention => "保存期間・廃棄",
             Function::Boxes => "文書箱",
             Function::Users => "利用者管理",
@@ -58,6 +61,7 @@ impl Function {
             Function::Cases => "cases",
             Function::Search => "search",
             Function::Export => "export",
+            Function::InputData => "input_data",
             Function::Retention => "retention",
             Function::Boxes => "boxes",
             Function::Users => "users",
@@ -190,6 +194,7 @@ impl Role {
                     (Cases, Update),
                     (Search, View),
                     (Export, Update),
+                    (InputData, Update),
                 ],
                 true,
             ),
@@ -209,6 +214,7 @@ impl Role {
                     (Search, View),
                     (Retention, View),
                     (Boxes, View),
+                    (InputData, View),
                     (Audit, View),
                 ],
                 false,

@@ -62,60 +62,83 @@ pub(crate) fn populate_pages(
     const CHUNK: usize = 5000;
     for start in (0..n).step_by(CHUNK) {
         let count = CHUNK.min(n - start);
-        let mut blobs = Vec::with_capacity(count);
-        let mut texts = Vec::with_capacity(count);
+        let mut pages = Vec::with_capacity(count);
         for i in start..start + count {
             let mut fp = [0u8; 32];
             rng.fill(&mut fp);
-            let id = RecordId::from_fingerprint(&fp);
             let text = format!(
                 "特定医療費（指定難病）支給認定申請書 受付番号 {i:08} 病名 潰瘍性大腸炎 住所 東京都新宿区西新宿二丁目 {}",
                 rng.gen_range(1000..9999)
             );
-            let key = h.store.new_data_key();
+            let mut blobs = Vec::new();
             if image_bytes > 0 {
                 let mut img = vec![0u8; image_bytes];
                 rng.fill(&mut img[..]);
-                blobs.push((id.clone(), key.clone(), BlobRole::Original, img));
+                blobs.push((BlobRole::Original, img));
             }
-            blobs.push((id.clone(), key, BlobRole::Text, text.clone().into_bytes()));
-            texts.push((id, text));
+            pages.push(BulkPage { id: RecordId::from_fingerprint(&fp), class: "application".into(), blobs, text });
         }
-        let refs = h.store.put_blobs_bulk(&blobs)?;
-        let mut by_record: Vec<(RecordId, crate::crypto::Key, Vec<crate::store::BlobRef>)> = Vec::with_capacity(count);
-        for ((id, key, _, _), blob) in blobs.iter().zip(refs) {
-            match by_record.last_mut() {
-                Some((last, _, refs)) if last == id => refs.push(blob),
-                _ => by_record.push((id.clone(), key.clone(), vec![blob])),
-            }
-        }
-        let mut recs = Vec::with_capacity(count);
-        for (id, key, blobs) in &by_record {
-            let mut rec = Record {
-                wrapped_key: Vec::new(),
-                key_epoch: None,
-                past_epochs: Vec::new(),
-                received_on: None,
-                id: id.clone(),
-                state: RecordState::Stored,
-                kind: RecordKind::Page,
-                received_at: changed,
-                blobs: blobs.clone(),
-                class: "application".into(),
-                last_changed_at: Some(changed),
-                decided_on: None,
-                retention: None,
-                batch: None,
-            };
-            rec.retention = Some(h.retention_for(&rec)?);
-            h.store.seal_record_key(&mut rec, key)?;
-            recs.push(rec);
-        }
-        let docs: Vec<_> = texts.into_iter().map(|(id, t)| crate::index::Doc::page(id.as_str(), &t, changed)).collect();
-        h.index.put_many(&docs)?;
-        h.store.insert_stored_bulk(&recs, crate::audit::Event::system("bench.import", &format!("{count} records")))?;
+        store_bulk(h, &pages, changed, None)?;
         progress.inc(count as u64);
     }
+    Ok(())
+}
+
+/// A page for [`store_bulk`]: its blobs besides the text, which is indexed.
+pub(crate) struct BulkPage {
+    pub id: RecordId,
+    pub class: String,
+    pub blobs: Vec<(BlobRole, Vec<u8>)>,
+    pub text: String,
+}
+
+/// Stores pages in one go (sealed blobs, index documents, records with their retention), as
+/// a benchmark's setup: not the ingest path.
+pub(crate) fn store_bulk(
+    h: &Hozon,
+    pages: &[BulkPage],
+    changed: chrono::DateTime<Utc>,
+    batch: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut blobs = Vec::new();
+    let mut keys = Vec::with_capacity(pages.len());
+    for p in pages {
+        let key = h.store.new_data_key();
+        for (role, bytes) in &p.blobs {
+            blobs.push((p.id.clone(), key.clone(), *role, bytes.clone()));
+        }
+        blobs.push((p.id.clone(), key.clone(), BlobRole::Text, p.text.clone().into_bytes()));
+        keys.push(key);
+    }
+    let refs = h.store.put_blobs_bulk(&blobs)?;
+    let mut refs = refs.into_iter();
+    let mut recs = Vec::with_capacity(pages.len());
+    for (p, key) in pages.iter().zip(&keys) {
+        let mine: Vec<crate::store::BlobRef> = refs.by_ref().take(p.blobs.len() + 1).collect();
+        let mut rec = Record {
+            wrapped_key: Vec::new(),
+            key_epoch: None,
+            past_epochs: Vec::new(),
+            received_on: None,
+            id: p.id.clone(),
+            state: RecordState::Stored,
+            kind: RecordKind::Page,
+            received_at: changed,
+            blobs: mine,
+            class: p.class.clone(),
+            last_changed_at: Some(changed),
+            decided_on: None,
+            retention: None,
+            batch: batch.map(str::to_owned),
+        };
+        rec.retention = Some(h.retention_for(&rec)?);
+        h.store.seal_record_key(&mut rec, key)?;
+        recs.push(rec);
+    }
+    let docs: Vec<_> = pages.iter().map(|p| crate::index::Doc::page(p.id.as_str(), &p.text, changed)).collect();
+    h.index.put_many(&docs)?;
+    h.store
+        .insert_stored_bulk(&recs, crate::audit::Event::system("bench.import", &format!("{} records", recs.len())))?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod corpus;
 pub mod dispose;
 pub mod eval;
+pub mod export;
 pub mod hostile;
 pub mod ocr;
 pub mod review;

@@ -94,12 +94,12 @@ fn comparable(kind: FieldType, s: &str) -> String {
     super::eval::comparable(kind, s)
 }
 
-struct Truth {
+pub(crate) struct Truth {
     submission: u64,
-    fields: BTreeMap<String, String>,
+    pub(crate) fields: BTreeMap<String, String>,
 }
 
-fn truth_of(dir: &Path) -> anyhow::Result<Vec<(String, Truth)>> {
+pub(crate) fn truth_of(dir: &Path) -> anyhow::Result<Vec<(String, Truth)>> {
     let path = dir.join("truth.jsonl");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()

@@ -135,6 +135,9 @@ pub enum LinkMethod {
     Reviewer,
     /// A reviewer made a provisional case for a new applicant.
     Provisional,
+    /// The subsidy system accepted the application and assigned this recipient number
+    /// (its import result, see `export/`).
+    SubsidySystem,
 }
 
 impl LinkMethod {
@@ -147,6 +150,7 @@ impl LinkMethod {
             LinkMethod::Matched { score } => format!("氏名・生年月日・住所が一致（{:.0}%）", score * 100.0),
             LinkMethod::Reviewer => "審査担当者が確認".into(),
             LinkMethod::Provisional => "新規申請者として仮登録".into(),
+            LinkMethod::SubsidySystem => "医療費助成事務システムの取込結果".into(),
         }
     }
 

@@ -70,6 +70,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         page_kb: usize,
     },
+    /// Export a week's reviewed applications as the subsidy system's input data (last line: JSON)
+    Export {
+        #[arg(long, default_value_t = 17_000)]
+        forms: usize,
+        /// How many of them go through synthetic scans, OCR and review (the rest are stored
+        /// as verified drafts)
+        #[arg(long, default_value_t = 20)]
+        ocr_sample: usize,
+    },
     /// Plan, approve and execute a disposal run of N due records, with its certificate
     Dispose {
         #[arg(long, default_value_t = 100_000)]
@@ -182,6 +191,12 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             crate::bench::review::print(&f);
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.wrong_after_review == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        BenchCommand::Export { forms, ocr_sample } => {
+            let f = crate::bench::export::run(*forms, *ocr_sample, std::io::stderr().is_terminal())?;
+            crate::bench::export::print(&f);
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(if f.field_exact == 1.0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         BenchCommand::Backup { records, page_kb } => {
             let f = crate::bench::backup::run(*records, *page_kb, std::io::stderr().is_terminal())?;

@@ -10,6 +10,7 @@ mod bench;
 mod case;
 mod doctor;
 mod draft;
+mod export;
 mod ingest;
 mod init;
 mod remote;
@@ -88,6 +89,33 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 /// The person at the server's command line (see `Actor::operator`), named after the login.
+/// A named person at the terminal (an officer, an exporting reviewer): their own password and, when they have enrolled one,
+/// a one-time code from their authenticator (the two-person rule needs real identities,
+/// not the operator, and not a password someone else just set).
+pub(crate) fn person(h: &crate::Hozon, user: &str) -> anyhow::Result<crate::auth::Actor> {
+    let password = out::secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
+    match h.accounts().login(user, &password, "cli", chrono::Utc::now())? {
+        crate::auth::Login::Ok { actor, must_change_password, totp_enrolled, .. } => {
+            if must_change_password {
+                anyhow::bail!(
+                    "{user} のパスワードは仮パスワードです。本人が `hozon user passwd {user}` で変更してから操作してください"
+                );
+            }
+            if totp_enrolled {
+                let code = out::secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
+                let now = chrono::Utc::now().timestamp().max(0) as u64;
+                let passed = h
+                    .accounts()
+                    .check_totp(&actor, &code, now)
+                    .map_err(|e| anyhow::anyhow!("{user}: 確認コードを受け付けません ({e})"))?;
+                return Ok(passed.actor);
+            }
+            Ok(actor)
+        }
+        _ => anyhow::bail!("{user}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）"),
+    }
+}
+
 pub(crate) fn operator() -> crate::auth::Actor {
     crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
 }
@@ -121,6 +149,9 @@ enum Command {
     /// Central case records (受給者台帳): import, show
     #[command(subcommand)]
     Case(case::CaseCommand),
+    /// Input data for the subsidy system: preview, create, download, hand-over, result
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Search stored pages
     Search(search::Args),
     /// Form recognition into drafts
@@ -202,6 +233,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(a) => batch::watch(cli, a),
         Command::Case(c) => case::run(cli, c),
         Command::Search(a) => search::run(cli, a),
+        Command::Export(c) => export::run(cli, c),
         Command::Draft(c) => draft::run(cli, c),
         Command::Serve(a) => serve::run(cli, a),
         Command::Key(c) => admin::key(cli, c),

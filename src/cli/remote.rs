@@ -94,6 +94,7 @@ fn allowed(cmd: &Command) -> Result<(), &'static str> {
         | Command::Batch(_)
         | Command::Case(_)
         | Command::Search(_)
+        | Command::Export(_)
         | Command::Draft(_)
         | Command::Doctor
         | Command::Audit(_)

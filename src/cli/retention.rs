@@ -8,7 +8,6 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 
 use super::Cli;
-use crate::auth::{Actor, Login};
 use crate::retention::{boxes, certificate, run};
 
 #[derive(Subcommand)]
@@ -126,33 +125,6 @@ pub enum CertificateCommand {
     List,
 }
 
-/// A named officer at the terminal: their own password and, when they have enrolled one,
-/// a one-time code from their authenticator (the two-person rule needs real identities,
-/// not the operator, and not a password someone else just set).
-fn officer(h: &crate::Hozon, user: &str) -> anyhow::Result<Actor> {
-    let password = super::out::secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
-    match h.accounts().login(user, &password, "cli", chrono::Utc::now())? {
-        Login::Ok { actor, must_change_password, totp_enrolled, .. } => {
-            if must_change_password {
-                anyhow::bail!(
-                    "{user} のパスワードは仮パスワードです。本人が `hozon user passwd {user}` で変更してから操作してください"
-                );
-            }
-            if totp_enrolled {
-                let code = super::out::secret_line("HOZON_TOTP", &format!("{user} の確認コード（認証アプリの6桁）: "))?;
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                let passed = h
-                    .accounts()
-                    .check_totp(&actor, &code, now)
-                    .map_err(|e| anyhow::anyhow!("{user}: 確認コードを受け付けません ({e})"))?;
-                return Ok(passed.actor);
-            }
-            Ok(actor)
-        }
-        _ => anyhow::bail!("{user}: ログインできません（利用者IDまたはパスワードが違うか、ロックされています）"),
-    }
-}
-
 pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
@@ -192,7 +164,7 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DisposeCommand::Exclude { run: id, record, reason, user } => {
-            run::exclude(&h, &officer(&h, user)?, id, record, reason)?;
+            run::exclude(&h, &super::person(&h, user)?, id, record, reason)?;
             outln!("{record} を除外しました");
         }
         DisposeCommand::Decide { run: id, item, decision, until, reason, user } => {
@@ -204,15 +176,15 @@ pub fn dispose(cli: &Cli, c: &DisposeCommand) -> anyhow::Result<ExitCode> {
                 },
                 _ => run::Decision::Transfer { reason: reason.clone() },
             };
-            run::decide(&h, &officer(&h, user)?, id, item, &d)?;
+            run::decide(&h, &super::person(&h, user)?, id, item, &d)?;
             outln!("{item}: {decision} と決定しました");
         }
         DisposeCommand::Submit { run: id, user } => {
-            run::submit(&h, &officer(&h, user)?, id)?;
+            run::submit(&h, &super::person(&h, user)?, id)?;
             outln!("{id} を確認済みとして提出しました。別の担当者の承認が必要です。");
         }
         DisposeCommand::Approve { run: id, user } => {
-            run::approve(&h, &officer(&h, user)?, id)?;
+            run::approve(&h, &super::person(&h, user)?, id)?;
             outln!("{id} を承認しました。");
         }
         DisposeCommand::Execute { run: id } => {

@@ -14,6 +14,25 @@ const NAMES: &str = include_str!("../../reference-data/japanese-names.tsv");
 const POSTAL: &str = include_str!("../../reference-data/tokyo-postal-codes.tsv");
 const DISEASES: &str = include_str!("../../reference-data/designated-intractable-diseases.tsv");
 
+/// The designated disease's number (告示番号) for a name as the list spells it (after NFKC,
+/// spaces aside: the list has stray trailing ones).
+pub fn disease_number(name: &str) -> Option<u32> {
+    let key = |s: &str| -> String { s.nfkc().filter(|c| !c.is_whitespace()).collect() };
+    static NUMBERS: std::sync::OnceLock<HashMap<String, u32>> = std::sync::OnceLock::new();
+    let numbers = NUMBERS.get_or_init(|| {
+        DISEASES
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut c = l.split('\t');
+                let no = c.next()?.parse().ok()?;
+                Some((key(c.next()?), no))
+            })
+            .collect()
+    });
+    numbers.get(&key(name)).copied()
+}
+
 struct Lists {
     /// 7-digit postal code → (municipality, town).
     postal: HashMap<String, Vec<(String, String)>>,
@@ -260,6 +279,15 @@ mod tests {
         let mut unknown = draft(vec![f("postal_code", "999-9999")]);
         cross_check(&mut unknown);
         assert_eq!(flags(&unknown, "postal_code"), 1);
+    }
+
+    #[test]
+    fn disease_numbers_ignore_width_and_stray_spaces() {
+        assert_eq!(disease_number("潰瘍性大腸炎"), Some(97));
+        assert_eq!(disease_number("グルタル酸血症2型"), Some(250), "the list has a trailing space");
+        assert_eq!(disease_number("ＩｇＡ腎症"), disease_number("IgA 腎症"));
+        assert!(disease_number("IgA 腎症").is_some());
+        assert_eq!(disease_number("かぜ"), None);
     }
 
     #[test]

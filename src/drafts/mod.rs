@@ -108,6 +108,21 @@ pub struct Draft {
     /// The central case this page belongs to, once linked.
     #[serde(default)]
     pub case: Option<crate::cases::CaseLink>,
+    /// The subsidy system refused the row this page went out in: the draft is back in the
+    /// review queue with the system's reason (kept after the next verification, as history).
+    #[serde(default)]
+    pub returned: Option<Returned>,
+}
+
+/// A refusal by the subsidy system (取込結果の不受理), as the reviewer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    /// The export run and row key (整理番号).
+    pub run: String,
+    pub key: String,
+    pub reason: String,
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Draft {
@@ -316,6 +331,7 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
         skew_deg: Some(page.skew_deg),
         review: None,
         case: None,
+        returned: None,
     };
     checks::cross_check(&mut draft);
     draft
@@ -396,7 +412,7 @@ pub fn reconcile_pairs(drafts: &mut [Option<Draft>], same_set: impl Fn(usize, us
     }
 }
 
-fn comparable(f: &DraftField) -> String {
+pub(crate) fn comparable(f: &DraftField) -> String {
     f.value_or_raw().nfkc().filter(|c| !c.is_whitespace()).collect()
 }
 

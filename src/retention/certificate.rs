@@ -11,8 +11,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
-use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -21,6 +19,7 @@ use crate::app::Hozon;
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
 use crate::error::{Error, Result};
+use crate::pdf::{self, Line};
 
 const REGISTER: &str = "certificate";
 const MANIFEST: &str = "manifest";
@@ -307,18 +306,6 @@ fn title_of(kind: RunKind) -> &'static str {
     }
 }
 
-/// One line of text on a page, in points from the bottom left.
-struct Line {
-    page: usize,
-    x: f32,
-    y: f32,
-    size: f32,
-    text: String,
-}
-
-const PAGE_W: f32 = 595.0;
-const PAGE_H: f32 = 842.0;
-
 fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
     let jst = crate::jp::jst();
     let mut lines = Vec::new();
@@ -445,111 +432,11 @@ fn layout(m: &Manifest, digest: &str) -> (Vec<Line>, usize) {
 
 /// The certificate PDF for a manifest (pure apart from reading the font file).
 pub fn render(m: &Manifest, digest: &str) -> Result<Vec<u8>> {
-    let font_path = crate::synth::render::GOTHIC;
-    let data = std::fs::read(font_path).map_err(|e| Error::Io { path: font_path.into(), source: e })?;
-    let face = ttf_parser::Face::parse(&data, 0).map_err(|e| Error::Corrupt(format!("{font_path}: {e}")))?;
     let (lines, pages) = layout(m, digest);
-
-    // Glyphs used, remapped to a dense subset numbering (new id = CID).
-    let mut remapper = subsetter::GlyphRemapper::new();
-    let mut cid_of: BTreeMap<char, u16> = BTreeMap::new();
-    for c in lines.iter().flat_map(|l| l.text.chars()) {
-        if let std::collections::btree_map::Entry::Vacant(e) = cid_of.entry(c) {
-            let gid = face.glyph_index(c).map_or(0, |g| g.0);
-            e.insert(remapper.remap(gid));
-        }
-    }
-    let subset = subsetter::subset(&data, 0, &remapper).map_err(|e| Error::Corrupt(format!("font subset: {e}")))?;
-    let units = f32::from(face.units_per_em());
-    let scale = |v: f32| v * 1000.0 / units;
-
-    let mut pdf = Pdf::new();
-    let catalog = Ref::new(1);
-    let tree = Ref::new(2);
-    let type0 = Ref::new(3);
-    let cid = Ref::new(4);
-    let descriptor = Ref::new(5);
-    let file = Ref::new(6);
-    let cmap_ref = Ref::new(7);
-    let info = Ref::new(8);
-    let page_ids: Vec<Ref> = (0..pages).map(|i| Ref::new(9 + 2 * i as i32)).collect();
-    let font_name = Name(b"F1");
-    let base = Name(b"HZNSUB+IPAexGothic");
-
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids(page_ids.iter().copied()).count(pages as i32);
-    pdf.document_info(info)
-        .title(TextStr(title_of(m.kind)))
-        .subject(TextStr(&format!("hozon-run:{}", m.run_id)))
-        .keywords(TextStr(&format!("manifest-sha256:{digest}")))
-        .producer(TextStr("hozon"));
-
-    pdf.type0_font(type0)
-        .base_font(base)
-        .encoding_predefined(Name(b"Identity-H"))
-        .descendant_font(cid)
-        .to_unicode(cmap_ref);
-    let mut cid_font = pdf.cid_font(cid);
-    cid_font
-        .subtype(CidFontType::Type2)
-        .base_font(base)
-        .system_info(SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 })
-        .font_descriptor(descriptor)
-        .default_width(1000.0)
-        .cid_to_gid_map_predefined(Name(b"Identity"));
-    {
-        let mut widths = cid_font.widths();
-        for (c, new) in &cid_of {
-            let gid = face.glyph_index(*c).map_or(ttf_parser::GlyphId(0), |g| g);
-            let w = face.glyph_hor_advance(gid).map_or(1000.0, |a| scale(f32::from(a)));
-            widths.consecutive(*new, [w]);
-        }
-    }
-    cid_font.finish();
-    let bbox = face.global_bounding_box();
-    pdf.font_descriptor(descriptor)
-        .name(base)
-        .flags(FontFlags::SYMBOLIC)
-        .bbox(Rect::new(
-            scale(bbox.x_min.into()),
-            scale(bbox.y_min.into()),
-            scale(bbox.x_max.into()),
-            scale(bbox.y_max.into()),
-        ))
-        .italic_angle(0.0)
-        .ascent(scale(face.ascender().into()))
-        .descent(scale(face.descender().into()))
-        .cap_height(scale(face.capital_height().unwrap_or(face.ascender()).into()))
-        .stem_v(80.0)
-        .font_file2(file);
-    let compressed = miniz_compress(&subset);
-    pdf.stream(file, &compressed).filter(Filter::FlateDecode).pair(Name(b"Length1"), subset.len() as i32);
-    let mut cmap = pdf_writer::types::UnicodeCmap::new(
-        Name(b"HozonToUnicode"),
-        SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 },
-    );
-    for (c, new) in &cid_of {
-        cmap.pair(*new, *c);
-    }
-    pdf.cmap(cmap_ref, &cmap.finish());
-
-    for (p, page_id) in page_ids.iter().enumerate() {
-        let content_id = Ref::new(page_id.get() + 1);
-        let mut page = pdf.page(*page_id);
-        page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H)).parent(tree).contents(content_id);
-        page.resources().fonts().pair(font_name, type0);
-        page.finish();
-        let mut content = Content::new();
-        for l in lines.iter().filter(|l| l.page == p) {
-            let encoded: Vec<u8> = l.text.chars().flat_map(|c| cid_of[&c].to_be_bytes()).collect();
-            content.begin_text().set_font(font_name, l.size).next_line(l.x, l.y).show(Str(&encoded)).end_text();
-        }
-        let raw = content.finish();
-        pdf.stream(content_id, &miniz_compress(&raw)).filter(Filter::FlateDecode);
-    }
-    Ok(pdf.finish())
-}
-
-fn miniz_compress(data: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+    let info = pdf::Info {
+        title: title_of(m.kind).to_owned(),
+        subject: format!("hozon-run:{}", m.run_id),
+        keywords: format!("manifest-sha256:{digest}"),
+    };
+    pdf::render(&lines, pages, &info)
 }

@@ -543,8 +543,22 @@ impl Store {
 
     /// Stores many documents (`kind/id` → value) with one audit entry, atomically and durably.
     pub fn put_docs(&self, items: &[(String, String, Vec<u8>)], event: audit::Event) -> Result<()> {
+        self.write_docs(items, &[], event)
+    }
+
+    /// Stores `puts` and removes `removes` (`kind`, `id`) with one audit entry, atomically and
+    /// durably.
+    pub fn write_docs(
+        &self,
+        puts: &[(String, String, Vec<u8>)],
+        removes: &[(String, String)],
+        event: audit::Event,
+    ) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for (kind, id, value) in items {
+        for (kind, id) in removes {
+            batch.remove(format!("{kind}/{id}").as_bytes());
+        }
+        for (kind, id, value) in puts {
             batch.insert(format!("{kind}/{id}").as_bytes(), value.as_slice());
         }
         self.apply_audited(&self.docs, &batch, &event)

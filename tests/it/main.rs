@@ -8,6 +8,7 @@ mod bench;
 mod browser;
 mod cases;
 mod crash;
+mod export;
 mod fuzz;
 mod ingest;
 mod ops;
