@@ -41,7 +41,7 @@ pub struct Figures {
 }
 
 /// Truth per record: its fields as written on the paper.
-type Truth = BTreeMap<RecordId, BTreeMap<String, String>>;
+pub type Truth = BTreeMap<RecordId, BTreeMap<String, String>>;
 
 fn person_value(p: &crate::synth::Person, name: &str) -> String {
     match name {
@@ -105,7 +105,7 @@ fn verified_draft(t: &Template, p: &crate::synth::Person, pair: Option<&RecordId
 
 /// Stores `n` reviewed applications (both sheets and the My Number form each), in batches
 /// of 100 per municipality; returns their truth.
-fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::Result<Truth> {
+pub fn populate(h: &Hozon, n: usize, progress: &indicatif::ProgressBar) -> anyhow::Result<Truth> {
     let find = |form: &str, sheet: Option<u8>| {
         h.forms.iter().find(|t| t.form == form && t.sheet == sheet).ok_or_else(|| anyhow::anyhow!("template {form}"))
     };

@@ -13,6 +13,7 @@ mod auditlog;
 mod batches;
 mod cases;
 mod error;
+mod export;
 pub mod guard;
 mod pages;
 mod retention;
@@ -78,6 +79,7 @@ pub struct Nav {
     pub can_capture: bool,
     pub can_review: bool,
     pub can_cases: bool,
+    pub can_export: bool,
     /// Seconds until the session ends if the user does nothing (for the expiry warning).
     pub session_left_s: u64,
 }
@@ -93,6 +95,7 @@ impl Nav {
             can_capture: ctx.actor.rights().allows(Function::Capture, Level::View),
             can_review: ctx.actor.rights().allows(Function::Review, Level::View),
             can_cases: ctx.actor.rights().allows(Function::Cases, Level::View),
+            can_export: ctx.actor.rights().allows(Function::InputData, Level::View),
             session_left_s: ctx.session_left_s,
         }
     }
@@ -230,6 +233,15 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::POST, "/retention/runs/{id}/{step}", Need(Retention, Update), post(retention::step)),
         r(Method::GET, "/retention/runs/{id}/certificate.pdf", Need(Retention, View), get(retention::certificate)),
         r(Method::GET, "/retention/boxes", Need(Boxes, View), get(retention::boxes)),
+        r(Method::GET, "/export", Need(InputData, View), get(export::overview)),
+        r(Method::GET, "/static/export.js", Public, script(include_str!("../../static/export.js"))),
+        r(Method::POST, "/export/runs", Need2fa(InputData, Update), post(export::create)),
+        r(Method::GET, "/export/runs/{id}", Need(InputData, View), get(export::show)),
+        r(Method::POST, "/export/runs/{id}/download", Need2fa(InputData, Update), post(export::download)),
+        r(Method::POST, "/export/runs/{id}/result", Need(InputData, Update), post(export::result)),
+        r(Method::POST, "/export/runs/{id}/{step}", Need(InputData, Update), post(export::step)),
+        r(Method::GET, "/export/runs/{id}/errors/{fmt}", Need2fa(InputData, View), get(export::errors_list)),
+        r(Method::GET, "/export/runs/{id}/counts/{fmt}", Need(InputData, View), get(export::counts_list)),
         r(Method::GET, "/audit", Need(Audit, View), get(auditlog::list)),
         r(Method::GET, "/audit/report", Need(Audit, View), get(auditlog::report)),
         r(Method::GET, "/audit/export.csv", Need2fa(Audit, View), get(auditlog::export)),

@@ -135,6 +135,8 @@ struct ReviewPage {
     automatic: Option<String>,
     candidates: Vec<CandidateRow>,
     corrections: Vec<(String, String, String, String, String)>,
+    /// The subsidy system's refusal, while it is not verified again.
+    returned: Option<String>,
     can_update: bool,
     verified: bool,
     query: String,
@@ -142,6 +144,10 @@ struct ReviewPage {
     q_form: String,
     q_second: String,
     message: Option<String>,
+}
+
+fn verified_now(d: &crate::drafts::Draft) -> bool {
+    d.review.as_ref().is_some_and(|r| r.status == crate::drafts::review::ReviewStatus::Verified)
 }
 
 fn parse_id(s: &str) -> Result<RecordId, WebError> {
@@ -207,7 +213,7 @@ async fn review_page(
         .map(|c| {
             let label = v.draft.field(&c.field).map_or(c.field.clone(), |f| f.label.clone());
             (
-                c.at.format("%Y-%m-%d %H:%M").to_string(),
+                c.at.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M").to_string(),
                 c.by.clone(),
                 label,
                 format!("{} → {}", c.old, c.new),
@@ -227,6 +233,15 @@ async fn review_page(
         automatic,
         candidates,
         corrections,
+        returned: v.draft.returned.as_ref().filter(|_| !verified_now(&v.draft)).map(|r| {
+            format!(
+                "医療費助成事務システムで不受理（{} {}、{}）：{}",
+                r.run,
+                r.key,
+                r.at.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M"),
+                r.reason
+            )
+        }),
         can_update: ctx.actor.rights().allows(crate::auth::Function::Review, crate::auth::Level::Update),
         verified: v.draft.review.as_ref().is_some_and(|r| r.status == crate::drafts::review::ReviewStatus::Verified),
         query: q.query_string(),

@@ -165,7 +165,22 @@ fn cli_commands_acting_as_a_person_for_every_role() {
     let mut acting = Vec::new();
     walk(&hozon::cli::Cli::command(), "", &mut acting);
     acting.sort();
-    assert_eq!(acting, ["dispose approve", "dispose decide", "dispose exclude", "dispose submit"]);
+    assert_eq!(
+        acting,
+        [
+            "dispose approve",
+            "dispose decide",
+            "dispose exclude",
+            "dispose submit",
+            "export cancel",
+            "export create",
+            "export download",
+            "export handover",
+            "export lists",
+            "export preview",
+            "export result"
+        ]
+    );
 
     let env = TestEnv::new();
     let h = env.open();
@@ -177,17 +192,36 @@ fn cli_commands_acting_as_a_person_for_every_role() {
     let plan = hozon::retention::run::plan(&h, &hozon::auth::Actor::operator("t"), hozon::jp::today()).unwrap();
     assert!(!plan.items.is_empty(), "the backdated page is due");
     drop(h);
-    let run_as = |args: &[&str], user: &str| {
+    let run_in = |group: &str, args: &[&str], user: &str| {
         std::process::Command::new(crate::util::hozon_bin())
             .arg("--data")
             .arg(env.data())
-            .args(["dispose"])
+            .args([group])
             .args(args)
             .args(["--user", user])
             .env("HOZON_PASSWORD", crate::util::OWN_PASSWORD)
             .output()
             .unwrap()
     };
+    let run_as = |args: &[&str], user: &str| run_in("dispose", args, user);
+    // Input data: the pool is seen with input_data=view; a run needs input_data=update and a
+    // recent second factor (a reviewer who has not enrolled one is refused too).
+    for r in Role::ALL {
+        let user = format!("u_{}", r.key());
+        let out = run_in("export", &["preview"], &user);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let may_view = r.preset().allows(hozon::auth::Function::InputData, hozon::auth::Level::View);
+        assert_eq!(out.status.success(), may_view, "export preview as {r:?}: {err}");
+        if !may_view {
+            assert!(err.contains("input_data=view"), "{r:?}: {err}");
+        }
+        let out = run_in("export", &["create"], &user);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "export create as {r:?} without a second factor");
+        if !r.preset().allows(hozon::auth::Function::InputData, hozon::auth::Level::Update) {
+            assert!(err.contains("input_data=update"), "{r:?}: {err}");
+        }
+    }
     // Each step that changes the run, tried by every role that lacks retention=update first:
     // all refused, naming the missing right, and the run unchanged for the one who has it.
     let steps: [Vec<&str>; 3] = [

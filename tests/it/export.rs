@@ -232,3 +232,83 @@ fn a_layout_with_a_bad_key_is_refused_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("office-layout.toml") && err.contains("使えません"), "{err}");
 }
+
+/// A multipart body with one file field.
+fn multipart(name: &str, file: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "hozon-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_screens_walk_a_run_from_preview_to_result() {
+    use axum::http::StatusCode;
+    let env = TestEnv::new();
+    let h = env.open();
+    let pw = env.add_user(&h, "exp01", Role::Reviewer);
+    let mail_pw = env.add_user(&h, "mail02", Role::Mailroom);
+    hozon::bench::export::populate(&h, 12, &indicatif::ProgressBar::hidden()).unwrap();
+    let state = hozon::web::AppState::new(h);
+    let mut clerk = crate::util::Browser::new(hozon::web::router(state.clone()));
+    clerk.login("mail02", &mail_pw, "mailroom-passphrase-2026").await;
+    assert_eq!(clerk.get("/export").await.status, StatusCode::FORBIDDEN);
+
+    let mut b = crate::util::Browser::new(hozon::web::router(state.clone()));
+    b.login("exp01", &pw, "exporter-passphrase-2026").await;
+    let page = b.get("/export").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("出力対象 12 件"), "{}", page.body);
+    // Making a run needs the second factor first.
+    let p = b.post("/export/runs", &[("from", ""), ("to", "")]).await;
+    assert!(
+        p.status == StatusCode::FORBIDDEN || p.location().starts_with("/account/totp"),
+        "{} {}",
+        p.status,
+        p.location()
+    );
+    b.second_factor(None).await;
+    b.get("/export").await;
+    let p = b.post("/export/runs", &[("from", ""), ("to", "")]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(p.headers.get("cache-control").unwrap(), "no-store");
+    let needle = "<code class=\"secret\">";
+    let i = p.body.find(needle).expect("password shown once") + needle.len();
+    let password = p.body[i..i + 23].to_owned();
+    let id = {
+        let i = p.body.find("書き出し EX").unwrap() + "書き出し ".len();
+        p.body[i..i + 13].to_owned()
+    };
+    // Shown once: the run's page does not show it again.
+    let again = b.get(&format!("/export/runs/{id}")).await;
+    assert!(!again.body.contains(&password));
+    let zip = b.post(&format!("/export/runs/{id}/download"), &[]).await;
+    assert_eq!(zip.status, StatusCode::OK);
+    assert_eq!(zip.headers.get("content-type").unwrap(), "application/zip");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.bytes.clone())).unwrap();
+    assert!(archive.by_index_decrypt(0, password.as_bytes()).is_ok());
+    b.get(&format!("/export/runs/{id}")).await;
+    let twice = b.post(&format!("/export/runs/{id}/download"), &[]).await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST);
+    assert!(twice.body.contains("ダウンロード済み"), "{}", twice.body);
+    let pdf = b.get(&format!("/export/runs/{id}/counts/pdf")).await;
+    assert!(pdf.bytes.starts_with(b"%PDF"));
+    let csv = b.get(&format!("/export/runs/{id}/errors/csv")).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    b.get(&format!("/export/runs/{id}")).await;
+    let handed = b.post(&format!("/export/runs/{id}/handover"), &[("to", "助成システム端末1")]).await;
+    assert!(handed.body.contains("消去履歴"), "{}", handed.body);
+    let run = state.hozon.export_run(&exporter(), &id).unwrap();
+    let mut result = String::from("整理番号,結果,受給者番号,エラー内容\n");
+    for (i, r) in run.rows.iter().enumerate() {
+        result.push_str(&format!("{},1,{:08},\n", r.key, 80_000_000 + i));
+    }
+    let (ct, body) = multipart("file", "result.csv", result.as_bytes());
+    let p = b.post_body(&format!("/export/runs/{id}/result"), &ct, body).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("受理 12 件"), "{}", p.body);
+}

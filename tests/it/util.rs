@@ -115,6 +115,8 @@ pub struct Page {
     pub status: axum::http::StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: String,
+    /// The body as sent (a ZIP or PDF is not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Page {
@@ -156,7 +158,7 @@ impl Browser {
             let start = i + "name=\"csrf\" value=\"".len();
             self.csrf = Some(body[start..start + 64].to_owned());
         }
-        Page { status, headers, body }
+        Page { status, headers, body, bytes: bytes.to_vec() }
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
