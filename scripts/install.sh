@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs a built hozon binary and its resources: PREFIX/bin/hozon, PREFIX/share/hozon/
-# (ocr-models/, retention-policies/), PREFIX/lib/systemd/system/hozon.service. The binary
+# (ocr-models/, retention-policies/, export-layouts/), PREFIX/lib/systemd/system/hozon.service. The binary
 # finds its resources at ../share/hozon from where it is (or HOZON_HOME / --resources).
 # Usage: scripts/install.sh PREFIX [BINARY]   (make install PREFIX=/opt/hozon)
 set -euo pipefail
@@ -13,7 +13,7 @@ install -D -m 755 "$bin" "$prefix/bin/hozon"
 share="$prefix/share/hozon"
 rm -rf "$share"
 mkdir -p "$share"
-cp -r ocr-models retention-policies "$share/"
+cp -r ocr-models retention-policies export-layouts "$share/"
 cp LICENSE* NOTICE* "$share/" 2>/dev/null || true
 install -d "$prefix/lib/systemd/system"
 sed "s|@PREFIX@|$prefix|g" packaging/hozon.service > "$prefix/lib/systemd/system/hozon.service"

@@ -65,6 +65,12 @@ pub fn installation(data: &Path, key_file: &Path) -> Vec<Check> {
         Ok(p) => ok("バックアップの保存期間", format!("{} 年（最新 {} 件は常に保持）", p.years, p.keep_at_least)),
         Err(e) => ng("バックアップの保存期間", e.to_string(), "retention-policies/backup.toml を確認してください"),
     });
+    let layout = crate::config::Config::load(data).map(|c| crate::export::layout::path_for(&c));
+    out.push(match layout.as_ref().map(|p| (p, crate::export::layout::Layout::load(p))) {
+        Ok((p, Ok(l))) => ok("取込レイアウト", format!("{}（{}、{} 列）", p.display(), l.name, l.columns.len())),
+        Ok((_, Err(e))) => ng("取込レイアウト", e.to_string(), "レイアウトファイルの指摘された箇所を直してください"),
+        Err(e) => ng("取込レイアウト", e.to_string(), "DATA/config.toml を確認してください"),
+    });
     let forms = crate::forms::template::default_dir();
     out.push(match crate::forms::template::load_dir(&forms) {
         Ok(t) => ok("様式テンプレート", format!("{}（{} 件）", forms.display(), t.len())),

@@ -6,7 +6,8 @@
 //! `<binary's directory>/../share/hozon` (what `make install PREFIX=…` lays out); the nearest
 //! directory above the binary holding `ocr-models/` and `retention-policies/` (a build tree,
 //! `target/release/hozon`). One file or folder may still be pointed elsewhere on its own
-//! (`HOZON_POLICIES`, `HOZON_FORMS`, `HOZON_TESSDATA`, `HOZON_PPOCR_MODEL`).
+//! (`HOZON_POLICIES`, `HOZON_FORMS`, `HOZON_TESSDATA`, `HOZON_PPOCR_MODEL`,
+//! `HOZON_EXPORT_LAYOUT`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

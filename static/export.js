@@ -17,6 +17,6 @@
       return;
     }
     // The run's page lists every result imported, with its refused lines.
-    location.href = location.pathname;
+    location.href = form.action.replace(/\/result$/, "");
   });
 })();

@@ -31,6 +31,8 @@ use crate::store::{BlobRole, Record, RecordId, RecordKind, RecordState};
 const RUN: &str = "export_run";
 const STATE: &str = "export_state";
 const FILE: &str = "export_file";
+/// `export_merge/<case key>` → the provisional case being merged into it (see `accept_row`).
+const MERGE: &str = "export_merge";
 const APPLICATION: &str = "application";
 const MY_NUMBER_FORM: &str = "my_number_form";
 
@@ -54,14 +56,15 @@ struct Planned {
     values: BTreeMap<String, String>,
     problems: Vec<Problem>,
     prior: Option<ExportState>,
-    correction_reason: Option<String>,
+    /// For a 訂正 row: its reason (field labels) and the key of the row it corrects.
+    correction: Option<(String, String)>,
     fingerprint: String,
 }
 
 /// A preview or a run about to be made: the run's record and each row's values.
 pub struct Plan {
     pub run: ExportRun,
-    values: Vec<BTreeMap<String, String>>,
+    cells: Vec<Vec<String>>,
     fingerprints: Vec<String>,
     drafts: Vec<Vec<(String, String)>>,
 }
@@ -83,11 +86,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl Hozon {
     /// The import layout: `[export] layout` in the config, else the shipped one.
     pub fn export_layout(&self) -> Result<Layout> {
-        let path = if self.config.export.layout.is_empty() {
-            crate::resources::path("HOZON_EXPORT_LAYOUT", "export-layouts/subsidy-system.toml")
-        } else {
-            std::path::PathBuf::from(&self.config.export.layout)
-        };
+        let path = crate::export::layout::path_for(&self.config);
         Ok(Layout::load(&path).map_err(ExportError::from)?)
     }
 
@@ -143,7 +142,7 @@ impl Hozon {
             }
             pages.sort_by_key(|p| p.rec.received_at);
             for group in group_applications(&pages) {
-                let planned = self.plan_one(&pages, &group, &municipality, &states, layout)?;
+                let planned = self.plan_one(&pages, &group, &municipality, &states, &covered, layout)?;
                 if let Some(p) = planned {
                     let d = crate::jp::date_of(pages[group.main].rec.received_at);
                     if from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t) {
@@ -162,6 +161,7 @@ impl Hozon {
         g: &Group,
         municipality: &str,
         states: &HashMap<String, ExportState>,
+        covered: &HashMap<String, &str>,
         layout: &Layout,
     ) -> Result<Option<Planned>> {
         let main = &pages[g.main];
@@ -172,6 +172,13 @@ impl Hozon {
         if prior.as_ref().is_some_and(|p| p.drafts == drafts) {
             return Ok(None);
         }
+        // A page that went out with another application (a late sheet 1, a pair mended since):
+        // never sent twice under two keys; staff look at it.
+        let elsewhere: BTreeSet<&str> = ids
+            .iter()
+            .filter_map(|id| covered.get(id.as_str()).copied())
+            .filter(|app| *app != main.rec.id.as_str())
+            .collect();
         // The case the subsidy system knows (a provisional one has no number there yet).
         let mut case = None;
         if let Some(link) = g.members().find_map(|i| pages[i].draft.case.as_ref())
@@ -196,33 +203,55 @@ impl Hozon {
         } else {
             rows::build(&app)
         };
+        for app in &elsewhere {
+            built.problems.push(Problem::hold(format!(
+                "書類の組合せが前回の書き出しと変わりました（前回は記録 {app} の申請として出力）。内容を確認してください"
+            )));
+        }
         // The same verified content as exported last time (a page linked since, say, or the
         // number the subsidy system assigned): nothing to send.
         let fingerprint = self.content_fingerprint(g.members().map(|i| &pages[i].draft));
+        // Refused by the subsidy system: its result says so, or (if the result's bookkeeping
+        // was cut short) a page carries the refusal of that very row.
+        let refused = prior.as_ref().is_some_and(|p| {
+            p.outcome == RowOutcome::Rejected
+                || g.members().any(|i| pages[i].draft.returned.as_ref().is_some_and(|r| r.key == p.key))
+        });
         if let Some(p) = &prior
             && p.fingerprint == fingerprint
-            && p.outcome != RowOutcome::Rejected
+            && !refused
         {
             return Ok(None);
         }
-        let correction_reason = match &prior {
-            Some(p) if p.outcome != RowOutcome::Rejected => {
-                let mut reasons: Vec<String> = Vec::new();
+        let correction = match &prior {
+            Some(p) if !refused => {
+                // A correction goes only after the row it corrects has reached the subsidy system.
+                if let Some(r) =
+                    self.store.get_doc(RUN, &p.run)?.and_then(|v| serde_json::from_slice::<ExportRun>(&v).ok())
+                    && r.status != RunStatus::HandedOver
+                {
+                    built.problems.push(Problem::hold(format!(
+                        "前回の書き出し {} がまだ引渡し前です（取り消して作り直すか、引渡し後に訂正を送ってください）",
+                        p.run
+                    )));
+                }
+                let mut labels: Vec<&str> = Vec::new();
                 for i in g.members() {
                     let d = &pages[i].draft;
                     for c in d.review.iter().flat_map(|r| &r.corrections).filter(|c| c.at > p.at) {
                         let label = d.field(&c.field).map_or(c.field.as_str(), |f| f.label.as_str());
-                        let why = if c.reason.is_empty() {
-                            format!("{label}を訂正")
-                        } else {
-                            format!("{label}：{}", c.reason)
-                        };
-                        if !reasons.contains(&why) {
-                            reasons.push(why);
+                        if !labels.contains(&label) {
+                            labels.push(label);
                         }
                     }
                 }
-                Some(if reasons.is_empty() { "審査で内容を訂正".to_owned() } else { reasons.join("、") })
+                // Labels only (never the staff's free text): it goes into the file and the run.
+                let reason = match labels.len() {
+                    0 => "内容の訂正".to_owned(),
+                    1..=3 => format!("{}の訂正", labels.join("・")),
+                    n => format!("{n}項目の訂正"),
+                };
+                Some((reason, p.key.clone()))
             }
             _ => None,
         };
@@ -240,7 +269,7 @@ impl Hozon {
             values: built.values,
             problems: built.problems,
             prior,
-            correction_reason,
+            correction,
             fingerprint,
         }))
     }
@@ -262,7 +291,8 @@ impl Hozon {
     pub fn export_preview(&self, actor: &Actor, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Plan> {
         actor.require(Function::InputData, Level::View)?;
         let layout = self.export_layout()?;
-        let plan = self.make_plan(actor, "（プレビュー）", from, to, &layout)?;
+        // A placeholder id as wide as a real one (row keys must fit their column).
+        let plan = self.make_plan(actor, &crate::export::run_id(crate::jp::today(), 0), from, to, &layout)?;
         self.store.audit(Event::new(
             actor.name(),
             "export.preview",
@@ -280,68 +310,56 @@ impl Hozon {
         to: Option<NaiveDate>,
         layout: &Layout,
     ) -> Result<Plan> {
-        let mut run = ExportRun {
-            id: id.to_owned(),
-            created: Stamp::now(actor.name()),
-            layout: layout.name.clone(),
-            from,
-            to,
-            status: RunStatus::Created,
-            rows: Vec::new(),
-            held: Vec::new(),
-            file: FileInfo {
-                name: String::new(),
-                data_name: String::new(),
-                bytes: 0,
-                sha256: String::new(),
-                data_sha256: String::new(),
-            },
-            downloaded: None,
-            handed_over: None,
-            cancelled: None,
-            erased: None,
-            results: Vec::new(),
-        };
-        let (mut values, mut fingerprints, mut drafts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut run = ExportRun::new(id, actor.name(), &layout.name, from, to);
+        let (mut cells, mut fingerprints, mut drafts) = (Vec::new(), Vec::new(), Vec::new());
         for mut p in self.plan(from, to, layout)? {
             let seq = run.rows.len() + 1;
             let key = crate::export::row_key(id, seq);
+            let (kind, reason, original) = match &p.correction {
+                Some((reason, original)) => ("訂正", reason.clone(), original.clone()),
+                None => ("通常", String::new(), String::new()),
+            };
             p.values.insert("row.key".into(), key.clone());
             p.values.insert("row.seq".into(), seq.to_string());
-            p.values.insert("row.kind".into(), if p.correction_reason.is_some() { "訂正" } else { "通常" }.into());
-            p.values.insert("row.correction_reason".into(), p.correction_reason.clone().unwrap_or_default());
-            if let Err(problems) = format::cells(layout, &p.values) {
-                p.problems.extend(problems);
-            }
-            let held = p.problems.iter().any(|x| x.hold);
+            p.values.insert("row.kind".into(), kind.into());
+            p.values.insert("row.correction_reason".into(), reason);
+            p.values.insert("row.original_key".into(), original);
+            let line = match format::cells(layout, &p.values) {
+                Ok(line) => Some(line),
+                Err(problems) => {
+                    p.problems.extend(problems);
+                    None
+                }
+            };
             let page_ids = p.pages.iter().map(|i| i.to_string()).collect();
-            if held {
-                run.held.push(HeldRow {
+            match line.filter(|_| !p.problems.iter().any(|x| x.hold)) {
+                None => run.held.push(HeldRow {
                     application: p.application.to_string(),
                     pages: page_ids,
                     kind: p.kind,
                     municipality: p.municipality,
                     reasons: p.problems.into_iter().map(|x| x.message).collect(),
-                });
-                continue;
+                }),
+                Some(line) => {
+                    run.rows.push(RunRow {
+                        seq,
+                        key,
+                        application: p.application.to_string(),
+                        pages: page_ids,
+                        kind: p.kind,
+                        correction: p.correction.is_some(),
+                        municipality: p.municipality,
+                        warnings: p.problems.into_iter().map(|x| x.message).collect(),
+                        prior: p.prior,
+                        outcome: RowOutcome::Pending,
+                    });
+                    cells.push(line);
+                    fingerprints.push(p.fingerprint);
+                    drafts.push(p.drafts);
+                }
             }
-            fingerprints.push(p.fingerprint);
-            run.rows.push(RunRow {
-                seq,
-                key,
-                application: p.application.to_string(),
-                pages: page_ids,
-                kind: p.kind,
-                correction: p.correction_reason.is_some(),
-                municipality: p.municipality,
-                warnings: p.problems.into_iter().map(|x| x.message).collect(),
-                prior: p.prior,
-                outcome: RowOutcome::Pending,
-            });
-            values.push(p.values);
-            drafts.push(p.drafts);
         }
-        Ok(Plan { run, values, fingerprints, drafts })
+        Ok(Plan { run, cells, fingerprints, drafts })
     }
 
     /// Makes an export run (input_data=update, the My Number right, a recent second factor):
@@ -364,14 +382,10 @@ impl Hozon {
         let prefix = format!("{RUN}/EX{}-", today.format("%Y%m%d"));
         let n = self.store.doc_keys(&prefix)?.len() + 1;
         let id = crate::export::run_id(today, n);
-        let Plan { mut run, values, fingerprints, drafts } = self.make_plan(actor, &id, from, to, &layout)?;
+        let Plan { mut run, cells, fingerprints, drafts } = self.make_plan(actor, &id, from, to, &layout)?;
         if run.rows.is_empty() {
             return Err(ExportError::Nothing.into());
         }
-        let cells: Vec<Vec<String>> = values
-            .iter()
-            .map(|v| format::cells(&layout, v).map_err(|p| ExportError::Write(format!("{p:?}"))))
-            .collect::<std::result::Result<_, _>>()?;
         let data = format::render(&layout, &cells).map_err(ExportError::Write)?;
         let data_name = format!("{}_{id}.{}", layout.file_stem, layout.extension());
         let manifest = manifest_text(&run, &data_name, &data);
@@ -409,8 +423,8 @@ impl Hozon {
         Ok(Created { run, password })
     }
 
-    /// The epoch the file is sealed in: the latest-due one of its pages, so that it never
-    /// outlives every page it was made from in any copy of the store.
+    /// The epoch the file is sealed in: the latest-due one of its pages, so that in any copy
+    /// of the store it becomes unreadable no later than the last of them.
     fn file_epoch(&self, run: &ExportRun) -> Result<String> {
         let mut best: Option<(Option<NaiveDate>, String)> = None;
         for row in &run.rows {
@@ -454,9 +468,24 @@ impl Hozon {
         self.load_run(id)
     }
 
-    /// The hand-over file, once (input_data=update): the run is marked downloaded first.
-    pub fn export_download(&self, actor: &Actor, id: &str) -> Result<(FileInfo, Vec<u8>)> {
+    /// Refuses `actor` unless they may handle the file: input_data=update and the My Number
+    /// right (the file carries My Numbers).
+    fn require_file_rights(actor: &Actor) -> Result<()> {
         actor.require(Function::InputData, Level::Update)?;
+        if !actor.rights().my_number {
+            return Err(crate::auth::Error::Forbidden(format!(
+                "{} needs my_number (the file carries My Numbers)",
+                actor.name()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The hand-over file, once (input_data=update, the My Number right): the run is marked
+    /// downloaded first.
+    pub fn export_download(&self, actor: &Actor, id: &str) -> Result<(FileInfo, Vec<u8>)> {
+        Self::require_file_rights(actor)?;
         let _one = self.exporting.lock().unwrap_or_else(|p| p.into_inner());
         let mut run = self.load_run(id)?;
         run.download(actor.name())?;
@@ -485,13 +514,30 @@ impl Hozon {
         Ok(run)
     }
 
-    /// Cancelled before hand-over (input_data=update): every row's application returns to the
-    /// pool as it was before this run, and the file is erased, in one write.
-    pub fn export_cancel(&self, actor: &Actor, id: &str, reason: &str) -> Result<ExportRun> {
+    /// Cancelled before hand-over (input_data=update; once downloaded, only when the copy
+    /// taken was destroyed): every row's application returns to the pool as it was before
+    /// this run, and the file is erased, in one write. Refused while a later run holds one of
+    /// its applications (that run must be cancelled first).
+    pub fn export_cancel(&self, actor: &Actor, id: &str, reason: &str, copy_destroyed: bool) -> Result<ExportRun> {
         actor.require(Function::InputData, Level::Update)?;
         let _one = self.exporting.lock().unwrap_or_else(|p| p.into_inner());
         let mut run = self.load_run(id)?;
-        run.cancel(actor.name(), reason)?;
+        for row in &run.rows {
+            if let Some(v) = self.store.get_doc(STATE, &row.application)? {
+                let st: ExportState = serde_json::from_slice(&v).map_err(corrupt)?;
+                if st.run != id {
+                    return Err(ExportError::Step {
+                        run: id.to_owned(),
+                        message: format!(
+                            "後の書き出し {} に同じ申請が含まれています。先にそちらを取り消してください",
+                            st.run
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
+        run.cancel(actor.name(), reason, copy_destroyed)?;
         let mut puts = vec![(RUN.to_owned(), id.to_owned(), serde_json::to_vec(&run).map_err(corrupt)?)];
         let mut removes = vec![(FILE.to_owned(), id.to_owned())];
         for row in &run.rows {
@@ -511,6 +557,9 @@ impl Hozon {
     }
 
     /// The subsidy system's result for a handed-over run (input_data=update, cases=update).
+    /// Each row is settled on its own: its effect (links, or the drafts reopened) first, then
+    /// its outcome in the run and the application's state in one write, so a crash leaves
+    /// every row either settled or still pending (importing the file again finishes it).
     pub fn export_result(&self, actor: &Actor, id: &str, bytes: &[u8]) -> Result<ResultImport> {
         actor.require(Function::InputData, Level::Update)?;
         actor.require(Function::Cases, Level::Update)?;
@@ -565,7 +614,9 @@ impl Hozon {
             } else {
                 import.rejected += 1;
             }
-            self.set_state_outcome(&row.application, &row.key, want)?;
+            let mut puts = vec![(RUN.to_owned(), id.to_owned(), serde_json::to_vec(&run).map_err(corrupt)?)];
+            puts.extend(self.state_with_outcome(&row, want)?);
+            self.store.put_docs(&puts, Event::new(actor.name(), "export.row_result", &row.key, want.label_ja()))?;
         }
         import.errors = errors;
         run.results.push(import.clone());
@@ -581,26 +632,33 @@ impl Hozon {
         Ok(import)
     }
 
-    fn set_state_outcome(&self, application: &str, key: &str, outcome: RowOutcome) -> Result<()> {
-        let Some(v) = self.store.get_doc(STATE, application)? else { return Ok(()) };
+    /// The application's state with the row's outcome (none if a later run took it over).
+    /// Linking rewrote the drafts of an accepted row: their new hashes are kept (so the pool
+    /// need not open them again) only when what they say is still what was exported; a
+    /// correction made meanwhile still goes out.
+    fn state_with_outcome(&self, row: &RunRow, outcome: RowOutcome) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let Some(v) = self.store.get_doc(STATE, &row.application)? else { return Ok(Vec::new()) };
         let mut st: ExportState = serde_json::from_slice(&v).map_err(corrupt)?;
-        // A later run's row for the same application is not this result's business.
-        if st.key != key {
-            return Ok(());
+        if st.key != row.key {
+            return Ok(Vec::new());
         }
         st.outcome = outcome;
-        // Linking rewrote the drafts: their new hashes keep the application out of the pool
-        // without opening it again (its content is unchanged; the fingerprint says so).
         if outcome == RowOutcome::Accepted {
-            for (page, hash) in &mut st.drafts {
-                if let Some(rec) = RecordId::parse(page).map(|id| self.store.record(&id)).transpose()?.flatten() {
-                    *hash = draft_hash(&rec);
+            let mut now = Vec::new();
+            let mut drafts = Vec::new();
+            for (page, _) in &st.drafts {
+                if let Some(rec) = RecordId::parse(page).map(|id| self.store.record(&id)).transpose()?.flatten()
+                    && let Some(d) = self.draft_of(&rec)?
+                {
+                    now.push((page.clone(), draft_hash(&rec)));
+                    drafts.push(d);
                 }
             }
+            if now.len() == st.drafts.len() && self.content_fingerprint(drafts.iter()) == st.fingerprint {
+                st.drafts = now;
+            }
         }
-        let json = serde_json::to_vec(&st).map_err(corrupt)?;
-        self.store.put_doc(STATE, application, &json, Event::new("system", "export.state", application, "result"))?;
-        Ok(())
+        Ok(vec![(STATE.to_owned(), row.application.clone(), serde_json::to_vec(&st).map_err(corrupt)?)])
     }
 
     fn row_pages(&self, row: &RunRow) -> Result<Vec<(Record, Draft)>> {
@@ -619,25 +677,44 @@ impl Hozon {
     }
 
     /// Accepted: the row's pages go to the case `recipient_no` (made from the provisional case
-    /// or the application if the office's register does not have it yet); a provisional case
-    /// the pages were on is merged into it, its other pages re-linked.
+    /// or the application if the office's register does not have it yet). A number that
+    /// contradicts the one on the form or the case it was exported under is refused. A
+    /// provisional case the pages were on is merged: its other pages follow, a suspension
+    /// carries over, it leaves the candidate lookups, and it is kept (history, holds, its
+    /// page list) marked as merged. A marker (`export_merge/<case>`) makes an interrupted
+    /// merge finish when the file is imported again.
     fn accept_row(&self, actor: &Actor, row: &RunRow, recipient_no: &str, run: &str) -> Result<()> {
         let pages = self.row_pages(row)?;
         let now = Utc::now();
         let target = self.case_key(recipient_no);
         let mut provisional: Option<(String, Case)> = None;
+        if let Some(v) = self.store.get_doc(MERGE, &target)? {
+            let key = String::from_utf8(v).map_err(corrupt)?;
+            provisional = self.load_case(&key)?.map(|c| (key, c));
+        }
         for (_, d) in &pages {
+            let written = d.field("recipient_no").map(|f| f.value.as_str()).filter(|v| !v.is_empty());
+            if written.is_some_and(|w| w != recipient_no) {
+                return Err(Error::Invalid("受給者番号が申請書の記載と異なります".into()));
+            }
             if let Some(link) = &d.case {
                 let key = self.case_key(&link.recipient_no);
-                if key != target
-                    && let Some(c) = self.load_case(&key)?.filter(|c| c.provisional)
-                {
-                    provisional = Some((key, c));
-                    break;
+                match self.load_case(&key)? {
+                    Some(c) if c.provisional && key != target => {
+                        if provisional.as_ref().is_some_and(|(k, _)| *k != key) {
+                            return Err(Error::Invalid("書類が別々の仮登録に紐付いています".into()));
+                        }
+                        provisional = Some((key, c));
+                    }
+                    Some(c) if !c.provisional && key != target => {
+                        return Err(Error::Invalid("書類が別の受給者番号の台帳に紐付いています".into()));
+                    }
+                    _ => {}
                 }
             }
         }
         let source = format!("取込結果 {run}");
+        let _epochs = self.store.epoch_write_guard();
         if self.load_case(&target)?.is_none() {
             let fields = match &provisional {
                 Some((_, p)) => p.current.clone(),
@@ -666,12 +743,20 @@ impl Hozon {
                 now,
                 false,
             );
-            let _epochs = self.store.epoch_write_guard();
-            self.store.put_docs(
-                &self.case_docs(&target, &case)?,
-                Event::new(actor.name(), "case.from_result", &target, run),
+            let mut items = self.case_docs(&target, &case)?;
+            if let Some((key, _)) = &provisional {
+                items.push((MERGE.to_owned(), target.clone(), key.as_bytes().to_vec()));
+            }
+            self.store.put_docs(&items, Event::new(actor.name(), "case.from_result", &target, run))?;
+        } else if let Some((key, _)) = &provisional {
+            self.store.put_doc(
+                MERGE,
+                &target,
+                key.as_bytes(),
+                Event::new(actor.name(), "case.merge_begin", key, &target),
             )?;
         }
+        drop(_epochs);
         let link = CaseLink {
             recipient_no: recipient_no.to_owned(),
             how: LinkMethod::SubsidySystem,
@@ -687,18 +772,36 @@ impl Hozon {
         for id in relink {
             if let Some(rec) = self.store.record(&id)?.filter(|r| r.state == RecordState::Stored)
                 && let Some(d) = self.draft_of(&rec)?
+                && d.case.as_ref().is_none_or(|c| c.recipient_no != recipient_no)
             {
                 self.write_link(&rec, d, link.clone())?;
             }
         }
-        if let Some((key, case)) = provisional {
-            // The provisional case is gone: its lookups and page list with it.
-            let mut removes: Vec<(String, String)> =
-                self.case_docs(&key, &case)?.into_iter().map(|(kind, id, _)| (kind, id)).collect();
-            for id in self.case_page_ids(&key)? {
-                removes.push((super::linking::CASE_PAGES.to_owned(), format!("{key}/{id}")));
+        if let Some((key, mut case)) = provisional {
+            self.carry_suspension(actor, &case.current.recipient_no, recipient_no)?;
+            // Out of the candidate lookups; kept with its history, holds and page list.
+            let lookups: Vec<(String, String)> = self
+                .case_docs(&key, &case)?
+                .into_iter()
+                .filter(|(kind, _, _)| kind != super::cases::CASE)
+                .map(|(kind, id, _)| (kind, id))
+                .collect();
+            case.merged_into = Some(recipient_no.to_owned());
+            case.touch(now);
+            let _epochs = self.store.epoch_write_guard();
+            let mut puts = vec![];
+            for (kind, id, v) in self.case_docs(&key, &case)? {
+                if kind == super::cases::CASE {
+                    puts.push((kind, id, v));
+                }
             }
-            self.store.write_docs(&[], &removes, Event::new(actor.name(), "case.merge_provisional", &key, &target))?;
+            let mut removes = lookups;
+            removes.push((MERGE.to_owned(), target.clone()));
+            self.store.write_docs(
+                &puts,
+                &removes,
+                Event::new(actor.name(), "case.merge_provisional", &key, &target),
+            )?;
         }
         Ok(())
     }
@@ -729,27 +832,34 @@ impl Hozon {
         Ok(())
     }
 
-    /// The error check list of a run or preview, names drawn from the drafts now (input_data=view);
-    /// a suspended person's name only for the security officer.
+    /// The error check list of a run or preview, names drawn from the drafts now
+    /// (input_data=view); a suspended person (any page of the row) is listed nameless for all
+    /// but the security officer.
     pub fn export_error_list(&self, actor: &Actor, run: &ExportRun) -> Result<Vec<lists::ListEntry>> {
         actor.require(Function::InputData, Level::View)?;
         let hidden = self.hidden_markers(actor)?;
         let mut names: HashMap<String, String> = HashMap::new();
-        let ids = run.held.iter().map(|h| &h.application).chain(run.rows.iter().map(|r| &r.application));
-        for id in ids {
-            let name = match RecordId::parse(id).map(|i| self.store.record(&i)).transpose()?.flatten() {
-                Some(rec) if rec.state == RecordState::Stored => {
-                    if self.suspended_for(&rec, &hidden)? {
-                        "（利用停止中）".to_owned()
-                    } else {
-                        self.draft_of(&rec)?
-                            .and_then(|d| d.field("name").map(|f| f.value_or_raw().to_owned()))
-                            .unwrap_or_default()
-                    }
+        let groups = run
+            .held
+            .iter()
+            .map(|h| (&h.application, &h.pages))
+            .chain(run.rows.iter().filter(|r| !r.warnings.is_empty()).map(|r| (&r.application, &r.pages)));
+        for (app, pages) in groups {
+            let mut name = "（廃棄済み）".to_owned();
+            for id in pages.iter().filter_map(|p| RecordId::parse(p)) {
+                let Some(rec) = self.store.record(&id)?.filter(|r| r.state == RecordState::Stored) else { continue };
+                if self.suspended_for(&rec, &hidden)? {
+                    name = "（利用停止中）".to_owned();
+                    break;
                 }
-                _ => "（廃棄済み）".to_owned(),
-            };
-            names.insert(id.clone(), name);
+                if id.as_str() == app.as_str() {
+                    name = self
+                        .draft_of(&rec)?
+                        .and_then(|d| d.field("name").map(|f| f.value_or_raw().to_owned()))
+                        .unwrap_or_default();
+                }
+            }
+            names.insert(app.clone(), name);
         }
         self.store.audit(Event::new(actor.name(), "export.checklist", &run.id, "ok"))?;
         Ok(lists::error_entries(run, &|id| names.get(id).cloned().unwrap_or_default()))
@@ -780,15 +890,22 @@ fn comparable_field(d: &Draft, name: &str) -> String {
 /// in the batch. A My Number form with no application is a group of its own (held back).
 fn group_applications(pages: &[Page]) -> Vec<Group> {
     let index: HashMap<&str, usize> = pages.iter().enumerate().map(|(i, p)| (p.rec.id.as_str(), i)).collect();
+    // A pair only when each sheet names the other (a sheet 1 and a sheet 2).
+    let partner = |i: usize| -> Option<usize> {
+        let d = &pages[i].draft;
+        let j = d.pair.as_deref().and_then(|id| index.get(id).copied())?;
+        let o = &pages[j].draft;
+        (o.pair.as_deref() == Some(pages[i].rec.id.as_str()) && o.form == APPLICATION && o.sheet != d.sheet)
+            .then_some(j)
+    };
     let mut groups = Vec::new();
     for (i, p) in pages.iter().enumerate() {
         if p.draft.form != APPLICATION {
             continue;
         }
-        let partner = p.draft.pair.as_deref().and_then(|id| index.get(id).copied());
-        match (p.draft.sheet, partner) {
+        match (p.draft.sheet, partner(i)) {
             (Some(2), Some(_)) => {}
-            (Some(1), Some(j)) => groups.push(Group { main: i, first: Some(i), second: Some(j), my_number: None }),
+            (_, Some(j)) => groups.push(Group { main: i, first: Some(i), second: Some(j), my_number: None }),
             (Some(2), None) => groups.push(Group { main: i, first: None, second: Some(i), my_number: None }),
             _ => groups.push(Group { main: i, first: Some(i), second: None, my_number: None }),
         }
@@ -798,11 +915,16 @@ fn group_applications(pages: &[Page]) -> Vec<Group> {
         let d = &pages[g.main].draft;
         let case = d.case.as_ref().map(|c| c.recipient_no.as_str());
         let (birth, kana) = (comparable_field(d, "birth_date"), comparable_field(d, "kana"));
-        let same_person = |m: &Draft| {
-            (case.is_some() && m.case.as_ref().map(|c| c.recipient_no.as_str()) == case)
-                || (!birth.is_empty()
+        // Linked both: the same case decides. Otherwise the same birth date and reading (both
+        // present); a form linked to another case is never taken.
+        let same_person = |m: &Draft| match (case, m.case.as_ref().map(|c| c.recipient_no.as_str())) {
+            (Some(a), Some(b)) => a == b,
+            _ => {
+                !birth.is_empty()
+                    && !kana.is_empty()
                     && comparable_field(m, "birth_date") == birth
-                    && comparable_field(m, "kana") == kana)
+                    && comparable_field(m, "kana") == kana
+            }
         };
         let at = pages[g.main].rec.received_at;
         let best = pages

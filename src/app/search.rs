@@ -249,6 +249,36 @@ impl Hozon {
         Ok(())
     }
 
+    /// A suspension of the person of case `from` also holds for case `to` (a provisional case
+    /// merged into the number the subsidy system assigned): the same reason, the markers of
+    /// both. Nothing if `from` is not suspended.
+    pub(crate) fn carry_suspension(&self, actor: &Actor, from: &str, to: &str) -> Result<()> {
+        let Some(sealed) = self.store.get_doc(SUSPENSION, &self.person_key(from))? else { return Ok(()) };
+        let json = self.store.open_secret(SUSPENSION.as_bytes(), &sealed)?;
+        let old: Suspension = serde_json::from_slice(&json).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut markers = old.markers;
+        markers.extend(self.case_markers(to)?);
+        markers.sort();
+        markers.dedup();
+        let s = Suspension {
+            case_no: to.to_owned(),
+            by: actor.name().to_owned(),
+            at: chrono::Utc::now(),
+            reason: format!("{}（仮登録 {from} から引継ぎ）", old.reason),
+            markers,
+        };
+        let json = serde_json::to_vec(&s).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let person = self.person_key(to);
+        let sealed = self.store.seal_secret(SUSPENSION.as_bytes(), &json);
+        self.store.put_doc(
+            SUSPENSION,
+            &person,
+            &sealed,
+            Event::new(actor.name(), "person.suspend", &person, "carried"),
+        )?;
+        Ok(())
+    }
+
     /// The markers of the person of case `case_no`: from the case record (name, birth date,
     /// My Number) and from the drafts of the pages linked to it (their My Numbers).
     fn case_markers(&self, case_no: &str) -> Result<Vec<String>> {

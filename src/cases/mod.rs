@@ -97,6 +97,10 @@ pub struct Case {
     /// A records officer's decision to keep the case past its due date (延長): until when and why.
     #[serde(default)]
     pub extended: Option<Extension>,
+    /// A provisional case the subsidy system's result replaced: the recipient number its
+    /// pages moved to (kept for its history, holds and page list).
+    #[serde(default)]
+    pub merged_into: Option<String>,
 }
 
 /// 延長: a decision to keep a case record past its retention, with a new date and a reason.
@@ -189,6 +193,7 @@ impl Case {
             provisional,
             touched_at: None,
             extended: None,
+            merged_into: None,
         }
     }
 

@@ -22,11 +22,11 @@ pub enum ExportCommand {
     Preview {
         /// First receipt date taken (Japan date) [default: no limit]
         #[arg(long)]
-        from: Option<NaiveDate>,
+        since: Option<NaiveDate>,
         /// Last receipt date taken [default: no limit]
         #[arg(long)]
-        to: Option<NaiveDate>,
-        /// Also write the check lists (CSV and PDF) into this folder
+        until: Option<NaiveDate>,
+        /// Also write the check lists (CSV and PDF) into this new AES-256 ZIP (password shown once)
         #[arg(long)]
         lists: Option<PathBuf>,
         #[arg(long)]
@@ -35,9 +35,9 @@ pub enum ExportCommand {
     /// Make an export run: the protected ZIP is sealed in the store; its password is shown once
     Create {
         #[arg(long)]
-        from: Option<NaiveDate>,
+        since: Option<NaiveDate>,
         #[arg(long)]
-        to: Option<NaiveDate>,
+        until: Option<NaiveDate>,
         #[arg(long)]
         user: Option<String>,
     },
@@ -45,7 +45,8 @@ pub enum ExportCommand {
     List,
     /// One run: state, counts, manifest, the rows held back
     Show { run: String },
-    /// Write a run's check lists (エラーチェックリスト, 件数表) as CSV and PDF into a folder
+    /// Write a run's check lists (エラーチェックリスト, 件数表) as CSV and PDF into a new
+    /// AES-256 ZIP (they carry names; the password is shown once)
     Lists {
         run: String,
         #[arg(long)]
@@ -70,7 +71,7 @@ pub enum ExportCommand {
         run: String,
         /// To whom / which terminal imported it
         #[arg(long)]
-        to: String,
+        recipient: String,
         #[arg(long)]
         user: Option<String>,
     },
@@ -79,6 +80,9 @@ pub enum ExportCommand {
         run: String,
         #[arg(long)]
         reason: String,
+        /// After a download: the copy taken was destroyed and not imported
+        #[arg(long)]
+        copy_destroyed: bool,
         #[arg(long)]
         user: Option<String>,
     },
@@ -138,35 +142,39 @@ fn print_run(r: &ExportRun) {
     }
 }
 
+/// The check lists in a new AES-256 ZIP (they carry applicants' names): never plain files.
 fn write_lists(
     h: &crate::Hozon,
     actor: &Actor,
     run: &ExportRun,
-    dir: &std::path::Path,
+    out: &std::path::Path,
     enc: Encoding,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     let entries = h.export_error_list(actor, run)?;
-    let files: [(&str, Vec<u8>); 4] = [
-        ("errors.csv", lists::errors_csv(&entries, enc)?),
-        ("errors.pdf", lists::errors_pdf(run, &entries)?),
-        ("counts.csv", lists::counts_csv(run, enc)?),
-        ("counts.pdf", lists::counts_pdf(run)?),
-    ];
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("{}", path.display()))?;
-    }
-    outln!("チェックリストを {} に書きました（errors.csv/pdf, counts.csv/pdf）", dir.display());
+    let password = crate::export::new_password();
+    let mut zip = crate::archive::AesZip::new(&password);
+    zip.put("errors.csv", &lists::errors_csv(&entries, enc)?)?;
+    zip.put("errors.pdf", &lists::errors_pdf(run, &entries)?)?;
+    zip.put("counts.csv", &lists::counts_csv(run, enc)?)?;
+    zip.put("counts.pdf", &lists::counts_pdf(run)?)?;
+    let bytes = zip.finish()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("{} に書けません（既にあるファイルには書きません）", out.display()))?;
+    std::io::Write::write_all(&mut f, &bytes).with_context(|| format!("{}", out.display()))?;
+    outln!("チェックリストを {} に書きました（errors.csv/pdf, counts.csv/pdf、AES-256 ZIP）", out.display());
+    outln!("ZIP のパスワード（この一度だけ表示します）: {password}");
     Ok(())
 }
 
 pub fn run(cli: &Cli, c: &ExportCommand) -> anyhow::Result<ExitCode> {
     let h = cli.open()?;
     match c {
-        ExportCommand::Preview { from, to, lists: dir, user } => {
+        ExportCommand::Preview { since, until, lists: dir, user } => {
             let a = actor(&h, user)?;
-            let plan = h.export_preview(&a, *from, *to)?;
+            let plan = h.export_preview(&a, *since, *until)?;
             print_run(&plan.run);
             for held in &plan.run.held {
                 outln!("  保留 {}  {}", held.application, held.reasons.join("／"));
@@ -175,8 +183,8 @@ pub fn run(cli: &Cli, c: &ExportCommand) -> anyhow::Result<ExitCode> {
                 write_lists(&h, &a, &plan.run, dir, Encoding::Utf8Bom)?;
             }
         }
-        ExportCommand::Create { from, to, user } => {
-            let created = h.export_create(&actor(&h, user)?, *from, *to)?;
+        ExportCommand::Create { since, until, user } => {
+            let created = h.export_create(&actor(&h, user)?, *since, *until)?;
             print_run(&created.run);
             outln!("ZIP のパスワード（この一度だけ表示します。控えて別経路で伝えてください）:");
             outln!("  {}", created.password);
@@ -226,12 +234,12 @@ pub fn run(cli: &Cli, c: &ExportCommand) -> anyhow::Result<ExitCode> {
             f.sync_all()?;
             outln!("{} を書きました（{} バイト、SHA-256 {}）", out.display(), info.bytes, info.sha256);
         }
-        ExportCommand::Handover { run, to, user } => {
-            let r = h.export_hand_over(&actor(&h, user)?, run, to)?;
+        ExportCommand::Handover { run, recipient, user } => {
+            let r = h.export_hand_over(&actor(&h, user)?, run, recipient)?;
             outln!("{} の引渡しを記録し、ファイルを消去しました。", r.id);
         }
-        ExportCommand::Cancel { run, reason, user } => {
-            let r = h.export_cancel(&actor(&h, user)?, run, reason)?;
+        ExportCommand::Cancel { run, reason, copy_destroyed, user } => {
+            let r = h.export_cancel(&actor(&h, user)?, run, reason, *copy_destroyed)?;
             outln!("{} を取り消しました。{} 件の申請は次の書き出しに戻りました。", r.id, r.rows.len());
         }
         ExportCommand::Result { run, file, user } => {

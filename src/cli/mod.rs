@@ -88,10 +88,9 @@ fn chain(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
 
-/// The person at the server's command line (see `Actor::operator`), named after the login.
-/// A named person at the terminal (an officer, an exporting reviewer): their own password and, when they have enrolled one,
-/// a one-time code from their authenticator (the two-person rule needs real identities,
-/// not the operator, and not a password someone else just set).
+/// A named person at the terminal (an officer, an exporting reviewer): their own password and,
+/// when they have enrolled one, a one-time code from their authenticator (the two-person rule
+/// needs real identities, not the operator, and not a password someone else just set).
 pub(crate) fn person(h: &crate::Hozon, user: &str) -> anyhow::Result<crate::auth::Actor> {
     let password = out::secret_line("HOZON_PASSWORD", &format!("{user} のパスワード: "))?;
     match h.accounts().login(user, &password, "cli", chrono::Utc::now())? {
@@ -116,6 +115,7 @@ pub(crate) fn person(h: &crate::Hozon, user: &str) -> anyhow::Result<crate::auth
     }
 }
 
+/// The person at the server's command line (see `Actor::operator`), named after the login.
 pub(crate) fn operator() -> crate::auth::Actor {
     crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())))
 }

@@ -296,7 +296,6 @@ fn peer_uid(conn: &UnixStream) -> Option<u32> {
 /// The data directory and key file are passed explicitly (the server's environment is not the
 /// terminal's), replacing any the terminal gave.
 fn absolute_argv(data: &Path, key_file: &Path) -> anyhow::Result<Vec<String>> {
-    const PATH_OPTIONS: [&str; 6] = ["--csv", "--to", "--from", "--out", "--checkpoints", "--hot-folder"];
     let cwd = std::env::current_dir()?;
     let mut args: Vec<String> = Vec::new();
     let mut skip = false;
@@ -316,9 +315,21 @@ fn absolute_argv(data: &Path, key_file: &Path) -> anyhow::Result<Vec<String>> {
     }
     let abs = |p: &Path| cwd.join(p).display().to_string();
     args.splice(1..1, ["--data".to_owned(), abs(data), "--key-file".to_owned(), abs(key_file)]);
+    Ok(absolute_paths(&args, &cwd))
+}
+
+/// `args` with the relative paths among them made absolute against `cwd` (see
+/// [`absolute_argv`]).
+fn absolute_paths(args: &[String], cwd: &Path) -> Vec<String> {
+    const PATH_OPTIONS: [&str; 5] = ["--csv", "--out", "--lists", "--checkpoints", "--hot-folder"];
+    // `--to`/`--from` are a destination only for backups (elsewhere they are dates).
+    const BACKUP_PATH_OPTIONS: [&str; 2] = ["--to", "--from"];
+    let backup = args.iter().any(|a| a == "backup");
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
-        let after_path_option = i > 0 && PATH_OPTIONS.contains(&args[i - 1].as_str()) && !a.starts_with("s3://");
+        let option = if i > 0 { args[i - 1].as_str() } else { "" };
+        let names_path = PATH_OPTIONS.contains(&option) || (backup && BACKUP_PATH_OPTIONS.contains(&option));
+        let after_path_option = names_path && !a.starts_with("s3://");
         let p = Path::new(a);
         if i > 0 && !a.starts_with('-') && p.is_relative() && (after_path_option || p.exists()) {
             out.push(cwd.join(p).display().to_string());
@@ -326,7 +337,7 @@ fn absolute_argv(data: &Path, key_file: &Path) -> anyhow::Result<Vec<String>> {
             out.push(a.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 fn run_remote(mut conn: UnixStream, data: &Path, key_file: &Path) -> anyhow::Result<ExitCode> {
@@ -367,4 +378,22 @@ fn run_remote(mut conn: UnixStream, data: &Path, key_file: &Path) -> anyhow::Res
         }
     }
     anyhow::bail!("サーバーとの接続が途中で切れました（サーバーのログを確認してください）")
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn dates_stay_dates_and_paths_become_absolute() {
+        let args = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let cwd = Path::new("/home/clerk");
+        let out = absolute_paths(&args(&["hozon", "batch", "list", "--from", "2026-11-01", "--csv", "l.csv"]), cwd);
+        assert_eq!(out[4], "2026-11-01");
+        assert_eq!(out[6], "/home/clerk/l.csv");
+        let out = absolute_paths(&args(&["hozon", "backup", "create", "--to", "offsite"]), cwd);
+        assert_eq!(out[4], "/home/clerk/offsite");
+        let out = absolute_paths(&args(&["hozon", "backup", "create", "--to", "s3://b/p"]), cwd);
+        assert_eq!(out[4], "s3://b/p");
+    }
 }

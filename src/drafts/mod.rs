@@ -126,6 +126,11 @@ pub struct Returned {
 }
 
 impl Draft {
+    /// Checked against the paper by a person (every field), and not reopened since.
+    pub fn verified(&self) -> bool {
+        self.review.as_ref().is_some_and(|r| r.status == review::ReviewStatus::Verified)
+    }
+
     pub fn field(&self, name: &str) -> Option<&DraftField> {
         self.fields.iter().find(|f| f.name == name)
     }

@@ -56,11 +56,15 @@ fn cell(layout: &Layout, c: &Column, value: &str) -> Result<String, String> {
     if c.required && text.is_empty() {
         return Err(format!("必須の「{}」が空です", c.name));
     }
-    if text.contains(['\r', '\n']) || (layout.format == Format::Fixed && text.contains('\t')) {
-        return Err(format!("「{}」に改行があります", c.name));
+    if text.chars().any(char::is_control) {
+        return Err(format!("「{}」に改行・タブなどの制御文字があります", c.name));
     }
-    let len = encoded_len(layout.encoding, &text)
-        .map_err(|ch| format!("「{}」の文字（U+{:04X}）は CP932 で表せません", c.name, u32::from(ch)))?;
+    if c.pad == Pad::Zero && !text.chars().all(|ch| ch.is_ascii_digit()) {
+        return Err(format!("「{}」は数字だけの列です", c.name));
+    }
+    // The character itself is not quoted: the reason is kept in the run's record.
+    let len =
+        encoded_len(layout.encoding, &text).map_err(|_| format!("「{}」に CP932 で表せない文字があります", c.name))?;
     if let Some(w) = c.width
         && len > w
     {
@@ -207,7 +211,10 @@ pub fn canonical(layout: &Layout, c: &Column, cell: &str) -> String {
             .and_then(|t| t.iter().find(|(_, code)| code.as_str() == cell))
             .map_or_else(|| format!("?{cell}"), |(word, _)| word.clone()),
         ValueKind::Text => match c.pad {
-            Pad::Zero => cell.trim_start_matches('0').to_owned(),
+            Pad::Zero => match cell.trim_start_matches('0') {
+                "" => "0".to_owned(),
+                v => v.to_owned(),
+            },
             Pad::Space => cell.to_owned(),
         },
     }
@@ -275,7 +282,8 @@ mod tests {
         let m: Vec<&str> = e.iter().map(|p| p.message.as_str()).collect();
         assert!(m.iter().any(|m| m.contains("「氏名」が 40 バイトを超えます（42 バイト）")), "{m:?}");
         assert!(m.iter().any(|m| m.contains("「性別」の値に対応する符号")), "{m:?}");
-        assert!(m.iter().any(|m| m.contains("「フリガナ」の文字（U+1F600）")), "{m:?}");
+        assert!(m.iter().any(|m| m.contains("「フリガナ」に CP932 で表せない文字")), "{m:?}");
+        assert!(m.iter().all(|m| !m.contains('😀')), "a reason never quotes the value");
         assert!(m.iter().any(|m| m.contains("必須の「住所」が空です")), "{m:?}");
     }
 

@@ -15,6 +15,7 @@ pub const SOURCES: &[(&str, ValueKind)] = &[
     ("row.seq", ValueKind::Text),
     ("row.kind", ValueKind::Code),
     ("row.correction_reason", ValueKind::Text),
+    ("row.original_key", ValueKind::Text),
     ("row.received_on", ValueKind::Date),
     ("row.municipality", ValueKind::Text),
     ("application.kana", ValueKind::Text),
@@ -38,6 +39,15 @@ pub const SOURCES: &[(&str, ValueKind)] = &[
     ("case.recipient_no", ValueKind::Text),
     ("case.application_no", ValueKind::Text),
 ];
+
+/// The layout file in use: `[export] layout` in the config, else the shipped one.
+pub fn path_for(config: &crate::config::Config) -> std::path::PathBuf {
+    if config.export.layout.is_empty() {
+        crate::resources::path("HOZON_EXPORT_LAYOUT", "export-layouts/subsidy-system.toml")
+    } else {
+        std::path::PathBuf::from(&config.export.layout)
+    }
+}
 
 /// What a source yields, which decides how a column may format it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,8 @@ pub struct ListEntry {
     pub held: bool,
     pub municipality: String,
     pub kind: String,
-    /// The applicant's name as verified (or （確認不可） when the page is gone).
+    /// The applicant's name as verified (（廃棄済み） when the page is gone, （利用停止中） for a
+    /// suspended person).
     pub name: String,
     pub reasons: Vec<String>,
 }

@@ -31,7 +31,7 @@ impl Stamp {
         Stamp { by: by.to_owned(), at: Utc::now() }
     }
 
-    /// `2026-11-30 09:15（担当者）` in Japan time.
+    /// `2026-11-30 09:15 担当者`, in Japan time.
     pub fn label_ja(&self) -> String {
         format!("{} {}", self.at.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M"), self.by)
     }
@@ -195,6 +195,32 @@ pub enum ExportError {
 }
 
 impl ExportRun {
+    /// A run not yet written: no rows, no file.
+    pub fn new(id: &str, by: &str, layout: &str, from: Option<NaiveDate>, to: Option<NaiveDate>) -> ExportRun {
+        ExportRun {
+            id: id.to_owned(),
+            created: Stamp::now(by),
+            layout: layout.to_owned(),
+            from,
+            to,
+            status: RunStatus::Created,
+            rows: Vec::new(),
+            held: Vec::new(),
+            file: FileInfo {
+                name: String::new(),
+                data_name: String::new(),
+                bytes: 0,
+                sha256: String::new(),
+                data_sha256: String::new(),
+            },
+            downloaded: None,
+            handed_over: None,
+            cancelled: None,
+            erased: None,
+            results: Vec::new(),
+        }
+    }
+
     fn refuse(&self, message: &str) -> ExportError {
         ExportError::Step { run: self.id.clone(), message: message.to_owned() }
     }
@@ -233,10 +259,15 @@ impl ExportRun {
         }
     }
 
-    /// Cancelled before hand-over, never after.
-    pub fn cancel(&mut self, by: &str, reason: &str) -> Result<(), ExportError> {
+    /// Cancelled before hand-over, never after; once downloaded, only with the statement that
+    /// the copy taken was destroyed (else the subsidy system could import it and the rows
+    /// would go out again).
+    pub fn cancel(&mut self, by: &str, reason: &str, copy_destroyed: bool) -> Result<(), ExportError> {
         if reason.trim().is_empty() {
             return Err(self.refuse("取消の理由を記入してください"));
+        }
+        if self.status == RunStatus::Downloaded && !copy_destroyed {
+            return Err(self.refuse("ダウンロードしたファイルを消去したことを確認してから取り消してください"));
         }
         match self.status {
             RunStatus::Created | RunStatus::Downloaded => {
@@ -291,28 +322,7 @@ mod tests {
     use super::*;
 
     fn run() -> ExportRun {
-        ExportRun {
-            id: "EX20261130-01".into(),
-            created: Stamp::now("a"),
-            layout: "x".into(),
-            from: None,
-            to: None,
-            status: RunStatus::Created,
-            rows: Vec::new(),
-            held: Vec::new(),
-            file: FileInfo {
-                name: "f.zip".into(),
-                data_name: "f.txt".into(),
-                bytes: 0,
-                sha256: String::new(),
-                data_sha256: String::new(),
-            },
-            downloaded: None,
-            handed_over: None,
-            cancelled: None,
-            erased: None,
-            results: Vec::new(),
-        }
+        ExportRun::new("EX20261130-01", "a", "x", None, None)
     }
 
     #[test]
@@ -325,12 +335,16 @@ mod tests {
         assert!(r.hand_over("a", " ").is_err(), "to whom");
         r.hand_over("a", "助成システム端末1").unwrap();
         assert!(r.erased.is_some());
-        assert!(r.cancel("a", "間違い").is_err(), "never after hand-over");
+        assert!(r.cancel("a", "間違い", true).is_err(), "never after hand-over");
         r.check_result_allowed().unwrap();
         let mut c = run();
-        assert!(c.cancel("a", "").is_err(), "a reason");
-        c.cancel("a", "期間の誤り").unwrap();
+        assert!(c.cancel("a", "", false).is_err(), "a reason");
+        c.cancel("a", "期間の誤り", false).unwrap();
         assert!(c.download("a").is_err());
+        let mut d = run();
+        d.download("a").unwrap();
+        assert!(d.cancel("a", "誤り", false).is_err(), "the copy taken must be destroyed first");
+        d.cancel("a", "誤り", true).unwrap();
     }
 
     #[test]

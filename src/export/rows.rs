@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::drafts::review::ReviewStatus;
 use crate::drafts::{Draft, Flag};
 use crate::forms::template::FieldType;
 
@@ -57,10 +56,6 @@ impl RowValues {
     }
 }
 
-fn verified(d: &Draft) -> bool {
-    d.review.as_ref().is_some_and(|r| r.status == ReviewStatus::Verified)
-}
-
 /// The application's values from its sheets: sheet 1 (the original) first, the input copy
 /// where sheet 1 is missing; verified sheets that still disagree hold the row back.
 pub fn build(app: &Application) -> RowValues {
@@ -74,7 +69,7 @@ pub fn build(app: &Application) -> RowValues {
         let missing = if app.first.is_none() { "原本（1枚目）" } else { "入力票（2枚目）" };
         out.problems.push(Problem::warn(format!("複写の{missing}がありません（片方の用紙から作成）")));
     }
-    if sheets.iter().any(|d| !verified(d)) {
+    if sheets.iter().any(|d| !d.verified()) {
         out.problems.push(Problem::hold("申請書の審査（確認）が終わっていません"));
     }
     if let [a, b] = sheets[..] {
@@ -126,7 +121,7 @@ pub fn build(app: &Application) -> RowValues {
     }
     match app.my_number {
         Some(d) => {
-            if !verified(d) {
+            if !d.verified() {
                 out.problems.push(Problem::hold("個人番号に係る調書の審査（確認）が終わっていません"));
             }
             let mn =
@@ -158,7 +153,7 @@ pub fn build(app: &Application) -> RowValues {
 mod tests {
     use super::*;
     use crate::drafts::DraftField;
-    use crate::drafts::review::Review;
+    use crate::drafts::review::{Review, ReviewStatus};
 
     fn field(name: &str, label: &str, kind: FieldType, value: &str) -> DraftField {
         DraftField {

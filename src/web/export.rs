@@ -7,7 +7,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use chrono::NaiveDate;
 
@@ -28,9 +28,9 @@ fn date(s: &str, what: &str) -> Result<Option<NaiveDate>, WebError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    crate::drafts::parse_date(s)
-        .map(Some)
-        .ok_or_else(|| WebError::BadRequest(format!("{what}「{s}」を日付として読めません（例 2026-11-30、令和8年11月30日）。")))
+    crate::drafts::parse_date(s).map(Some).ok_or_else(|| {
+        WebError::BadRequest(format!("{what}「{s}」を日付として読めません（例 2026-11-30、令和8年11月30日）。"))
+    })
 }
 
 struct Summary {
@@ -72,7 +72,7 @@ pub async fn overview(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<Period>,
-) -> Result<Html<String>, WebError> {
+) -> Result<Response, WebError> {
     let (from, to) = (date(&p.from, "開始日")?, date(&p.to, "終了日")?);
     let actor = ctx.actor.clone();
     let (plan, entries, runs) = blocking(&state, move |h| {
@@ -81,7 +81,7 @@ pub async fn overview(
         Ok((plan.run, entries, h.export_runs(&actor)?))
     })
     .await?;
-    render(&OverviewPage {
+    let html = render(&OverviewPage {
         nav: Some(Nav::of(&ctx)),
         from: p.from,
         to: p.to,
@@ -92,7 +92,8 @@ pub async fn overview(
         entries,
         runs: runs.iter().map(summary).collect(),
         can_update: ctx.actor.rights().allows(Function::InputData, Level::Update),
-    })
+    })?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], html).into_response())
 }
 
 #[derive(Template)]
@@ -164,7 +165,14 @@ pub async fn download(
     let actor = ctx.actor.clone();
     let (info, bytes) = blocking(&state, move |h| h.export_download(&actor, &id)).await?;
     let disposition = format!("attachment; filename=\"{}\"", info.name);
-    Ok(([(header::CONTENT_TYPE, "application/zip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
         .into_response())
 }
 
@@ -174,6 +182,9 @@ pub struct StepForm {
     to: String,
     #[serde(default)]
     reason: String,
+    /// The downloaded copy was destroyed (a checkbox: `on`).
+    #[serde(default)]
+    copy_destroyed: Option<String>,
 }
 
 /// Hand-over or cancellation; a refusal is shown on the run's page.
@@ -187,8 +198,12 @@ pub async fn step(
     let rid = id.clone();
     let done = blocking(&state, move |h| {
         Ok(match what.as_str() {
-            "handover" => h.export_hand_over(&actor, &rid, &f.to).map(|_| "引渡しを記録し、ファイルを消去しました。")?,
-            "cancel" => h.export_cancel(&actor, &rid, &f.reason).map(|_| "取り消しました。申請は次の書き出しに戻りました。")?,
+            "handover" => {
+                h.export_hand_over(&actor, &rid, &f.to).map(|_| "引渡しを記録し、ファイルを消去しました。")?
+            }
+            "cancel" => h
+                .export_cancel(&actor, &rid, &f.reason, f.copy_destroyed.as_deref() == Some("on"))
+                .map(|_| "取り消しました。申請は次の書き出しに戻りました。")?,
             _ => return Err(crate::error::Error::NotFound(what)),
         })
     })
@@ -208,11 +223,17 @@ pub async fn result(
     Path(id): Path<String>,
     mut multipart: Multipart,
 ) -> Result<Response, WebError> {
-    let field = multipart
-        .next_field()
-        .await
-        .map_err(|e| WebError::BadRequest(format!("アップロードを読めません: {e}")))?
-        .ok_or_else(|| WebError::BadRequest("ファイルが選ばれていません。".into()))?;
+    // The form's other fields (the CSRF token, which travels in the header) are skipped.
+    let field = loop {
+        let f = multipart
+            .next_field()
+            .await
+            .map_err(|e| WebError::BadRequest(format!("アップロードを読めません: {e}")))?
+            .ok_or_else(|| WebError::BadRequest("ファイルが選ばれていません。".into()))?;
+        if f.name() == Some("file") {
+            break f;
+        }
+    };
     let file = field.file_name().unwrap_or("result.csv").to_owned();
     let bytes = field.bytes().await.map_err(|e| WebError::BadRequest(format!("{file}: 読み込めません: {e}")))?;
     if bytes.is_empty() {
@@ -249,7 +270,13 @@ pub async fn counts_list(
     list(state, ctx, id, "counts", fmt).await
 }
 
-async fn list(state: Arc<AppState>, ctx: Ctx, id: String, what: &'static str, fmt: String) -> Result<Response, WebError> {
+async fn list(
+    state: Arc<AppState>,
+    ctx: Ctx,
+    id: String,
+    what: &'static str,
+    fmt: String,
+) -> Result<Response, WebError> {
     let actor = ctx.actor.clone();
     let f = fmt.clone();
     let bytes = blocking(&state, move |h| {
@@ -265,6 +292,14 @@ async fn list(state: Arc<AppState>, ctx: Ctx, id: String, what: &'static str, fm
     })
     .await?;
     let kind = if fmt == "pdf" { "application/pdf" } else { "text/csv; charset=utf-8" };
-    let disposition = format!("inline; filename=\"{what}.{fmt}\"");
-    Ok(([(header::CONTENT_TYPE, kind.to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    let disposition = format!("attachment; filename=\"{what}.{fmt}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
 }

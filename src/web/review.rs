@@ -146,10 +146,6 @@ struct ReviewPage {
     message: Option<String>,
 }
 
-fn verified_now(d: &crate::drafts::Draft) -> bool {
-    d.review.as_ref().is_some_and(|r| r.status == crate::drafts::review::ReviewStatus::Verified)
-}
-
 fn parse_id(s: &str) -> Result<RecordId, WebError> {
     RecordId::parse(s).ok_or(WebError::NotFound)
 }
@@ -233,7 +229,7 @@ async fn review_page(
         automatic,
         candidates,
         corrections,
-        returned: v.draft.returned.as_ref().filter(|_| !verified_now(&v.draft)).map(|r| {
+        returned: v.draft.returned.as_ref().filter(|_| !v.draft.verified()).map(|r| {
             format!(
                 "医療費助成事務システムで不受理（{} {}、{}）：{}",
                 r.run,

@@ -110,7 +110,7 @@ fn verified_drafts_become_the_input_data_and_the_result_comes_back() {
     assert_eq!(handed.status, RunStatus::HandedOver);
     assert!(h.store().get_doc("export_file", &created.run.id).unwrap().is_none(), "file still stored");
     assert!(handed.erased.is_some());
-    assert!(h.export_cancel(&exporter(), &created.run.id, "誤り").is_err(), "cancelled after hand-over");
+    assert!(h.export_cancel(&exporter(), &created.run.id, "誤り", true).is_err(), "cancelled after hand-over");
     let audit = h.store().audit_entries().unwrap();
     assert!(audit.iter().any(|e| e.action == "export.erase" && e.actor == "exp01"));
 
@@ -193,7 +193,7 @@ fn verified_drafts_become_the_input_data_and_the_result_comes_back() {
     assert!(corr.correction);
     assert_eq!(second.run.rows.iter().filter(|r| r.correction).count(), 1);
     // Cancelled before hand-over: the same rows are in the pool again.
-    h.export_cancel(&exporter(), &second.run.id, "作成期間の誤り").unwrap();
+    h.export_cancel(&exporter(), &second.run.id, "作成期間の誤り", false).unwrap();
     assert!(h.store().get_doc("export_file", &second.run.id).unwrap().is_none());
     let back = h.export_preview(&exporter(), None, None).unwrap();
     assert_eq!(back.run.rows.len(), 3);
@@ -260,19 +260,14 @@ async fn the_export_screens_walk_a_run_from_preview_to_result() {
 
     let mut b = crate::util::Browser::new(hozon::web::router(state.clone()));
     b.login("exp01", &pw, "exporter-passphrase-2026").await;
+    // The screens show applicants' names: the second factor first.
+    let page = b.get("/export").await;
+    assert!(page.location().starts_with("/account/totp"), "{} {}", page.status, page.location());
+    b.second_factor(None).await;
     let page = b.get("/export").await;
     assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
     assert!(page.body.contains("出力対象 12 件"), "{}", page.body);
-    // Making a run needs the second factor first.
-    let p = b.post("/export/runs", &[("from", ""), ("to", "")]).await;
-    assert!(
-        p.status == StatusCode::FORBIDDEN || p.location().starts_with("/account/totp"),
-        "{} {}",
-        p.status,
-        p.location()
-    );
-    b.second_factor(None).await;
-    b.get("/export").await;
     let p = b.post("/export/runs", &[("from", ""), ("to", "")]).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert_eq!(p.headers.get("cache-control").unwrap(), "no-store");
