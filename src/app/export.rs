@@ -367,14 +367,7 @@ impl Hozon {
     /// each application marked exported, all in one audited write. The password is returned
     /// once and kept nowhere.
     pub fn export_create(&self, actor: &Actor, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Created> {
-        actor.require(Function::InputData, Level::Update)?;
-        if !actor.rights().my_number {
-            return Err(crate::auth::Error::Forbidden(format!(
-                "{} needs my_number (the file carries My Numbers)",
-                actor.name()
-            ))
-            .into());
-        }
+        Self::require_file_rights(actor)?;
         actor.require_second_factor()?;
         let layout = self.export_layout()?;
         let _one = self.exporting.lock().unwrap_or_else(|p| p.into_inner());
@@ -458,7 +451,7 @@ impl Hozon {
             .into_iter()
             .map(|(_, v)| serde_json::from_slice(&v).map_err(corrupt))
             .collect::<Result<_>>()?;
-        runs.sort_by(|a, b| b.created.at.cmp(&a.created.at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created.at));
         Ok(runs)
     }
 

@@ -252,7 +252,7 @@ async fn the_export_screens_walk_a_run_from_preview_to_result() {
     let h = env.open();
     let pw = env.add_user(&h, "exp01", Role::Reviewer);
     let mail_pw = env.add_user(&h, "mail02", Role::Mailroom);
-    hozon::bench::export::populate(&h, 12, &indicatif::ProgressBar::hidden()).unwrap();
+    let truth = hozon::bench::export::populate(&h, 12, &indicatif::ProgressBar::hidden()).unwrap();
     let state = hozon::web::AppState::new(h);
     let mut clerk = crate::util::Browser::new(hozon::web::router(state.clone()));
     clerk.login("mail02", &mail_pw, "mailroom-passphrase-2026").await;
@@ -298,12 +298,26 @@ async fn the_export_screens_walk_a_run_from_preview_to_result() {
     let handed = b.post(&format!("/export/runs/{id}/handover"), &[("to", "助成システム端末1")]).await;
     assert!(handed.body.contains("消去履歴"), "{}", handed.body);
     let run = state.hozon.export_run(&exporter(), &id).unwrap();
+    // Renewals keep the number on their form; one result line contradicts it and is refused.
     let mut result = String::from("整理番号,結果,受給者番号,エラー内容\n");
+    let mut contradicted = None;
     for (i, r) in run.rows.iter().enumerate() {
-        result.push_str(&format!("{},1,{:08},\n", r.key, 80_000_000 + i));
+        let written = &truth[&hozon::store::RecordId::parse(&r.application).unwrap()]["recipient_no"];
+        let no = match written.as_str() {
+            "" => format!("{:08}", 80_000_000 + i),
+            w if contradicted.is_none() => {
+                contradicted = Some(r.key.clone());
+                let last = if w.ends_with('9') { '8' } else { '9' };
+                format!("{}{last}", &w[..w.len() - 1])
+            }
+            w => w.to_owned(),
+        };
+        result.push_str(&format!("{},1,{no},\n", r.key));
     }
+    let contradicted = contradicted.expect("a renewal among the applicants");
     let (ct, body) = multipart("file", "result.csv", result.as_bytes());
     let p = b.post_body(&format!("/export/runs/{id}/result"), &ct, body).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
-    assert!(p.body.contains("受理 12 件"), "{}", p.body);
+    assert!(p.body.contains("受理 11 件"), "{}", p.body);
+    assert!(p.body.contains(&format!("{contradicted}: 受給者番号が申請書の記載と異なります")), "{}", p.body);
 }
