@@ -127,6 +127,17 @@ fn verified_drafts_become_the_input_data_and_the_result_comes_back() {
         }
     }
     csv.push_str("EX20000101-01-00001,1,12345678,\n");
+    // Which accepted applications sit on a reviewer's provisional case now.
+    let reviewer0 = Actor::with_role("rev00", Role::Reviewer);
+    let provisional: Vec<(String, String)> = created.run.rows[2..]
+        .iter()
+        .filter_map(|r| {
+            let id = hozon::store::RecordId::parse(&r.application).unwrap();
+            let link = h.review_view(&reviewer0, &id).unwrap().draft.case?;
+            link.recipient_no.starts_with('9').then(|| (link.recipient_no, assigned[&r.application].clone()))
+        })
+        .collect();
+    assert!(!provisional.is_empty(), "bench review makes provisional cases for new applicants");
     let imported = h.export_result(&exporter(), &created.run.id, csv.as_bytes()).unwrap();
     assert_eq!((imported.accepted, imported.rejected), (n - 2, 2));
     assert_eq!(imported.errors.len(), 1, "the unknown key is named: {:?}", imported.errors);
@@ -162,6 +173,11 @@ fn verified_drafts_become_the_input_data_and_the_result_comes_back() {
         let d = h.review_view(&reviewer, &id).unwrap().draft;
         !d.case.unwrap().recipient_no.starts_with('9')
     }));
+    // Each provisional case is kept, marked as merged into the assigned number.
+    for (prov, no) in &provisional {
+        let case = h.case_by_recipient(&reviewer, prov).unwrap().expect("provisional case kept");
+        assert_eq!(case.merged_into.as_deref(), Some(no.as_str()));
+    }
     let (queued, items) = h.review_queue(&reviewer, &Default::default(), 100).unwrap();
     let returned: Vec<String> =
         run.rows.iter().filter(|r| r.outcome == RowOutcome::Rejected).flat_map(|r| r.pages.clone()).collect();
