@@ -60,6 +60,10 @@ impl Hozon {
             None => "case_record/open".to_owned(),
         };
         let mut items = vec![(CASE.to_owned(), key.to_owned(), self.store.seal_doc(CASE, key, &label, &json)?)];
+        // A provisional case merged into the subsidy system's number is no candidate any more.
+        if case.merged_into.is_some() {
+            return Ok(items);
+        }
         if !case.current.application_no.is_empty() {
             let app = self.store.lookup_hash(BY_APPLICATION, &case.current.application_no);
             items.push((BY_APPLICATION.to_owned(), app, key.as_bytes().to_vec()));

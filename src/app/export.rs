@@ -168,16 +168,24 @@ impl Hozon {
         let ids: Vec<RecordId> = g.members().map(|i| pages[i].rec.id.clone()).collect();
         let drafts: Vec<(String, String)> =
             g.members().map(|i| (pages[i].rec.id.to_string(), draft_hash(&pages[i].rec))).collect();
-        let prior = states.get(main.rec.id.as_str()).cloned();
+        // The application's id in the export states: the page it went out under before, if that
+        // page is one of this group (a sheet 2 sent alone, its sheet 1 come since), else the
+        // main page. A correction then goes out under the old row's key, never a second row.
+        let state_id: RecordId = ids
+            .iter()
+            .find(|id| covered.get(id.as_str()).is_some_and(|app| ids.iter().any(|m| m.as_str() == *app)))
+            .and_then(|id| RecordId::parse(covered[id.as_str()]))
+            .unwrap_or_else(|| main.rec.id.clone());
+        let prior = states.get(state_id.as_str()).cloned();
         if prior.as_ref().is_some_and(|p| p.drafts == drafts) {
             return Ok(None);
         }
-        // A page that went out with another application (a late sheet 1, a pair mended since):
+        // A page that went out with an application outside this group (a pair mended since):
         // never sent twice under two keys; staff look at it.
         let elsewhere: BTreeSet<&str> = ids
             .iter()
             .filter_map(|id| covered.get(id.as_str()).copied())
-            .filter(|app| *app != main.rec.id.as_str())
+            .filter(|app| *app != state_id.as_str())
             .collect();
         // The case the subsidy system knows (a provisional one has no number there yet).
         let mut case = None;
@@ -215,7 +223,8 @@ impl Hozon {
         // was cut short) a page carries the refusal of that very row.
         let refused = prior.as_ref().is_some_and(|p| {
             p.outcome == RowOutcome::Rejected
-                || g.members().any(|i| pages[i].draft.returned.as_ref().is_some_and(|r| r.key == p.key))
+                || (p.outcome == RowOutcome::Pending
+                    && g.members().any(|i| pages[i].draft.returned.as_ref().is_some_and(|r| r.key == p.key)))
         });
         if let Some(p) = &prior
             && p.fingerprint == fingerprint
@@ -261,7 +270,7 @@ impl Hozon {
         }
         let kind = built.get("application.application_type").to_owned();
         Ok(Some(Planned {
-            application: main.rec.id.clone(),
+            application: state_id,
             pages: ids,
             drafts,
             kind,
@@ -438,7 +447,7 @@ impl Hozon {
     }
 
     fn load_run(&self, id: &str) -> Result<ExportRun> {
-        let v = self.store.get_doc(RUN, id)?.ok_or_else(|| Error::NotFound(format!("書き出し {id}")))?;
+        let v = self.store.get_doc(RUN, id)?.ok_or_else(|| ExportError::NoRun(id.to_owned()))?;
         serde_json::from_slice(&v).map_err(corrupt)
     }
 
@@ -693,13 +702,13 @@ impl Hozon {
             if let Some(link) = &d.case {
                 let key = self.case_key(&link.recipient_no);
                 match self.load_case(&key)? {
-                    Some(c) if c.provisional && key != target => {
+                    Some(c) if c.provisional && c.merged_into.is_none() && key != target => {
                         if provisional.as_ref().is_some_and(|(k, _)| *k != key) {
                             return Err(Error::Invalid("書類が別々の仮登録に紐付いています".into()));
                         }
                         provisional = Some((key, c));
                     }
-                    Some(c) if !c.provisional && key != target => {
+                    Some(_) if key != target => {
                         return Err(Error::Invalid("書類が別の受給者番号の台帳に紐付いています".into()));
                     }
                     _ => {}
@@ -756,22 +765,30 @@ impl Hozon {
             by: actor.name().to_owned(),
             at: now,
         };
+        // A suspension goes first: no page of the person is visible while links move.
+        if let Some((_, case)) = &provisional {
+            self.carry_suspension(actor, &case.current.recipient_no, recipient_no)?;
+        }
+        let from = provisional.as_ref().map(|(_, c)| c.current.recipient_no.clone());
         let mut relink: Vec<RecordId> = pages.iter().map(|(r, _)| r.id.clone()).collect();
         if let Some((key, _)) = &provisional {
             relink.extend(self.case_page_ids(key)?);
         }
         relink.sort();
         relink.dedup();
+        let row_pages: BTreeSet<RecordId> = pages.iter().map(|(r, _)| r.id.clone()).collect();
         for id in relink {
             if let Some(rec) = self.store.record(&id)?.filter(|r| r.state == RecordState::Stored)
                 && let Some(d) = self.draft_of(&rec)?
                 && d.case.as_ref().is_none_or(|c| c.recipient_no != recipient_no)
+                // The provisional case's other pages only while they are still on it (a page a
+                // reviewer moved to someone else stays there).
+                && (row_pages.contains(&id) || d.case.as_ref().map(|c| &c.recipient_no) == from.as_ref())
             {
                 self.write_link(&rec, d, link.clone())?;
             }
         }
         if let Some((key, mut case)) = provisional {
-            self.carry_suspension(actor, &case.current.recipient_no, recipient_no)?;
             // Out of the candidate lookups; kept with its history, holds and page list.
             let lookups: Vec<(String, String)> = self
                 .case_docs(&key, &case)?
@@ -802,6 +819,10 @@ impl Hozon {
     /// Refused: every page of the row goes back to the review queue with the system's reason.
     fn return_row(&self, actor: &Actor, row: &RunRow, reason: &str, run: &str) -> Result<()> {
         for (rec, mut d) in self.row_pages(row)? {
+            // Already returned for this row (an import cut short and run again).
+            if d.returned.as_ref().is_some_and(|r| r.key == row.key) {
+                continue;
+            }
             d.returned = Some(crate::drafts::Returned {
                 run: run.to_owned(),
                 key: row.key.clone(),

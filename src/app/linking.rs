@@ -133,6 +133,11 @@ impl Hozon {
     pub(crate) fn write_link(&self, rec: &Record, mut d: Draft, link: CaseLink) -> Result<Record> {
         let key = self.case_key(&link.recipient_no);
         let mut case = self.load_case(&key)?.ok_or_else(|| Error::NotFound(format!("case {key}")))?;
+        if let Some(no) = &case.merged_into {
+            return Err(Error::Invalid(format!(
+                "この仮登録は受給者番号 {no} に統合済みです。統合先に紐付けてください"
+            )));
+        }
         // A page linked is an 異動 of the case: its retention clock starts again.
         case.touch(chrono::Utc::now());
         let guard = self.store.epoch_write_guard();

@@ -175,7 +175,17 @@ pub fn run(cli: &Cli, c: &ExportCommand) -> anyhow::Result<ExitCode> {
         ExportCommand::Preview { since, until, lists: dir, user } => {
             let a = actor(&h, user)?;
             let plan = h.export_preview(&a, *since, *until)?;
-            print_run(&plan.run);
+            let r = &plan.run;
+            outln!("プレビュー（まだ作成していません）  レイアウト {}", r.layout);
+            outln!(
+                "  出力対象 {} 件（うち訂正 {} 件）  保留 {} 件",
+                r.rows.len(),
+                r.rows.iter().filter(|x| x.correction).count(),
+                r.held.len()
+            );
+            for line in lists::count_table(r) {
+                outln!("  {}", line.join("\t"));
+            }
             for held in &plan.run.held {
                 outln!("  保留 {}  {}", held.application, held.reasons.join("／"));
             }

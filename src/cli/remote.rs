@@ -322,16 +322,24 @@ fn absolute_argv(data: &Path, key_file: &Path) -> anyhow::Result<Vec<String>> {
 /// [`absolute_argv`]).
 fn absolute_paths(args: &[String], cwd: &Path) -> Vec<String> {
     const PATH_OPTIONS: [&str; 5] = ["--csv", "--out", "--lists", "--checkpoints", "--hot-folder"];
-    // `--to`/`--from` are a destination only for backups (elsewhere they are dates).
+    // `--to`/`--from` are a place only for backups and key escrow (elsewhere they are dates).
     const BACKUP_PATH_OPTIONS: [&str; 2] = ["--to", "--from"];
-    let backup = args.iter().any(|a| a == "backup");
+    let backup = args.iter().any(|a| a == "backup" || a == "escrow");
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
         let option = if i > 0 { args[i - 1].as_str() } else { "" };
         let names_path = PATH_OPTIONS.contains(&option) || (backup && BACKUP_PATH_OPTIONS.contains(&option));
         let after_path_option = names_path && !a.starts_with("s3://");
         let p = Path::new(a);
-        if i > 0 && !a.starts_with('-') && p.is_relative() && (after_path_option || p.exists()) {
+        // `--out=FILE` as well as `--out FILE`.
+        let joined = a.split_once('=').filter(|(o, v)| {
+            (PATH_OPTIONS.contains(o) || (backup && BACKUP_PATH_OPTIONS.contains(o)))
+                && Path::new(v).is_relative()
+                && !v.starts_with("s3://")
+        });
+        if let Some((o, v)) = joined {
+            out.push(format!("{o}={}", cwd.join(v).display()));
+        } else if i > 0 && !a.starts_with('-') && p.is_relative() && (after_path_option || p.exists()) {
             out.push(cwd.join(p).display().to_string());
         } else {
             out.push(a.clone());
@@ -395,5 +403,9 @@ mod path_tests {
         assert_eq!(out[4], "/home/clerk/offsite");
         let out = absolute_paths(&args(&["hozon", "backup", "create", "--to", "s3://b/p"]), cwd);
         assert_eq!(out[4], "s3://b/p");
+        let out = absolute_paths(&args(&["hozon", "key", "escrow", "--to", "escrow"]), cwd);
+        assert_eq!(out[4], "/home/clerk/escrow");
+        let out = absolute_paths(&args(&["hozon", "export", "lists", "EX1", "--out=l.zip"]), cwd);
+        assert_eq!(out[4], "--out=/home/clerk/l.zip");
     }
 }

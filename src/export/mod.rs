@@ -188,6 +188,8 @@ pub enum ExportError {
     Step { run: String, message: String },
     #[error("書き出す申請がありません（確認済で未書き出しの申請がありません）")]
     Nothing,
+    #[error("書き出し {0} はありません（hozon export list で番号を確認してください）")]
+    NoRun(String),
     #[error("{0}")]
     ResultFile(String),
     #[error("入力データを作成できません: {0}")]

@@ -29,6 +29,7 @@ impl From<crate::error::Error> for WebError {
             crate::error::Error::Batch(b) => WebError::BadRequest(b.to_string()),
             crate::error::Error::Cases(e) => WebError::BadRequest(e.to_string()),
             crate::error::Error::Review(e) => WebError::BadRequest(e.to_string()),
+            crate::error::Error::Export(crate::export::ExportError::NoRun(_)) => WebError::NotFound,
             crate::error::Error::Export(e) => WebError::BadRequest(e.to_string()),
             crate::error::Error::Index(crate::index::Error::Query(p)) => WebError::BadRequest(p.message_ja()),
             crate::error::Error::Auth(a) => a.into(),

@@ -178,6 +178,10 @@ fn verified_drafts_become_the_input_data_and_the_result_comes_back() {
         let case = h.case_by_recipient(&reviewer, prov).unwrap().expect("provisional case kept");
         assert_eq!(case.merged_into.as_deref(), Some(no.as_str()));
     }
+    // Nothing links to a merged provisional case any more (its pages moved with it).
+    let some_page = hozon::store::RecordId::parse(&created.run.rows[2].application).unwrap();
+    let e = h.link_page(&reviewer, &some_page, &provisional[0].0).unwrap_err().to_string();
+    assert!(e.contains("統合済み"), "{e}");
     let (queued, items) = h.review_queue(&reviewer, &Default::default(), 100).unwrap();
     let returned: Vec<String> =
         run.rows.iter().filter(|r| r.outcome == RowOutcome::Rejected).flat_map(|r| r.pages.clone()).collect();
