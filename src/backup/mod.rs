@@ -205,12 +205,14 @@ pub fn create(
     // Every blob the snapshot names stays on disk until this backup has copied it.
     let _hold = store.hold_blob_deletions();
     let listed: Option<HashSet<String>> = if full { Some(dest.list("")?.into_iter().collect()) } else { None };
-    let known = |name: &str| -> Result<bool> {
+    // What `dest` holds: `None` if not this object, else its size when the store noted it.
+    let held = |name: &str| -> Result<Option<Option<u64>>> {
         Ok(match &listed {
-            Some(set) => set.contains(name),
+            Some(set) => set.contains(name).then_some(None),
             None => store.backup_known(&dkey, name)?,
         })
     };
+    let known = |name: &str| -> Result<bool> { Ok(held(name)?.is_some()) };
     // 1. The metadata, under the snapshot gate; new chunks are staged (sealed) on local disk.
     progress("メタデータを複製しています");
     let staging = store.root().join("backup-staging").join(&id);
@@ -323,50 +325,47 @@ pub fn create(
     let mut now_known: Vec<String> = written;
     let _ = std::fs::remove_dir_all(&staging);
     // 3. Blobs the destination lacks, as stored.
+    progress("ページの差分を調べています");
     let all_blobs = store.blob_addresses()?;
     let mut new_blobs = Vec::new();
+    let mut blob_total = 0u64;
     for a in &all_blobs {
-        if !known(&blob_name(a))? {
-            new_blobs.push(blob_name(a));
+        match held(&blob_name(a))? {
+            None => new_blobs.push(blob_name(a)),
+            Some(size) => blob_total += size.unwrap_or_else(|| store.blob_size(a)),
         }
     }
     progress(&format!("ページ {} 件中 {} 件を書き込んでいます", all_blobs.len(), new_blobs.len()));
-    let blob_bytes = std::sync::atomic::AtomicU64::new(0);
+    let blob_sizes = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
     let gone = std::sync::Mutex::new(Vec::new());
-    let written = dest.put_many(
-        new_blobs,
-        |name| {
-            let addr = name.rsplit('/').next().unwrap_or_default();
-            match store.blob_bytes(addr) {
-                Ok(b) => {
-                    blob_bytes.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    Ok(b)
-                }
-                // Deleted since it was listed (a record being destroyed): nothing to keep.
-                Err(e) => {
-                    gone.lock().expect("lock").push(name.to_owned());
-                    Err(Error::Store(e))
-                }
+    let read = |name: &str| -> Result<Vec<u8>> {
+        let addr = name.rsplit('/').next().unwrap_or_default();
+        match store.blob_bytes(addr) {
+            Ok(b) => {
+                blob_sizes.lock().expect("lock").insert(name.to_owned(), b.len() as u64);
+                Ok(b)
             }
-        },
-        &count,
-    );
-    let written = match written {
+            // Deleted since it was listed (a record being destroyed): nothing to keep.
+            Err(e) => {
+                gone.lock().expect("lock").push(name.to_owned());
+                Err(Error::Store(e))
+            }
+        }
+    };
+    let written = match dest.put_many(new_blobs.clone(), &read, &count) {
         Ok(w) => w,
         Err(e) if gone.lock().expect("lock").is_empty() => return Err(e),
         // Retry without the vanished ones.
         Err(_) => {
-            let gone: HashSet<String> = gone.into_inner().expect("lock").into_iter().collect();
-            let rest: Vec<String> = all_blobs
-                .iter()
-                .map(|a| blob_name(a))
-                .filter(|n| !gone.contains(n))
-                .filter(|n| !known(n).unwrap_or(false))
-                .collect();
-            dest.put_many(rest, |name| Ok(store.blob_bytes(name.rsplit('/').next().unwrap_or_default())?), &count)?
+            let gone: HashSet<String> = std::mem::take(&mut *gone.lock().expect("lock")).into_iter().collect();
+            let rest: Vec<String> = new_blobs.into_iter().filter(|n| !gone.contains(n)).collect();
+            dest.put_many(rest, &read, &count)?
         }
     };
-    bytes_written += blob_bytes.into_inner();
+    let blob_sizes = blob_sizes.into_inner().expect("lock");
+    let written_bytes: u64 = written.iter().filter_map(|n| blob_sizes.get(n)).sum();
+    bytes_written += written_bytes;
+    blob_total += written_bytes;
     now_known.extend(written);
     // 4. The index files: a consistent set (read until nothing changed meanwhile).
     progress("検索索引を書き込んでいます");
@@ -380,7 +379,7 @@ pub fn create(
         index_new.push(index_name(iid));
         Ok(())
     })?;
-    let blob_total: u64 = all_blobs.iter().map(|a| store.blob_size(a).unwrap_or(0)).sum();
+    progress("目録を書き込んでいます");
     let mut manifest = Manifest {
         format: FORMAT,
         id: id.clone(),
@@ -411,7 +410,7 @@ pub fn create(
     dest.put_new(&manifest_name(&id), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
     dest.sync()?;
     now_known.extend(index_new);
-    store.backup_mark_known(&dkey, now_known.iter().map(String::as_str))?;
+    store.backup_mark_known(&dkey, now_known.iter().map(|n| (n.as_str(), blob_sizes.get(n).copied())))?;
     store.audit(Event::new(
         actor.name(),
         "backup.create",

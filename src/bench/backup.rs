@@ -16,6 +16,7 @@ pub struct Figures {
     pub records: usize,
     pub new_records: usize,
     pub page_kb: usize,
+    pub new_page_kb: usize,
     pub setup_s: f64,
     pub full_s: f64,
     pub incremental_s: f64,
@@ -30,9 +31,28 @@ pub struct Figures {
     pub incremental_paused_ms: u64,
     pub full_mb_s: f64,
     pub restore_mb_s: f64,
+    /// Seconds in each step of the incremental backup (its progress messages).
+    pub incremental_steps: Vec<(String, f64)>,
 }
 
-pub fn run(n: usize, page_kb: usize, show_progress: bool) -> anyhow::Result<Figures> {
+/// Records when each progress message came, to time the steps of a backup.
+#[derive(Default)]
+struct Steps(std::sync::Mutex<Vec<(String, Instant)>>);
+
+impl Steps {
+    fn mark(&self, what: &str) {
+        self.0.lock().expect("lock").push((what.to_owned(), Instant::now()));
+    }
+
+    /// Each step with the seconds until the next one (the last until `end`).
+    fn durations(self, end: Instant) -> Vec<(String, f64)> {
+        let marks = self.0.into_inner().expect("lock");
+        let ends = marks.iter().skip(1).map(|(_, t)| *t).chain(std::iter::once(end));
+        marks.iter().zip(ends).map(|((what, t), e)| (what.clone(), (e - *t).as_secs_f64())).collect()
+    }
+}
+
+pub fn run(n: usize, page_kb: usize, new: Option<usize>, new_page_kb: Option<usize>, show_progress: bool) -> anyhow::Result<Figures> {
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     let (h, _) = Hozon::init(&data, &tmp.path().join("master.key"))?;
@@ -47,13 +67,16 @@ pub fn run(n: usize, page_kb: usize, show_progress: bool) -> anyhow::Result<Figu
     let t = Instant::now();
     let full = backup::create(&h, &op, &dest, false, &quiet)?.manifest;
     let full_s = t.elapsed().as_secs_f64();
-    let new_records = (n / 100).max(1);
-    super::dispose::populate_pages(&h, new_records, 12, Utc::now(), page_kb * 1024, &indicatif::ProgressBar::hidden())?;
+    let new_records = new.unwrap_or((n / 100).max(1));
+    let new_page_kb = new_page_kb.unwrap_or(page_kb);
+    super::dispose::populate_pages(&h, new_records, 12, Utc::now(), new_page_kb * 1024, &indicatif::ProgressBar::hidden())?;
     // Backup ids are per second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    let steps = Steps::default();
     let t = Instant::now();
-    let incr = backup::create(&h, &op, &dest, false, &quiet)?.manifest;
+    let incr = backup::create(&h, &op, &dest, false, &|what: &str| steps.mark(what))?.manifest;
     let incremental_s = t.elapsed().as_secs_f64();
+    let incremental_steps = steps.durations(Instant::now());
     drop(h);
     let restored = tmp.path().join("restored");
     let key_copy = tmp.path().join("restore-keys/master.key");
@@ -69,6 +92,7 @@ pub fn run(n: usize, page_kb: usize, show_progress: bool) -> anyhow::Result<Figu
         records: n,
         new_records,
         page_kb,
+        new_page_kb,
         setup_s,
         full_s,
         incremental_s,
@@ -81,5 +105,6 @@ pub fn run(n: usize, page_kb: usize, show_progress: bool) -> anyhow::Result<Figu
         incremental_paused_ms: incr.paused_ms,
         full_mb_s: mb(full.bytes_written) / full_s.max(1e-9),
         restore_mb_s: mb(incr.bytes_total) / restore_s.max(1e-9),
+        incremental_steps,
     })
 }

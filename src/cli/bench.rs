@@ -69,6 +69,13 @@ pub enum BenchCommand {
         /// Size of each page's image blob in KiB (a 300 dpi A4 scan is ~100–300 KiB)
         #[arg(long, default_value_t = 32)]
         page_kb: usize,
+        /// Pages added before the incremental backup (default 1% of --records; a day's intake
+        /// is ~3,400)
+        #[arg(long)]
+        new: Option<usize>,
+        /// Image size of the added pages in KiB (default --page-kb)
+        #[arg(long)]
+        new_page_kb: Option<usize>,
     },
     /// Export a week's reviewed applications as the subsidy system's input data (last line: JSON)
     Export {
@@ -198,10 +205,13 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&f)?);
             Ok(if f.field_exact == 1.0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        BenchCommand::Backup { records, page_kb } => {
-            let f = crate::bench::backup::run(*records, *page_kb, std::io::stderr().is_terminal())?;
+        BenchCommand::Backup { records, page_kb, new, new_page_kb } => {
+            let f = crate::bench::backup::run(*records, *page_kb, *new, *new_page_kb, std::io::stderr().is_terminal())?;
             let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-            println!("hozon bench backup — {} pages of {} KiB, then {} new (1%)", f.records, f.page_kb, f.new_records);
+            println!(
+                "hozon bench backup — {} pages of {} KiB, then {} new of {} KiB",
+                f.records, f.page_kb, f.new_records, f.new_page_kb
+            );
             println!("  setup (not timed)   {:>10.1} s", f.setup_s);
             println!(
                 "  full backup         {:>10.2} s  {:>8.1} MB written  {:>7.1} MB/s  (writes paused {} ms)",
@@ -211,12 +221,15 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
                 f.full_paused_ms
             );
             println!(
-                "  incremental (+1%)   {:>10.2} s  {:>8.1} MB written  {} objects  (writes paused {} ms)",
+                "  incremental         {:>10.2} s  {:>8.1} MB written  {} objects  (writes paused {} ms)",
                 f.incremental_s,
                 mb(f.incremental_bytes_written),
                 f.incremental_objects_written,
                 f.incremental_paused_ms
             );
+            for (step, s) in &f.incremental_steps {
+                println!("    {s:>8.2} s  {step}");
+            }
             println!(
                 "  restore             {:>10.2} s  {:>8.1} MB  {:>7.1} MB/s",
                 f.restore_s,

@@ -33,11 +33,6 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
-    /// A blob's size on disk (0 if it is gone).
-    pub(crate) fn size(&self, addr: &str) -> u64 {
-        fs::metadata(self.path_of(addr)).map_or(0, |m| m.len())
-    }
-
     fn path_of(&self, addr: &str) -> PathBuf {
         self.root.join(&addr[..2]).join(addr)
     }
@@ -127,17 +122,34 @@ impl BlobStore {
 
     /// Every blob address on disk.
     /// Every blob address with the time its file was last written.
-    pub(crate) fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, Error> {
+    /// Every blob's address, without a `stat` each (a million-page store is listed by
+    /// reading its directories only).
+    pub(crate) fn addresses(&self) -> Result<Vec<String>, Error> {
+        self.walk(|entry| Some(entry.file_name().to_string_lossy().into_owned()))
+    }
+
+    /// A blob's size on disk (0 if it is gone).
+    pub(crate) fn size(&self, addr: &str) -> u64 {
+        fs::metadata(self.path_of(addr)).map_or(0, |m| m.len())
+    }
+
+    fn walk<T>(&self, mut each: impl FnMut(&walkdir::DirEntry) -> Option<T>) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&self.root).min_depth(2).max_depth(2) {
             let entry = entry.map_err(|e| Error::Corrupt(format!("walking blobs: {e}")))?;
             let parent_is_tmp = entry.path().parent().and_then(Path::file_name) == Some("tmp".as_ref());
             if entry.file_type().is_file() && !parent_is_tmp {
-                let modified =
-                    entry.metadata().ok().and_then(|m| m.modified().ok()).unwrap_or_else(std::time::SystemTime::now);
-                out.push((entry.file_name().to_string_lossy().into_owned(), modified));
+                out.extend(each(&entry));
             }
         }
         Ok(out)
     }
+
+    pub(crate) fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, Error> {
+        self.walk(|entry| {
+            let modified = entry.metadata().ok().and_then(|m| m.modified().ok()).unwrap_or_else(std::time::SystemTime::now);
+            Some((entry.file_name().to_string_lossy().into_owned(), modified))
+        })
+    }
 }
+

@@ -107,16 +107,30 @@ impl Store {
         Ok(taken)
     }
 
-    /// Whether destination `dest` is known to hold object `id`.
-    pub fn backup_known(&self, dest: &str, id: &str) -> Result<bool> {
-        Ok(self.db.open_tree(BACKUP_KNOWN)?.contains_key(known_key(dest, id))?)
+    /// Whether destination `dest` is known to hold object `id`: `None` if not, else its size
+    /// when that was noted (so an incremental backup counts a million stored pages without a
+    /// `stat` each).
+    pub fn backup_known(&self, dest: &str, id: &str) -> Result<Option<Option<u64>>> {
+        Ok(self
+            .db
+            .open_tree(BACKUP_KNOWN)?
+            .get(known_key(dest, id))?
+            .map(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes)))
     }
 
-    /// Notes objects a destination now holds (after they were written there).
-    pub fn backup_mark_known<'a>(&self, dest: &str, ids: impl Iterator<Item = &'a str>) -> Result<()> {
+    /// Notes objects a destination now holds (after they were written there), with their
+    /// sizes where known.
+    pub fn backup_mark_known<'a>(
+        &self,
+        dest: &str,
+        ids: impl Iterator<Item = (&'a str, Option<u64>)>,
+    ) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.insert(known_key(dest, id), &[]);
+        for (id, size) in ids {
+            match size {
+                Some(n) => batch.insert(known_key(dest, id), &n.to_be_bytes()),
+                None => batch.insert(known_key(dest, id), &[]),
+            }
         }
         self.db.open_tree(BACKUP_KNOWN)?.apply_batch(batch)?;
         Ok(())
@@ -132,14 +146,14 @@ impl Store {
         Ok(())
     }
 
-    /// Every blob address with its size (for a backup; orphans included, they are harmless).
+    /// Every blob address (for a backup; orphans included, they are harmless).
     pub fn blob_addresses(&self) -> Result<Vec<String>> {
-        Ok(self.blobs.list()?.into_iter().map(|(a, _)| a).collect())
+        Ok(self.blobs.addresses()?)
     }
 
-    /// A blob's size on disk.
-    pub fn blob_size(&self, addr: &str) -> Option<u64> {
-        Some(self.blobs.size(addr))
+    /// A blob's size on disk (0 if it is gone).
+    pub fn blob_size(&self, addr: &str) -> u64 {
+        self.blobs.size(addr)
     }
 
     /// A blob's sealed bytes as stored.
