@@ -192,13 +192,25 @@ impl Hozon {
         Ok(bytes)
     }
 
-    /// A PNG thumbnail `width` pixels wide, made in memory.
+    /// A PNG thumbnail `width` pixels wide, made in memory, upright (turned as it was for
+    /// reading: a page fed sideways is shown the right way up).
     pub fn page_thumbnail(&self, actor: &Actor, id: &RecordId, width: u32) -> Result<Vec<u8>> {
-        let original = self.page_original(actor, id)?;
+        let rec = self.visible_page(actor, id)?;
+        let original = self.store.read_blob(&rec, BlobRole::Original)?;
+        self.store.audit(Event::new(actor.name(), "record.view", id.as_str(), "ok"))?;
         let page =
             crate::capture::decode_page(&original).map_err(|e| Error::Corrupt(format!("stored page {id}: {e}")))?;
-        let h = (u64::from(page.gray.height()) * u64::from(width) / u64::from(page.gray.width().max(1))) as u32;
-        let thumb = image::imageops::thumbnail(&page.gray, width, h.max(1));
+        // Pages stored before frames were recorded have none: as scanned.
+        let turns = self
+            .store
+            .read_blob(&rec, BlobRole::Info)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.pointer("/frame/turns").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0) as u8;
+        let gray = crate::forms::upright::apply(&page.gray, crate::forms::upright::Frame { turns, scale: 1.0 });
+        let h = (u64::from(gray.height()) * u64::from(width) / u64::from(gray.width().max(1))) as u32;
+        let thumb = image::imageops::thumbnail(gray.as_ref(), width, h.max(1));
         let mut out = Vec::new();
         thumb
             .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)

@@ -189,11 +189,13 @@ impl Hozon {
         let page = self.review_pages.get_or_insert_with(id, || -> Result<_> {
             let original = self.store.read_blob(&rec, BlobRole::Original)?;
             let page = crate::capture::decode_page(&original).map_err(|e| corrupt(format!("stored page {id}: {e}")))?;
+            // The fields' rectangles are in the frame the page was read in.
+            let gray = crate::forms::upright::apply(&page.gray, draft.frame).into_owned();
             let skew = match draft.skew_deg {
                 Some(s) => s,
-                None => crate::forms::register::deskew(&page.gray).1,
+                None => crate::forms::register::deskew(&gray).1,
             };
-            Ok(std::sync::Arc::new((page.gray, skew)))
+            Ok(std::sync::Arc::new((gray, skew)))
         })?;
         let mut img = crate::forms::crop::field_image(&page.0, page.1, f.rect);
         if f.kind == FieldType::MyNumber && !actor.rights().my_number {

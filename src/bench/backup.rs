@@ -52,7 +52,15 @@ impl Steps {
     }
 }
 
-pub fn run(n: usize, page_kb: usize, new: Option<usize>, new_page_kb: Option<usize>, show_progress: bool) -> anyhow::Result<Figures> {
+/// Runs the benchmark; the figures come back with the scratch directory, so the caller can
+/// print them before its removal (minutes at a million pages).
+pub fn run(
+    n: usize,
+    page_kb: usize,
+    new: Option<usize>,
+    new_page_kb: Option<usize>,
+    show_progress: bool,
+) -> anyhow::Result<(Figures, tempfile::TempDir)> {
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     let (h, _) = Hozon::init(&data, &tmp.path().join("master.key"))?;
@@ -69,7 +77,14 @@ pub fn run(n: usize, page_kb: usize, new: Option<usize>, new_page_kb: Option<usi
     let full_s = t.elapsed().as_secs_f64();
     let new_records = new.unwrap_or((n / 100).max(1));
     let new_page_kb = new_page_kb.unwrap_or(page_kb);
-    super::dispose::populate_pages(&h, new_records, 12, Utc::now(), new_page_kb * 1024, &indicatif::ProgressBar::hidden())?;
+    super::dispose::populate_pages(
+        &h,
+        new_records,
+        12,
+        Utc::now(),
+        new_page_kb * 1024,
+        &indicatif::ProgressBar::hidden(),
+    )?;
     // Backup ids are per second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let steps = Steps::default();
@@ -88,7 +103,7 @@ pub fn run(n: usize, page_kb: usize, new: Option<usize>, new_page_kb: Option<usi
     let restore_s = t.elapsed().as_secs_f64();
     anyhow::ensure!(r.records as usize == n + new_records, "restored {} of {} records", r.records, n + new_records);
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-    Ok(Figures {
+    let figures = Figures {
         records: n,
         new_records,
         page_kb,
@@ -106,5 +121,6 @@ pub fn run(n: usize, page_kb: usize, new: Option<usize>, new_page_kb: Option<usi
         full_mb_s: mb(full.bytes_written) / full_s.max(1e-9),
         restore_mb_s: mb(incr.bytes_total) / restore_s.max(1e-9),
         incremental_steps,
-    })
+    };
+    Ok((figures, tmp))
 }

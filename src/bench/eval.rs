@@ -47,11 +47,24 @@ pub struct Figures {
     pub my_number_flagged: usize,
     pub my_number_silent_errors: usize,
     pub by_type: BTreeMap<String, Tally>,
+    /// Per scanning condition axis and value (`rotation 90`, `dpi 200`, `mode bilevel`), for
+    /// sets made with `synth --conditions`.
+    pub by_condition: BTreeMap<String, ConditionTally>,
     pub flagged_fields: usize,
     pub seconds: f64,
     /// Fields read wrong (not in the JSON figures: they would carry the synthetic values).
     #[serde(skip)]
     pub misses: Vec<Miss>,
+}
+
+/// How one scanning condition fared.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConditionTally {
+    pub pages: usize,
+    pub classified: usize,
+    /// Text fields (not boxes).
+    pub fields: Tally,
+    pub boxes: Tally,
 }
 
 /// A field read wrong, for the `--misses` listing.
@@ -89,7 +102,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         let file = dir.join(t["file"].as_str().context("truth line without file")?);
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        drafts.push(crate::forms::read_page(&page.gray, templates, ocr)?.map(|r| {
+        drafts.push(crate::forms::read_scan(&page.gray, page.dpi, templates, ocr)?.reading.map(|r| {
             let tpl = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
             drafts::from_reading(&r, tpl)
         }));
@@ -109,6 +122,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         my_number_flagged: 0,
         my_number_silent_errors: 0,
         by_type: BTreeMap::new(),
+        by_condition: BTreeMap::new(),
         flagged_fields: 0,
         seconds,
         misses: Vec::new(),
@@ -116,6 +130,27 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
     let (mut all, mut printed, mut handwritten, mut boxes, mut classified) =
         (Tally::default(), Tally::default(), Tally::default(), Tally::default(), 0);
     for (t, draft) in truth.iter().zip(&drafts) {
+        // The condition tallies this page counts in (none for a set without conditions).
+        let conditions: Vec<String> = match t.get("scan") {
+            Some(scan) => ["rotation", "dpi", "mode"]
+                .iter()
+                .filter_map(|axis| {
+                    let v = scan.get(if *axis == "rotation" { "quarter_turns" } else { axis })?;
+                    Some(match (*axis, v.as_u64()) {
+                        ("rotation", Some(q)) => format!("rotation {}", q * 90),
+                        (_, Some(n)) => format!("{axis} {n}"),
+                        _ => format!("{axis} {}", v.as_str().unwrap_or("?")),
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let tally = |f: &mut Figures, each: &dyn Fn(&mut ConditionTally)| {
+            for c in &conditions {
+                each(f.by_condition.entry(c.clone()).or_default());
+            }
+        };
+        tally(&mut f, &|c| c.pages += 1);
         let form = match t["form"].as_str().unwrap_or_default() {
             "my_number" => "my_number_form",
             other => other,
@@ -136,17 +171,30 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
             continue;
         }
         classified += 1;
+        tally(&mut f, &|c| c.classified += 1);
         for field in &d.fields {
             let Some(want) = t["fields"].get(&field.name).and_then(|v| v.as_str()) else { continue };
             let ok = comparable(field.kind, want) == comparable(field.kind, field.value_or_raw());
             f.by_type.entry(type_key(field.kind)).or_default().add(ok);
             f.flagged_fields += usize::from(field.flagged());
+            let miss = || Miss {
+                file: t["file"].as_str().unwrap_or_default().to_owned(),
+                field: field.name.clone(),
+                want: want.to_owned(),
+                got: field.value_or_raw().to_owned(),
+                flagged: field.flagged(),
+            };
             if matches!(field.kind, FieldType::Checkbox | FieldType::Choice) {
                 // Boxes are read by ink, not characters: their own figure.
                 boxes.add(ok);
+                tally(&mut f, &|c| c.boxes.add(ok));
+                if !ok {
+                    f.misses.push(miss());
+                }
                 continue;
             }
             all.add(ok);
+            tally(&mut f, &|c| c.fields.add(ok));
             let hand = t.get("handwritten").and_then(|h| h.get(&field.name)).and_then(|v| v.as_bool()).unwrap_or(false);
             if hand {
                 handwritten.add(ok)
@@ -154,13 +202,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
                 printed.add(ok)
             };
             if !ok {
-                f.misses.push(Miss {
-                    file: t["file"].as_str().unwrap_or_default().to_owned(),
-                    field: field.name.clone(),
-                    want: want.to_owned(),
-                    got: field.value_or_raw().to_owned(),
-                    flagged: field.flagged(),
-                });
+                f.misses.push(miss());
             }
             if field.kind == FieldType::MyNumber {
                 match (field.flagged(), field.value == want) {
@@ -196,4 +238,16 @@ pub fn print(f: &Figures) {
         f.my_number_correct, f.my_number_flagged, f.my_number_silent_errors
     );
     println!("  flagged fields         {:>8}", f.flagged_fields);
+    if !f.by_condition.is_empty() {
+        println!("  by scanning condition  pages  classified  fields exact  boxes exact");
+        for (k, c) in &f.by_condition {
+            println!(
+                "    {k:<18} {:>6}  {:>10}  {:>12}  {:>11}",
+                c.pages,
+                pct(Some(c.classified as f64 / c.pages.max(1) as f64)),
+                pct(c.fields.rate()),
+                pct(c.boxes.rate())
+            );
+        }
+    }
 }

@@ -73,14 +73,15 @@ pub fn run(dir: &Path, workers: usize) -> anyhow::Result<Figures> {
         |(ppocr, tess), p| {
             let bytes = std::fs::read(p)?;
             let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            match crate::forms::read_page(&page.gray, &templates, ppocr)? {
+            let scan = crate::forms::read_scan(&page.gray, page.dpi, &templates, ppocr)?;
+            match &scan.reading {
                 Some(r) => {
                     let t = templates.iter().find(|t| t.id() == r.template).expect("template");
-                    std::hint::black_box(crate::drafts::from_reading(&r, t));
+                    std::hint::black_box(crate::drafts::from_reading(r, t));
                     classified.fetch_add(1, Ordering::SeqCst);
                 }
                 // Unclassified pages are read whole, as ingest does.
-                None => drop(std::hint::black_box(tess.read_page(&page.gray, 300)?)),
+                None => drop(std::hint::black_box(tess.read_page(&scan.image, 300)?)),
             }
             Ok(())
         },

@@ -112,6 +112,9 @@ struct PageInfo<'a> {
     ocr_mean_confidence: Option<i32>,
     /// Page number and page count, for a page of a multi-page file.
     page_of: Option<(usize, usize)>,
+    /// How the page was turned and scaled to be read (a page fed sideways is shown upright).
+    #[serde(skip_serializing_if = "crate::forms::upright::Frame::is_identity")]
+    frame: crate::forms::upright::Frame,
 }
 
 pub fn ingest_dir(h: &Hozon, actor: &Actor, dir: &Path, opts: &IngestOptions) -> Result<IngestReport> {
@@ -393,14 +396,15 @@ fn ingest_page(
             (RecordKind::Quarantined { reason: why.to_string() }, blobs, None, None)
         }
         Ok(page) => {
-            let draft = crate::forms::read_page(&page.gray, &h.forms, ppocr)?.map(|reading| {
+            let scan = crate::forms::read_scan(&page.gray, page.dpi, &h.forms, ppocr)?;
+            let draft = scan.reading.as_ref().map(|reading| {
                 let template = h.forms.iter().find(|t| t.id() == reading.template).expect("template of a reading");
-                crate::drafts::from_reading(&reading, template)
+                crate::drafts::from_reading(reading, template)
             });
             let (text, ocr_mean_confidence) = match &draft {
                 Some(d) => (normalise(&d.index_text()), None),
                 None => {
-                    let read = engine.read_page(&page.gray, 300)?;
+                    let read = engine.read_page(&scan.image, 300)?;
                     (normalise(&read.text), Some(read.mean_confidence))
                 }
             };
@@ -411,6 +415,7 @@ fn ingest_page(
                 height: page.gray.height(),
                 format: page.format.extensions_str().first().copied().unwrap_or("?"),
                 ocr_mean_confidence,
+                frame: scan.frame,
             };
             let mut blobs: Vec<BlobRef> = vec![
                 store.put_blob(&id, &key, BlobRole::Original, bytes)?,

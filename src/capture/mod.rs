@@ -4,6 +4,7 @@
 //! `store`, and an inbox file is deleted only after its record is durably stored.
 
 pub mod batch;
+pub mod dpi;
 pub mod hotfolder;
 pub mod ingest;
 pub mod pages;
@@ -76,10 +77,12 @@ pub fn scan_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A page that passed every check, decoded to 8-bit grey.
+/// A page that passed every check, decoded to 8-bit grey (colour through [`luma`]).
 pub struct DecodedPage {
     pub gray: GrayImage,
     pub format: ImageFormat,
+    /// The resolution the file states, if plausible ([`dpi::plausible`]).
+    pub dpi: Option<f32>,
 }
 
 /// Checks and decodes a scan. The header is read first, so a 30000×30000 image is refused
@@ -117,7 +120,19 @@ pub fn decode_page(bytes: &[u8]) -> Result<DecodedPage, Rejection> {
         image::ImageError::Limits(_) => Rejection::TooLarge(w, h),
         other => Rejection::Corrupt(other.to_string()),
     })?;
-    Ok(DecodedPage { gray: img.into_luma8(), format })
+    let stated = match format {
+        ImageFormat::Png => dpi::png(bytes),
+        ImageFormat::Jpeg => dpi::jpeg(bytes),
+        _ => None,
+    };
+    let gray = if img.color().has_color() {
+        let rgb = img.into_rgb8();
+        GrayImage::from_raw(rgb.width(), rgb.height(), rgb.as_raw().chunks_exact(3).map(luma).collect())
+            .expect("one grey pixel per colour pixel")
+    } else {
+        img.into_luma8()
+    };
+    Ok(DecodedPage { dpi: dpi::plausible(stated, gray.width(), gray.height()), gray, format })
 }
 
 /// 1-bit rows (each padded to a byte, first pixel in the high bit; 1 = white) as 8-bit grey;
@@ -137,8 +152,16 @@ fn unpack_bits(packed: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
     )
 }
 
+/// Grey of a colour pixel, with red dropped: a pixel clearly redder than it is green or blue
+/// (a received stamp, a seal, a red correction mark) counts by its red channel, which is
+/// light, so it does not hide the print under it; everything else by its luminance (blue and
+/// black ink stay dark). Forms printed in red ink (dropout forms) would lose their rules.
 fn luma(px: &[u8]) -> u8 {
-    ((u32::from(px[0]) * 299 + u32::from(px[1]) * 587 + u32::from(px[2]) * 114) / 1000) as u8
+    let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
+    if r - g.max(b) > 60 {
+        return px[0];
+    }
+    ((r * 299 + g * 587 + b * 114) / 1000) as u8
 }
 
 #[cfg(test)]

@@ -200,7 +200,7 @@ fn tiff_page(
         }
     };
     let gray = GrayImage::from_raw(w, h, gray).ok_or_else(short)?;
-    Ok(DecodedPage { gray, format: ImageFormat::Tiff })
+    Ok(DecodedPage { dpi: super::dpi::plausible(super::dpi::tiff(d), w, h), gray, format: ImageFormat::Tiff })
 }
 
 #[cfg(test)]

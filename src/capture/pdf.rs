@@ -76,7 +76,7 @@ fn page_image(img: &lopdf::xobject::PdfImage) -> Result<DecodedPage, String> {
                 return Err(format!("JPEG is {}×{} px, the page says {w}×{h}", own.0, own.1));
             }
             let page = decode_page(img.content).map_err(|e| e.to_string())?;
-            Ok(DecodedPage { gray: page.gray, format: ImageFormat::Jpeg })
+            Ok(DecodedPage { gray: page.gray, format: ImageFormat::Jpeg, dpi: None })
         }
         ["FlateDecode"] => {
             let limit = (u64::from(w) * u64::from(h) * 3) as usize + 16;
@@ -93,7 +93,7 @@ fn page_image(img: &lopdf::xobject::PdfImage) -> Result<DecodedPage, String> {
                 (space, bpc) => return Err(format!("unsupported image: {space}, {bpc} bit")),
             };
             let gray = GrayImage::from_raw(w, h, gray).ok_or("short pixel data")?;
-            Ok(DecodedPage { gray, format: ImageFormat::Png })
+            Ok(DecodedPage { gray, format: ImageFormat::Png, dpi: None })
         }
         other => Err(format!("image compression {other:?} is not supported (JPEG and Flate are)")),
     }

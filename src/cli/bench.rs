@@ -206,7 +206,8 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(if f.field_exact == 1.0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         BenchCommand::Backup { records, page_kb, new, new_page_kb } => {
-            let f = crate::bench::backup::run(*records, *page_kb, *new, *new_page_kb, std::io::stderr().is_terminal())?;
+            let (f, scratch) =
+                crate::bench::backup::run(*records, *page_kb, *new, *new_page_kb, std::io::stderr().is_terminal())?;
             let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
             println!(
                 "hozon bench backup — {} pages of {} KiB, then {} new of {} KiB",
@@ -238,6 +239,9 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
             );
             println!("  incremental / full  {:>10.2}", f.incremental_s / f.full_s.max(1e-9));
             println!("{}", serde_json::to_string(&f)?);
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            drop(scratch);
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Dispose { records } => {

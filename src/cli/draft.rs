@@ -62,8 +62,8 @@ pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let reading = forms::read_page(&page.gray, &templates, &mut ocr)?;
-        drafts.push(reading.map(|r| {
+        let scan = forms::read_scan(&page.gray, page.dpi, &templates, &mut ocr)?;
+        drafts.push(scan.reading.map(|r| {
             let t = templates.iter().find(|t| t.id() == r.template).expect("template of a reading");
             drafts::from_reading(&r, t)
         }));

@@ -20,13 +20,19 @@ pub struct Args {
     /// empty, crossed-out corrections, a fainter carbon copy
     #[arg(long)]
     hard: bool,
+    /// Scan each page as offices do: fed any way round, 200/300/400 dpi, grey, 1-bit or
+    /// colour (blue ink, red stamp), resolution written in half the files; truth.jsonl says
+    /// which
+    #[arg(long)]
+    conditions: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = super::ingest::progress_bar(args.count as u64, "生成中", "件");
     let knobs =
         if args.hard { Knobs::hard(args.max_skew.unwrap_or(3.0)) } else { Knobs::easy(args.max_skew.unwrap_or(2.0)) };
-    let opts = SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, knobs };
+    let opts =
+        SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, knobs, conditions: args.conditions };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();
     println!("{} submissions, {} pages → {}", args.count, truths.len(), args.out.display());

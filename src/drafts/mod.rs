@@ -34,6 +34,9 @@ pub enum Flag {
     SheetsDisagree { other: String },
     /// A crossed-out mistake precedes the value (the value read is what follows it).
     Corrected,
+    /// A character may be the other form of a variant pair (濱 or 浜): the value keeps what was
+    /// read, the reviewer confirms the form on the paper (a name is kept as written).
+    Variant { pairs: Vec<String> },
 }
 
 impl Flag {
@@ -46,6 +49,7 @@ impl Flag {
             Flag::CrossCheck { reason } => format!("他の記載と一致しません：{reason}"),
             Flag::SheetsDisagree { other } => format!("原本と入力票で読み取りが異なります（もう一方：{other}）"),
             Flag::Corrected => "二重線で訂正された記載があります（訂正後の記載を読み取りました）".into(),
+            Flag::Variant { pairs } => format!("字体を原本で確認してください：{}", pairs.join("、")),
         }
     }
 }
@@ -102,6 +106,10 @@ pub struct Draft {
     /// The page's skew as read (degrees), so a field's crop can be cut from the stored scan.
     #[serde(default)]
     pub skew_deg: Option<f32>,
+    /// How the scan was turned and scaled before it was read (pages fed sideways, scanned at
+    /// 200 dpi…): field rectangles are in that frame.
+    #[serde(default, skip_serializing_if = "crate::forms::upright::Frame::is_identity")]
+    pub frame: crate::forms::upright::Frame,
     /// The reviewer's verdict and the corrections made (see `review`).
     #[serde(default)]
     pub review: Option<review::Review>,
@@ -303,6 +311,12 @@ fn draft_field(r: &FieldReading, required: bool) -> DraftField {
     if r.struck {
         flags.push(Flag::Corrected);
     }
+    if !r.variant_doubts.is_empty() {
+        let mut pairs: Vec<String> =
+            r.variant_doubts.iter().map(|(read, other)| format!("{read}（{other}の可能性）")).collect();
+        pairs.dedup();
+        flags.push(Flag::Variant { pairs });
+    }
     DraftField {
         name: r.name.clone(),
         label: r.label.clone(),
@@ -334,6 +348,7 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
         fields,
         pair: None,
         skew_deg: Some(page.skew_deg),
+        frame: page.frame,
         review: None,
         case: None,
         returned: None,
@@ -481,6 +496,7 @@ mod tests {
             char_confidence: vec![conf; text.chars().count()],
             rect: Rect { x: 1, y: 2, w: 3, h: 4 },
             struck: false,
+            variant_doubts: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod crop;
 pub mod marks;
 pub mod register;
 pub mod template;
+pub mod upright;
 
 use image::GrayImage;
 use unicode_normalization::UnicodeNormalization;
@@ -37,6 +38,8 @@ pub struct FieldReading {
     pub rect: Rect,
     /// A crossed-out mistake was found and left out; `text` is what follows it.
     pub struck: bool,
+    /// Characters the recognizer could as well have read as a variant form (read, variant).
+    pub variant_doubts: Vec<(String, String)>,
 }
 
 /// A page matched to a template and its fields read.
@@ -47,7 +50,33 @@ pub struct PageReading {
     pub form: String,
     pub sheet: Option<u8>,
     pub skew_deg: f32,
+    /// How the scan was turned and scaled before it was read (see [`upright`]).
+    pub frame: upright::Frame,
     pub fields: Vec<FieldReading>,
+}
+
+/// A scan brought into the templates' frame and read.
+pub struct Scan<'a> {
+    pub frame: upright::Frame,
+    /// The scan in the frame (upright, 300 dpi): what the fields were cut from, and what a
+    /// page no template fits is read whole from.
+    pub image: std::borrow::Cow<'a, GrayImage>,
+    /// `None`: no template fits.
+    pub reading: Option<PageReading>,
+}
+
+/// Brings a scan (stating `dpi`, if it does) upright and to 300 dpi, then finds its template
+/// and reads its fields ([`read_page`]).
+pub fn read_scan<'a>(
+    gray: &'a GrayImage,
+    dpi: Option<f32>,
+    templates: &[Template],
+    ocr: &mut dyn Recognizer,
+) -> Result<Scan<'a>, Error> {
+    let frame = upright::find(gray, dpi, ocr)?;
+    let image = upright::apply(gray, frame);
+    let reading = read_page(&image, templates, ocr)?.map(|r| PageReading { frame, ..r });
+    Ok(Scan { frame, image, reading })
 }
 
 /// The recognizer's character set for a field type.
@@ -276,6 +305,7 @@ pub fn read_page(
             char_confidence: Vec::new(),
             rect,
             struck: false,
+            variant_doubts: Vec::new(),
         };
         match f.kind {
             FieldType::Checkbox => {
@@ -314,8 +344,16 @@ pub fn read_page(
         }
         field.text.push_str(&r.text);
         field.char_confidence.extend(r.char_confidence);
+        field.variant_doubts.extend(r.variant_doubts);
     }
-    Ok(Some(PageReading { template: t.id(), form: t.form.clone(), sheet: t.sheet, skew_deg, fields }))
+    Ok(Some(PageReading {
+        template: t.id(),
+        form: t.form.clone(),
+        sheet: t.sheet,
+        skew_deg,
+        frame: upright::Frame::default(),
+        fields,
+    }))
 }
 
 #[cfg(test)]

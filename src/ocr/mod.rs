@@ -126,7 +126,7 @@ impl TesseractEngine {
             text.replace(' ', "")
         };
         let n = text.chars().count();
-        Ok(LineReading { text, char_confidence: vec![(conf.max(0) as f32) / 100.0; n] })
+        Ok(LineReading { text, char_confidence: vec![(conf.max(0) as f32) / 100.0; n], variant_doubts: Vec::new() })
     }
 
     /// Reads a whole page with automatic layout analysis.

@@ -93,10 +93,13 @@ fn cp932(s: &str) -> bool {
 }
 
 /// One line read: text and, per character, the probability the model gave it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LineReading {
     pub text: String,
     pub char_confidence: Vec<f32>,
+    /// Characters read where the model could as well have meant a variant form (read,
+    /// variant): 濱 for a handwritten 浜, 穂 for 穗. Kept as read, for a reviewer to confirm.
+    pub variant_doubts: Vec<(String, String)>,
 }
 
 impl LineReading {
@@ -115,6 +118,7 @@ pub struct PpOcr {
     model: Model,
     /// Class index → text; index 0 is the CTC blank (empty string).
     classes: Vec<String>,
+    variants: Variants,
     /// Per char set, what each class reads as (`None`: masked out), built on first use.
     masks: std::sync::Mutex<std::collections::HashMap<CharSet, std::sync::Arc<Vec<Option<String>>>>>,
 }
@@ -127,7 +131,8 @@ impl PpOcr {
         let mut classes = vec![String::new()];
         classes.extend(dict.lines().map(|l| fold_variant(l).to_owned()));
         classes.push(" ".to_owned());
-        Ok(PpOcr { model, classes, masks: Default::default() })
+        let variants = Variants::new(&classes);
+        Ok(PpOcr { model, classes, variants, masks: Default::default() })
     }
 
     fn mask(&self, set: CharSet) -> std::sync::Arc<Vec<Option<String>>> {
@@ -190,17 +195,20 @@ impl PpOcr {
             .enumerate()
             .map(|(i, (_, set))| {
                 let rows = &probs[i * steps * classes..(i + 1) * steps * classes];
-                decode(rows.chunks_exact(classes), &self.mask(*set))
+                decode(rows.chunks_exact(classes), &self.mask(*set), &self.variants)
             })
             .collect())
     }
 }
 
 /// Greedy CTC over the allowed classes: per step the most probable allowed class; repeats
-/// collapse, blanks separate. A character's confidence is its best step's probability.
-fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, outputs: &[Option<String>]) -> LineReading {
+/// collapse, blanks separate. A character's confidence is its best step's probability; a
+/// variant form as probable as [`VARIANT_DOUBT`] at that step is noted.
+fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, outputs: &[Option<String>], variants: &Variants) -> LineReading {
     let mut text = String::new();
     let mut char_confidence = Vec::new();
+    // Per character read: its class and its best step's row.
+    let mut best_rows: Vec<(usize, &[f32])> = Vec::new();
     let mut prev = 0usize;
     for row in steps {
         let (best, p) = row
@@ -211,44 +219,83 @@ fn decode<'a>(steps: impl Iterator<Item = &'a [f32]>, outputs: &[Option<String>]
         if best != 0 && best != prev {
             text.push_str(outputs[best].as_deref().unwrap_or_default());
             char_confidence.push(p);
+            best_rows.push((best, row));
         } else if best != 0
             && let Some(last) = char_confidence.last_mut()
+            && p > *last
         {
-            *last = last.max(p);
+            *last = p;
+            if let Some(r) = best_rows.last_mut() {
+                r.1 = row;
+            }
         }
         prev = best;
     }
-    LineReading { text: fix_long_vowels(&text), char_confidence }
+    let variant_doubts = best_rows
+        .iter()
+        .filter_map(|&(class, row)| {
+            let other = variants.doubt(class, row, outputs)?;
+            Some((outputs[class].clone()?, outputs[other].clone()?))
+        })
+        .collect();
+    LineReading { text: fix_long_vowels(&text), char_confidence, variant_doubts }
 }
 
 /// Simplified Chinese forms the dictionary holds beside the Japanese ones, folded to the
-/// Japanese form (the model sometimes prefers the Chinese glyph for a Japanese name).
+/// Japanese form (the model sometimes prefers the Chinese glyph for a Japanese name; none of
+/// these is in CP932, so no Japanese writer meant them). Japanese old and new forms (濱/浜,
+/// 國/国…) are never folded: a name is kept as written, and a doubt between the two is
+/// flagged ([`Variants`]).
 fn fold_variant(c: &str) -> &str {
     match c {
         "边" => "辺",
-        "險" => "険",
         "东" => "東",
         "发" => "発",
         "县" => "県",
-        // Traditional forms the model reads for handwritten shinjitai.
-        "增" => "増",
-        "惠" => "恵",
-        "縱" => "縦",
-        "黑" => "黒",
-        "藏" => "蔵",
-        "團" => "団",
-        "國" => "国",
-        "會" => "会",
-        "濱" => "浜",
-        "廣" => "広",
-        // Seen in the 800-page hard set (none occurs in the name, place or disease lists; 穗
-        // does, in names, and is left alone).
-        "髓" => "髄",
-        "奧" => "奥",
-        "寬" => "寛",
-        "德" => "徳",
-        "帶" => "帯",
         _ => c,
+    }
+}
+
+/// Kanji variant pairs (old and new forms, 濱/浜) from `ocr-models/kanji-variants.tsv`
+/// (KANJIDIC2), as class indices of the model's dictionary.
+#[derive(Default)]
+struct Variants {
+    /// Class → the classes of its variants.
+    of: std::collections::HashMap<usize, Vec<usize>>,
+    /// Classes that are the rare (old) member of a pair: the model reads a handwritten common
+    /// form as the old one at full confidence, so such a reading is always a doubt.
+    rare: std::collections::HashSet<usize>,
+}
+
+/// The table, compiled in (it is data about characters, not about an installation).
+const VARIANT_TABLE: &str = include_str!("../../ocr-models/kanji-variants.tsv");
+/// A variant this probable at the step a character was read makes it a doubt.
+const VARIANT_DOUBT: f32 = 0.2;
+
+impl Variants {
+    fn new(classes: &[String]) -> Variants {
+        let index: std::collections::HashMap<&str, usize> =
+            classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let mut v = Variants::default();
+        for line in VARIANT_TABLE.lines().filter(|l| !l.starts_with('#')) {
+            let mut cols = line.split('\t');
+            let (Some(a), Some(b), kind) = (cols.next(), cols.next(), cols.next()) else { continue };
+            let (Some(&ia), Some(&ib)) = (index.get(a), index.get(b)) else { continue };
+            v.of.entry(ia).or_default().push(ib);
+            v.of.entry(ib).or_default().push(ia);
+            if kind == Some("old") {
+                v.rare.insert(ia);
+            }
+        }
+        v
+    }
+
+    /// The variant the model also saw at this step, if the reading of `class` is in doubt.
+    fn doubt(&self, class: usize, row: &[f32], allowed: &[Option<String>]) -> Option<usize> {
+        let others = self.of.get(&class)?;
+        let best =
+            others.iter().copied().filter(|&o| allowed[o].is_some()).max_by(|&a, &b| row[a].total_cmp(&row[b]))?;
+        (self.rare.contains(&class) || row[best] >= VARIANT_DOUBT).then_some(best)
     }
 }
 
@@ -298,19 +345,41 @@ mod tests {
             vec![0.9, 0.0, 0.1, 0.0, 0.0], // blank
             vec![0.1, 0.0, 0.1, 0.6, 0.2], // "|" unmasked, "2" among digits
         ];
-        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None));
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None), &Variants::default());
         assert_eq!(r.text, "l|");
         // Digits with look-alikes: "l" and "|" read as 1, so the steps give 1, 1 (collapsed),
         // blank, then "|" as 1 (0.6 beats "2" at 0.2).
-        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, Some(CharSet::Digits)));
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, Some(CharSet::Digits)), &Variants::default());
         assert_eq!(r.text, "11");
         // With only true digits allowed (no look-alikes): "1" then "2".
         let strict: Vec<Option<String>> =
             c.iter().enumerate().map(|(i, s)| (i == 0 || CharSet::Digits.allows(s)).then(|| s.clone())).collect();
-        let r = decode(steps.iter().map(Vec::as_slice), &strict);
+        let r = decode(steps.iter().map(Vec::as_slice), &strict, &Variants::default());
         assert_eq!(r.text, "12");
         assert_eq!(r.char_confidence, vec![0.35, 0.2], "best step of the repeated 1");
         assert!((r.min_confidence() - 0.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn old_forms_are_kept_and_doubts_noted() {
+        // Classes: blank, 浜, 濱, 田, 穗, 穂.
+        let c = classes(&["浜", "濱", "田", "穗", "穂"]);
+        let v = Variants::new(&c);
+        let all = outputs(&c, Some(CharSet::Cp932));
+        // 濱 read at full confidence: kept as read, and a doubt (the model reads a handwritten
+        // 浜 this way); 田 has no variant.
+        let steps: Vec<Vec<f32>> = vec![vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0], vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0]];
+        let r = decode(steps.iter().map(Vec::as_slice), &all, &v);
+        assert_eq!(r.text, "濱田");
+        assert_eq!(r.variant_doubts, vec![("濱".to_owned(), "浜".to_owned())]);
+        // The common form read clearly: no doubt. Read with its old form close behind: a doubt.
+        let clear: Vec<Vec<f32>> = vec![vec![0.0, 0.995, 0.005, 0.0, 0.0, 0.0]];
+        assert!(decode(clear.iter().map(Vec::as_slice), &all, &v).variant_doubts.is_empty());
+        let close: Vec<Vec<f32>> = vec![vec![0.0, 0.0, 0.0, 0.0, 0.1, 0.9]];
+        let r = decode(close.iter().map(Vec::as_slice), &all, &v);
+        assert_eq!((r.text.as_str(), r.variant_doubts.len()), ("穂", 1));
+        // Japanese variants are not folded any more; simplified Chinese still is.
+        assert_eq!(fold_variant("濱"), "濱");
     }
 
     #[test]
@@ -318,7 +387,7 @@ mod tests {
         let c = classes(&["1"]);
         let s = |p: f32| vec![1.0 - p, p];
         let steps = [s(0.9), s(0.9), s(0.1), s(0.9)];
-        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None));
+        let r = decode(steps.iter().map(Vec::as_slice), &outputs(&c, None), &Variants::default());
         assert_eq!(r.text, "11");
     }
 
@@ -345,6 +414,73 @@ mod tests {
         let mut img = GrayImage::from_pixel(w + 40, h.max(62) + 40, image::Luma([255]));
         imageproc::drawing::draw_text_mut(&mut img, image::Luma([25]), 20, 16, scale, &font, text);
         img
+    }
+
+    /// Names from the reference list written with old forms (惠, 穗, 鎭, 櫻…), and the same
+    /// names in the common form, in handwriting-style fonts: each is read as written or its
+    /// field is in doubt (a variant or a low-confidence character), never silently changed.
+    #[test]
+    fn names_are_kept_as_written_or_flagged() {
+        let ocr = PpOcr::load(&default_model()).expect("PP-OCR model missing: run `make setup`");
+        let table: Vec<(&str, &str)> = VARIANT_TABLE
+            .lines()
+            .filter(|l| l.ends_with("\told"))
+            .filter_map(|l| l.split('\t').next().zip(l.split('\t').nth(1)))
+            .collect();
+        let names: Vec<String> = include_str!("../../reference-data/japanese-names.tsv")
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1))
+            .filter(|n| n.chars().any(|c| table.iter().any(|(old, _)| old.starts_with(c))))
+            .map(str::to_owned)
+            .collect();
+        assert!(names.len() >= 40, "{} old-form names in the list", names.len());
+        let modern = |n: &str| -> String {
+            n.chars()
+                .map(|c| {
+                    table.iter().find(|(old, _)| old.starts_with(c)).map_or(c.to_string(), |(_, new)| new.to_string())
+                })
+                .collect()
+        };
+        let fonts = [
+            "/usr/share/fonts/truetype/klee/KleeOne-Regular.ttf",
+            "/usr/share/fonts/truetype/seto/setofont.ttf",
+            crate::synth::render::MINCHO,
+        ];
+        let mut cases: Vec<(GrayImage, String)> = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            let font = fonts[i % fonts.len()];
+            cases.push((line(font, n), n.clone()));
+            cases.push((line(font, &modern(n)), modern(n)));
+        }
+        let batch: Vec<(&GrayImage, CharSet)> = cases.iter().map(|(img, _)| (img, CharSet::Cp932)).collect();
+        let read = ocr.read_batch(&batch).unwrap();
+        let (mut sure, mut flagged, mut silent) = ([0, 0], [0, 0], Vec::new());
+        for (i, ((_, want), got)) in cases.iter().zip(&read).enumerate() {
+            // Even cases are written with the old form, odd ones with the common form.
+            let form = i % 2;
+            let doubt = !got.variant_doubts.is_empty() || got.min_confidence() < crate::drafts::MIN_CONFIDENCE;
+            if doubt {
+                flagged[form] += 1;
+                if form == 1 {
+                    eprintln!("common form flagged: {want} → {} {:?}", got.text, got.variant_doubts);
+                }
+            } else if got.text == *want {
+                sure[form] += 1;
+            } else {
+                silent.push(format!("{want} → {}", got.text));
+            }
+        }
+        eprintln!(
+            "old forms: {} sure, {} flagged; common forms: {} sure, {} flagged; {} silent",
+            sure[0],
+            flagged[0],
+            sure[1],
+            flagged[1],
+            silent.len()
+        );
+        assert!(silent.is_empty(), "silently changed: {silent:?}");
+        // The common form of a name mostly reads sure: the flag is for real doubts.
+        assert!(sure[1] * 100 >= names.len() * 65, "common forms read sure: {}/{}", sure[1], names.len());
     }
 
     #[test]

@@ -147,9 +147,9 @@ impl BlobStore {
 
     pub(crate) fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, Error> {
         self.walk(|entry| {
-            let modified = entry.metadata().ok().and_then(|m| m.modified().ok()).unwrap_or_else(std::time::SystemTime::now);
+            let modified =
+                entry.metadata().ok().and_then(|m| m.modified().ok()).unwrap_or_else(std::time::SystemTime::now);
             Some((entry.file_name().to_string_lossy().into_owned(), modified))
         })
     }
 }
-

@@ -107,24 +107,25 @@ impl Store {
         Ok(taken)
     }
 
-    /// Whether destination `dest` is known to hold object `id`: `None` if not, else its size
-    /// when that was noted (so an incremental backup counts a million stored pages without a
-    /// `stat` each).
-    pub fn backup_known(&self, dest: &str, id: &str) -> Result<Option<Option<u64>>> {
-        Ok(self
-            .db
-            .open_tree(BACKUP_KNOWN)?
-            .get(known_key(dest, id))?
-            .map(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes)))
+    /// What destination `dest` is known to hold under `prefix` (`blobs/`, `chunks/`…), in
+    /// name order, each with its size when that was noted.
+    pub fn backup_known_under(
+        &self,
+        dest: &str,
+        prefix: &str,
+    ) -> Result<impl Iterator<Item = Result<(String, Option<u64>)>> + use<>> {
+        let start = known_key(dest, prefix);
+        let skip = dest.len() + 1;
+        Ok(self.db.open_tree(BACKUP_KNOWN)?.scan_prefix(start).map(move |kv| {
+            let (k, v) = kv?;
+            let name = String::from_utf8_lossy(&k[skip..]).into_owned();
+            Ok((name, <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes)))
+        }))
     }
 
     /// Notes objects a destination now holds (after they were written there), with their
     /// sizes where known.
-    pub fn backup_mark_known<'a>(
-        &self,
-        dest: &str,
-        ids: impl Iterator<Item = (&'a str, Option<u64>)>,
-    ) -> Result<()> {
+    pub fn backup_mark_known<'a>(&self, dest: &str, ids: impl Iterator<Item = (&'a str, Option<u64>)>) -> Result<()> {
         let mut batch = sled::Batch::default();
         for (id, size) in ids {
             match size {
@@ -148,7 +149,7 @@ impl Store {
 
     /// Every blob address (for a backup; orphans included, they are harmless).
     pub fn blob_addresses(&self) -> Result<Vec<String>> {
-        Ok(self.blobs.addresses()?)
+        self.blobs.addresses()
     }
 
     /// A blob's size on disk (0 if it is gone).

@@ -5,6 +5,7 @@
 
 pub(crate) mod people;
 pub mod render;
+pub mod scanner;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,12 +27,15 @@ pub struct SynthOptions {
     pub seed: u64,
     /// How rough the scans are (skew, grain, blur, stamps, empty fields, corrections).
     pub knobs: Knobs,
+    /// Scan each page as offices do (any orientation, 200–400 dpi, grey, 1-bit or colour);
+    /// else upright, 300 dpi, grey.
+    pub conditions: bool,
 }
 
 impl SynthOptions {
     /// Clean scans (skew only), as the demo and most tests use.
     pub fn easy(out: PathBuf, count: usize, seed: u64, max_skew_deg: f32) -> SynthOptions {
-        SynthOptions { out, count, seed, knobs: Knobs::easy(max_skew_deg) }
+        SynthOptions { out, count, seed, knobs: Knobs::easy(max_skew_deg), conditions: false }
     }
 }
 
@@ -47,6 +51,9 @@ pub struct PageTruth {
     pub fields: serde_json::Value,
     /// Field name → written by hand (else printed, or a box).
     pub handwritten: serde_json::Value,
+    /// How the page was scanned (absent: upright, 300 dpi, grey).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<scanner::Condition>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -237,6 +244,9 @@ fn submission(
 ) -> anyhow::Result<Vec<(String, Vec<u8>, PageTruth)>> {
     let knobs = &opts.knobs;
     let mut rng = submission_rng(opts.seed, index);
+    // Scanning draws from its own generator: the pages' contents do not depend on it.
+    let mut scan_rng = submission_rng(opts.seed ^ 0x5CA7_5CA7, index);
+    let ink_colour = *scanner::INKS.choose(&mut scan_rng).expect("inks");
     let person = people::person(reference, &mut rng);
     let writer = render::Writer::new(fonts, &mut rng);
     let blank: Vec<&str> = OPTIONAL.into_iter().filter(|_| rng.gen_bool(knobs.empty_rate)).collect();
@@ -261,21 +271,20 @@ fn submission(
             rows: entries.into_iter().map(|e| e.row).collect(),
             footer: "東京都福祉局　難病医療費助成担当",
         };
-        let mut page = render::draw_form(&spec, fonts);
+        let print = render::draw_form(&spec, fonts);
         let ink = match (form, &application_ink) {
             (Form::ApplicationSheet2, Some(ink)) => render::carbon(ink, knobs.carbon.0, knobs.carbon.1),
             _ => render::draw_ink(&spec, &writer, &extras, &mut rng),
         };
-        render::darken_all(&mut page, &ink);
+        let stamp = (knobs.stamps && matches!(form, Form::ApplicationSheet1 | Form::MyNumber))
+            .then(|| render::stamp(fonts, &received, &mut rng));
+        let condition =
+            if opts.conditions { scanner::Condition::draw(&mut scan_rng) } else { scanner::Condition::plain() };
+        let layers = scanner::Layers { print: &print, ink: &ink, ink_colour, stamp: stamp.as_ref() };
+        let png = scanner::scan_page(&layers, &condition, knobs, &mut rng)?;
         if form == Form::ApplicationSheet1 {
             application_ink = Some(ink);
         }
-        if knobs.stamps && matches!(form, Form::ApplicationSheet1 | Form::MyNumber) {
-            render::stamp(&mut page, fonts, &received, &mut rng);
-        }
-        let scanned = render::scan(&page, &mut rng, knobs);
-        let mut png = Vec::new();
-        scanned.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
         let file = format!("s{:04}-p{}-{}.png", index + 1, page_no + 1, form.slug());
         let truth = PageTruth {
             file: file.clone(),
@@ -284,6 +293,7 @@ fn submission(
             sheet: form.sheet(),
             fields: truth_fields.into(),
             handwritten: handwritten.into(),
+            scan: opts.conditions.then_some(condition),
         };
         out.push((file, png, truth));
     }

@@ -4,7 +4,7 @@
 //! printed form under a faint, spread impression of sheet 1's ink.
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
-use image::{GrayImage, Luma};
+use image::{GrayImage, ImageBuffer, Luma, Pixel};
 use imageproc::drawing::{
     draw_filled_rect_mut, draw_hollow_circle_mut, draw_line_segment_mut, draw_text_mut, text_size,
 };
@@ -321,8 +321,11 @@ fn seal(img: &mut GrayImage, cx: i32, cy: i32, r: i32, rng: &mut impl Rng) {
     }
 }
 
-/// The received stamp (受付印) struck over the header: a ring, the office and a date.
-pub fn stamp(img: &mut GrayImage, fonts: &Fonts, date: &str, rng: &mut impl Rng) {
+/// The received stamp (受付印) struck over the header: a ring, the office and a date, on a
+/// layer of its own (a colour scan shows it red).
+pub fn stamp(fonts: &Fonts, date: &str, rng: &mut impl Rng) -> GrayImage {
+    let mut layer = GrayImage::from_pixel(PAGE_W, PAGE_H, WHITE);
+    let img = &mut layer;
     let (cx, cy) = (rng.gen_range(1550..2150), rng.gen_range(250..380));
     let grey = rng.gen_range(120..160);
     seal(img, cx, cy, 120, rng);
@@ -333,6 +336,7 @@ pub fn stamp(img: &mut GrayImage, fonts: &Fonts, date: &str, rng: &mut impl Rng)
         draw_text_mut(&mut text, Luma([grey]), cx - w as i32 / 2, cy + dy, s, &fonts.gothic, t);
     }
     darken_all(img, &text);
+    layer
 }
 
 /// Lays the ink over the form.
@@ -397,8 +401,13 @@ impl Knobs {
 }
 
 /// Scanner artefacts: a contrast gradient across the page, grain, specks, blur, and a skew of up
-/// to `knobs.max_skew_deg` degrees either way.
-pub fn scan(img: &GrayImage, rng: &mut impl Rng, knobs: &Knobs) -> GrayImage {
+/// to `knobs.max_skew_deg` degrees either way. Grey or colour alike (each channel the same).
+pub fn scan<P>(img: &ImageBuffer<P, Vec<u8>>, rng: &mut impl Rng, knobs: &Knobs) -> ImageBuffer<P, Vec<u8>>
+where
+    P: Pixel<Subpixel = u8> + Send + Sync,
+{
+    // A pixel of grey level `v` in every channel.
+    let level = |v: u8| *P::from_slice(&[v; 4][..usize::from(P::CHANNEL_COUNT)]);
     let mut out = img.clone();
     let (w, h) = out.dimensions();
     let dark_left = rng.gen_bool(0.5);
@@ -408,7 +417,9 @@ pub fn scan(img: &GrayImage, rng: &mut impl Rng, knobs: &Knobs) -> GrayImage {
         let t = x as f32 / w as f32;
         let shade = depth * if dark_left { 1.0 - t } else { t };
         let noise = if grain > 0 { f32::from(rng.gen_range(-grain..=grain)) } else { 0.0 };
-        p.0[0] = (f32::from(p.0[0]) - shade + noise).clamp(0.0, 255.0) as u8;
+        for c in p.channels_mut() {
+            *c = (f32::from(*c) - shade + noise).clamp(0.0, 255.0) as u8;
+        }
     }
     for _ in 0..400 + 40 * usize::from(knobs.noise) {
         let (x, y) = (rng.gen_range(0..w - 3), rng.gen_range(0..h - 3));
@@ -416,13 +427,12 @@ pub fn scan(img: &GrayImage, rng: &mut impl Rng, knobs: &Knobs) -> GrayImage {
         draw_filled_rect_mut(
             &mut out,
             Rect::at(x as i32, y as i32).of_size(rng.gen_range(1..4), rng.gen_range(1..4)),
-            Luma([v]),
+            level(v),
         );
     }
     if knobs.blur > 0.0 {
         out = imageproc::filter::gaussian_blur_f32(&out, knobs.blur);
     }
     let deg = rng.gen_range(-knobs.max_skew_deg..=knobs.max_skew_deg);
-    let paper = Luma([240]);
-    rotate_about_center(&out, deg.to_radians(), Interpolation::Bilinear, Border::Constant(paper))
+    rotate_about_center(&out, deg.to_radians(), Interpolation::Bilinear, Border::Constant(level(240)))
 }
