@@ -274,3 +274,45 @@ fn the_two_sheets_of_an_application_are_reconciled_in_the_store() {
         assert!(h.draft(&reviewer, id).unwrap().is_some(), "still readable after gc");
     }
 }
+
+/// Pages scanned as offices scan them (fed sideways or upside down, 200 or 400 dpi, 1-bit or
+/// colour) are stored as received and read in the templates' frame: each classified, its
+/// draft keeping the frame, the reviewer's field image and the page view upright.
+#[test]
+fn sideways_low_resolution_and_bilevel_scans_are_read_upright() {
+    let env = TestEnv::new();
+    let h = env.open();
+    let scans = env.tmp.path().join("offices");
+    let opts =
+        hozon::synth::SynthOptions { conditions: true, ..hozon::synth::SynthOptions::easy(scans.clone(), 2, 5, 1.5) };
+    let truth = hozon::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
+    let turned = truth.iter().filter(|t| t.scan.is_some_and(|c| c.quarter_turns != 0)).count();
+    assert!(turned >= 3, "the set has pages fed other ways round: {turned}");
+    std::fs::remove_file(scans.join("truth.jsonl")).unwrap();
+    let report = env.ingest(&h, &scans);
+    assert_eq!(report.stored(), 8, "{:?}", report.files);
+    let reviewer = Actor::with_role("rev", hozon::auth::Role::Reviewer);
+    let recs: Vec<_> = h.store().records().map(Result::unwrap).collect();
+    let mut sideways_checked = false;
+    for rec in &recs {
+        let d = h.draft(&reviewer, &rec.id).unwrap().expect("every page classified into a draft");
+        let info: serde_json::Value =
+            serde_json::from_slice(&h.store().read_blob(rec, hozon::store::BlobRole::Info).unwrap()).unwrap();
+        let t = truth.iter().find(|t| t.file == info["file_name"].as_str().unwrap()).unwrap();
+        let cond = t.scan.unwrap();
+        assert_eq!(d.form, if t.form == "my_number" { "my_number_form" } else { t.form }, "{}", t.file);
+        // The frame turns the page back and brings it to 300 dpi.
+        assert_eq!((d.frame.turns + cond.quarter_turns) % 4, 0, "{} {cond:?}", t.file);
+        assert!((d.frame.scale * cond.dpi as f32 / 300.0 - 1.0).abs() < 0.03, "{} {cond:?} {:?}", t.file, d.frame);
+        // The field image is cut from the same frame: wider than tall, like the field.
+        let name = d.fields.iter().find(|f| f.name == "name").expect("a name field");
+        let png = h.field_image(&reviewer, &rec.id, &name.name).unwrap();
+        let img = image::load_from_memory(&png).unwrap();
+        assert!(img.width() > 3 * img.height(), "{}: field image {}×{}", t.file, img.width(), img.height());
+        // The page view is upright: portrait whatever way the page was fed.
+        let view = image::load_from_memory(&h.page_thumbnail(&reviewer, &rec.id, 240).unwrap()).unwrap();
+        assert!(view.height() > view.width(), "{}: page view {}×{}", t.file, view.width(), view.height());
+        sideways_checked |= cond.quarter_turns % 2 == 1;
+    }
+    assert!(sideways_checked);
+}
