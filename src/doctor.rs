@@ -51,6 +51,24 @@ fn checksums(what: &str, list: &Path, dir: &Path, fix: &str) -> Vec<Check> {
         .collect()
 }
 
+/// Every record class a template or document type files pages as has a policy file: the
+/// number of classes, or the first problem.
+fn classes_covered(forms: &Path, policies: &Path) -> Result<usize, String> {
+    let set = crate::retention::policy::PolicySet::load_dir(policies).map_err(|e| e.to_string())?;
+    let templates = crate::forms::template::load_dir(forms).map_err(|e| e.to_string())?;
+    let types = crate::forms::doctypes::load(forms).map_err(|e| e.to_string())?;
+    let mut classes = std::collections::BTreeSet::new();
+    for t in &templates {
+        set.require(t.class(), &t.path.display().to_string()).map_err(|e| e.to_string())?;
+        classes.insert(t.class().to_owned());
+    }
+    for d in &types {
+        set.require(&d.class, &format!("{} ({})", crate::forms::doctypes::FILE, d.key)).map_err(|e| e.to_string())?;
+        classes.insert(d.class.clone());
+    }
+    Ok(classes.len())
+}
+
 /// Checks that need no open store (resources, fonts, key file, disk).
 pub fn installation(data: &Path, key_file: &Path) -> Vec<Check> {
     let mut out = Vec::new();
@@ -75,6 +93,14 @@ pub fn installation(data: &Path, key_file: &Path) -> Vec<Check> {
     out.push(match crate::forms::template::load_dir(&forms) {
         Ok(t) => ok("様式テンプレート", format!("{}（{} 件）", forms.display(), t.len())),
         Err(e) => ng("様式テンプレート", e.to_string(), setup),
+    });
+    out.push(match classes_covered(&forms, &policies) {
+        Ok(n) => ok("様式・書類の種類の保存期間", format!("{n} 分類すべてにポリシーがあります")),
+        Err(e) => ng(
+            "様式・書類の種類の保存期間",
+            e,
+            "retention-policies/ に分類のポリシーを追加するか、テンプレートの class で既存の分類を指定してください",
+        ),
     });
     let tessdata = crate::ocr::default_tessdata();
     if tessdata.starts_with(&root) {

@@ -10,6 +10,7 @@
     const p = await r.json();
     set("p-expected", p.expected); set("p-received", p.received); set("p-read", p.read);
     set("p-failed", p.failed); set("p-queued", p.queued); set("p-status", p.status_label);
+    set("p-forms", p.forms); set("p-attachments", p.attachments); set("p-unclassified", p.unclassified);
     document.getElementById("p-status").className = p.status === "mismatch" ? "warn" : "";
     const bar = document.getElementById("p-bar"); bar.max = Math.max(p.expected, p.received); bar.value = p.read;
   }

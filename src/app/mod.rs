@@ -11,6 +11,7 @@ mod linking;
 mod review;
 mod search;
 mod sheets;
+mod sorting;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub(crate) use linking::CASE_PAGES;
 pub use linking::{CaseMatch, probe};
 pub use review::{CaseChoice, QueueFilter, QueueItem, ReviewView};
 pub use search::{CaseGroup, SearchOptions, SearchOutcome, group_by_case};
+pub use sorting::{Filing, SortItem};
 
 use crate::audit::Event;
 use crate::auth::{Actor, Function, Level};
@@ -44,6 +46,9 @@ pub struct Hozon {
     applied: std::sync::RwLock<std::sync::Arc<crate::retention::policy::PolicySet>>,
     /// Form templates (`ocr-models/forms`); pages matching none are kept unclassified.
     pub forms: Vec<crate::forms::template::Template>,
+    /// What a page no template fits can be filed as (`document-types.toml` beside the
+    /// templates), each with its record class.
+    pub doc_types: Vec<crate::forms::doctypes::DocType>,
     /// The PP-OCR field recognizer's model file (each ingest worker loads its own).
     pub ppocr_model: PathBuf,
     /// Scans decoded for the review screen's field images (its dozen image requests per form
@@ -55,6 +60,8 @@ pub struct Hozon {
     pub(crate) capture_permits: crate::permits::Permits,
     /// Serialises two-sheet pairing (see `sheets`).
     pub(crate) pairing: std::sync::Mutex<()>,
+    /// One filing from the classification queue at a time (`app::sorting`).
+    pub(crate) filing: std::sync::Mutex<()>,
     /// Serialises export runs and their steps (exactly once per application).
     pub(crate) exporting: std::sync::Mutex<()>,
 }
@@ -126,11 +133,26 @@ impl Hozon {
         config: crate::config::Config,
         policies: crate::retention::policy::PolicySet,
     ) -> Result<Hozon> {
-        let forms = crate::forms::template::load_dir(&crate::forms::template::default_dir())?;
-        let applied = std::sync::RwLock::new(std::sync::Arc::new(applied_or_adopt(&store, &policies)?));
+        let forms_dir = crate::forms::template::default_dir();
+        let forms = crate::forms::template::load_dir(&forms_dir)?;
+        let doc_types = crate::forms::doctypes::load(&forms_dir)?;
+        let applied = applied_or_adopt(&store, &policies)?;
+        // Every class a form or document type files pages as has a policy: a page is never
+        // stored without a retention period.
+        for t in &forms {
+            applied.require(t.class(), &t.path.display().to_string())?;
+            crate::index::vocab::define(&t.form, &t.title);
+        }
+        for d in &doc_types {
+            let by = format!("{} (type {:?})", forms_dir.join(crate::forms::doctypes::FILE).display(), d.key);
+            applied.require(&d.class, &by)?;
+            crate::index::vocab::define(&d.key, &d.label);
+        }
+        let applied = std::sync::RwLock::new(std::sync::Arc::new(applied));
         Ok(Hozon {
             capture_permits: crate::permits::Permits::new(config.capture.concurrent_decodes),
             pairing: std::sync::Mutex::new(()),
+            filing: std::sync::Mutex::new(()),
             exporting: std::sync::Mutex::new(()),
             store,
             index,
@@ -139,6 +161,7 @@ impl Hozon {
             policies,
             applied,
             forms,
+            doc_types,
             ppocr_model: crate::ocr::ppocr::default_model(),
             review_pages: review::PageCache::new(review::CACHED_PAGES),
         })
@@ -264,17 +287,18 @@ fn applied_or_adopt(
         Some(v) => {
             let stored: Vec<crate::retention::policy::Policy> =
                 serde_json::from_slice(&v).map_err(|e| Error::Corrupt(format!("applied policies: {e}")))?;
-            let known = stored.len();
+            let known: std::collections::BTreeSet<String> = stored.iter().map(|p| p.class.clone()).collect();
             let set = crate::retention::policy::PolicySet::from_policies(stored, files)?;
             let all: Vec<&crate::retention::policy::Policy> = set.all().collect();
-            if all.len() > known {
+            let new: Vec<&str> = all.iter().map(|p| p.class.as_str()).filter(|c| !known.contains(*c)).collect();
+            if !new.is_empty() {
                 // A class this release added: adopted once, audited, and from then on applied
                 // like the rest (a later edit of its file changes nothing until applied).
                 store.put_doc(
                     APPLIED.0,
                     APPLIED.1,
                     &serde_json::to_vec(&all).expect("policies serialise"),
-                    Event::system("policy.adopt", &format!("{} new classes", all.len() - known)),
+                    Event::system("policy.adopt", &format!("new classes: {}", new.join(", "))),
                 )?;
             }
             Ok(set)

@@ -93,7 +93,9 @@ impl Hozon {
         let hidden = self.hidden_markers(actor)?;
         for entry in self.store.queue() {
             let (id, e) = entry?;
-            if filter.batch.as_ref().is_some_and(|b| e.batch.as_ref() != Some(b))
+            // Pages waiting to be filed are the classification queue's (`app::sorting`).
+            if e.form == crate::store::UNCLASSIFIED
+                || filter.batch.as_ref().is_some_and(|b| e.batch.as_ref() != Some(b))
                 || filter.form.as_ref().is_some_and(|f| &e.form != f)
                 || (filter.second_look && !e.second_look)
             {
@@ -126,7 +128,7 @@ impl Hozon {
     }
 
     /// Builds the review queue of a store made before it existed: every recognised page
-    /// whose draft is not verified. Runs once, on open.
+    /// whose draft is not verified, and every page waiting to be filed. Runs once, on open.
     pub(crate) fn build_review_queue(&self) -> Result<()> {
         if self.store.queue_built()? {
             return Ok(());
@@ -136,7 +138,12 @@ impl Hozon {
             if rec.state != RecordState::Stored || rec.kind != RecordKind::Page {
                 continue;
             }
-            let Some(d) = self.draft_of(&rec)? else { continue };
+            let Some(d) = self.draft_of(&rec)? else {
+                if rec.class == crate::store::UNCLASSIFIED {
+                    self.store.queue_mark(&rec, Some(false))?;
+                }
+                continue;
+            };
             match d.review.map(|r| r.status) {
                 Some(ReviewStatus::Verified) => {}
                 Some(ReviewStatus::SecondLook) => self.store.queue_mark(&rec, Some(true))?,

@@ -142,37 +142,46 @@ impl Hozon {
     /// users with the My Number right, unless `masked_ok` (the review screen, which masks).
     pub(crate) fn check_page_access(&self, actor: &Actor, rec: &Record, masked_ok: bool) -> Result<()> {
         let hidden = self.hidden_markers(actor)?;
-        let (draft, text_numbers, suspended) = self.page_person(rec, &hidden)?;
+        let p = self.page_person(rec, &hidden)?;
         let not_found = || Error::NotFound(rec.id.to_string());
-        if suspended {
+        if p.suspended {
             return Err(not_found());
         }
-        let draft_number = draft
+        let draft_number = p
+            .draft
             .as_ref()
             .and_then(|d| d.field("my_number"))
             .is_some_and(|f| crate::jp::my_number_valid(f.value_or_raw()));
-        let shows_my_number = rec.class == "my_number_form" || !text_numbers.is_empty() || draft_number;
+        let shows_my_number = !p.text_numbers.is_empty() || draft_number || self.kind_shows_my_number(rec, &p.text);
         if shows_my_number && !actor.rights().my_number && !masked_ok {
             return Err(not_found());
         }
         Ok(())
     }
 
-    /// A page's draft, the My Numbers in its text, and whether it belongs to a person whose
-    /// markers are in `hidden`.
-    fn page_person(
-        &self,
-        rec: &Record,
-        hidden: &[String],
-    ) -> Result<(Option<crate::drafts::Draft>, Vec<String>, bool)> {
-        let text = match rec.blobs.iter().any(|b| b.role == BlobRole::Text) {
-            true => String::from_utf8_lossy(&self.store.read_blob(rec, BlobRole::Text)?).into_owned(),
-            false => String::new(),
-        };
+    /// Whether a page shows a My Number by what it is, whatever was read on it: its class is
+    /// a My Number form's (the 個人番号調書, or any template with a My Number field), its
+    /// document type carries one, or, not filed yet, its text suggests such a type.
+    pub(crate) fn kind_shows_my_number(&self, rec: &Record, text: &str) -> bool {
+        use crate::forms::template::FieldType;
+        rec.class == "my_number_form"
+            || self
+                .forms
+                .iter()
+                .any(|t| t.class() == rec.class && t.fields.iter().any(|f| f.kind == FieldType::MyNumber))
+            || self.type_shows_my_number(rec)
+            || (rec.class == crate::store::UNCLASSIFIED
+                && crate::forms::doctypes::suggest(&self.doc_types, text).is_some_and(|t| t.my_number))
+    }
+
+    /// A page's draft, text, the My Numbers in its text, and whether it belongs to a person
+    /// whose markers are in `hidden`.
+    fn page_person(&self, rec: &Record, hidden: &[String]) -> Result<PagePerson> {
+        let text = self.stored_text(rec)?;
         let (_, text_numbers) = crate::index::scrub_my_numbers(&crate::index::normalise(&text));
         let draft = self.draft_of(rec)?;
         let suspended = self.page_markers(draft.as_ref(), &text_numbers).iter().any(|m| hidden.contains(m));
-        Ok((draft, text_numbers, suspended))
+        Ok(PagePerson { draft, text, text_numbers, suspended })
     }
 
     /// Whether `actor` is kept from the page by a suspension (for lists such as the review
@@ -181,7 +190,7 @@ impl Hozon {
         if hidden.is_empty() {
             return Ok(false);
         }
-        Ok(self.page_person(rec, hidden)?.2)
+        Ok(self.page_person(rec, hidden)?.suspended)
     }
 
     /// What `actor` may see in the index.
@@ -343,9 +352,10 @@ impl Hozon {
         let markers = self.page_markers(draft, &numbers);
         Doc {
             markers,
-            shows_my_number: rec.class == "my_number_form" || !numbers.is_empty(),
+            shows_my_number: !numbers.is_empty() || self.kind_shows_my_number(rec, &text),
             my_numbers: numbers.iter().map(|n| self.my_number_hash(n)).collect(),
-            form: rec.class.clone(),
+            // A filed attachment is found by its type (様式:住民票の写し).
+            form: rec.doc_type.clone().unwrap_or_else(|| rec.class.clone()),
             name: value("name"),
             kana: value("kana"),
             birth: value("birth_date").and_then(|b| b.parse().ok()),
@@ -454,6 +464,14 @@ fn municipality(address: &str) -> Option<String> {
         rest.find(['区', '市']).or_else(|| rest.find(['町', '村']))
     }? + '区'.len_utf8();
     Some(rest[..end].to_owned())
+}
+
+/// What [`Hozon::check_page_access`] needs to know about a page.
+struct PagePerson {
+    draft: Option<crate::drafts::Draft>,
+    text: String,
+    text_numbers: Vec<String>,
+    suspended: bool,
 }
 
 #[cfg(test)]

@@ -119,6 +119,7 @@ pub(crate) fn store_bulk(
             wrapped_key: Vec::new(),
             key_epoch: None,
             past_epochs: Vec::new(),
+            doc_type: None,
             received_on: None,
             id: p.id.clone(),
             state: RecordState::Stored,

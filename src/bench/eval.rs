@@ -131,7 +131,7 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         (Tally::default(), Tally::default(), Tally::default(), Tally::default(), 0);
     for (t, draft) in truth.iter().zip(&drafts) {
         // The condition tallies this page counts in (none for a set without conditions).
-        let conditions: Vec<String> = match t.get("scan") {
+        let mut conditions: Vec<String> = match t.get("scan") {
             Some(scan) => ["rotation", "dpi", "mode"]
                 .iter()
                 .filter_map(|axis| {
@@ -145,6 +145,9 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
                 .collect(),
             None => Vec::new(),
         };
+        if t["typed"] == true {
+            conditions.push("typed (Excel edition)".into());
+        }
         let tally = |f: &mut Figures, each: &dyn Fn(&mut ConditionTally)| {
             for c in &conditions {
                 each(f.by_condition.entry(c.clone()).or_default());
@@ -162,6 +165,17 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
             got,
             flagged: true,
         };
+        // An attachment is right when no form claims it (it goes to the classification queue).
+        if form == crate::synth::ATTACHMENT {
+            match draft {
+                None => {
+                    classified += 1;
+                    tally(&mut f, &|c| c.classified += 1);
+                }
+                Some(d) => f.misses.push(page_miss(d.template.clone())),
+            }
+            continue;
+        }
         let Some(d) = draft else {
             f.misses.push(page_miss("unclassified".into()));
             continue;

@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn status_flags_a_count_mismatch() {
-        let c = |n| BatchCounts { forms: n, unclassified: 0, failed: 0 };
+        let c = |n| BatchCounts { forms: n, ..Default::default() };
         assert_eq!(Status::of(&batch(4), &c(0)), Status::Waiting);
         assert_eq!(Status::of(&batch(4), &c(3)), Status::Receiving);
         assert_eq!(Status::of(&batch(4), &c(4)), Status::Complete);
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn ledger_opens_in_excel_in_both_encodings() {
-        let rows = vec![(batch(4), BatchCounts { forms: 3, unclassified: 1, failed: 1 })];
+        let rows = vec![(batch(4), BatchCounts { forms: 3, unclassified: 1, failed: 1, attachments: 0 })];
         let utf8 = ledger_csv(&rows, CsvEncoding::Utf8Bom).unwrap();
         assert!(utf8.starts_with(b"\xEF\xBB\xBF"));
         let text = std::str::from_utf8(&utf8[3..]).unwrap();

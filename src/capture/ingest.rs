@@ -79,6 +79,8 @@ pub enum Outcome {
 pub struct IngestReport {
     pub files: Vec<(PathBuf, Outcome)>,
     pub seconds: f64,
+    /// Pages stored that no form template fitted: waiting in the classification queue.
+    pub unfiled: usize,
 }
 
 impl IngestReport {
@@ -239,7 +241,13 @@ pub fn ingest_sources(h: &Hozon, actor: &Actor, files: Vec<Source>, opts: &Inges
             eprintln!("hozon: {}: sheets not reconciled: {}", pb.display(), crate::error::chain(&e));
         }
     }
-    Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64() })
+    let mut unfiled = 0;
+    for (_, o) in &files {
+        if let Outcome::Stored(id) = o {
+            unfiled += usize::from(h.store.record(id)?.is_some_and(|r| r.class == crate::store::UNCLASSIFIED));
+        }
+    }
+    Ok(IngestReport { files, seconds: started.elapsed().as_secs_f64(), unfiled })
 }
 
 /// Ingests one source (every page of it); every outcome except an I/O failure on the source
@@ -433,6 +441,7 @@ fn ingest_page(
         wrapped_key: Vec::new(),
         key_epoch: None,
         past_epochs: Vec::new(),
+        doc_type: None,
         // The batch's 受付日 is the receipt date the law counts from.
         received_on: match &opts.batch {
             Some(b) => h.batch_by_id(b)?.map(|b| b.received_on),
@@ -443,7 +452,12 @@ fn ingest_page(
         kind,
         received_at,
         blobs,
-        class: draft.as_ref().map_or_else(|| "scan".to_owned(), |d| d.form.clone()),
+        class: match &draft {
+            Some(d) => {
+                h.forms.iter().find(|t| t.id() == d.template).map_or_else(|| d.form.clone(), |t| t.class().to_owned())
+            }
+            None => crate::store::UNCLASSIFIED.to_owned(),
+        },
         last_changed_at: None,
         decided_on: None,
         retention: None,

@@ -24,13 +24,57 @@ pub enum DraftCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the pages no form template fitted, waiting to be filed (oldest first), with the
+    /// document type their text suggests
+    Unfiled {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// File a page no template fitted: `--as form:TEMPLATE` (e.g. form:application#1) reads it
+    /// as that form; `--as type:KEY` (e.g. type:resident_record) files it as a document type
+    File {
+        id: String,
+        #[arg(long = "as")]
+        filing: String,
+    },
+}
+
+fn record_id(id: &str) -> anyhow::Result<crate::store::RecordId> {
+    crate::store::RecordId::parse(id).ok_or_else(|| anyhow::anyhow!("{id:?} is not a record id"))
+}
+
+fn unfiled(cli: &super::Cli, limit: usize) -> anyhow::Result<ExitCode> {
+    let hozon = cli.open()?;
+    let (total, items) = hozon.sorting_queue(&super::operator(), limit)?;
+    for i in &items {
+        let suggestion = i.suggestion.as_deref().map(crate::index::vocab::form_label).unwrap_or_default();
+        let mark = if i.my_number { " 個人番号あり" } else { "" };
+        outln!(
+            "{} {} {} {}{mark}",
+            i.id,
+            i.received_at.with_timezone(&crate::jp::jst()).format("%Y-%m-%d %H:%M"),
+            i.batch.as_deref().unwrap_or("-"),
+            if suggestion.is_empty() { "-".to_owned() } else { format!("候補:{suggestion}") }
+        );
+    }
+    outln!("未分類 {total} 件");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn file(cli: &super::Cli, id: &str, filing: &str) -> anyhow::Result<ExitCode> {
+    let hozon = cli.open()?;
+    let filing = crate::app::Filing::parse(filing)
+        .ok_or_else(|| anyhow::anyhow!("--as {filing:?}: give form:TEMPLATE (e.g. form:application#1) or type:KEY"))?;
+    let rec = hozon.file_page(&super::operator(), &record_id(id)?, &filing)?;
+    let what = rec.doc_type.as_deref().unwrap_or(&rec.class);
+    outln!("{id}: {} として仕分けました（保存期間の分類 {}）", crate::index::vocab::form_label(what), rec.class);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn show(cli: &super::Cli, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let hozon = cli.open()?;
-    let id = crate::store::RecordId::parse(id).ok_or_else(|| anyhow::anyhow!("{id:?} is not a record id"))?;
-    let actor =
-        crate::auth::Actor::operator(&format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into())));
+    let id = record_id(id)?;
+    let actor = super::operator();
     match hozon.draft(&actor, &id)? {
         Some(d) if json => outln!("{}", serde_json::to_string(&d)?),
         Some(d) => print(std::path::Path::new(id.as_str()), &d),
@@ -55,6 +99,8 @@ pub fn run(cli: &super::Cli, c: &DraftCommand) -> anyhow::Result<ExitCode> {
     let (files, json) = match c {
         DraftCommand::Read { files, json } => (files, *json),
         DraftCommand::Show { id, json } => return show(cli, id, *json),
+        DraftCommand::Unfiled { limit } => return unfiled(cli, *limit),
+        DraftCommand::File { id, filing } => return file(cli, id, filing),
     };
     let templates = template::load_dir(&template::default_dir())?;
     let mut ocr = PpOcr::load(&default_model())?;

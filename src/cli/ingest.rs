@@ -58,11 +58,12 @@ pub(crate) fn print_batch(hozon: &crate::app::Hozon, id: &str) -> anyhow::Result
     let status = Status::of(&b, &c);
     let mark = if status == Status::Mismatch { " ⚠" } else { "" };
     outln!(
-        "{id} {}: 予定 {} / 受領 {} (様式 {}, 未分類 {}, 失敗 {}) {}{mark}",
+        "{id} {}: 予定 {} / 受領 {} (様式 {}, 添付書類 {}, 未分類 {}, 失敗 {}) {}{mark}",
         b.municipality,
         b.expected_pages,
         c.received(),
         c.forms,
+        c.attachments,
         c.unclassified,
         c.failed,
         status.label_ja()
@@ -92,4 +93,10 @@ pub(crate) fn print_report(report: &crate::capture::ingest::IngestReport) {
         report.seconds,
         if report.seconds > 0.0 { pages / report.seconds } else { 0.0 }
     );
+    if report.unfiled > 0 {
+        outln!(
+            "未分類 {} ページ: 様式を判別できませんでした。仕分け画面（/sorting）または `hozon draft unfiled` で様式か書類の種類を選んでください",
+            report.unfiled
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod case;
 mod doctor;
 mod draft;
 mod export;
+mod form;
 mod ingest;
 mod init;
 mod remote;
@@ -157,6 +158,9 @@ enum Command {
     /// Form recognition into drafts
     #[command(subcommand)]
     Draft(draft::DraftCommand),
+    /// Form templates: check one against a scan (zones drawn into a PNG)
+    #[command(subcommand)]
+    Form(form::FormCommand),
     /// Serve the web UI
     Serve(serve::Args),
     /// Master key operations
@@ -235,6 +239,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Search(a) => search::run(cli, a),
         Command::Export(c) => export::run(cli, c),
         Command::Draft(c) => draft::run(cli, c),
+        Command::Form(c) => form::run(c),
         Command::Serve(a) => serve::run(cli, a),
         Command::Key(c) => admin::key(cli, c),
         Command::Reindex => admin::reindex(cli),

@@ -116,6 +116,7 @@ fn allowed(cmd: &Command) -> Result<(), &'static str> {
         }
         Command::Init(_)
         | Command::Synth(_)
+        | Command::Form(_)
         | Command::Watch(_)
         | Command::Serve(_)
         | Command::Eval(_)

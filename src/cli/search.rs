@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let found = hozon.search(&actor, &opts)?;
     outln!("{} 件", found.total);
     for r in &found.results {
-        let form = crate::index::vocab::label_of(crate::index::vocab::FORMS, &r.form);
+        let form = crate::index::vocab::form_label(&r.form);
         let when = r.received.format("%Y-%m-%d %H:%M");
         outln!("{}  {when}  {form}  {}", r.record_id, plain(&r.snippet_html));
     }

@@ -25,14 +25,29 @@ pub struct Args {
     /// which
     #[arg(long)]
     conditions: bool,
+    /// Two applicants in five fill in the Excel editions instead: application and My Number
+    /// form typed on plain paper, no carbon copy (sheet 2)
+    #[arg(long)]
+    typed: bool,
+    /// Add an attachment no form fits to each submission (住民票の写し, at times with the My
+    /// Number printed, or 課税証明書), to exercise the classification queue
+    #[arg(long)]
+    attachments: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let bar = super::ingest::progress_bar(args.count as u64, "生成中", "件");
     let knobs =
         if args.hard { Knobs::hard(args.max_skew.unwrap_or(3.0)) } else { Knobs::easy(args.max_skew.unwrap_or(2.0)) };
-    let opts =
-        SynthOptions { out: args.out.clone(), count: args.count, seed: args.seed, knobs, conditions: args.conditions };
+    let opts = SynthOptions {
+        out: args.out.clone(),
+        count: args.count,
+        seed: args.seed,
+        knobs,
+        conditions: args.conditions,
+        typed: args.typed,
+        attachments: args.attachments,
+    };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();
     println!("{} submissions, {} pages → {}", args.count, truths.len(), args.out.display());

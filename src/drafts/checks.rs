@@ -1,7 +1,10 @@
 //! Cross-checks that turn guesses into checked values: the postal code against the address
 //! (the real Tokyo postal list), the disease against the designated-disease list, the reading
 //! against the name where the name list knows it, and the birth date against the calendar.
-//! A failed check flags the field with the reason; it never changes a value.
+//! Which fields go through which check is named in the template (`checks = [...]`), never
+//! implied by a field's name. A failed check flags the field with the reason; where the
+//! reference list makes one reading certain (one character off), the value is the list's,
+//! flagged.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -9,6 +12,7 @@ use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
 
 use super::{Draft, Flag};
+use crate::forms::template::{Check, Template};
 
 const NAMES: &str = include_str!("../../reference-data/japanese-names.tsv");
 const POSTAL: &str = include_str!("../../reference-data/tokyo-postal-codes.tsv");
@@ -78,8 +82,8 @@ fn set(draft: &mut Draft, field: &str, value: &str) {
 
 /// After the place name an address is numbers (1丁目9番8号): a Latin letter there is a
 /// handwritten digit misread (q for 9, O for 0, l for 1). Replaced, and flagged.
-fn digits_in_block_number(draft: &mut Draft, places: &[(String, String)]) {
-    let Some(address) = value(draft, "address").map(str::to_owned) else { return };
+fn digits_in_block_number(draft: &mut Draft, field: &str, places: &[(String, String)]) {
+    let Some(address) = value(draft, field).map(str::to_owned) else { return };
     let Some(head) =
         places.iter().map(|(city, town)| format!("{city}{town}")).find_map(|p| address.find(&p).map(|i| i + p.len()))
     else {
@@ -101,8 +105,8 @@ fn digits_in_block_number(draft: &mut Draft, places: &[(String, String)]) {
         .collect();
     if fixed != rest {
         let reason = format!("番地の「{rest}」を「{fixed}」として読みました");
-        set(draft, "address", &format!("{}{fixed}", &address[..head]));
-        flag(draft, "address", reason);
+        set(draft, field, &format!("{}{fixed}", &address[..head]));
+        flag(draft, field, reason);
     }
 }
 
@@ -117,107 +121,140 @@ fn value<'a>(draft: &'a Draft, field: &str) -> Option<&'a str> {
     draft.field(field).map(|f| f.value.as_str()).filter(|v| !v.is_empty())
 }
 
-/// Runs every check whose fields the draft has.
-pub fn cross_check(draft: &mut Draft) {
-    recipient_number_fits_application_type(draft);
-    let l = lists();
-    if let Some(code) = value(draft, "postal_code").map(|c| c.replace('-', "")) {
-        match l.postal.get(&code) {
-            None => flag(draft, "postal_code", format!("{code} は東京都の郵便番号一覧にありません")),
-            Some(places) => {
-                if let Some(address) = value(draft, "address") {
-                    let address: String = address.nfkc().filter(|c| !c.is_whitespace()).collect();
-                    let fits = places.iter().any(|(city, town)| address.contains(&format!("{city}{town}")));
-                    // The address begins a character off the place its postal code names:
-                    // the place is taken from the postal list (the number is read more
-                    // reliably than kanji), flagged for confirmation.
-                    let near = places.iter().find_map(|(city, town)| {
-                        let place = format!("東京都{city}{town}");
-                        let head: String = address.chars().take(place.chars().count()).collect();
-                        let rest: String = address.chars().skip(place.chars().count()).collect();
-                        (strsim::levenshtein(&head, &place) == 1).then(|| (format!("{place}{rest}"), head, place))
-                    });
-                    if fits {
-                        digits_in_block_number(draft, places);
-                    }
-                    if let (false, Some((fixed, head, place))) = (fits, near) {
-                        set(draft, "address", &fixed);
-                        flag(draft, "address", format!("「{head}」を郵便番号の示す「{place}」として読みました"));
-                    } else if !fits {
-                        let (city, town) = &places[0];
-                        let reason = format!("郵便番号 {code} は{city}{town}です");
-                        flag(draft, "postal_code", reason.clone());
-                        flag(draft, "address", reason);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(d) = value(draft, "disease") {
-        let d: String = d.nfkc().filter(|c| !c.is_whitespace()).collect();
-        if !l.diseases.contains(&d) {
-            match nearest(&d, l.diseases.iter().map(String::as_str)) {
-                // One character off one listed name (a variant glyph, a misread stroke): the
-                // list's spelling is the value, flagged so the reviewer confirms it.
-                Some(listed) => {
-                    let reason = format!("「{d}」を指定難病の一覧の「{listed}」として読みました");
-                    set(draft, "disease", listed);
-                    flag(draft, "disease", reason);
-                }
-                None => flag(draft, "disease", format!("「{d}」は指定難病の一覧にありません")),
-            }
-        }
-    }
-    if let Some(b) = value(draft, "birth_date").and_then(|b| b.parse::<chrono::NaiveDate>().ok()) {
-        let today = crate::jp::today();
-        if b > today || chrono::Datelike::year(&b) < 1900 {
-            flag(draft, "birth_date", format!("生年月日 {b} はありえない日付です"));
-        }
-    }
-    if let (Some(name), Some(kana)) = (value(draft, "name"), value(draft, "kana")) {
-        let names: Vec<&str> = name.split_whitespace().collect();
-        let kanas: Vec<&str> = kana.split_whitespace().collect();
-        if names.len() == kanas.len() {
-            let mut fixed: Vec<String> = Vec::new();
-            let mut reasons: Vec<String> = Vec::new();
-            for (n, k) in names.iter().zip(&kanas) {
-                match l.readings.get(*n) {
-                    Some(r) if !r.contains(*k) => match nearest(k, r.iter().map(String::as_str)) {
-                        // One kana off the one reading the list knows for this name (ユ read
-                        // as エ): the list's reading, flagged for confirmation.
-                        Some(reading) => {
-                            reasons.push(format!("「{k}」を{n}の読み「{reading}」として読みました"));
-                            fixed.push(reading.to_owned());
-                        }
-                        None => {
-                            reasons.push(format!("{n}の読みは{k}ではありません"));
-                            fixed.push((*k).to_owned());
-                        }
-                    },
-                    _ => fixed.push((*k).to_owned()),
-                }
-            }
-            if !reasons.is_empty() {
-                set(draft, "kana", &fixed.join(" "));
-                flag(draft, "kana", reasons.join("、"));
+/// Runs the checks the template names on each field, in the template's order.
+pub fn cross_check(draft: &mut Draft, template: &Template) {
+    for f in &template.fields {
+        for check in &f.checks {
+            let field = f.name.as_str();
+            match check {
+                Check::PostalJp => postal_code_listed(draft, field),
+                Check::AddressOf(postal) => address_fits_postal_code(draft, field, postal),
+                Check::ReadingOf(name) => reading_fits_name(draft, field, name),
+                Check::DesignatedDisease => disease_listed(draft, field),
+                Check::PastDate => past_date(draft, field),
+                Check::RecipientNoFor(kind) => recipient_number_fits_application_type(draft, field, kind),
             }
         }
     }
 }
 
-/// A renewal or change (更新・変更) names the recipient's number; a first application (新規)
-/// has none yet. Either way round is worth a look (a tick in the wrong box, a number missed).
-fn recipient_number_fits_application_type(draft: &mut Draft) {
-    let Some(kind) = draft.field("application_type").map(|f| f.value.clone()) else { return };
-    if draft.field("recipient_no").is_none() {
+fn digits(code: &str) -> String {
+    code.replace('-', "")
+}
+
+fn postal_code_listed(draft: &mut Draft, field: &str) {
+    if let Some(code) = value(draft, field).map(digits)
+        && !lists().postal.contains_key(&code)
+    {
+        flag(draft, field, format!("{code} は東京都の郵便番号一覧にありません"));
+    }
+}
+
+/// The address against the place its postal code names (a code not in the list is the postal
+/// field's own check).
+fn address_fits_postal_code(draft: &mut Draft, field: &str, postal: &str) {
+    let Some(code) = value(draft, postal).map(digits) else { return };
+    let Some(places) = lists().postal.get(&code) else { return };
+    let Some(address) = value(draft, field) else { return };
+    let address: String = address.nfkc().filter(|c| !c.is_whitespace()).collect();
+    let fits = places.iter().any(|(city, town)| address.contains(&format!("{city}{town}")));
+    if fits {
+        digits_in_block_number(draft, field, places);
         return;
     }
-    let has_number = value(draft, "recipient_no").is_some();
-    match (kind.as_str(), has_number) {
-        ("更新" | "変更", false) => {
-            flag(draft, "recipient_no", format!("{kind}の申請ですが受給者番号がありません"))
+    // The address begins a character off the place its postal code names: the place is taken
+    // from the postal list (the number is read more reliably than kanji), flagged for
+    // confirmation.
+    let near = places.iter().find_map(|(city, town)| {
+        let place = format!("東京都{city}{town}");
+        let head: String = address.chars().take(place.chars().count()).collect();
+        let rest: String = address.chars().skip(place.chars().count()).collect();
+        (strsim::levenshtein(&head, &place) == 1).then(|| (format!("{place}{rest}"), head, place))
+    });
+    match near {
+        Some((fixed, head, place)) => {
+            set(draft, field, &fixed);
+            flag(draft, field, format!("「{head}」を郵便番号の示す「{place}」として読みました"));
         }
-        ("新規", true) => flag(draft, "recipient_no", "新規の申請ですが受給者番号が記入されています".into()),
+        None => {
+            let (city, town) = &places[0];
+            let reason = format!("郵便番号 {code} は{city}{town}です");
+            flag(draft, postal, reason.clone());
+            flag(draft, field, reason);
+        }
+    }
+}
+
+fn disease_listed(draft: &mut Draft, field: &str) {
+    let Some(d) = value(draft, field) else { return };
+    let d: String = d.nfkc().filter(|c| !c.is_whitespace()).collect();
+    let l = lists();
+    if l.diseases.contains(&d) {
+        return;
+    }
+    match nearest(&d, l.diseases.iter().map(String::as_str)) {
+        // One character off one listed name (a variant glyph, a misread stroke): the list's
+        // spelling is the value, flagged so the reviewer confirms it.
+        Some(listed) => {
+            let reason = format!("「{d}」を指定難病の一覧の「{listed}」として読みました");
+            set(draft, field, listed);
+            flag(draft, field, reason);
+        }
+        None => flag(draft, field, format!("「{d}」は指定難病の一覧にありません")),
+    }
+}
+
+fn past_date(draft: &mut Draft, field: &str) {
+    if let Some(b) = value(draft, field).and_then(|b| b.parse::<chrono::NaiveDate>().ok())
+        && (b > crate::jp::today() || chrono::Datelike::year(&b) < 1900)
+    {
+        flag(draft, field, format!("生年月日 {b} はありえない日付です"));
+    }
+}
+
+fn reading_fits_name(draft: &mut Draft, field: &str, name_field: &str) {
+    let (Some(name), Some(kana)) = (value(draft, name_field), value(draft, field)) else { return };
+    let names: Vec<&str> = name.split_whitespace().collect();
+    let kanas: Vec<&str> = kana.split_whitespace().collect();
+    if names.len() != kanas.len() {
+        return;
+    }
+    let mut fixed: Vec<String> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    for (n, k) in names.iter().zip(&kanas) {
+        match lists().readings.get(*n) {
+            Some(r) if !r.contains(*k) => match nearest(k, r.iter().map(String::as_str)) {
+                // One kana off the one reading the list knows for this name (ユ read as エ):
+                // the list's reading, flagged for confirmation.
+                Some(reading) => {
+                    reasons.push(format!("「{k}」を{n}の読み「{reading}」として読みました"));
+                    fixed.push(reading.to_owned());
+                }
+                None => {
+                    reasons.push(format!("{n}の読みは{k}ではありません"));
+                    fixed.push((*k).to_owned());
+                }
+            },
+            _ => fixed.push((*k).to_owned()),
+        }
+    }
+    if !reasons.is_empty() {
+        set(draft, field, &fixed.join(" "));
+        flag(draft, field, reasons.join("、"));
+    }
+}
+
+/// A renewal or change (更新・変更) names the recipient's number; a first application (新規)
+/// has none yet. Either way round is worth a look (a tick in the wrong box, a number missed).
+fn recipient_number_fits_application_type(draft: &mut Draft, field: &str, kind_field: &str) {
+    let Some(kind) = draft.field(kind_field).map(|f| f.value.clone()) else { return };
+    if draft.field(field).is_none() {
+        return;
+    }
+    let has_number = value(draft, field).is_some();
+    match (kind.as_str(), has_number) {
+        ("更新" | "変更", false) => flag(draft, field, format!("{kind}の申請ですが受給者番号がありません")),
+        ("新規", true) => flag(draft, field, "新規の申請ですが受給者番号が記入されています".into()),
         _ => {}
     }
 }
@@ -245,6 +282,31 @@ mod tests {
         Draft { template: "t".into(), title: "t".into(), form: "application".into(), fields, ..Default::default() }
     }
 
+    /// The checks of the application's sheet 1, which has every checked field.
+    fn check(d: &mut Draft) {
+        let all = crate::forms::template::load_dir(&crate::forms::template::default_dir()).unwrap();
+        cross_check(d, all.iter().find(|t| t.id() == "application#1").unwrap());
+    }
+
+    #[test]
+    fn a_field_name_implies_no_check() {
+        let mut t = crate::forms::template::load_dir(&crate::forms::template::default_dir())
+            .unwrap()
+            .into_iter()
+            .find(|t| t.id() == "application#1")
+            .unwrap();
+        let wrong = || draft(vec![f("postal_code", "999-9999"), f("disease", "かぜ"), f("birth_date", "2999-01-01")]);
+        let mut d = wrong();
+        cross_check(&mut d, &t);
+        assert_eq!((flags(&d, "postal_code"), flags(&d, "disease"), flags(&d, "birth_date")), (1, 1, 1));
+        for f in &mut t.fields {
+            f.checks.clear();
+        }
+        let mut d = wrong();
+        cross_check(&mut d, &t);
+        assert!(d.fields.iter().all(|f| f.flags.is_empty()), "{d:?}");
+    }
+
     fn flags(d: &Draft, name: &str) -> usize {
         d.field(name).unwrap().flags.len()
     }
@@ -255,7 +317,7 @@ mod tests {
             [("更新", "1312345", 0), ("変更", "", 1), ("新規", "", 0), ("新規", "1312345", 1)]
         {
             let mut d = draft(vec![f("application_type", kind), f("recipient_no", number)]);
-            cross_check(&mut d);
+            check(&mut d);
             assert_eq!(flags(&d, "recipient_no"), flagged, "{kind} {number:?}");
         }
     }
@@ -271,13 +333,13 @@ mod tests {
             .unwrap();
         let postal = format!("{}-{}", &code[..3], &code[3..]);
         let mut ok = draft(vec![f("postal_code", &postal), f("address", &format!("東京都{city}{town}1丁目2番3号"))]);
-        cross_check(&mut ok);
+        check(&mut ok);
         assert_eq!((flags(&ok, "postal_code"), flags(&ok, "address")), (0, 0));
         let mut wrong = draft(vec![f("postal_code", &postal), f("address", "東京都八丈町大賀郷1番")]);
-        cross_check(&mut wrong);
+        check(&mut wrong);
         assert_eq!((flags(&wrong, "postal_code"), flags(&wrong, "address")), (1, 1));
         let mut unknown = draft(vec![f("postal_code", "999-9999")]);
-        cross_check(&mut unknown);
+        check(&mut unknown);
         assert_eq!(flags(&unknown, "postal_code"), 1);
     }
 
@@ -298,7 +360,7 @@ mod tests {
             f("name", "佐藤 花子"),
             f("kana", "サトウ ハナコ"),
         ]);
-        cross_check(&mut d);
+        check(&mut d);
         assert!(d.fields.iter().all(|f| f.flags.is_empty()), "{d:?}");
         let mut bad = draft(vec![
             f("disease", "潰瘍性大腸災"),
@@ -306,20 +368,20 @@ mod tests {
             f("name", "佐藤 花子"),
             f("kana", "サイトウ ハナコ"),
         ]);
-        cross_check(&mut bad);
+        check(&mut bad);
         assert_eq!((flags(&bad, "disease"), flags(&bad, "birth_date"), flags(&bad, "kana")), (1, 1, 1));
         // One character off a listed disease: the list's spelling, flagged; further off: kept.
         assert_eq!(bad.field("disease").unwrap().value, "潰瘍性大腸炎");
         assert_eq!(bad.field("kana").unwrap().value, "サトウ ハナコ", "one kana off the listed reading");
         let mut far = draft(vec![f("disease", "原因不明の腹痛")]);
-        cross_check(&mut far);
+        check(&mut far);
         assert_eq!((far.field("disease").unwrap().value.as_str(), flags(&far, "disease")), ("原因不明の腹痛", 1));
     }
 
     #[test]
     fn letters_in_a_block_number_are_digits() {
         let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武蔵野市境1丁目q番O号")]);
-        cross_check(&mut d);
+        check(&mut d);
         let a = d.field("address").unwrap();
         assert_eq!((a.value.as_str(), a.flags.len()), ("東京都武蔵野市境1丁目9番0号", 1));
     }
@@ -327,7 +389,7 @@ mod tests {
     #[test]
     fn address_a_character_off_its_postal_place_is_taken_from_the_list() {
         let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武越野市境5丁目9番17号")]);
-        cross_check(&mut d);
+        check(&mut d);
         let a = d.field("address").unwrap();
         assert_eq!(a.value, "東京都武蔵野市境5丁目9番17号");
         assert_eq!((a.flags.len(), flags(&d, "postal_code")), (1, 0));

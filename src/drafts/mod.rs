@@ -353,7 +353,7 @@ pub fn from_reading(page: &PageReading, template: &crate::forms::template::Templ
         case: None,
         returned: None,
     };
-    checks::cross_check(&mut draft);
+    checks::cross_check(&mut draft, template);
     draft
 }
 

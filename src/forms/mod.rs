@@ -7,8 +7,11 @@
 //! recognizer in one batch, each with the character set of its type. A page no template fits
 //! is reported as unclassified; the caller keeps it with full-page text.
 
+pub mod check;
 pub mod crop;
+pub mod doctypes;
 pub mod marks;
+pub mod propose;
 pub mod register;
 pub mod template;
 pub mod upright;
@@ -24,6 +27,10 @@ use template::{FieldType, Template};
 pub enum Error {
     #[error(transparent)]
     Ocr(#[from] crate::ocr::Error),
+    #[error(transparent)]
+    Register(#[from] register::Error),
+    #[error("the proposed template does not parse: {0}")]
+    Proposal(String),
 }
 
 /// One field as read (before normalisation and validation).
@@ -271,12 +278,7 @@ pub fn read_page(
         let title = match titles.iter().find(|(r, _)| *r == rect) {
             Some((_, title)) => title.clone(),
             None => {
-                let zone = despeckle(dropout(crop_without_rules(&image, rect, ink)), 128);
-                // Each line cut to its ink: the recognizer's work grows with the width.
-                let lines: Vec<GrayImage> = text_lines(&zone, ink).into_iter().map(|l| tighten(l, ink)).collect();
-                let batch: Vec<(&GrayImage, CharSet)> = lines.iter().map(|l| (l, CharSet::Cp932)).collect();
-                let read: String = ocr.read_lines(&batch)?.into_iter().map(|r| r.text).collect();
-                let title: String = read.nfkc().filter(|c| !c.is_whitespace()).collect();
+                let title = read_title(&image, rect, ink, ocr)?;
                 titles.push((rect, title.clone()));
                 title
             }
@@ -287,10 +289,74 @@ pub fn read_page(
             found = Some((t, map, score));
         }
     }
-    let found = found.map(|(t, map, _)| (t, map));
-    let Some((t, map)) = found else {
+    let Some((t, map, _)) = found else {
         return Ok(None);
     };
+    read_fields(&image, t, &map, skew_deg, ink, ocr).map(Some)
+}
+
+/// The printed words in `rect` of a straightened page (NFKC, no spaces).
+fn read_title(image: &GrayImage, rect: Rect, ink: u8, ocr: &mut dyn Recognizer) -> Result<String, Error> {
+    let zone = despeckle(dropout(crop_without_rules(image, rect, ink)), 128);
+    // Each line cut to its ink: the recognizer's work grows with the width.
+    let lines: Vec<GrayImage> = text_lines(&zone, ink).into_iter().map(|l| tighten(l, ink)).collect();
+    let batch: Vec<(&GrayImage, CharSet)> = lines.iter().map(|l| (l, CharSet::Cp932)).collect();
+    let read: String = ocr.read_lines(&batch)?.into_iter().map(|r| r.text).collect();
+    Ok(read.nfkc().filter(|c| !c.is_whitespace()).collect())
+}
+
+/// How a template lies on a scan, for `hozon form check`: the scan upright and straightened,
+/// where the table was found (or why not), the title read and whether its keywords match,
+/// and every field as read.
+pub struct Fit {
+    pub frame: upright::Frame,
+    pub image: GrayImage,
+    pub map: Result<register::Affine, register::Error>,
+    pub title: String,
+    pub keywords_match: bool,
+    pub reading: Option<PageReading>,
+}
+
+/// Lays `template` over a scan and reads it, whether or not it would be classified as it.
+pub fn fit(gray: &GrayImage, dpi: Option<f32>, template: &Template, ocr: &mut dyn Recognizer) -> Result<Fit, Error> {
+    let frame = upright::find(gray, dpi, ocr)?;
+    let upright = upright::apply(gray, frame);
+    let (image, skew_deg, ink) = deskew(&upright);
+    let map = locate(&image, template, ink);
+    let (mut title, mut keywords_match, mut reading) = (String::new(), false, None);
+    if let Ok(m) = &map {
+        let (w, h) = image.dimensions();
+        title = read_title(&image, m.zone(template.classify.zone, w, h), ink, ocr)?;
+        keywords_match = keyword_score(&title, &template.classify.keywords).is_some();
+        reading = Some(PageReading { frame, ..read_fields(&image, template, m, skew_deg, ink, ocr)? });
+    }
+    Ok(Fit { frame, image, map, title, keywords_match, reading })
+}
+
+/// Reads a scan as `template` whatever its printed title says (a reviewer picked the form of
+/// a page no template was recognised on): brought upright and to 300 dpi, straightened, then
+/// registered to the template's table rules. Fails when the rules are not found.
+pub fn read_as(
+    gray: &GrayImage,
+    dpi: Option<f32>,
+    template: &Template,
+    ocr: &mut dyn Recognizer,
+) -> Result<PageReading, Error> {
+    let fit = fit(gray, dpi, template, ocr)?;
+    fit.map?;
+    Ok(fit.reading.expect("a registered page is read"))
+}
+
+/// Reads every field of `t` from a straightened page registered to it by `map`.
+fn read_fields(
+    image: &GrayImage,
+    t: &Template,
+    map: &register::Affine,
+    skew_deg: f32,
+    ink: u8,
+    ocr: &mut dyn Recognizer,
+) -> Result<PageReading, Error> {
+    let (w, h) = image.dimensions();
     // Boxes are read by their ink; every other field is cropped (struck-out mistakes
     // whitened) and all of them go to the recognizer in one batch.
     let mut fields: Vec<FieldReading> = Vec::with_capacity(t.fields.len());
@@ -309,18 +375,18 @@ pub fn read_page(
         };
         match f.kind {
             FieldType::Checkbox => {
-                let (ticked, confidence) = marks::tick(marks::box_ink(&image, rect));
+                let (ticked, confidence) = marks::tick(marks::box_ink(image, rect));
                 reading.text = ticked.to_string();
                 reading.char_confidence = vec![confidence];
             }
             FieldType::Choice => {
-                let inks: Vec<f32> = f.boxes.iter().map(|b| marks::box_ink(&image, map.zone(*b, w, h))).collect();
+                let inks: Vec<f32> = f.boxes.iter().map(|b| marks::box_ink(image, map.zone(*b, w, h))).collect();
                 let (chosen, confidence) = marks::choose(&inks);
                 reading.text = chosen.map(|i| f.options[i].clone()).unwrap_or_default();
                 reading.char_confidence = vec![confidence];
             }
             _ => {
-                let mut crop = crop_without_rules(&image, rect, ink);
+                let mut crop = crop_without_rules(image, rect, ink);
                 if let Some(columns) = marks::struck_columns(&crop) {
                     marks::erase_columns(&mut crop, columns);
                     reading.struck = true;
@@ -346,14 +412,14 @@ pub fn read_page(
         field.char_confidence.extend(r.char_confidence);
         field.variant_doubts.extend(r.variant_doubts);
     }
-    Ok(Some(PageReading {
+    Ok(PageReading {
         template: t.id(),
         form: t.form.clone(),
         sheet: t.sheet,
         skew_deg,
         frame: upright::Frame::default(),
         fields,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -426,5 +492,42 @@ mod tests {
         let mut ocr = PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model: run `make setup`");
         let blank = GrayImage::from_pixel(2480, 3508, image::Luma([250]));
         assert!(read_page(&blank, &templates, &mut ocr).unwrap().is_none());
+    }
+
+    /// The Excel editions (typed on plain paper, no carbon copy) are recognised as sheet 1 of
+    /// the application and as the My Number form, and read exactly; attachments no template
+    /// fits are left for the classification queue.
+    #[test]
+    fn typed_applications_and_attachments() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::synth::SynthOptions {
+            typed: true,
+            attachments: true,
+            ..crate::synth::SynthOptions::easy(dir.path().to_owned(), 3, 41, 1.5)
+        };
+        let truth = crate::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
+        let templates = template::load_dir(&template::default_dir()).unwrap();
+        let mut ocr = PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model: run `make setup`");
+        let (mut typed, mut attachments) = (0, 0);
+        for t in truth.iter().filter(|t| (t.typed && t.form != "clinical_survey") || t.form == crate::synth::ATTACHMENT)
+        {
+            let gray = image::open(dir.path().join(&t.file)).unwrap().to_luma8();
+            let page = read_page(&gray, &templates, &mut ocr).unwrap();
+            if t.form == crate::synth::ATTACHMENT {
+                assert!(page.is_none(), "{}: an attachment is no form", t.file);
+                attachments += 1;
+                continue;
+            }
+            let page = page.expect("a typed form is recognised");
+            assert_eq!(page.sheet, t.sheet, "{}", t.file);
+            for f in page.fields.iter().filter(|f| !matches!(f.kind, FieldType::Checkbox | FieldType::Choice)) {
+                let want: String = t.fields[&f.name].as_str().unwrap().nfkc().filter(|c| !c.is_whitespace()).collect();
+                let got: String = f.text.nfkc().filter(|c| !c.is_whitespace()).collect();
+                assert_eq!(want, got, "{} {}", t.file, f.name);
+            }
+            typed += 1;
+        }
+        assert!(typed >= 2 && attachments == 3, "{typed} typed pages, {attachments} attachments");
+        assert!(!truth.iter().any(|t| t.typed && t.sheet == Some(2)), "a typed application has no carbon copy");
     }
 }

@@ -140,8 +140,9 @@ fn best_angle(points: &[(f32, f32)], height: u32, from: f32, to: f32, step: f32)
     (0..=n).map(|i| from + i as f32 * step).max_by(|a, b| score(*a).total_cmp(&score(*b))).unwrap_or(0.0)
 }
 
-/// Centres of runs of consecutive indices whose count reaches `min`.
-fn lines(profile: &[u32], min: u32) -> Vec<f32> {
+/// Centres of runs of consecutive indices whose count reaches `min` (rules in a row or
+/// column ink profile).
+pub(crate) fn rule_centres(profile: &[u32], min: u32) -> Vec<f32> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     for (i, &c) in profile.iter().chain(std::iter::once(&0)).enumerate() {
@@ -190,7 +191,7 @@ pub fn locate(image: &GrayImage, template: &Template, ink: u8) -> Result<Affine,
             rows[y as usize] += 1;
         }
     }
-    let horizontal = lines(&rows, (expect_w * 0.6) as u32);
+    let horizontal = rule_centres(&rows, (expect_w * 0.6) as u32);
     let (Some(&top), Some(&bottom)) = (horizontal.first(), horizontal.last()) else {
         return Err(Error::NoTable);
     };
@@ -205,7 +206,7 @@ pub fn locate(image: &GrayImage, template: &Template, ink: u8) -> Result<Affine,
             }
         }
     }
-    let vertical = lines(&cols, ((bottom - top) * 0.8) as u32);
+    let vertical = rule_centres(&cols, ((bottom - top) * 0.8) as u32);
     let (Some(&left), Some(&right)) = (vertical.first(), vertical.last()) else {
         return Err(Error::NoTable);
     };

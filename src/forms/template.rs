@@ -73,6 +73,86 @@ pub struct Field {
     pub boxes: Vec<Zone>,
     #[serde(default)]
     pub required: bool,
+    /// Checks the value goes through after reading (`checks = ["postal_jp"]`); a field's
+    /// name implies none.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// A named check of a field's value against a reference list or another field of the page
+/// (run by `drafts::checks`). A failed check flags the field with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Check {
+    /// `postal_jp`: a postal code of Tokyo's list.
+    PostalJp,
+    /// `address_of:FIELD`: an address beginning with the place the postal code in FIELD names.
+    AddressOf(String),
+    /// `reading_of:FIELD`: katakana whose parts are readings of FIELD's name parts, where the
+    /// name list knows them.
+    ReadingOf(String),
+    /// `designated_disease`: a disease of the designated intractable disease list.
+    DesignatedDisease,
+    /// `past_date`: a date neither in the future nor before 1900 (a birth date).
+    PastDate,
+    /// `recipient_no_for:FIELD`: present when the choice FIELD says 更新 or 変更, absent for 新規.
+    RecipientNoFor(String),
+}
+
+impl TryFrom<String> for Check {
+    type Error = String;
+    fn try_from(s: String) -> Result<Check, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n.trim(), Some(a.trim().to_owned())),
+            None => (s.trim(), None),
+        };
+        match (name, arg) {
+            ("postal_jp", None) => Ok(Check::PostalJp),
+            ("designated_disease", None) => Ok(Check::DesignatedDisease),
+            ("past_date", None) => Ok(Check::PastDate),
+            ("address_of", Some(f)) if !f.is_empty() => Ok(Check::AddressOf(f)),
+            ("reading_of", Some(f)) if !f.is_empty() => Ok(Check::ReadingOf(f)),
+            ("recipient_no_for", Some(f)) if !f.is_empty() => Ok(Check::RecipientNoFor(f)),
+            _ => Err(format!(
+                "unknown check {s:?} (known: postal_jp, designated_disease, past_date, address_of:FIELD, \
+                 reading_of:FIELD, recipient_no_for:FIELD)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::PostalJp => f.write_str("postal_jp"),
+            Check::DesignatedDisease => f.write_str("designated_disease"),
+            Check::PastDate => f.write_str("past_date"),
+            Check::AddressOf(x) => write!(f, "address_of:{x}"),
+            Check::ReadingOf(x) => write!(f, "reading_of:{x}"),
+            Check::RecipientNoFor(x) => write!(f, "recipient_no_for:{x}"),
+        }
+    }
+}
+
+impl Check {
+    /// The other field the check compares with, if any.
+    pub fn other_field(&self) -> Option<&str> {
+        match self {
+            Check::AddressOf(f) | Check::ReadingOf(f) | Check::RecipientNoFor(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The field types the check applies to.
+    fn applies_to(&self, kind: FieldType) -> bool {
+        match self {
+            Check::PostalJp => kind == FieldType::PostalCode,
+            Check::AddressOf(_) | Check::DesignatedDisease => kind == FieldType::Text,
+            Check::ReadingOf(_) => kind == FieldType::Kana,
+            Check::PastDate => kind == FieldType::Date,
+            Check::RecipientNoFor(_) => matches!(kind, FieldType::Number | FieldType::Text),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -110,6 +190,10 @@ pub struct Template {
     #[serde(default)]
     pub sheet: Option<u8>,
     pub title: String,
+    /// Record class of its pages (the retention policy they take); the form key if not given
+    /// (a new revision of a form names the class of the old one).
+    #[serde(default)]
+    pub class: Option<String>,
     pub page: PageSize,
     pub classify: Classify,
     pub table: Table,
@@ -125,6 +209,12 @@ impl Template {
         let invalid = |detail: String| Error::Invalid { path: path.to_owned(), detail };
         let mut t: Template = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         t.path = path.to_owned();
+        if !super::doctypes::valid_key(t.class()) {
+            return Err(invalid(format!("form/class {:?}: lower-case letters, digits and _ only", t.class())));
+        }
+        if crate::retention::policy::RESERVED.contains(&t.class()) {
+            return Err(invalid(format!("class {:?} is hozon's own; name the form's class", t.class())));
+        }
         let PageSize { width, height } = t.page;
         if !t.classify.zone.fits(width, height) {
             return Err(invalid("classify.zone lies outside the page".into()));
@@ -162,11 +252,26 @@ impl Template {
             if f.boxes.iter().any(|b| !b.fits(width, height)) {
                 return Err(field("a box lies outside the page"));
             }
+            for c in &f.checks {
+                if !c.applies_to(f.kind) {
+                    return Err(field(&format!("check \"{c}\" does not apply to a {:?} field", f.kind)));
+                }
+                if let Some(other) = c.other_field()
+                    && !t.fields.iter().any(|g| g.name == other && g.name != f.name)
+                {
+                    return Err(field(&format!("check \"{c}\" names field {other:?}, which the form does not have")));
+                }
+            }
         }
         if t.fields.is_empty() {
             return Err(invalid("no [[field]]".into()));
         }
         Ok(t)
+    }
+
+    /// The record class of its pages.
+    pub fn class(&self) -> &str {
+        self.class.as_deref().unwrap_or(&self.form)
     }
 
     /// "application sheet 1" etc., for messages.
@@ -190,6 +295,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Template>, Error> {
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        // The document types live beside the templates (`forms::doctypes`).
+        .filter(|p| p.file_name().is_none_or(|n| n != super::doctypes::FILE))
         .collect();
     paths.sort();
     let mut out: Vec<Template> = Vec::new();
@@ -242,6 +349,7 @@ zone = { x = 763, y = 523, w = 1514, h = 154 }
             (GOOD.replace("type = \"text\"", "type = \"txt\""), "unknown variant"),
             (GOOD.replace("w = 1514", "w = 9999"), "field \"name\": zone lies outside the page"),
             (GOOD.replace("right = 2280", "right = 100"), "table rules"),
+            (GOOD.replace("title = ", "class = \"scan\"\ntitle = "), "hozon's own"),
             (
                 format!(
                     "{GOOD}\n[[field]]\nname = \"name\"\nlabel = \"x\"\ntype = \"text\"\nzone = {{ x = 1, y = 1, w = 1, h = 1 }}\n"
@@ -249,6 +357,12 @@ zone = { x = 763, y = 523, w = 1514, h = 154 }
                 "defined twice",
             ),
             (GOOD.replace("zone = { x = 763", "colour = 1\nzone = { x = 763"), "unknown field"),
+            (GOOD.replace("type = \"text\"", "type = \"text\"\nchecks = [\"postal\"]"), "unknown check \"postal\""),
+            (GOOD.replace("type = \"text\"", "type = \"text\"\nchecks = [\"postal_jp\"]"), "does not apply"),
+            (
+                GOOD.replace("type = \"text\"", "type = \"text\"\nchecks = [\"address_of:postal_code\"]"),
+                "names field \"postal_code\", which the form does not have",
+            ),
         ];
         for (text, says) in cases {
             let e = Template::parse(p, &text).unwrap_err().to_string();

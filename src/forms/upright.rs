@@ -106,7 +106,9 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
     for &turns in candidates {
         let page = turn(&clean, turns);
         let score = legibility(&page, ink, ocr)?;
-        if score > best.1 {
+        // Most pages come upright: another way round must read clearly better, not just a
+        // little (on a murky page both ways score low, and noise must not turn it over).
+        if score > best.1 * MARGIN + 0.05 {
             best = (turns, score);
         }
         // Reads clearly this way round: no need to try the others (turned text scores
@@ -121,6 +123,8 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
 /// Legibility at which a page is taken to be upright without trying other ways (upright
 /// forms score 0.75–0.95, turned ones below 0.45).
 const CLEAR: f32 = 0.7;
+/// How much better than the best so far another orientation must read.
+const MARGIN: f32 = 1.25;
 /// Lines read per candidate orientation.
 const LINES: usize = 4;
 
@@ -258,5 +262,35 @@ mod tests {
         assert_eq!(out.get_pixel(150, 50).0[0], 255);
         assert_eq!(out.get_pixel(10, 80).0[0], 255);
         assert_eq!(out.get_pixel(110, 20).0[0], 0);
+    }
+
+    /// A scan at 150 or 600 dpi (resolution stated, or not) is brought to the templates'
+    /// 300 dpi and read like any other.
+    #[test]
+    fn pages_at_150_and_600_dpi_are_read() {
+        use crate::forms::template;
+        use unicode_normalization::UnicodeNormalization;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::synth::SynthOptions::easy(dir.path().to_owned(), 1, 3, 1.0);
+        let truth = crate::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
+        let t = &truth[0];
+        let page = image::open(dir.path().join(&t.file)).unwrap().to_luma8();
+        let templates = template::load_dir(&template::default_dir()).unwrap();
+        let mut ocr = crate::ocr::ppocr::PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model");
+        for (dpi, stated) in [(150u32, Some(150.0)), (150, None), (600, Some(600.0))] {
+            let (w, h) = (page.width() * dpi / 300, page.height() * dpi / 300);
+            let scan = image::imageops::resize(&page, w, h, image::imageops::FilterType::Triangle);
+            let read = crate::forms::read_scan(&scan, stated, &templates, &mut ocr).unwrap();
+            let reading = read.reading.unwrap_or_else(|| panic!("{dpi} dpi ({stated:?}): not classified"));
+            assert_eq!((reading.form.as_str(), reading.sheet), ("application", Some(1)), "{dpi} dpi");
+            let norm = |s: &str| -> String { s.nfkc().filter(|c| !c.is_whitespace()).collect() };
+            let texts: Vec<_> = reading
+                .fields
+                .iter()
+                .filter(|f| !matches!(f.kind, template::FieldType::Checkbox | template::FieldType::Choice))
+                .collect();
+            let exact = texts.iter().filter(|f| norm(&f.text) == norm(t.fields[&f.name].as_str().unwrap())).count();
+            assert!(exact * 10 >= texts.len() * 9, "{dpi} dpi: {exact}/{} fields exact", texts.len());
+        }
     }
 }

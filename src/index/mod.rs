@@ -535,9 +535,9 @@ impl SearchIndex {
             FieldName::City => self.text_query(f.city, &c.text, mode),
             FieldName::Disease => self.text_query(f.disease, &c.text, mode),
             FieldName::Form => {
-                let key = vocab::key_of(vocab::FORMS, &c.text)
+                let key = vocab::form_key(&c.text)
                     .ok_or_else(|| Problem::BadValue { field: c.field.label(), value: c.text.clone() })?;
-                Some(Self::exact(f.form, key))
+                Some(Self::exact(f.form, &key))
             }
             FieldName::Status => {
                 let key = vocab::key_of(vocab::STATUSES, &c.text)

@@ -12,6 +12,42 @@ pub const FORMS: &[(&str, &str)] = &[
     ("scan", "未分類"),
 ];
 
+/// Labels of the record classes and document types that data files define (form templates'
+/// titles, `document-types.toml`), registered when they are loaded: the index and the screens
+/// show a new form by its name without a code change.
+static DEFINED: std::sync::RwLock<Vec<(String, String)>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers `label` for the form key or document type `key` (the built-in labels win).
+pub fn define(key: &str, label: &str) {
+    let mut d = DEFINED.write().expect("labels lock");
+    if !FORMS.iter().any(|(k, _)| *k == key) && !d.iter().any(|(k, _)| k == key) {
+        d.push((key.to_owned(), label.to_owned()));
+    }
+}
+
+/// The label of a form key or document type: built-in, else defined by a data file, else the
+/// key itself.
+pub fn form_label(key: &str) -> String {
+    if let Some((_, l)) = FORMS.iter().find(|(k, _)| *k == key) {
+        return (*l).to_owned();
+    }
+    DEFINED
+        .read()
+        .expect("labels lock")
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or_else(|| key.to_owned(), |(_, l)| l.clone())
+}
+
+/// The form key for a typed key or label, built-in or defined.
+pub fn form_key(typed: &str) -> Option<String> {
+    if let Some(k) = key_of(FORMS, typed) {
+        return Some(k.to_owned());
+    }
+    let t = typed.trim().to_lowercase();
+    DEFINED.read().expect("labels lock").iter().find(|(k, l)| *k == t || *l == t).map(|(k, _)| k.clone())
+}
+
 /// Case status (受付 → 審査中 → 認定/非認定 → 通知済).
 pub const STATUSES: &[(&str, &str)] = &[
     ("received", "受付"),

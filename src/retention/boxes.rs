@@ -245,6 +245,7 @@ pub fn record_contractor_certificate(
         wrapped_key: Vec::new(),
         key_epoch: None,
         past_epochs: Vec::new(),
+        doc_type: None,
         received_on: None,
         id: id.clone(),
         state: RecordState::Pending,

@@ -1483,8 +1483,10 @@ pub fn item_views(h: &Hozon, actor: &Actor, items: &[&Item]) -> Result<Vec<ItemV
             ),
             Err(_) => (item.class.clone(), item.class.clone()),
         };
-        let form =
-            crate::index::vocab::FORMS.iter().find(|(k, _)| *k == item.class).map_or(title, |(_, l)| (*l).to_owned());
+        let form = match crate::index::vocab::form_label(&item.class) {
+            l if l == item.class => title,
+            l => l,
+        };
         let mut view = ItemView {
             item: (*item).clone(),
             form,

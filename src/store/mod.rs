@@ -41,6 +41,7 @@ pub(crate) use keystore::try_lock;
 pub use keystore::{KeyEpoch, path_for as keystore_path};
 pub use records::{
     BatchCounts, BlobRef, BlobRole, PageOutcome, Record, RecordId, RecordKind, RecordState, Retention, Tombstone,
+    UNCLASSIFIED,
 };
 pub use snapshot::admin_answer;
 
@@ -159,7 +160,7 @@ impl Store {
         let meta = db.open_tree("meta")?;
         meta.insert("key_check", master.seal(b"key-check", KEY_CHECK_PLAINTEXT))?;
         meta.insert("key_fingerprint", master.fingerprint().as_bytes())?;
-        meta.insert("review_queue_v1", b"1")?;
+        meta.insert(QUEUE_VERSION, b"1")?;
         db.flush()?;
         drop(meta);
         let keys = keystore::KeyStore::open(keystore::path_for(key_file), master.clone(), true)?;
@@ -356,7 +357,10 @@ impl Store {
         let rec = &rec;
         let encoded = rec.encode();
         let now = chrono::Utc::now();
-        let waiting = (rec.kind == RecordKind::Page && rec.blob(BlobRole::Draft).is_some())
+        // A recognised page waits for review; one no template fits waits to be filed (its
+        // entry's form is `UNCLASSIFIED`: the classification queue).
+        let waiting = (rec.kind == RecordKind::Page
+            && (rec.blob(BlobRole::Draft).is_some() || rec.class == records::UNCLASSIFIED))
             .then(|| (queue_key(rec), QueueEntry::of(rec, false).encode()));
         let _gate = self.snapshot_gate.read();
         (&self.records, &self.dedupe, &self.meta, &self.audit, &self.queue)
@@ -1240,6 +1244,7 @@ impl Store {
             match v.first().copied() {
                 Some(x) if x == PageOutcome::Form as u8 => c.forms += 1,
                 Some(x) if x == PageOutcome::Unclassified as u8 => c.unclassified += 1,
+                Some(x) if x == PageOutcome::Attachment as u8 => c.attachments += 1,
                 _ => c.failed += 1,
             }
         }
@@ -1268,13 +1273,14 @@ impl Store {
         })
     }
 
-    /// Whether the queue was built (stores made before it existed build it once on open).
+    /// Whether the queue was built (stores made before it existed build it once on open;
+    /// before v2 it held no unclassified pages).
     pub fn queue_built(&self) -> Result<bool> {
-        Ok(self.meta.get("review_queue_v1")?.is_some())
+        Ok(self.meta.get(QUEUE_VERSION)?.is_some())
     }
 
     pub fn set_queue_built(&self) -> Result<()> {
-        self.meta.insert("review_queue_v1", b"1")?;
+        self.meta.insert(QUEUE_VERSION, b"1")?;
         self.db.flush()?;
         Ok(())
     }
@@ -1472,6 +1478,9 @@ fn unpaired_key(batch: Option<&str>, id: &RecordId) -> Vec<u8> {
     key.extend_from_slice(id.as_str().as_bytes());
     key
 }
+
+/// The `meta` flag of a built queue (v2: with the unclassified pages).
+const QUEUE_VERSION: &str = "review_queue_v2";
 
 fn queue_key(rec: &Record) -> Vec<u8> {
     let ns = rec.received_at.timestamp_nanos_opt().unwrap_or(i64::MAX);

@@ -85,9 +85,13 @@ pub struct Record {
     #[serde(with = "hex_bytes")]
     pub wrapped_key: Vec<u8>,
     pub blobs: Vec<BlobRef>,
-    /// Record class, which picks the retention policy ("scan" until a form is recognised).
+    /// Record class, which picks the retention policy ([`UNCLASSIFIED`] until a form is
+    /// recognised or a reviewer files the page).
     #[serde(default = "default_class")]
     pub class: String,
+    /// The document type a reviewer filed an unrecognised page as (`forms::doctypes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_type: Option<String>,
     /// Last change (異動) of the record; `None` means never changed since receipt.
     #[serde(default)]
     pub last_changed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -124,6 +128,8 @@ pub enum PageOutcome {
     Unclassified = 2,
     /// Quarantined (not an image, corrupt, too large).
     Failed = 3,
+    /// Not recognised, then filed by a reviewer as a document type (an attachment).
+    Attachment = 4,
 }
 
 /// A batch's pages by outcome.
@@ -132,21 +138,27 @@ pub struct BatchCounts {
     pub forms: usize,
     pub unclassified: usize,
     pub failed: usize,
+    /// Filed as a document type from the classification queue.
+    #[serde(default)]
+    pub attachments: usize,
 }
 
 impl BatchCounts {
     /// Every page received, whatever became of it.
     pub fn received(&self) -> usize {
-        self.forms + self.unclassified + self.failed
+        self.forms + self.unclassified + self.failed + self.attachments
     }
     /// Pages read (a draft or full-page text).
     pub fn read(&self) -> usize {
-        self.forms + self.unclassified
+        self.forms + self.unclassified + self.attachments
     }
 }
 
+/// The class of a page no template fits, until a reviewer files it.
+pub const UNCLASSIFIED: &str = "scan";
+
 fn default_class() -> String {
-    "scan".into()
+    UNCLASSIFIED.into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +254,7 @@ mod tests {
             received_on: None,
             key_epoch: None,
             past_epochs: Vec::new(),
+            doc_type: None,
         }
     }
 

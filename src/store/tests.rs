@@ -9,6 +9,7 @@ fn pending_record(store: &Store, bytes: &[u8]) -> (Record, [u8; 32]) {
         wrapped_key: Vec::new(),
         key_epoch: None,
         past_epochs: Vec::new(),
+        doc_type: None,
         received_on: None,
         id,
         state: RecordState::Pending,
@@ -133,12 +134,18 @@ fn recognised_pages_wait_in_the_review_queue_oldest_first_until_verified() {
         store.commit_stored(&rec, &fp, audit::Event::system("test", "x")).unwrap();
         ids.push(rec);
     }
-    let queued = |s: &Store| s.queue().map(|e| e.unwrap()).map(|(id, e)| (id, e.second_look)).collect::<Vec<_>>();
-    // The older page first; the page without a draft is not review work.
-    assert_eq!(queued(&store), [(ids[1].id.clone(), false), (ids[0].id.clone(), false)]);
+    let queued =
+        |s: &Store| s.queue().map(|e| e.unwrap()).map(|(id, e)| (id, e.form, e.second_look)).collect::<Vec<_>>();
+    // The oldest first; the page without a draft waits to be filed (class `scan`: the
+    // classification queue), the others for review.
+    let entry = |i: usize, form: &str, look| (ids[i].id.clone(), form.to_owned(), look);
+    assert_eq!(
+        queued(&store),
+        [entry(2, UNCLASSIFIED, false), entry(1, "application", false), entry(0, "application", false)]
+    );
     store.queue_mark(&ids[1], Some(true)).unwrap();
     store.queue_mark(&ids[0], None).unwrap();
-    assert_eq!(queued(&store), [(ids[1].id.clone(), true)]);
+    assert_eq!(queued(&store), [entry(2, UNCLASSIFIED, false), entry(1, "application", true)]);
     assert!(store.queue_built().unwrap(), "a new store starts with its queue");
 }
 

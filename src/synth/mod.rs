@@ -1,6 +1,7 @@
 //! synth/: "give me realistic scans whose contents I know." Seeded synthetic submissions:
 //! each is four A4 pages at 300 dpi (application sheet 1, its carbon copy sheet 2, the My
-//! Number form, the clinical survey cover), plus `truth.jsonl` with every field of every page.
+//! Number form, the clinical survey cover), optionally an attachment no template fits, plus
+//! `truth.jsonl` with every field of every page.
 //! The same seed gives the same bytes. Writes only under the folder it is given.
 
 pub(crate) mod people;
@@ -30,12 +31,26 @@ pub struct SynthOptions {
     /// Scan each page as offices do (any orientation, 200–400 dpi, grey, 1-bit or colour);
     /// else upright, 300 dpi, grey.
     pub conditions: bool,
+    /// Make some applicants (two in five) fill in the Excel editions of the application and
+    /// the My Number form: typed, printed one-sided, no carbon copy (no sheet 2).
+    pub typed: bool,
+    /// Add an attachment no form template fits to each submission (a 住民票の写し, at times
+    /// printed with the My Number, or a 課税証明書): truth form `attachment`, field `doc_type`.
+    pub attachments: bool,
 }
 
 impl SynthOptions {
     /// Clean scans (skew only), as the demo and most tests use.
     pub fn easy(out: PathBuf, count: usize, seed: u64, max_skew_deg: f32) -> SynthOptions {
-        SynthOptions { out, count, seed, knobs: Knobs::easy(max_skew_deg), conditions: false }
+        SynthOptions {
+            out,
+            count,
+            seed,
+            knobs: Knobs::easy(max_skew_deg),
+            conditions: false,
+            typed: false,
+            attachments: false,
+        }
     }
 }
 
@@ -51,6 +66,9 @@ pub struct PageTruth {
     pub fields: serde_json::Value,
     /// Field name → written by hand (else printed, or a box).
     pub handwritten: serde_json::Value,
+    /// Typed on the Excel edition (else handwritten on the paper form).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub typed: bool,
     /// How the page was scanned (absent: upright, 300 dpi, grey).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<scanner::Condition>,
@@ -58,11 +76,22 @@ pub struct PageTruth {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
+    /// The Excel edition of the application, typed and printed on plain paper: sheet 1 only.
+    TypedApplication,
+    /// The Excel edition of the My Number form.
+    TypedMyNumber,
     ApplicationSheet1,
     ApplicationSheet2,
     MyNumber,
     ClinicalCover,
+    /// 住民票の写し: printed by the municipality, the My Number on it if `true`.
+    ResidentRecord(bool),
+    /// 課税（非課税）証明書.
+    TaxCertificate,
 }
+
+/// The truth form of a page no template should fit.
+pub const ATTACHMENT: &str = "attachment";
 
 impl Form {
     const ALL: [Form; 4] = [Form::ApplicationSheet1, Form::ApplicationSheet2, Form::MyNumber, Form::ClinicalCover];
@@ -70,23 +99,28 @@ impl Form {
     fn slug(self) -> &'static str {
         match self {
             Form::ApplicationSheet1 => "application-1",
+            Form::TypedApplication => "application-typed",
+            Form::TypedMyNumber => "mynumber-typed",
             Form::ApplicationSheet2 => "application-2",
             Form::MyNumber => "mynumber",
             Form::ClinicalCover => "clinical",
+            Form::ResidentRecord(_) => "resident",
+            Form::TaxCertificate => "tax",
         }
     }
 
     fn form_type(self) -> &'static str {
         match self {
-            Form::ApplicationSheet1 | Form::ApplicationSheet2 => "application",
-            Form::MyNumber => "my_number",
+            Form::ApplicationSheet1 | Form::ApplicationSheet2 | Form::TypedApplication => "application",
+            Form::MyNumber | Form::TypedMyNumber => "my_number",
             Form::ClinicalCover => "clinical_survey",
+            Form::ResidentRecord(_) | Form::TaxCertificate => ATTACHMENT,
         }
     }
 
     fn sheet(self) -> Option<u8> {
         match self {
-            Form::ApplicationSheet1 => Some(1),
+            Form::ApplicationSheet1 | Form::TypedApplication => Some(1),
             Form::ApplicationSheet2 => Some(2),
             _ => None,
         }
@@ -96,8 +130,20 @@ impl Form {
         match self {
             Form::ApplicationSheet1 => ("特定医療費（指定難病）支給認定申請書", "（新規・更新）申請書原本"),
             Form::ApplicationSheet2 => ("特定医療費（指定難病）支給認定申請書", "（新規・更新）入力票"),
-            Form::MyNumber => ("個人番号に係る調書", "（特定医療費（指定難病）支給認定申請）"),
+            Form::TypedApplication => ("特定医療費（指定難病）支給認定申請書", "（新規・更新・変更）申請書"),
+            Form::MyNumber | Form::TypedMyNumber => ("個人番号に係る調書", "（特定医療費（指定難病）支給認定申請）"),
             Form::ClinicalCover => ("臨床調査個人票", "（新規・更新）"),
+            Form::ResidentRecord(_) => ("住民票の写し", "（世帯全員）"),
+            Form::TaxCertificate => ("特別区民税・都民税　課税（非課税）証明書", "（令和7年度）"),
+        }
+    }
+
+    /// The document type a reviewer files an attachment as (`document-types.toml`).
+    fn doc_type(self) -> Option<&'static str> {
+        match self {
+            Form::ResidentRecord(_) => Some("resident_record"),
+            Form::TaxCertificate => Some("tax_certificate"),
+            _ => None,
         }
     }
 }
@@ -136,10 +182,13 @@ fn checkbox<'a>(label: &'a str, name: &'static str, caption: &'a str, ticked: bo
 
 /// The rows of a form for one applicant; `blank` names handwritten fields left empty.
 fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
-    let hand =
-        |label, name: &'static str, text: &'a str| hand(label, name, if blank.contains(&name) { "" } else { text });
+    let typed = matches!(form, Form::TypedApplication | Form::TypedMyNumber);
+    let hand = |label, name: &'static str, text: &'a str| {
+        let text = if blank.contains(&name) { "" } else { text };
+        if typed { printed(label, name, text) } else { hand(label, name, text) }
+    };
     match form {
-        Form::ApplicationSheet1 | Form::ApplicationSheet2 => vec![
+        Form::ApplicationSheet1 | Form::ApplicationSheet2 | Form::TypedApplication => vec![
             hand("フリガナ", "kana", &p.kana),
             hand("受診者氏名", "name", &p.name),
             hand("生年月日", "birth_date", &p.birth_date),
@@ -151,11 +200,14 @@ fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
             Entry {
                 row: Row {
                     label: "記号・番号",
-                    value: Value::Split { parts: [("記号", &p.insured_symbol), ("番号", &p.insured_number)] },
+                    value: Value::Split {
+                        parts: [("記号", &p.insured_symbol), ("番号", &p.insured_number)],
+                        hand: !typed,
+                    },
                 },
                 truth: vec![
-                    ("insured_symbol", p.insured_symbol.clone(), true),
-                    ("insured_number", p.insured_number.clone(), true),
+                    ("insured_symbol", p.insured_symbol.clone(), !typed),
+                    ("insured_number", p.insured_number.clone(), !typed),
                 ],
             },
             hand("病名", "disease", &p.disease),
@@ -165,14 +217,14 @@ fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
             checkbox("人工呼吸器等装着", "ventilator", "該当する", p.ventilator),
             hand("受給者番号", "recipient_no", &p.recipient_no),
         ],
-        Form::MyNumber => vec![
+        Form::MyNumber | Form::TypedMyNumber => vec![
             hand("フリガナ", "kana", &p.kana),
             hand("氏名", "name", &p.name),
             hand("生年月日", "birth_date", &p.birth_date),
             hand("住所", "address", &p.address),
             Entry {
-                row: Row { label: "個人番号", value: Value::Comb { text: &p.my_number } },
-                truth: vec![("my_number", p.my_number.clone(), true)],
+                row: Row { label: "個人番号", value: Value::Comb { text: &p.my_number, hand: !typed } },
+                truth: vec![("my_number", p.my_number.clone(), !typed)],
             },
         ],
         Form::ClinicalCover => vec![
@@ -182,6 +234,20 @@ fn entries<'a>(form: Form, p: &'a Person, blank: &[&str]) -> Vec<Entry<'a>> {
             printed("性別", "sex", &p.sex),
             printed("医療機関名", "hospital", &p.hospital),
             printed("指定医氏名", "doctor", &p.doctor),
+        ],
+        Form::ResidentRecord(with_number) => vec![
+            printed("氏名", "name", &p.name),
+            printed("生年月日", "birth_date", &p.birth_date),
+            printed("住所", "address", &p.address),
+            printed("世帯主", "householder", &p.name),
+            printed("住民となった年月日", "moved_in", "平成20年4月1日"),
+            printed("個人番号", "my_number", if with_number { &p.my_number } else { "（記載省略）" }),
+        ],
+        Form::TaxCertificate => vec![
+            printed("氏名", "name", &p.name),
+            printed("住所", "address", &p.address),
+            printed("総所得金額", "income", "1,234,000円"),
+            printed("区民税・都民税額", "tax", "56,700円"),
         ],
     }
 }
@@ -255,7 +321,16 @@ fn submission(
     let mut application_ink: Option<GrayImage> = None;
     let mut out = Vec::new();
     let mut wrong = Vec::new();
-    for (page_no, form) in Form::ALL.into_iter().enumerate() {
+    // Drawn apart, so that sets made without typed applicants stay as they were.
+    let typed = opts.typed && submission_rng(opts.seed ^ 0x7E9ED, index).gen_bool(0.4);
+    let mut forms = match typed {
+        true => vec![Form::TypedApplication, Form::TypedMyNumber, Form::ClinicalCover],
+        false => Form::ALL.to_vec(),
+    };
+    if opts.attachments {
+        forms.push(if rng.gen_bool(0.6) { Form::ResidentRecord(rng.gen_bool(0.5)) } else { Form::TaxCertificate });
+    }
+    for (page_no, form) in forms.into_iter().enumerate() {
         let entries = entries(form, &person, &blank);
         let (title, subtitle) = form.titles();
         let mut truth_fields = serde_json::Map::new();
@@ -264,20 +339,28 @@ fn submission(
             truth_fields.insert((*name).to_owned(), value.clone().into());
             handwritten.insert((*name).to_owned(), (*by_hand).into());
         }
+        if let Some(t) = form.doc_type() {
+            truth_fields.insert("doc_type".into(), t.into());
+        }
         let extras = corrections(&entries, knobs, &mut wrong, &mut rng);
         let spec = PageSpec {
             title,
             subtitle,
             rows: entries.into_iter().map(|e| e.row).collect(),
-            footer: "東京都福祉局　難病医療費助成担当",
+            footer: match form {
+                Form::ResidentRecord(_) => "この写しは、住民票の原本と相違ないことを証明する。",
+                Form::TaxCertificate => "上記のとおり証明します。",
+                _ => "東京都福祉局　難病医療費助成担当",
+            },
         };
         let print = render::draw_form(&spec, fonts);
         let ink = match (form, &application_ink) {
             (Form::ApplicationSheet2, Some(ink)) => render::carbon(ink, knobs.carbon.0, knobs.carbon.1),
             _ => render::draw_ink(&spec, &writer, &extras, &mut rng),
         };
-        let stamp = (knobs.stamps && matches!(form, Form::ApplicationSheet1 | Form::MyNumber))
-            .then(|| render::stamp(fonts, &received, &mut rng));
+        let stamp = (knobs.stamps
+            && matches!(form, Form::ApplicationSheet1 | Form::MyNumber | Form::TypedApplication | Form::TypedMyNumber))
+        .then(|| render::stamp(fonts, &received, &mut rng));
         let condition =
             if opts.conditions { scanner::Condition::draw(&mut scan_rng) } else { scanner::Condition::plain() };
         let layers = scanner::Layers { print: &print, ink: &ink, ink_colour, stamp: stamp.as_ref() };
@@ -294,6 +377,7 @@ fn submission(
             fields: truth_fields.into(),
             handwritten: handwritten.into(),
             scan: opts.conditions.then_some(condition),
+            typed,
         };
         out.push((file, png, truth));
     }

@@ -69,10 +69,10 @@ impl Fonts {
 pub enum Value<'a> {
     /// Text, handwritten by the applicant or printed (typed by a hospital system).
     Text { text: &'a str, hand: bool },
-    /// One handwritten character per comb box.
-    Comb { text: &'a str },
-    /// Two handwritten parts after printed captions (記号 … 番号 …).
-    Split { parts: [(&'a str, &'a str); 2] },
+    /// One character per comb box, handwritten or typed.
+    Comb { text: &'a str, hand: bool },
+    /// Two parts after printed captions (記号 … 番号 …), handwritten or typed.
+    Split { parts: [(&'a str, &'a str); 2], hand: bool },
     /// Printed boxes with captions; the chosen one ticked.
     Choice { options: &'a [&'a str], chosen: &'a str },
     /// One printed box with a caption, ticked or not.
@@ -128,14 +128,23 @@ pub fn draw_form(spec: &PageSpec, fonts: &Fonts) -> GrayImage {
                 draw_text_mut(&mut img, INK, VALUE_X, y + 45, PxScale::from(62.0), &fonts.mincho, text);
             }
             Value::Text { .. } => {}
-            Value::Comb { text } => {
-                for i in 0..text.chars().count() as i32 {
-                    boxed(&mut img, VALUE_X + i * CELL, y + 20, CELL as u32, (ROW_H - 40) as u32);
+            Value::Comb { text, hand } => {
+                for (i, c) in text.chars().enumerate() {
+                    let x = VALUE_X + i as i32 * CELL;
+                    boxed(&mut img, x, y + 20, CELL as u32, (ROW_H - 40) as u32);
+                    if !hand {
+                        let digit = PxScale::from(70.0);
+                        draw_text_mut(&mut img, INK, x + 40, y + 45, digit, &fonts.mincho, &c.to_string());
+                    }
                 }
             }
-            Value::Split { parts } => {
-                for (i, (cap, _)) in parts.iter().enumerate() {
-                    draw_text_mut(&mut img, INK, VALUE_X + i as i32 * SPLIT_STEP, y + 55, caption, &fonts.gothic, cap);
+            Value::Split { parts, hand } => {
+                for (i, (cap, text)) in parts.iter().enumerate() {
+                    let x = VALUE_X + i as i32 * SPLIT_STEP;
+                    draw_text_mut(&mut img, INK, x, y + 55, caption, &fonts.gothic, cap);
+                    if !hand {
+                        draw_text_mut(&mut img, INK, x + 140, y + 45, PxScale::from(62.0), &fonts.mincho, text);
+                    }
                 }
             }
             Value::Choice { options, .. } => {
@@ -281,8 +290,9 @@ pub fn draw_ink(spec: &PageSpec, writer: &Writer, extras: &[RowInk], rng: &mut i
                 writer.write(&mut ink, text, x, y + 45, rng);
             }
             Value::Text { .. } => {}
-            Value::Comb { text } => writer.comb(&mut ink, text, VALUE_X, y, rng),
-            Value::Split { parts } => {
+            Value::Comb { text, hand: true } => writer.comb(&mut ink, text, VALUE_X, y, rng),
+            Value::Comb { .. } | Value::Split { hand: false, .. } => {}
+            Value::Split { parts, hand: true } => {
                 for (k, (_, text)) in parts.iter().enumerate() {
                     writer.write(&mut ink, text, VALUE_X + k as i32 * SPLIT_STEP + 140, y + 45, rng);
                 }

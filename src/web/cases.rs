@@ -16,7 +16,7 @@ use super::{AppState, Nav, WebError, blocking, render};
 use crate::app::PersonQuery;
 use crate::auth::{Function, Level, Role};
 use crate::cases::CaseStatus;
-use crate::index::vocab::{FORMS, label_of};
+use crate::index::vocab::form_label;
 
 struct PageRow {
     id: String,
@@ -80,7 +80,7 @@ async fn case_page(
         .iter()
         .map(|p| PageRow {
             id: p.id.to_string(),
-            form: label_of(FORMS, &p.form).to_owned(),
+            form: form_label(&p.form),
             received: p.received_at.format("%Y-%m-%d").to_string(),
             review: p.review.map_or("未確認", |r| r.label_ja()).to_owned(),
             link: p.link.as_ref().map(|l| l.how.label_ja()).unwrap_or_default(),

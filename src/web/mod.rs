@@ -19,6 +19,7 @@ mod pages;
 mod retention;
 mod review;
 mod session;
+mod sorting;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,6 +204,8 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         r(Method::POST, "/review/{id}", Need(Review, Update), post(review::submit)),
         r(Method::GET, "/review/{id}/field/{field}", Need(Review, View), get(review::field_image)),
         r(Method::POST, "/review/{id}/correct", Need(Review, Update), post(review::correct)),
+        r(Method::GET, "/sorting", Need(Review, View), get(sorting::queue)),
+        r(Method::POST, "/sorting/{id}", Need(Review, Update), post(sorting::file)),
         r(Method::GET, "/persons", Need(Cases, View), get(cases::persons)),
         r(Method::POST, "/persons", Need(Cases, View), post(cases::find)),
         r(Method::POST, "/cases/import", Need(Cases, Update), post(cases::import)),

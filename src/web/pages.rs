@@ -112,9 +112,9 @@ fn search_href(q: &str, sort: &str, group: &str, page: usize) -> String {
 
 /// The field a facet dimension narrows, and the value to type for a facet value.
 fn facet_clause(dimension: &str, value: &str) -> (&'static str, String) {
-    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    use crate::index::vocab::{STATUSES, form_label, label_of};
     match dimension {
-        "form" => ("様式", format!("様式:{}", label_of(FORMS, value))),
+        "form" => ("様式", format!("様式:{}", form_label(value))),
         "status" => ("状態", format!("状態:{}", label_of(STATUSES, value))),
         "city" => ("市区町村", format!("市区町村:\"{value}\"")),
         "disease" => ("病名", format!("病名:\"{value}\"")),
@@ -123,9 +123,9 @@ fn facet_clause(dimension: &str, value: &str) -> (&'static str, String) {
 }
 
 fn facet_label(dimension: &str, value: &str) -> String {
-    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    use crate::index::vocab::{STATUSES, form_label, label_of};
     match dimension {
-        "form" => label_of(FORMS, value).to_owned(),
+        "form" => form_label(value),
         "status" => label_of(STATUSES, value).to_owned(),
         "year" => format!("{value}年"),
         _ => value.to_owned(),
@@ -133,7 +133,7 @@ fn facet_label(dimension: &str, value: &str) -> String {
 }
 
 async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) -> Result<ResultsView, WebError> {
-    use crate::index::vocab::{FORMS, STATUSES, label_of};
+    use crate::index::vocab::{STATUSES, form_label, label_of};
     let query = params.q.trim().to_owned();
     let sort = match params.sort.as_str() {
         "newest" => Sort::Newest,
@@ -171,7 +171,7 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
         case_page: r.case_no.as_deref().filter(|_| can_cases).map(|c| format!("/cases/{}", state.hozon.case_key_of(c))),
         record_id: r.record_id,
         received: jst(r.received),
-        form: label_of(FORMS, &r.form).to_owned(),
+        form: form_label(&r.form),
         case_href: r.case_no.as_deref().map(|c| search_href(&format!("受給者番号:{c}"), "", "case", 0)),
         status: r.status.map(|s| label_of(STATUSES, &s).to_owned()),
         snippet_html: r.snippet_html,
@@ -271,7 +271,7 @@ pub async fn page(
     })
     .await?;
     let draft = draft.map(|d| DraftView {
-        form: crate::index::vocab::label_of(crate::index::vocab::FORMS, &d.form).to_owned(),
+        form: crate::index::vocab::form_label(&d.form),
         title: d.title.clone(),
         rows: d
             .fields

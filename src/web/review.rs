@@ -16,7 +16,7 @@ use super::{AppState, Nav, WebError, blocking, render};
 use crate::app::{CaseChoice, QueueFilter};
 use crate::drafts::review::{Submission, shown_value};
 use crate::forms::template::FieldType;
-use crate::index::vocab::{FORMS, label_of};
+use crate::index::vocab::form_label;
 use crate::store::RecordId;
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -61,7 +61,7 @@ struct QueuePage {
     nav: Option<Nav>,
     total: usize,
     rows: Vec<QueueRow>,
-    forms: Vec<(&'static str, &'static str)>,
+    forms: Vec<(String, String)>,
     batch: String,
     form: String,
     second_look: bool,
@@ -85,7 +85,7 @@ pub async fn queue(
                 .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap())
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
-            form: label_of(FORMS, &i.form).to_owned(),
+            form: form_label(&i.form),
             batch: i.batch.unwrap_or_default(),
             second_look: i.second_look,
         })
@@ -94,7 +94,12 @@ pub async fn queue(
         nav: Some(Nav::of(&ctx)),
         total,
         rows,
-        forms: FORMS.iter().copied().filter(|(k, _)| *k != "scan").collect(),
+        // The classes drafts are filed under: one per form, whatever its sheets.
+        forms: {
+            let mut classes: Vec<String> = state.hozon.forms.iter().map(|t| t.class().to_owned()).collect();
+            classes.dedup();
+            classes.into_iter().map(|c| (form_label(&c), c)).map(|(l, c)| (c, l)).collect()
+        },
         batch: q.batch.clone(),
         form: q.form.clone(),
         second_look: !q.second_look.is_empty(),
@@ -220,7 +225,7 @@ async fn review_page(
     render(&ReviewPage {
         nav: Some(Nav::of(ctx)),
         id: v.id.to_string(),
-        form: label_of(FORMS, &v.draft.form).to_owned(),
+        form: form_label(&v.draft.form),
         title: v.draft.title.clone(),
         status: v.draft.review.as_ref().map_or("未確認", |r| r.status.label_ja()).to_owned(),
         fields,

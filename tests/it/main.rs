@@ -17,5 +17,6 @@ mod retention;
 mod review;
 mod search;
 mod security;
+mod sorting;
 mod util;
 mod web;
