@@ -101,14 +101,17 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
     };
     let ink = super::register::ink_level(&half);
     let clean = without_rules(&half, ink, 40);
-    let candidates: &[u8] = if half.height() as f32 > half.width() as f32 * 1.1 { &[0, 2] } else { &[0, 1, 3, 2] };
+    let portrait = half.height() as f32 > half.width() as f32 * 1.1;
+    let candidates: &[u8] = if portrait { &[0, 2] } else { &[0, 1, 3, 2] };
     let mut best = (0u8, f32::MIN);
     for &turns in candidates {
         let page = turn(&clean, turns);
         let score = legibility(&page, ink, ocr)?;
-        // Most pages come upright: another way round must read clearly better, not just a
-        // little (on a murky page both ways score low, and noise must not turn it over).
-        if score > best.1 * MARGIN + 0.05 {
+        // Most portrait pages come upright: upside down must read clearly better, not just a
+        // little (on a murky page both ways score low, and noise must not turn it over). A
+        // landscape A4 page was turned for sure: the best reading wins.
+        let needed = if portrait && best.0 == 0 { best.1 * MARGIN + 0.05 } else { best.1 };
+        if score > needed {
             best = (turns, score);
         }
         // Reads clearly this way round: no need to try the others (turned text scores
