@@ -63,8 +63,14 @@ impl Hozon {
                 self.settle_filing(&rec)?;
                 continue;
             }
-            if !hidden.is_empty() && self.suspended_for(&rec, &hidden)? {
-                continue;
+            // A page that cannot be checked is not shown (and says why in the log), the rest are.
+            match self.suspended_for(&rec, &hidden) {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    eprintln!("hozon: page {}: not listed: {}", rec.id, crate::error::chain(&e));
+                    continue;
+                }
             }
             total += 1;
             if items.len() < limit {
