@@ -58,13 +58,9 @@ fn classes_covered(forms: &Path, policies: &Path) -> Result<usize, String> {
     let templates = crate::forms::template::load_dir(forms).map_err(|e| e.to_string())?;
     let types = crate::forms::doctypes::load(forms).map_err(|e| e.to_string())?;
     let mut classes = std::collections::BTreeSet::new();
-    for t in &templates {
-        set.require(t.class(), &t.path.display().to_string()).map_err(|e| e.to_string())?;
-        classes.insert(t.class().to_owned());
-    }
-    for d in &types {
-        set.require(&d.class, &format!("{} ({})", crate::forms::doctypes::FILE, d.key)).map_err(|e| e.to_string())?;
-        classes.insert(d.class.clone());
+    for (class, by) in crate::forms::doctypes::named_classes(&templates, &types, forms) {
+        set.require(class, &by).map_err(|e| e.to_string())?;
+        classes.insert(class);
     }
     Ok(classes.len())
 }

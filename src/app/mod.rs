@@ -139,13 +139,13 @@ impl Hozon {
         let applied = applied_or_adopt(&store, &policies)?;
         // Every class a form or document type files pages as has a policy: a page is never
         // stored without a retention period.
+        for (class, by) in crate::forms::doctypes::named_classes(&forms, &doc_types, &forms_dir) {
+            applied.require(class, &by)?;
+        }
         for t in &forms {
-            applied.require(t.class(), &t.path.display().to_string())?;
             crate::index::vocab::define(&t.form, &t.title);
         }
         for d in &doc_types {
-            let by = format!("{} (type {:?})", forms_dir.join(crate::forms::doctypes::FILE).display(), d.key);
-            applied.require(&d.class, &by)?;
             crate::index::vocab::define(&d.key, &d.label);
         }
         let applied = std::sync::RwLock::new(std::sync::Arc::new(applied));

@@ -353,16 +353,17 @@ pub fn create(
             }
         }
         None => {
-            let mut held = store.backup_known_under(&dkey, "blobs/")?.peekable();
+            // A merge join: both sides in name order, one pass.
+            let mut held = store.backup_known_under(&dkey, "blobs/")?;
+            let mut next = held.next().transpose()?;
             for a in &all_blobs {
                 let name = blob_name(a);
-                while held.next_if(|k| k.as_ref().is_ok_and(|(k, _)| *k < name)).is_some() {}
-                match held.next_if(|k| k.as_ref().is_ok_and(|(k, _)| *k == name)) {
-                    Some(Ok((_, size))) => blob_total += size.unwrap_or_else(|| store.blob_size(a)),
-                    _ => new_blobs.push(name),
+                while next.as_ref().is_some_and(|(k, _)| *k < name) {
+                    next = held.next().transpose()?;
                 }
-                if let Some(Err(_)) = held.peek() {
-                    held.next().transpose()?;
+                match &next {
+                    Some((k, size)) if *k == name => blob_total += size.unwrap_or_else(|| store.blob_size(a)),
+                    _ => new_blobs.push(name),
                 }
             }
         }

@@ -88,10 +88,15 @@ fn show(cli: &super::Cli, id: &str, json: bool) -> anyhow::Result<ExitCode> {
 
 fn print(file: &std::path::Path, d: &Draft) {
     outln!("{} — {} ({})", file.display(), d.template, d.form);
+    print_fields(d, |f| &f.label);
+}
+
+/// One line per field: flagged mark, `key` (label or name), value, confidence, flags.
+pub(super) fn print_fields(d: &Draft, key: impl Fn(&drafts::DraftField) -> &str) {
     for f in &d.fields {
         let flags: Vec<String> = f.flags.iter().map(|fl| fl.message_ja()).collect();
         let mark = if f.flagged() { "⚠" } else { " " };
-        outln!("  {mark} {:<12} {:<28} {:.2}  {}", f.label, f.display_ja(), f.confidence, flags.join("／"));
+        outln!("  {mark} {:<16} {:<28} {:.2}  {}", key(f), f.display_ja(), f.confidence, flags.join("／"));
     }
 }
 

@@ -90,11 +90,7 @@ pub fn run(c: &FormCommand) -> anyhow::Result<ExitCode> {
         let mut draft = crate::drafts::from_reading(r, &t);
         // Printed on a terminal: a My Number only masked.
         draft.mask_my_numbers();
-        for f in &draft.fields {
-            let flags: Vec<String> = f.flags.iter().map(|fl| fl.message_ja()).collect();
-            let mark = if f.flagged() { "⚠" } else { " " };
-            outln!("  {mark} {:<16} {:<28} {:.2}  {}", f.name, f.display_ja(), f.confidence, flags.join("／"));
-        }
+        super::draft::print_fields(&draft, |f| &f.name);
     }
     let font = std::fs::read(crate::synth::render::GOTHIC).ok().and_then(|b| ab_glyph::FontVec::try_from_vec(b).ok());
     let picture = crate::forms::check::overlay(&fit, &t, font.as_ref());

@@ -81,6 +81,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<DocType>, Error> {
     Ok(file.types)
 }
 
+/// Every record class the templates and document types of the forms folder `dir` file pages
+/// as, with who names it (for the error when its policy is missing), in that order.
+pub fn named_classes<'a>(
+    templates: &'a [super::template::Template],
+    types: &'a [DocType],
+    dir: &Path,
+) -> Vec<(&'a str, String)> {
+    let file = dir.join(FILE);
+    let by_template = templates.iter().map(|t| (t.class(), t.path.display().to_string()));
+    let by_type = types.iter().map(|d| (d.class.as_str(), format!("{} (type {:?})", file.display(), d.key)));
+    by_template.chain(by_type).collect()
+}
+
 /// The type whose keywords the page's text holds most of (ties: the first listed), if any.
 pub fn suggest<'a>(types: &'a [DocType], text: &str) -> Option<&'a DocType> {
     let text: String = text.nfkc().filter(|c| !c.is_whitespace()).collect();

@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use image::GrayImage;
 
-use super::register::{Rect, deskew, rule_centres};
+use super::register::{Rect, deskew, ink_profile, rule_centres};
 use super::template::{FieldType, Template};
 use super::{Error, read_title, upright};
 use crate::ocr::Recognizer;
@@ -66,20 +66,6 @@ fn guess_kind(label: &str) -> (Option<&'static str>, FieldType) {
         .map_or((None, FieldType::Text), |(_, name, kind)| (Some(*name).filter(|n| !n.is_empty()), *kind))
 }
 
-/// Ink count per row of `image` (x in `xs`) and per column (y in `ys`).
-fn profile(image: &GrayImage, ink: u8, xs: (u32, u32), ys: (u32, u32), by_row: bool) -> Vec<u32> {
-    let n = if by_row { image.height() } else { image.width() };
-    let mut out = vec![0u32; n as usize];
-    for y in ys.0..ys.1.min(image.height()) {
-        for x in xs.0..xs.1.min(image.width()) {
-            if image.get_pixel(x, y).0[0] < ink {
-                out[if by_row { y } else { x } as usize] += 1;
-            }
-        }
-    }
-    out
-}
-
 /// Small squares (tick boxes, 4–11 mm: 45–130 px at 300 dpi, closed on all four sides, so
 /// that a printed 同 or 冂 is not one) inside `cell`: left to right.
 fn tick_boxes(image: &GrayImage, ink: u8, cell: Rect) -> Vec<Rect> {
@@ -127,7 +113,7 @@ fn tick_boxes(image: &GrayImage, ink: u8, cell: Rect) -> Vec<Rect> {
 /// most of its height). Returns the comb's outer box and its number of cells.
 fn comb(image: &GrayImage, ink: u8, cell: Rect) -> Option<(Rect, u32)> {
     let inner = (cell.y + 6, cell.y + cell.h - 6);
-    let cols = profile(image, ink, (cell.x, cell.x + cell.w), inner, false);
+    let cols = ink_profile(image, ink, (cell.x, cell.x + cell.w), inner, false);
     let walls: Vec<u32> = rule_centres(&cols, (inner.1 - inner.0) * 6 / 10).into_iter().map(|c| c as u32).collect();
     if walls.len() < 5 {
         return None;
@@ -138,7 +124,7 @@ fn comb(image: &GrayImage, ink: u8, cell: Rect) -> Option<(Rect, u32)> {
         return None;
     }
     let (x0, x1) = (walls[0], *walls.last()?);
-    let rows = profile(image, ink, (x0, x1), inner, true);
+    let rows = ink_profile(image, ink, (x0, x1), inner, true);
     let edges: Vec<u32> = rule_centres(&rows, (x1 - x0) * 6 / 10).into_iter().map(|c| c as u32).collect();
     let (y0, y1) = match (edges.first(), edges.last()) {
         (Some(&a), Some(&b)) if b > a + 20 => (a, b),
@@ -157,13 +143,13 @@ pub fn propose(gray: &GrayImage, dpi: Option<f32>, form: &str, ocr: &mut dyn Rec
     let upright = upright::apply(gray, frame);
     let (image, _, ink) = deskew(&upright);
     let (w, h) = image.dimensions();
-    let rows = profile(&image, ink, (0, w), (0, h), true);
+    let rows = ink_profile(&image, ink, (0, w), (0, h), true);
     let horizontal = rule_centres(&rows, w * 4 / 10);
     let (Some(&top), Some(&bottom)) = (horizontal.first(), horizontal.last()) else {
         return Err(super::register::Error::NoTable.into());
     };
     let (top, bottom) = (top as u32, bottom as u32);
-    let cols = profile(&image, ink, (0, w), (top, bottom + 1), false);
+    let cols = ink_profile(&image, ink, (0, w), (top, bottom + 1), false);
     let vertical = rule_centres(&cols, (bottom - top) * 8 / 10);
     let (Some(&left), Some(&right)) = (vertical.first(), vertical.last()) else {
         return Err(super::register::Error::NoTable.into());
@@ -171,7 +157,7 @@ pub fn propose(gray: &GrayImage, dpi: Option<f32>, form: &str, ocr: &mut dyn Rec
     let (left, right) = (left as u32, right as u32);
     // Row rules run the table's whole width; shorter lines (a comb's edges, an underline)
     // belong inside a row.
-    let across = profile(&image, ink, (left, right + 1), (0, h), true);
+    let across = ink_profile(&image, ink, (left, right + 1), (0, h), true);
     let horizontal: Vec<f32> =
         horizontal.into_iter().filter(|&y| across[y as usize] * 10 >= (right - left) * 9).collect();
     let mut guesses: Vec<Guess> = Vec::new();
@@ -180,7 +166,7 @@ pub fn propose(gray: &GrayImage, dpi: Option<f32>, form: &str, ocr: &mut dyn Rec
         if y1 <= y0 + 40 {
             continue;
         }
-        let band = profile(&image, ink, (left.saturating_sub(4), right + 5), (y0, y1), false);
+        let band = ink_profile(&image, ink, (left.saturating_sub(4), right + 5), (y0, y1), false);
         let walls = rule_centres(&band, (y1 - y0) * 85 / 100);
         let cells: Vec<Rect> = walls
             .windows(2)

@@ -140,6 +140,20 @@ fn best_angle(points: &[(f32, f32)], height: u32, from: f32, to: f32, step: f32)
     (0..=n).map(|i| from + i as f32 * step).max_by(|a, b| score(*a).total_cmp(&score(*b))).unwrap_or(0.0)
 }
 
+/// Ink count per row of `image` (x in `xs`) and per column (y in `ys`).
+pub(crate) fn ink_profile(image: &GrayImage, ink: u8, xs: (u32, u32), ys: (u32, u32), by_row: bool) -> Vec<u32> {
+    let n = if by_row { image.height() } else { image.width() };
+    let mut out = vec![0u32; n as usize];
+    for y in ys.0..ys.1.min(image.height()) {
+        for x in xs.0..xs.1.min(image.width()) {
+            if image.get_pixel(x, y).0[0] < ink {
+                out[if by_row { y } else { x } as usize] += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Centres of runs of consecutive indices whose count reaches `min` (rules in a row or
 /// column ink profile).
 pub(crate) fn rule_centres(profile: &[u32], min: u32) -> Vec<f32> {
@@ -185,12 +199,7 @@ pub fn locate(image: &GrayImage, template: &Template, ink: u8) -> Result<Affine,
     let t = template.table;
     // Rules are at least half the expected table width (the page may be scaled ±8%).
     let expect_w = (t.right - t.left) as f32 * w as f32 / template.page.width as f32;
-    let mut rows = vec![0u32; h as usize];
-    for (_, y, p) in image.enumerate_pixels() {
-        if p.0[0] < ink {
-            rows[y as usize] += 1;
-        }
-    }
+    let rows = ink_profile(image, ink, (0, w), (0, h), true);
     let horizontal = rule_centres(&rows, (expect_w * 0.6) as u32);
     let (Some(&top), Some(&bottom)) = (horizontal.first(), horizontal.last()) else {
         return Err(Error::NoTable);
@@ -198,14 +207,7 @@ pub fn locate(image: &GrayImage, template: &Template, ink: u8) -> Result<Affine,
     if bottom - top < 10.0 {
         return Err(Error::NoTable);
     }
-    let mut cols = vec![0u32; w as usize];
-    for y in top as u32..=bottom as u32 {
-        for x in 0..w {
-            if image.get_pixel(x, y).0[0] < ink {
-                cols[x as usize] += 1;
-            }
-        }
-    }
+    let cols = ink_profile(image, ink, (0, w), (top as u32, bottom as u32 + 1), false);
     let vertical = rule_centres(&cols, ((bottom - top) * 0.8) as u32);
     let (Some(&left), Some(&right)) = (vertical.first(), vertical.last()) else {
         return Err(Error::NoTable);

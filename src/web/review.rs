@@ -96,9 +96,13 @@ pub async fn queue(
         rows,
         // The classes drafts are filed under: one per form, whatever its sheets.
         forms: {
-            let mut classes: Vec<String> = state.hozon.forms.iter().map(|t| t.class().to_owned()).collect();
-            classes.dedup();
-            classes.into_iter().map(|c| (form_label(&c), c)).map(|(l, c)| (c, l)).collect()
+            let mut classes: Vec<(String, String)> = Vec::new();
+            for c in state.hozon.forms.iter().map(|t| t.class()) {
+                if !classes.iter().any(|(k, _)| k == c) {
+                    classes.push((c.to_owned(), form_label(c)));
+                }
+            }
+            classes
         },
         batch: q.batch.clone(),
         form: q.form.clone(),
