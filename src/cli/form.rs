@@ -69,7 +69,7 @@ pub fn run(c: &FormCommand) -> anyhow::Result<ExitCode> {
     outln!(
         "{}: 向き {}°, 倍率 {:.3}（{}）",
         scan.display(),
-        fit.frame.turns * 90,
+        u32::from(fit.frame.turns) * 90,
         fit.frame.scale,
         page.dpi.map_or_else(|| "解像度の記載なし".to_owned(), |d| format!("{d:.0} dpi"))
     );

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::synth::{Knobs, SynthOptions, generate};
+use crate::synth::{HandStyle, Knobs, SynthOptions, generate};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,6 +33,10 @@ pub struct Args {
     /// Number printed, or 課税証明書), to exercise the classification queue
     #[arg(long)]
     attachments: bool,
+    /// How applicants write by hand: handwriting fonts, a pen drawing KanjiVG strokes, or half
+    /// and half (truth.jsonl says which)
+    #[arg(long, value_enum, default_value_t = HandStyle::Font)]
+    style: HandStyle,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -47,6 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         conditions: args.conditions,
         typed: args.typed,
         attachments: args.attachments,
+        style: args.style,
     };
     let truths = generate(&opts, &bar)?;
     bar.finish_and_clear();

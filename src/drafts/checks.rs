@@ -90,9 +90,17 @@ fn digits_in_block_number(draft: &mut Draft, field: &str, places: &[(String, Str
         return;
     };
     let rest = &address[head..];
-    let fixed: String = rest
-        .chars()
-        .map(|c| match c {
+    let chars: Vec<char> = rest.chars().collect();
+    let mut fixed = String::with_capacity(rest.len());
+    for (i, &c) in chars.iter().enumerate() {
+        // 丁 written quickly reads as T, or merged with a 1 before it as one character (竹, 什):
+        // whatever stands before 目 in a block number is 丁.
+        if chars.get(i + 1) == Some(&'目') && c != '丁' && !c.is_ascii_digit() {
+            let digit_before = i.checked_sub(1).is_some_and(|j| chars[j].is_ascii_digit());
+            fixed.push_str(if digit_before || c == 'T' { "丁" } else { "1丁" });
+            continue;
+        }
+        fixed.push(match c {
             'q' | 'g' | 'Q' => '9',
             'O' | 'o' | 'D' => '0',
             'l' | 'I' | '|' | 'i' => '1',
@@ -101,8 +109,8 @@ fn digits_in_block_number(draft: &mut Draft, field: &str, places: &[(String, Str
             'B' => '8',
             'b' => '6',
             c => c,
-        })
-        .collect();
+        });
+    }
     if fixed != rest {
         let reason = format!("番地の「{rest}」を「{fixed}」として読みました");
         set(draft, field, &format!("{}{fixed}", &address[..head]));
@@ -112,9 +120,24 @@ fn digits_in_block_number(draft: &mut Draft, field: &str, places: &[(String, Str
 
 /// The one entry of `list` exactly one character edit from `s`, if there is exactly one.
 fn nearest<'a>(s: &str, list: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let mut found = list.filter(|e| strsim::levenshtein(s, e) == 1);
-    let first = found.next()?;
-    found.next().is_none().then_some(first)
+    nearest_within(s, list, 1)
+}
+
+/// The entry of `list` fewest edits (at most `most`) from `s`, if no other is as near.
+fn nearest_within<'a>(s: &str, list: impl Iterator<Item = &'a str>, most: usize) -> Option<&'a str> {
+    let mut best: Option<(usize, &str, bool)> = None;
+    for e in list {
+        let d = strsim::levenshtein(s, e);
+        if d == 0 || d > most {
+            continue;
+        }
+        best = match best {
+            Some((b, _, _)) if d > b => best,
+            Some((b, first, _)) if d == b => Some((b, first, true)),
+            _ => Some((d, e, false)),
+        };
+    }
+    best.and_then(|(_, e, tied)| (!tied).then_some(e))
 }
 
 fn value<'a>(draft: &'a Draft, field: &str) -> Option<&'a str> {
@@ -175,6 +198,7 @@ fn address_fits_postal_code(draft: &mut Draft, field: &str, postal: &str) {
         Some((fixed, head, place)) => {
             set(draft, field, &fixed);
             flag(draft, field, format!("「{head}」を郵便番号の示す「{place}」として読みました"));
+            digits_in_block_number(draft, field, places);
         }
         None => {
             let (city, town) = &places[0];
@@ -192,9 +216,12 @@ fn disease_listed(draft: &mut Draft, field: &str) {
     if l.diseases.contains(&d) {
         return;
     }
-    match nearest(&d, l.diseases.iter().map(String::as_str)) {
-        // One character off one listed name (a variant glyph, a misread stroke): the list's
-        // spelling is the value, flagged so the reviewer confirms it.
+    // Disease names are long and the list short: up to one character in three may be off
+    // (a variant glyph, a misread stroke) and still point to one listed name.
+    let most = (d.chars().count() / 3).max(1);
+    match nearest_within(&d, l.diseases.iter().map(String::as_str), most) {
+        // Nearest to one listed name: the list's spelling is the value, flagged so the
+        // reviewer confirms it.
         Some(listed) => {
             let reason = format!("「{d}」を指定難病の一覧の「{listed}」として読みました");
             set(draft, field, listed);
@@ -384,14 +411,31 @@ mod tests {
         check(&mut d);
         let a = d.field("address").unwrap();
         assert_eq!((a.value.as_str(), a.flags.len()), ("東京都武蔵野市境1丁目9番0号", 1));
+        // 丁 read as T, or merged with the 1 before it.
+        for (read, meant) in [("境3T目8番16号", "境3丁目8番16号"), ("境竹目28番9号", "境1丁目28番9号")]
+        {
+            let mut d = draft(vec![f("postal_code", "180-0022"), f("address", &format!("東京都武蔵野市{read}"))]);
+            check(&mut d);
+            let a = d.field("address").unwrap();
+            assert_eq!((a.value.as_str(), a.flags.len()), (format!("東京都武蔵野市{meant}").as_str(), 1));
+        }
+    }
+
+    #[test]
+    fn a_disease_name_two_strokes_off_is_the_listed_one_when_no_other_is_as_near() {
+        let mut d = draft(vec![f("disease", "後絲勒帯骨化症")]);
+        check(&mut d);
+        assert_eq!((d.field("disease").unwrap().value.as_str(), flags(&d, "disease")), ("後縦靱帯骨化症", 1));
+        assert_eq!(nearest_within("ab", ["ax", "ay"].into_iter(), 1), None, "a tie is no answer");
+        assert_eq!(nearest_within("ab", ["ax", "xy"].into_iter(), 2), Some("ax"));
     }
 
     #[test]
     fn address_a_character_off_its_postal_place_is_taken_from_the_list() {
-        let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武越野市境5丁目9番17号")]);
+        let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武越野市境5T目9番17号")]);
         check(&mut d);
         let a = d.field("address").unwrap();
-        assert_eq!(a.value, "東京都武蔵野市境5丁目9番17号");
-        assert_eq!((a.flags.len(), flags(&d, "postal_code")), (1, 0));
+        assert_eq!(a.value, "東京都武蔵野市境5丁目9番17号", "the place from the list, then the block number");
+        assert_eq!((a.flags.len(), flags(&d, "postal_code")), (2, 0));
     }
 }

@@ -263,9 +263,47 @@ pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
         },
         FieldType::Phone => {
             if (10..=11).contains(&digits.len()) && only(&|c| c.is_ascii_digit() || c == '-' || c == '(' || c == ')') {
-                Ok(s.chars().filter(|c| !c.is_whitespace()).collect())
+                Ok(format_phone(&digits, &s))
             } else {
                 Err(format!("電話番号として読めません（{}桁）", digits.len()))
+            }
+        }
+    }
+}
+
+/// A Japanese phone number grouped as the numbering plan groups it, however it was written (a
+/// hyphen is thin and often unread): mobile and IP numbers (070/080/090/050/020) 3-4-4, 0120
+/// and 0800 4-3-3 / 4-3-4, Tokyo and Osaka (03, 06) 2-4-4. Other area codes are 2 to 5 digits
+/// long, which the digits alone do not tell: the writer's grouping is kept when it has three
+/// groups of the right total, else 3-3-4, the commonest.
+fn format_phone(digits: &str, written: &str) -> String {
+    let group = |sizes: &[usize]| {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for n in sizes {
+            out.push(&digits[at..at + n]);
+            at += n;
+        }
+        out.join("-")
+    };
+    let prefix = |p: &str| digits.starts_with(p);
+    match digits.len() {
+        11 if ["070", "080", "090", "050", "020"].iter().any(|p| prefix(p)) => group(&[3, 4, 4]),
+        11 if prefix("0800") => group(&[4, 3, 4]),
+        10 if prefix("0120") => group(&[4, 3, 3]),
+        10 if prefix("03") || prefix("06") => group(&[2, 4, 4]),
+        _ => {
+            let groups: Vec<usize> = written
+                .split(['-', '(', ')'])
+                .map(|g| g.chars().filter(char::is_ascii_digit).count())
+                .filter(|n| *n > 0)
+                .collect();
+            if groups.len() == 3 && groups.iter().sum::<usize>() == digits.len() {
+                group(&groups)
+            } else if digits.len() == 10 {
+                group(&[3, 3, 4])
+            } else {
+                digits.to_owned()
             }
         }
     }
@@ -481,6 +519,17 @@ mod tests {
         assert!(normalise(FieldType::PostalCode, "160-002").is_err());
         assert_eq!(normalise(FieldType::Phone, "03-5320-4472").unwrap(), "03-5320-4472");
         assert!(normalise(FieldType::Phone, "03-5320").is_err());
+        // Grouped by the numbering plan whatever hyphens were read.
+        for (read, want) in [
+            ("0353204472", "03-5320-4472"),
+            ("035320-4472", "03-5320-4472"),
+            ("09012345678", "090-1234-5678"),
+            ("0120-123456", "0120-123-456"),
+            ("0422-51-1234", "0422-51-1234"),
+            ("0425281234", "042-528-1234"),
+        ] {
+            assert_eq!(normalise(FieldType::Phone, read).unwrap(), want, "{read}");
+        }
         assert_eq!(normalise(FieldType::Number, "０１２３").unwrap(), "0123");
         assert!(normalise(FieldType::Number, "12a").is_err());
         assert_eq!(normalise(FieldType::MyNumber, "1234 5678 9018").unwrap(), "123456789018");

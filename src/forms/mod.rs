@@ -13,6 +13,7 @@ pub mod doctypes;
 pub mod marks;
 pub mod propose;
 pub mod register;
+mod stamps;
 pub mod template;
 pub mod upright;
 
@@ -297,7 +298,7 @@ pub fn read_page(
 
 /// The printed words in `rect` of a straightened page (NFKC, no spaces).
 fn read_title(image: &GrayImage, rect: Rect, ink: u8, ocr: &mut dyn Recognizer) -> Result<String, Error> {
-    let zone = despeckle(dropout(crop_without_rules(image, rect, ink)), 128);
+    let zone = despeckle(dropout(stamps::without_rings(crop_without_rules(image, rect, ink), ink)), 128);
     // Each line cut to its ink: the recognizer's work grows with the width.
     let lines: Vec<GrayImage> = text_lines(&zone, ink).into_iter().map(|l| tighten(l, ink)).collect();
     let batch: Vec<(&GrayImage, CharSet)> = lines.iter().map(|l| (l, CharSet::Cp932)).collect();

@@ -81,7 +81,21 @@ pub fn apply(gray: &GrayImage, frame: Frame) -> Cow<'_, GrayImage> {
     }
     let (w, h) = turned.dimensions();
     let (nw, nh) = ((w as f32 * frame.scale).round().max(1.0) as u32, (h as f32 * frame.scale).round().max(1.0) as u32);
-    Cow::Owned(image::imageops::resize(turned.as_ref(), nw, nh, image::imageops::FilterType::Triangle))
+    let mut scaled = image::imageops::resize(turned.as_ref(), nw, nh, image::imageops::FilterType::Triangle);
+    if is_bilevel(gray) {
+        // A 1-bit scan stays 1-bit: resampling greys a thin stroke's edges (from 400 dpi its
+        // whole width), and the title's colour dropout would then take the stroke for a
+        // stamp's grey. Half covered is ink, as the scanner's own threshold would have said.
+        for p in scaled.pixels_mut() {
+            p.0[0] = if p.0[0] < 128 { 0 } else { 255 };
+        }
+    }
+    Cow::Owned(scaled)
+}
+
+/// Every pixel black or white: a 1-bit scan (as decoded).
+fn is_bilevel(gray: &GrayImage) -> bool {
+    gray.as_raw().iter().all(|&v| v == 0 || v == 255)
 }
 
 /// Finds the frame of a scan: its scale (see [`scale_of`]) and which way up it is.
@@ -102,15 +116,24 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
     let ink = super::register::ink_level(&half);
     let clean = without_rules(&half, ink, 40);
     let portrait = half.height() as f32 > half.width() as f32 * 1.1;
-    let candidates: &[u8] = if portrait { &[0, 2] } else { &[0, 1, 3, 2] };
-    let mut best = (0u8, f32::MIN);
+    // A landscape scan is mostly a portrait form fed sideways: those two ways are tried first,
+    // and the only ones when the page's long rules run across it the wrong way (a form's
+    // table has more row rules than column rules: it lies sideways when the columns win).
+    let candidates: &[u8] = match (portrait, rules_run_across(&half, ink)) {
+        (true, _) => &[0, 2],
+        (false, Some(false)) => &[1, 3],
+        (false, _) => &[1, 3, 0, 2],
+    };
+    let mut best = (candidates[0], f32::MIN);
     for &turns in candidates {
         let page = turn(&clean, turns);
         let score = legibility(&page, ink, ocr)?;
-        // Most portrait pages come upright: upside down must read clearly better, not just a
-        // little (on a murky page both ways score low, and noise must not turn it over). A
-        // landscape A4 page was turned for sure: the best reading wins.
-        let needed = if portrait && best.0 == 0 { best.1 * MARGIN + 0.05 } else { best.1 };
+        // Most pages come in the likelier way (a portrait page upright, a landscape one
+        // turned to portrait): the other way must read clearly better, not just a little (on
+        // a murky page every way scores low, and noise must not turn it). Between the two
+        // likelier ways (a sideways page turned left or right), the better reading wins.
+        let likelier = |t: u8| if portrait { t == 0 } else { t % 2 == 1 };
+        let needed = if likelier(best.0) && !likelier(turns) { best.1 * MARGIN + 0.05 } else { best.1 };
         if score > needed {
             best = (turns, score);
         }
@@ -121,6 +144,47 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
         }
     }
     Ok(Frame { turns: best.0, scale })
+}
+
+/// Whether a page's ruled lines run mostly across it (`Some(true)`), mostly down it
+/// (`Some(false)`), or neither clearly (`None`: too little ruling, or as much each way). A
+/// rule is measured as the length of its straight runs of ink at least a twentieth of the
+/// short side long, each run allowed to wander a row either way (pages come a few degrees
+/// skewed, and a slanted rule steps from row to row).
+fn rules_run_across(page: &GrayImage, ink: u8) -> Option<bool> {
+    let (w, h) = page.dimensions();
+    let long = (w.min(h) / 20).max(8);
+    let dark = |x: u32, y: u32| page.get_pixel(x, y).0[0] < ink;
+    let ruled = |lines: u32, along: u32, at: &dyn Fn(u32, u32) -> bool| -> u64 {
+        let mut total = 0u64;
+        for i in 1..lines.saturating_sub(1) {
+            let mut run = 0u32;
+            for j in 0..=along {
+                if j < along && (at(i - 1, j) || at(i, j) || at(i + 1, j)) {
+                    run += 1;
+                } else {
+                    if run >= long {
+                        total += u64::from(run);
+                    }
+                    run = 0;
+                }
+            }
+        }
+        total
+    };
+    let across = ruled(h, w, &|y, x| dark(x, y));
+    let down = ruled(w, h, &|x, y| dark(x, y));
+    // Less than two page widths of ruling in all: no table to go by.
+    if across + down < 2 * u64::from(w.max(h)) {
+        return None;
+    }
+    if across >= 2 * down {
+        Some(true)
+    } else if down >= 2 * across {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Legibility at which a page is taken to be upright without trying other ways (upright
@@ -265,6 +329,34 @@ mod tests {
         assert_eq!(out.get_pixel(150, 50).0[0], 255);
         assert_eq!(out.get_pixel(10, 80).0[0], 255);
         assert_eq!(out.get_pixel(110, 20).0[0], 0);
+    }
+
+    /// A skewed form fed sideways: its rules run down the page, so only the two sideways
+    /// turns are tried, and the right one is found; upright, its rules run across.
+    #[test]
+    fn a_sideways_skewed_form_is_turned_by_its_rules_and_its_text() {
+        use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::synth::SynthOptions::easy(dir.path().to_owned(), 1, 11, 0.0);
+        let truth = crate::synth::generate(&opts, &indicatif::ProgressBar::hidden()).unwrap();
+        let page = image::open(dir.path().join(&truth[2].file)).unwrap().to_luma8();
+        let skewed = rotate_about_center(
+            &page,
+            2.8f32.to_radians(),
+            Interpolation::Bilinear,
+            Border::Constant(image::Luma([255])),
+        );
+        let half = image::imageops::thumbnail(&skewed, skewed.width() / 2, skewed.height() / 2);
+        assert_eq!(rules_run_across(&half, 160), Some(true));
+        let sideways = turn(&skewed, 1);
+        assert_eq!(rules_run_across(&turn(&half, 1), 160), Some(false));
+        let mut ocr = crate::ocr::ppocr::PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model");
+        assert_eq!(find(&sideways, None, &mut ocr).unwrap().turns, 3);
+        assert_eq!(find(&turn(&skewed, 3), None, &mut ocr).unwrap().turns, 1);
+        // A 1-bit scan scaled stays 1-bit.
+        let bilevel =
+            GrayImage::from_fn(300, 400, |x, y| image::Luma([if (x / 3 + y / 5) % 2 == 0 { 0 } else { 255 }]));
+        assert!(is_bilevel(&apply(&bilevel, Frame { turns: 0, scale: 0.75 })));
     }
 
     /// A scan at 150 or 600 dpi (resolution stated, or not) is brought to the templates'

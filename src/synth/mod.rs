@@ -7,6 +7,7 @@
 pub(crate) mod people;
 pub mod render;
 pub mod scanner;
+pub mod strokes;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,20 @@ pub struct SynthOptions {
     /// Add an attachment no form template fits to each submission (a 住民票の写し, at times
     /// printed with the My Number, or a 課税証明書): truth form `attachment`, field `doc_type`.
     pub attachments: bool,
+    /// How applicants write by hand.
+    pub style: HandStyle,
+}
+
+/// How the synthetic applicants write by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HandStyle {
+    /// Handwriting-style fonts, each character jittered (the sets the project began with).
+    #[default]
+    Font,
+    /// A pen drawing KanjiVG's strokes: wandering control points, pressure, joins, slant.
+    Strokes,
+    /// Half the applicants one way, half the other.
+    Mixed,
 }
 
 impl SynthOptions {
@@ -50,6 +65,7 @@ impl SynthOptions {
             conditions: false,
             typed: false,
             attachments: false,
+            style: HandStyle::Font,
         }
     }
 }
@@ -72,6 +88,9 @@ pub struct PageTruth {
     /// How the page was scanned (absent: upright, 300 dpi, grey).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<scanner::Condition>,
+    /// How the handwriting was made, `"font"` or `"strokes"` (absent: a set made with fonts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hand: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -307,6 +326,7 @@ fn submission(
     opts: &SynthOptions,
     reference: &people::Reference,
     fonts: &Fonts,
+    strokes: Option<&strokes::Strokes>,
 ) -> anyhow::Result<Vec<(String, Vec<u8>, PageTruth)>> {
     let knobs = &opts.knobs;
     let mut rng = submission_rng(opts.seed, index);
@@ -314,7 +334,14 @@ fn submission(
     let mut scan_rng = submission_rng(opts.seed ^ 0x5CA7_5CA7, index);
     let ink_colour = *scanner::INKS.choose(&mut scan_rng).expect("inks");
     let person = people::person(reference, &mut rng);
-    let writer = render::Writer::new(fonts, &mut rng);
+    let mut writer = render::Writer::new(fonts, &mut rng);
+    if let Some(strokes) = strokes {
+        // Drawn apart, so that the rest of the submission is the same whichever way it is written.
+        let mut pen_rng = submission_rng(opts.seed ^ 0x57_0CE5, index);
+        if opts.style == HandStyle::Strokes || pen_rng.gen_bool(0.5) {
+            writer = writer.with_strokes(strokes, &mut pen_rng);
+        }
+    }
     let blank: Vec<&str> = OPTIONAL.into_iter().filter(|_| rng.gen_bool(knobs.empty_rate)).collect();
     // The date on the received stamp (令和8年 = 2026).
     let received = format!("8.{}.{}", rng.gen_range(4..12), rng.gen_range(1..29));
@@ -377,6 +404,7 @@ fn submission(
             fields: truth_fields.into(),
             handwritten: handwritten.into(),
             scan: opts.conditions.then_some(condition),
+            hand: (opts.style != HandStyle::Font).then(|| writer.style()),
             typed,
         };
         out.push((file, png, truth));
@@ -390,6 +418,10 @@ pub fn generate(opts: &SynthOptions, progress: &indicatif::ProgressBar) -> anyho
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let fonts = Fonts::load()?;
     let reference = people::Reference::load();
+    let strokes = match opts.style {
+        HandStyle::Font => None,
+        HandStyle::Strokes | HandStyle::Mixed => Some(strokes::Strokes::load()?),
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -400,7 +432,7 @@ pub fn generate(opts: &SynthOptions, progress: &indicatif::ProgressBar) -> anyho
                     if i >= opts.count {
                         break;
                     }
-                    let r = submission(i, opts, &reference, &fonts).and_then(|pages| {
+                    let r = submission(i, opts, &reference, &fonts, strokes.as_ref()).and_then(|pages| {
                         for (file, png, _) in &pages {
                             write_file(&opts.out.join(file), png)?;
                         }

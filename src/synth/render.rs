@@ -13,6 +13,8 @@ use imageproc::rect::Rect;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use super::strokes::{Hand, Strokes};
+
 /// A4 at 300 dpi.
 pub const PAGE_W: u32 = 2480;
 pub const PAGE_H: u32 = 3508;
@@ -165,13 +167,16 @@ pub fn draw_form(spec: &PageSpec, fonts: &Fonts) -> GrayImage {
     img
 }
 
-/// One applicant's hand: a font, a size, a pen, a slant. Every character then varies on its own.
+/// One applicant's hand: a font (or a pen drawing KanjiVG strokes), a size, a pen, a slant.
+/// Every character then varies on its own.
 pub struct Writer<'f> {
     font: &'f FontVec,
     fallback: &'f FontVec,
     size: f32,
     pen: u8,
     slant_deg: f32,
+    /// Writes stroke by stroke where KanjiVG has the character (the font for the rest).
+    strokes: Option<(&'f Strokes, Hand)>,
 }
 
 impl<'f> Writer<'f> {
@@ -182,7 +187,19 @@ impl<'f> Writer<'f> {
             size: rng.gen_range(60.0..72.0),
             pen: rng.gen_range(10..80),
             slant_deg: rng.gen_range(-3.0..3.0),
+            strokes: None,
         }
+    }
+
+    /// The same person writing with a pen, stroke by stroke.
+    pub fn with_strokes(self, strokes: &'f Strokes, rng: &mut impl Rng) -> Writer<'f> {
+        let hand = Hand::draw(rng, self.slant_deg);
+        Writer { strokes: Some((strokes, hand)), ..self }
+    }
+
+    /// How this writer writes: `"strokes"` or `"font"` (truth.jsonl, eval's conditions).
+    pub fn style(&self) -> &'static str {
+        if self.strokes.is_some() { "strokes" } else { "font" }
     }
 
     fn font_for(&self, c: char) -> &'f FontVec {
@@ -191,6 +208,13 @@ impl<'f> Writer<'f> {
 
     /// Draws one character with its top-left near (x, y); returns its advance.
     fn glyph(&self, ink: &mut GrayImage, c: char, x: i32, y: i32, size: f32, rng: &mut impl Rng) -> i32 {
+        if let Some((strokes, hand)) = &self.strokes {
+            let pen = (i32::from(self.pen) + rng.gen_range(-10..=10)).clamp(0, 110) as u8;
+            let drawn = hand.glyph(strokes, ink, c, f64::from(x), f64::from(y), f64::from(size), pen, rng);
+            if let Some(advance) = drawn {
+                return advance;
+            }
+        }
         let font = self.font_for(c);
         let scale = PxScale::from(size);
         let advance = font.as_scaled(scale).h_advance(font.glyph_id(c)).round() as i32;
