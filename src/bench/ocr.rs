@@ -69,7 +69,8 @@ pub fn run(dir: &Path, workers: usize) -> anyhow::Result<Figures> {
     let pipeline = timed(
         &pages,
         workers,
-        || Ok((crate::ocr::ppocr::PpOcr::load(&model)?, crate::ocr::TesseractEngine::new(&tessdata, "jpn")?)),
+        // Tesseract is loaded when a page needs it (as ingest's workers keep it), not before.
+        || Ok((crate::ocr::ppocr::PpOcr::load(&model)?, None)),
         |(ppocr, tess), p| {
             let bytes = std::fs::read(p)?;
             let page = crate::capture::decode_page(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
@@ -81,7 +82,13 @@ pub fn run(dir: &Path, workers: usize) -> anyhow::Result<Figures> {
                     classified.fetch_add(1, Ordering::SeqCst);
                 }
                 // Unclassified pages are read whole, as ingest does.
-                None => drop(std::hint::black_box(tess.read_page(&scan.image, 300)?)),
+                None => {
+                    let tess = match tess {
+                        Some(t) => t,
+                        None => tess.insert(crate::ocr::TesseractEngine::new(&tessdata, "jpn")?),
+                    };
+                    drop(std::hint::black_box(tess.read_page(&scan.image, 300)?))
+                }
             }
             Ok(())
         },

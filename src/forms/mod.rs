@@ -81,10 +81,20 @@ pub fn read_scan<'a>(
     templates: &[Template],
     ocr: &mut dyn Recognizer,
 ) -> Result<Scan<'a>, Error> {
+    // The likely ways up are tried with the templates themselves: a title that reads as a
+    // form's is proof enough that the page is that way up, so most pages need no reading of
+    // their own to turn them.
+    let (scale, turns) = upright::likely_turns(gray, dpi);
+    for turns in turns {
+        let frame = upright::Frame { turns, scale };
+        let image = upright::apply(gray, frame);
+        if let Some(r) = read_page(&image, templates, ocr)? {
+            return Ok(Scan { frame, image, reading: Some(PageReading { frame, ..r }) });
+        }
+    }
+    // No form: turned by how well its text reads, for the full-page text.
     let frame = upright::find(gray, dpi, ocr)?;
-    let image = upright::apply(gray, frame);
-    let reading = read_page(&image, templates, ocr)?.map(|r| PageReading { frame, ..r });
-    Ok(Scan { frame, image, reading })
+    Ok(Scan { frame, image: upright::apply(gray, frame), reading: None })
 }
 
 /// The recognizer's character set for a field type.
@@ -118,6 +128,14 @@ fn text_lines(crop: &GrayImage, ink: u8) -> Vec<GrayImage> {
         }
     }
     out
+}
+
+/// No mark in a crop, not even one fainter than the ink level (halfway between it and white
+/// paper): a field left empty. A faint carbon stroke between the two still goes to the
+/// recognizer, which reads grey.
+fn blank(crop: &GrayImage, ink: u8) -> bool {
+    let faint = ink + (255 - ink) / 2;
+    crop.pixels().all(|p| p.0[0] >= faint)
 }
 
 /// Cuts a field crop down to its ink (plus a margin): the recognizer scales every line to 48
@@ -393,7 +411,9 @@ fn read_fields(
                     reading.struck = true;
                 }
                 let crop = tighten(despeckle(crop, ink), ink);
-                if matches!(f.kind, FieldType::Kana | FieldType::Text) {
+                if blank(&crop, ink) {
+                    // Nothing written, not even faintly: nothing for the recognizer to do.
+                } else if matches!(f.kind, FieldType::Kana | FieldType::Text) {
                     crops.extend(words(&crop, ink).into_iter().map(|w| (fields.len(), w)));
                 } else {
                     crops.push((fields.len(), crop));

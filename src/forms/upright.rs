@@ -98,32 +98,55 @@ fn is_bilevel(gray: &GrayImage) -> bool {
     gray.as_raw().iter().all(|&v| v == 0 || v == 255)
 }
 
-/// Finds the frame of a scan: its scale (see [`scale_of`]) and which way up it is.
+/// Half of the 300 dpi size: lines 20–50 px high, enough for the recognizer to be sure, and
+/// a quarter of the pixels to look through.
+fn half_size(gray: &GrayImage, scale: f32) -> GrayImage {
+    let f = scale / 2.0;
+    let (w, h) =
+        ((gray.width() as f32 * f).round().max(1.0) as u32, (gray.height() as f32 * f).round().max(1.0) as u32);
+    // Area averaging when shrinking (fast); a 150 dpi scan is enlarged a little.
+    if f <= 1.0 {
+        image::imageops::thumbnail(gray, w, h)
+    } else {
+        image::imageops::resize(gray, w, h, image::imageops::FilterType::Triangle)
+    }
+}
+
+fn is_portrait(w: u32, h: u32) -> bool {
+    h as f32 > w as f32 * 1.1
+}
+
+/// The ways a scan may be up, likeliest first (quarter turns clockwise), with its scale. A
+/// portrait page is upright or upside down; a landscape scan is mostly a portrait form fed
+/// sideways, turned one way or the other, and only that when the page's long rules run down
+/// it (a form's table has more row rules than column rules: it lies sideways when the
+/// columns win).
+pub fn likely_turns(gray: &GrayImage, dpi: Option<f32>) -> (f32, Vec<u8>) {
+    let scale = scale_of(gray.width(), gray.height(), dpi);
+    if is_portrait(gray.width(), gray.height()) {
+        return (scale, vec![0, 2]);
+    }
+    let half = half_size(gray, scale);
+    let ink = super::register::ink_level(&half);
+    (scale, landscape_turns(&half, ink).to_vec())
+}
+
+fn landscape_turns(half: &GrayImage, ink: u8) -> &'static [u8] {
+    match rules_run_across(half, ink) {
+        Some(false) => &[1, 3],
+        _ => &[1, 3, 0, 2],
+    }
+}
+
+/// Finds the frame of a scan: its scale (see [`scale_of`]) and which way up it is, by how well
+/// its text reads (for a page no form template fits; a form is turned by its title).
 pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Result<Frame, crate::ocr::Error> {
     let scale = scale_of(gray.width(), gray.height(), dpi);
-    // Half of the 300 dpi size: lines 20–50 px high, enough for the recognizer to be sure.
-    let half = {
-        let f = scale / 2.0;
-        let (w, h) =
-            ((gray.width() as f32 * f).round().max(1.0) as u32, (gray.height() as f32 * f).round().max(1.0) as u32);
-        // Area averaging when shrinking (fast); a 150 dpi scan is enlarged a little.
-        if f <= 1.0 {
-            image::imageops::thumbnail(gray, w, h)
-        } else {
-            image::imageops::resize(gray, w, h, image::imageops::FilterType::Triangle)
-        }
-    };
+    let half = half_size(gray, scale);
     let ink = super::register::ink_level(&half);
     let clean = without_rules(&half, ink, 40);
-    let portrait = half.height() as f32 > half.width() as f32 * 1.1;
-    // A landscape scan is mostly a portrait form fed sideways: those two ways are tried first,
-    // and the only ones when the page's long rules run across it the wrong way (a form's
-    // table has more row rules than column rules: it lies sideways when the columns win).
-    let candidates: &[u8] = match (portrait, rules_run_across(&half, ink)) {
-        (true, _) => &[0, 2],
-        (false, Some(false)) => &[1, 3],
-        (false, _) => &[1, 3, 0, 2],
-    };
+    let portrait = is_portrait(half.width(), half.height());
+    let candidates: &[u8] = if portrait { &[0, 2] } else { landscape_turns(&half, ink) };
     let mut best = (candidates[0], f32::MIN);
     for &turns in candidates {
         let page = turn(&clean, turns);
@@ -350,6 +373,8 @@ mod tests {
         assert_eq!(rules_run_across(&half, 160), Some(true));
         let sideways = turn(&skewed, 1);
         assert_eq!(rules_run_across(&turn(&half, 1), 160), Some(false));
+        assert_eq!(likely_turns(&sideways, None).1, vec![1, 3], "a sideways form is turned one way or the other");
+        assert_eq!(likely_turns(&skewed, None).1, vec![0, 2]);
         let mut ocr = crate::ocr::ppocr::PpOcr::load(&crate::ocr::ppocr::default_model()).expect("PP-OCR model");
         assert_eq!(find(&sideways, None, &mut ocr).unwrap().turns, 3);
         assert_eq!(find(&turn(&skewed, 3), None, &mut ocr).unwrap().turns, 1);
