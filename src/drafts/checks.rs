@@ -55,8 +55,12 @@ fn lists() -> &'static Lists {
                 postal.entry(c[0].to_owned()).or_default().push((c[2].to_owned(), c[3].to_owned()));
             }
         }
-        let diseases =
-            DISEASES.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).map(|d| d.nfkc().collect()).collect();
+        let diseases = DISEASES
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').nth(1))
+            .map(|d| d.nfkc().filter(|c| !c.is_whitespace()).collect())
+            .collect();
         let mut readings: HashMap<String, HashSet<String>> = HashMap::new();
         for l in NAMES.lines().skip(1) {
             let c: Vec<&str> = l.split('\t').collect();
@@ -93,12 +97,19 @@ fn digits_in_block_number(draft: &mut Draft, field: &str, places: &[(String, Str
     let chars: Vec<char> = rest.chars().collect();
     let mut fixed = String::with_capacity(rest.len());
     for (i, &c) in chars.iter().enumerate() {
-        // 丁 written quickly reads as T, or merged with a 1 before it as one character (竹, 什):
-        // whatever stands before 目 in a block number is 丁.
-        if chars.get(i + 1) == Some(&'目') && c != '丁' && !c.is_ascii_digit() {
-            let digit_before = i.checked_sub(1).is_some_and(|j| chars[j].is_ascii_digit());
-            fixed.push_str(if digit_before || c == 'T' { "丁" } else { "1丁" });
-            continue;
+        // 丁 written quickly reads as T (or 了, 十, 寸), or merged with a 1 before it as one
+        // character (竹, 什, 汁): before 目, after a number, it is 丁.
+        let numeral = |k: char| k.is_ascii_digit() || "一二三四五六七八九十".contains(k);
+        let number_before = i.checked_sub(1).is_some_and(|j| numeral(chars[j]));
+        if chars.get(i + 1) == Some(&'目') {
+            if number_before && "T丅亍了十寸".contains(c) {
+                fixed.push('丁');
+                continue;
+            }
+            if !number_before && "竹什汁".contains(c) {
+                fixed.push_str("1丁");
+                continue;
+            }
         }
         fixed.push(match c {
             'q' | 'g' | 'Q' => '9',
@@ -412,7 +423,8 @@ mod tests {
         let a = d.field("address").unwrap();
         assert_eq!((a.value.as_str(), a.flags.len()), ("東京都武蔵野市境1丁目9番0号", 1));
         // 丁 read as T, or merged with the 1 before it.
-        for (read, meant) in [("境3T目8番16号", "境3丁目8番16号"), ("境竹目28番9号", "境1丁目28番9号")]
+        for (read, meant) in
+            [("境3T目8番16号", "境3丁目8番16号"), ("境竹目28番9号", "境1丁目28番9号"), ("境二了目5番", "境二丁目5番")]
         {
             let mut d = draft(vec![f("postal_code", "180-0022"), f("address", &format!("東京都武蔵野市{read}"))]);
             check(&mut d);
@@ -427,6 +439,14 @@ mod tests {
         check(&mut d);
         assert_eq!((d.field("disease").unwrap().value.as_str(), flags(&d, "disease")), ("後縦靱帯骨化症", 1));
         assert_eq!(nearest_within("ab", ["ax", "ay"].into_iter(), 1), None, "a tie is no answer");
+        // A listed name read right is taken as it is (the list's own spacing does not count).
+        let mut right = draft(vec![f("disease", "グルタル酸血症2型")]);
+        check(&mut right);
+        assert_eq!(flags(&right, "disease"), 0);
+        // A word before 目 that is no block number is left alone.
+        let mut d = draft(vec![f("postal_code", "180-0022"), f("address", "東京都武蔵野市境1丁目2番3号メゾン目白")]);
+        check(&mut d);
+        assert_eq!(d.field("address").unwrap().value, "東京都武蔵野市境1丁目2番3号メゾン目白");
         assert_eq!(nearest_within("ab", ["ax", "xy"].into_iter(), 2), Some("ax"));
     }
 

@@ -275,7 +275,7 @@ pub fn normalise(kind: FieldType, raw: &str) -> Result<String, String> {
 /// hyphen is thin and often unread): mobile and IP numbers (070/080/090/050/020) 3-4-4, 0120
 /// and 0800 4-3-3 / 4-3-4, Tokyo and Osaka (03, 06) 2-4-4. Other area codes are 2 to 5 digits
 /// long, which the digits alone do not tell: the writer's grouping is kept when it has three
-/// groups of the right total, else 3-3-4, the commonest.
+/// groups of the right total, else the digits as written.
 fn format_phone(digits: &str, written: &str) -> String {
     let group = |sizes: &[usize]| {
         let mut out = Vec::new();
@@ -294,16 +294,14 @@ fn format_phone(digits: &str, written: &str) -> String {
         10 if prefix("03") || prefix("06") => group(&[2, 4, 4]),
         _ => {
             let groups: Vec<usize> = written
-                .split(['-', '(', ')'])
+                .split(|c: char| matches!(c, '-' | '(' | ')') || c.is_whitespace())
                 .map(|g| g.chars().filter(char::is_ascii_digit).count())
                 .filter(|n| *n > 0)
                 .collect();
             if groups.len() == 3 && groups.iter().sum::<usize>() == digits.len() {
                 group(&groups)
-            } else if digits.len() == 10 {
-                group(&[3, 3, 4])
             } else {
-                digits.to_owned()
+                written.chars().filter(|c| !c.is_whitespace()).collect()
             }
         }
     }
@@ -526,7 +524,8 @@ mod tests {
             ("09012345678", "090-1234-5678"),
             ("0120-123456", "0120-123-456"),
             ("0422-51-1234", "0422-51-1234"),
-            ("0425281234", "042-528-1234"),
+            ("0425281234", "0425281234"),
+            ("0422 51 1234", "0422-51-1234"),
         ] {
             assert_eq!(normalise(FieldType::Phone, read).unwrap(), want, "{read}");
         }

@@ -336,7 +336,7 @@ fn submission(
     let person = people::person(reference, &mut rng);
     let mut writer = render::Writer::new(fonts, &mut rng);
     if let Some(strokes) = strokes {
-        // Drawn apart, so that the rest of the submission is the same whichever way it is written.
+        // Drawn apart, so that a set written with fonts is the same as before strokes existed.
         let mut pen_rng = submission_rng(opts.seed ^ 0x57_0CE5, index);
         if opts.style == HandStyle::Strokes || pen_rng.gen_bool(0.5) {
             writer = writer.with_strokes(strokes, &mut pen_rng);

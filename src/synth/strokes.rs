@@ -102,6 +102,9 @@ impl Strokes {
             let strokes = cells
                 .map(|cell| {
                     let (kind, d) = cell.split_once(' ').unwrap_or(("?", cell));
+                    if d.trim().is_empty() {
+                        anyhow::bail!("line {} ({c}): a stroke without path data", n + 1);
+                    }
                     let path = BezPath::from_svg(d)
                         .map_err(|e| anyhow::anyhow!("line {} ({c}): stroke path {d:?}: {e}", n + 1))?;
                     Ok(Stroke { ending: Ending::of(kind.chars().next().unwrap_or('?')), path })
@@ -322,9 +325,6 @@ mod tests {
         assert!(inked(&a) > 300, "the character is drawn ({} px)", inked(&a));
         let differ = a.pixels().zip(b.pixels()).filter(|(p, q)| (p.0[0] < 128) != (q.0[0] < 128)).count();
         assert!(differ > inked(&a) / 10, "two writings of one character differ ({differ} px)");
-        // Pressure: a sweep is narrower at its end than where it starts.
-        assert!(Ending::Sweep.pressure(0.98) < 0.5 * Ending::Sweep.pressure(0.3));
-        assert!(Ending::Dot.pressure(0.9) > Ending::Dot.pressure(0.1));
         // Unknown characters are left to the caller (the font).
         let mut ink = GrayImage::from_pixel(10, 10, image::Luma([255]));
         assert!(hand.glyph(&s, &mut ink, '二', 0.0, 0.0, 10.0, 30, &mut rng).is_none());
@@ -338,6 +338,6 @@ mod tests {
             .chars()
             .filter(|c| !s.has(*c))
             .collect();
-        assert!(missing.chars().count() <= 2, "missing: {missing}");
+        assert_eq!(missing, "髙﨑", "KanjiVG lacks these two (the font writes them)");
     }
 }
