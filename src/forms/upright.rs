@@ -146,17 +146,21 @@ pub fn find(gray: &GrayImage, dpi: Option<f32>, ocr: &mut dyn Recognizer) -> Res
     let ink = super::register::ink_level(&half);
     let clean = without_rules(&half, ink, 40);
     let portrait = is_portrait(half.width(), half.height());
-    let candidates: &[u8] = if portrait { &[0, 2] } else { landscape_turns(&half, ink) };
+    // Without a sideways table to go by, a landscape page (a card copy, a landscape
+    // document) is read as scanned first, and the best reading wins.
+    let candidates: &[u8] = match (portrait, rules_run_across(&half, ink)) {
+        (true, _) => &[0, 2],
+        (false, Some(false)) => &[1, 3],
+        (false, _) => &[0, 1, 3, 2],
+    };
     let mut best = (candidates[0], f32::MIN);
     for &turns in candidates {
         let page = turn(&clean, turns);
         let score = legibility(&page, ink, ocr)?;
-        // Most pages come in the likelier way (a portrait page upright, a landscape one
-        // turned to portrait): the other way must read clearly better, not just a little (on
-        // a murky page every way scores low, and noise must not turn it). Between the two
-        // likelier ways (a sideways page turned left or right), the better reading wins.
-        let likelier = |t: u8| if portrait { t == 0 } else { t % 2 == 1 };
-        let needed = if likelier(best.0) && !likelier(turns) { best.1 * MARGIN + 0.05 } else { best.1 };
+        // Most portrait pages come upright: upside down must read clearly better, not just a
+        // little (on a murky page both ways score low, and noise must not turn it over). A
+        // landscape page: the best reading wins.
+        let needed = if portrait && best.0 == 0 { best.1 * MARGIN + 0.05 } else { best.1 };
         if score > needed {
             best = (turns, score);
         }
