@@ -23,8 +23,10 @@
 //! no longer opens into a tombstone naming the run that destroyed it; the index is repaired to
 //! match. The backup's bytes stay unreadable wherever they are.
 
+pub mod chunkmap;
 mod chunks;
 pub mod dest;
+mod metadata;
 pub mod policy;
 pub mod schedule;
 
@@ -83,7 +85,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 const FORMAT: u32 = 1;
 /// The tree whose values are records (each names its blobs).
-const RECORDS_TREE: &str = "records";
+pub(crate) const RECORDS_TREE: &str = "records";
 
 /// One index file of the backup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -112,6 +114,10 @@ pub struct Manifest {
     pub records: u64,
     pub entries: u64,
     pub metadata_bytes: u64,
+    /// Metadata entries read to take it (all of them unless only changes were cut again).
+    /// Left out when 0, so manifests written before it existed keep their MAC.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub entries_read: u64,
     /// How long audited writes waited for the metadata copy.
     pub paused_ms: u64,
     pub audit_head: Checkpoint,
@@ -144,6 +150,10 @@ impl Manifest {
     pub fn taken_on(&self) -> chrono::NaiveDate {
         crate::jp::date_of(self.created_at)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn manifest_name(id: &str) -> String {
@@ -226,78 +236,64 @@ pub fn create(
         }
     };
     // 1. The metadata, under the snapshot gate; new chunks are staged (sealed) on local disk.
+    //    Only the chunks around keys changed since the last snapshot are cut again.
     progress("メタデータを複製しています");
     let staging = store.root().join("backup-staging").join(&id);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let mut trees: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut staged: Vec<String> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut records = 0u64;
-    let mut legacy = 0u64;
-    let mut audit_head_raw: Option<Vec<u8>> = None;
-    let mut chunker: Option<(String, chunks::Chunker)> = None;
-    let mut stage = |tree: &str, chunk: Vec<u8>| -> Result<()> {
-        let cid = chunks::id(&key, &chunk);
-        let name = chunk_name(&cid);
-        if seen.insert(cid.clone()) && !known(&name) {
-            let file = staging.join(&cid);
-            std::fs::write(&file, chunks::seal(&key, &cid, &chunk)).map_err(io(&file))?;
-            staged.push(cid.clone());
+    let sequence = store.backup_sequence();
+    let mut mismatch = None;
+    let frozen = store.freeze();
+    let changed = frozen.take_changes()?;
+    let copied = match full {
+        true => Ok(None),
+        false => store.chunk_map(),
+    }
+    .map_err(Error::Store)
+    .and_then(|saved| {
+        let how = metadata::How { key: &key, known: &known, staging: &staging, all_blobs: full };
+        match metadata::copy(&frozen, saved.as_ref(), &changed, &how) {
+            // A map that does not match the trees (it should not happen): cut everything,
+            // and say so in the audit log below.
+            Err(Error::Store(crate::store::Error::Corrupt(why))) if saved.is_some() => {
+                mismatch = Some(why);
+                metadata::copy(&frozen, None, &changed, &how)
+            }
+            copied => copied,
         }
-        trees.entry(tree.to_owned()).or_default().push(cid);
-        Ok(())
+    });
+    let paused = frozen.paused();
+    drop(frozen);
+    let mut copied = match copied {
+        Ok(c) if c.legacy == 0 => c,
+        failed => {
+            store.give_back_changes(changed);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(match failed {
+                Err(e) => e,
+                Ok(c) => Error::Manifest {
+                    id,
+                    why: format!(
+                        "記録 {} 件の鍵が古い方式（マスター鍵で直接包む）のままです。廃棄後も読めるバックアップになるため取得しません。先に `hozon key rotate` で鍵を世代別に移してください",
+                        c.legacy
+                    ),
+                },
+            });
+        }
     };
-    let taken = {
-        let mut visit = |tree: &str, k: &[u8], v: &[u8]| -> crate::store::Result<()> {
-            let mut err = None;
-            if chunker.as_ref().is_none_or(|(t, _)| t != tree) {
-                if let Some((t, c)) = chunker.take()
-                    && let Some(last) = c.finish()
-                {
-                    err = stage(&t, last).err();
-                }
-                chunker = Some((tree.to_owned(), chunks::Chunker::default()));
-            }
-            if tree == RECORDS_TREE {
-                records += 1;
-                // A key wrapped by the master key alone (a store older than epochs) would
-                // outlive disposal in this backup: such stores must move into epochs first.
-                if memchr_find(v, br#""key_epoch":null"#) && !memchr_find(v, br#""wrapped_key":"""#) {
-                    legacy += 1;
-                }
-            }
-            if tree == "meta" && k == b"audit_head" {
-                audit_head_raw = Some(v.to_vec());
-            }
-            let (t, c) = chunker.as_mut().expect("set above");
-            if let Some(done) = c.push(k, v) {
-                let t = t.clone();
-                err = err.or(stage(&t, done).err());
-            }
-            match err {
-                None => Ok(()),
-                Some(e) => Err(crate::store::Error::Corrupt(format!("backup staging: {e}"))),
-            }
-        };
-        store.snapshot(&mut visit)?
-    };
-    if let Some((t, c)) = chunker.take()
-        && let Some(last) = c.finish()
-    {
-        stage(&t, last)?;
-    }
-    if legacy > 0 {
+    if let Err(e) = store.save_chunk_map(copied.replace_map, std::mem::take(&mut copied.map_edits)) {
+        store.give_back_changes(changed);
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(Error::Manifest {
-            id,
-            why: format!(
-                "記録 {legacy} 件の鍵が古い方式（マスター鍵で直接包む）のままです。廃棄後も読めるバックアップになるため取得しません。先に `hozon key rotate` で鍵を世代別に移してください"
-            ),
-        });
+        return Err(e.into());
     }
+    drop(sequence);
+    if let Some(why) = mismatch {
+        eprintln!("hozon: {why}: メタデータ全体を読み直しました");
+        store.audit(Event::new(actor.name(), "backup.map_mismatch", &why, "recovered"))?;
+    }
+    let mut staged = std::mem::take(&mut copied.staged);
     // The head as copied (the live one may have moved on since the gate opened).
-    let audit_head: Checkpoint = match audit_head_raw {
-        Some(v) => serde_json::from_slice(&v)
+    let audit_head: Checkpoint = match &copied.audit_head {
+        Some(v) => serde_json::from_slice(v)
             .map_err(|e| Error::Manifest { id: id.clone(), why: format!("audit head: {e}") })?,
         None => Checkpoint { seq: 0, hash: String::new() },
     };
@@ -336,39 +332,24 @@ pub fn create(
     bytes_written += staged.iter().map(|c| std::fs::metadata(staging.join(c)).map_or(0, |m| m.len())).sum::<u64>();
     let mut now_known: Vec<String> = written;
     let _ = std::fs::remove_dir_all(&staging);
-    // 3. Blobs the destination lacks, as stored.
+    // 3. Blobs the destination lacks, as stored: those named by the records of chunks it
+    //    lacked (a chunk it holds came with its blobs).
     progress("ページの差分を調べています");
-    let mut all_blobs = store.blob_addresses()?;
-    // In name order, to walk beside the store's memory of `dest` (also in name order).
-    all_blobs.sort_unstable();
+    let mut wanted = copied.blobs_to_check;
+    wanted.sort_unstable();
+    wanted.dedup();
     let mut new_blobs = Vec::new();
-    let mut blob_total = 0u64;
-    match &listed {
-        Some(set) => {
-            for a in &all_blobs {
-                match set.contains(&blob_name(a)) {
-                    true => blob_total += store.blob_size(a),
-                    false => new_blobs.push(blob_name(a)),
-                }
-            }
-        }
-        None => {
-            // A merge join: both sides in name order, one pass.
-            let mut held = store.backup_known_under(&dkey, "blobs/")?;
-            let mut next = held.next().transpose()?;
-            for a in &all_blobs {
-                let name = blob_name(a);
-                while next.as_ref().is_some_and(|(k, _)| *k < name) {
-                    next = held.next().transpose()?;
-                }
-                match &next {
-                    Some((k, size)) if *k == name => blob_total += size.unwrap_or_else(|| store.blob_size(a)),
-                    _ => new_blobs.push(name),
-                }
-            }
+    for a in &wanted {
+        let name = blob_name(a);
+        let there = match &listed {
+            Some(set) => set.contains(&name),
+            None => store.backup_is_known(&dkey, &name)?,
+        };
+        if !there {
+            new_blobs.push(name);
         }
     }
-    progress(&format!("ページ {} 件中 {} 件を書き込んでいます", all_blobs.len(), new_blobs.len()));
+    progress(&format!("ページ {} 件中 {} 件を書き込んでいます", copied.blobs, new_blobs.len()));
     let blob_sizes = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
     let gone = std::sync::Mutex::new(Vec::new());
     let read = |name: &str| -> Result<Vec<u8>> {
@@ -398,7 +379,6 @@ pub fn create(
     let blob_sizes = blob_sizes.into_inner().expect("lock");
     let written_bytes: u64 = written.iter().filter_map(|n| blob_sizes.get(n)).sum();
     bytes_written += written_bytes;
-    blob_total += written_bytes;
     now_known.extend(written);
     // 4. The index files: a consistent set (read until nothing changed meanwhile).
     progress("検索索引を書き込んでいます");
@@ -420,18 +400,19 @@ pub fn create(
         hozon_version: env!("CARGO_PKG_VERSION").to_owned(),
         key_fingerprint: store.key_fingerprint(),
         backup_key: wrapped,
-        trees,
+        trees: copied.trees,
         config,
         index_files: index_meta,
-        blobs: all_blobs.len() as u64,
-        records,
-        entries: taken.entries,
-        metadata_bytes: taken.bytes,
-        paused_ms: taken.paused.as_millis() as u64,
+        blobs: copied.blobs,
+        records: copied.records,
+        entries: copied.entries,
+        metadata_bytes: copied.bytes,
+        entries_read: copied.entries_read,
+        paused_ms: paused.as_millis() as u64,
         audit_head,
         bytes_written,
         objects_written: counter.into_inner() + index_new.len() as u64,
-        bytes_total: taken.bytes + blob_total,
+        bytes_total: copied.bytes + copied.blob_bytes,
         seconds: 0.0,
         mac: String::new(),
     };
@@ -447,14 +428,10 @@ pub fn create(
     store.audit(Event::new(
         actor.name(),
         "backup.create",
-        &format!("{id} to {dkey} ({} records, {} objects written)", records, manifest.objects_written),
+        &format!("{id} to {dkey} ({} records, {} objects written)", manifest.records, manifest.objects_written),
         "ok",
     ))?;
     Ok(Created { manifest })
-}
-
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Hands every index file to `each` (its hash and bytes, one file in memory at a time) and
@@ -949,4 +926,50 @@ fn referenced_objects(dest: &Destination, key: &Key, manifests: &[&Manifest]) ->
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest written before a field was added keeps its MAC when read by this version.
+    #[test]
+    fn a_manifest_from_before_entries_read_still_verifies() {
+        let key = Key::generate();
+        let mut m = Manifest {
+            format: FORMAT,
+            id: "20260101-000000".into(),
+            created_at: Utc::now(),
+            hozon_version: "0.1.0".into(),
+            key_fingerprint: "f".into(),
+            backup_key: vec![1, 2],
+            trees: BTreeMap::from([("records".into(), vec!["ab".repeat(32)])]),
+            config: None,
+            index_files: vec![],
+            blobs: 1,
+            records: 1,
+            entries: 1,
+            metadata_bytes: 10,
+            entries_read: 0,
+            paused_ms: 0,
+            audit_head: Checkpoint { seq: 0, hash: String::new() },
+            bytes_written: 0,
+            objects_written: 0,
+            bytes_total: 0,
+            seconds: 0.0,
+            mac: String::new(),
+        };
+        m.mac = m.compute_mac(&key);
+        let old_json = serde_json::to_string(&m).unwrap();
+        assert!(!old_json.contains("entries_read"), "{old_json}");
+        let read: Manifest = serde_json::from_str(&old_json).unwrap();
+        assert_eq!(read.compute_mac(&key), m.mac);
+        // A new one names the figure and its MAC covers it.
+        m.entries_read = 5;
+        m.mac = m.compute_mac(&key);
+        let mut read: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(read.compute_mac(&key), m.mac);
+        read.entries_read = 6;
+        assert_ne!(read.compute_mac(&key), m.mac);
+    }
 }

@@ -9,8 +9,8 @@ use chrono::{NaiveTime, Utc};
 use crate::app::Hozon;
 use crate::auth::Actor;
 
-/// Runs forever (on its own thread); returns at once when no schedule is configured.
-pub fn daily(h: &Hozon) {
+/// Runs until `stop` (on its own thread); returns at once when no schedule is configured.
+pub fn daily(h: &Hozon, stop: &crate::web::stop::Stop) {
     let cfg = h.config.backup.clone();
     let Ok(at) = NaiveTime::parse_from_str(&cfg.daily_at, "%H:%M") else { return };
     if cfg.destination.is_empty() {
@@ -25,7 +25,9 @@ pub fn daily(h: &Hozon) {
             next += chrono::Duration::days(1);
         }
         let wait = (next - now.naive_local()).to_std().unwrap_or(Duration::from_secs(60));
-        std::thread::sleep(wait);
+        if stop.wait(wait) {
+            return;
+        }
         if let Err(e) = once(h, &job, &cfg) {
             let why = e.to_string();
             eprintln!("hozon: scheduled backup failed: {why}");

@@ -232,6 +232,10 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
                 println!("    {s:>8.2} s  {step}");
             }
             println!(
+                "  metadata entries read: full {}, incremental {} (of {})",
+                f.full_entries_read, f.incremental_entries_read, f.entries
+            );
+            println!(
                 "  restore             {:>10.2} s  {:>8.1} MB  {:>7.1} MB/s",
                 f.restore_s,
                 mb(f.bytes),

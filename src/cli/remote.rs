@@ -153,11 +153,20 @@ pub fn listen(state: Arc<AppState>, data: &Path) -> anyhow::Result<()> {
     let bound = UnixListener::bind(&path);
     unsafe { libc::umask(old) };
     let listener = bound?;
+    // Polled, so the thread ends (and lets the store close) when the server stops.
+    listener.set_nonblocking(true)?;
     let busy = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("admin-socket".into()).spawn(move || {
-        for conn in listener.incoming() {
-            let mut conn = match conn {
-                Ok(c) => c,
+        loop {
+            let mut conn = match listener.accept() {
+                Ok((c, _)) if c.set_nonblocking(false).is_ok() => c,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if state.stop.wait(Duration::from_millis(100)) {
+                        return;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     eprintln!("hozon: admin socket: {e}");
                     std::thread::sleep(Duration::from_millis(200));

@@ -27,6 +27,7 @@
 //! why every step above flushes before the next begins.
 
 pub mod blobs;
+pub mod changes;
 pub mod index_dir;
 pub(crate) mod keyfile;
 pub(crate) mod keystore;
@@ -128,11 +129,21 @@ pub struct Store {
     snapshot_gate: parking_lot::RwLock<()>,
     /// Blob deletions wait while a backup copies blobs (see [`snapshot`]).
     blob_holds: snapshot::BlobHolds,
+    /// Keys changed since the last backup's snapshot (see [`changes`]).
+    changes: changes::Changes,
     dedupe_key: Key,
     /// Seals small secrets kept in metadata (TOTP seeds).
     secrets_key: Key,
     /// Seals audit entries.
     audit_key: Key,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.changes.close(&self.db) {
+            eprintln!("hozon: keeping the change set for the next backup: {e}");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -186,6 +197,8 @@ impl Store {
         master: MasterKey,
         keys: keystore::KeyStore,
     ) -> Result<Store> {
+        // Before anything is written: every change must be seen.
+        let changes = changes::Changes::start(&db)?;
         let meta = db.open_tree("meta")?;
         let [dedupe_key, secrets_key, audit_key] = STORE_KEYS.map(|name| meta_key(&meta, &master, name));
         if keys.index_keys()?.is_empty() {
@@ -220,6 +233,7 @@ impl Store {
             epoch_guard: std::sync::RwLock::new(()),
             snapshot_gate: parking_lot::RwLock::new(()),
             blob_holds: snapshot::BlobHolds::default(),
+            changes,
             dedupe_key: dedupe_key?,
             secrets_key: secrets_key?,
             audit_key: audit_key?,
@@ -342,6 +356,9 @@ impl Store {
     pub fn put_pending(&self, rec: &Record) -> Result<()> {
         debug_assert_eq!(rec.state, RecordState::Pending);
         let _epochs = self.epoch_guard.read().expect("epoch guard");
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`),
+        // taken after the epoch guard as everywhere.
+        let _gate = self.snapshot_gate.read_recursive();
         let mut rec = rec.clone();
         self.settle_epoch(&mut rec)?;
         self.records.insert(rec.id.as_str(), rec.encode())?;
@@ -1189,6 +1206,8 @@ impl Store {
     /// Notes that a page of `batch` was stored with `outcome` (idempotent: a re-run of the same
     /// file overwrites its own entry). Batch ids and outcomes are not personal data.
     pub fn mark_batch_page(&self, batch: &str, id: &RecordId, outcome: PageOutcome) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         let mut key = batch.as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(id.as_str().as_bytes());
@@ -1199,6 +1218,8 @@ impl Store {
     /// Counts `pages` pages of a file (by its fingerprint), from page `from` on, as failed in
     /// `batch`: a limit refused them, nothing was stored for them.
     pub fn mark_batch_refused(&self, batch: &str, file: &[u8; 32], from: usize, pages: usize) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         for page in from..from + pages {
             let mut key = batch.as_bytes().to_vec();
             key.push(0);
@@ -1210,11 +1231,15 @@ impl Store {
 
     /// Notes `id` (sheet `sheet` of a two-sheet form, in `batch`) as waiting for its other sheet.
     pub fn unpaired_put(&self, batch: Option<&str>, id: &RecordId, sheet: u8) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         self.unpaired.insert(unpaired_key(batch, id), &[sheet])?;
         Ok(())
     }
 
     pub fn unpaired_remove(&self, batch: Option<&str>, id: &RecordId) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         self.unpaired.remove(unpaired_key(batch, id))?;
         Ok(())
     }
@@ -1255,6 +1280,8 @@ impl Store {
     /// (`None`: verified). Called after the draft itself was replaced: a crash in between
     /// leaves a verified draft listed, which the review screen shows as verified.
     pub fn queue_mark(&self, rec: &Record, second_look: Option<bool>) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         match second_look {
             Some(look) => self.queue.insert(queue_key(rec), QueueEntry::of(rec, look).encode())?,
             None => self.queue.remove(queue_key(rec))?,
@@ -1280,6 +1307,8 @@ impl Store {
     }
 
     pub fn set_queue_built(&self) -> Result<()> {
+        // Every write to a backed-up tree holds the gate (see `snapshot` and `changes`).
+        let _gate = self.snapshot_gate.read_recursive();
         self.meta.insert(QUEUE_VERSION, b"1")?;
         self.db.flush()?;
         Ok(())

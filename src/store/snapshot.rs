@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use sled::Transactional;
 
+use super::changes::{self, Drained, SavedMap};
 use super::{Error, Result, Store};
 
 /// Trees that are not part of a data backup: the backup's own bookkeeping of what each
@@ -75,36 +76,91 @@ impl Store {
     }
 }
 
-/// What a snapshot read.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Taken {
-    pub entries: u64,
-    pub bytes: u64,
-    /// How long audited writes waited.
-    pub paused: Duration,
+/// The metadata held still for a backup: audited writes wait while this lives.
+pub struct Frozen<'a> {
+    store: &'a Store,
+    _gate: parking_lot::RwLockWriteGuard<'a, ()>,
+    started: Instant,
+}
+
+impl Frozen<'_> {
+    /// The trees a backup copies, in name order.
+    pub fn trees(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .store
+            .db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| changes::backed_up(n))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A tree's entries in key order, from `from` (or its start).
+    pub fn read(
+        &self,
+        tree: &str,
+        from: Option<&[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + use<>> {
+        let t = self.store.db.open_tree(tree)?;
+        let it = match from {
+            Some(f) => t.range(f.to_vec()..),
+            None => t.iter(),
+        };
+        Ok(it.map(|kv| kv.map_err(Error::from)))
+    }
+
+    pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<sled::IVec>> {
+        Ok(self.store.db.open_tree(tree)?.get(key)?)
+    }
+
+    /// The keys changed since the last snapshot (see [`changes`]).
+    pub fn take_changes(&self) -> Result<Drained> {
+        self.store.changes.take(&self.store.db)
+    }
+
+    /// How long audited writes have waited so far.
+    pub fn paused(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 impl Store {
-    /// Calls `visit(tree, key, value)` for every entry of every tree (in tree-name, then key
-    /// order) while audited writes wait.
-    pub fn snapshot(&self, mut visit: impl FnMut(&str, &[u8], &[u8]) -> Result<()>) -> Result<Taken> {
-        let _exclusive = self.snapshot_gate.write();
-        let started = Instant::now();
-        let mut taken = Taken::default();
-        let mut names: Vec<String> =
-            self.db.tree_names().iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
-        names.sort();
-        for name in names.iter().filter(|n| !NOT_BACKED_UP.contains(&n.as_str())) {
-            let tree = self.db.open_tree(name)?;
-            for kv in tree.iter() {
-                let (k, v) = kv?;
-                taken.entries += 1;
-                taken.bytes += (k.len() + v.len()) as u64;
-                visit(name, &k, &v)?;
-            }
-        }
-        taken.paused = started.elapsed();
-        Ok(taken)
+    /// Holds audited writes until the returned view is dropped (see the module comment).
+    pub fn freeze(&self) -> Frozen<'_> {
+        let gate = self.snapshot_gate.write();
+        Frozen { store: self, _gate: gate, started: Instant::now() }
+    }
+
+    /// Serialises backups from taking the changes to saving their chunk map.
+    pub fn backup_sequence(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.sequence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns changes taken by a backup that failed before it saved its map.
+    pub fn give_back_changes(&self, taken: Drained) {
+        self.changes.give_back(taken)
+    }
+
+    /// The chunk map of the last snapshot, if every change since is known.
+    pub fn chunk_map(&self) -> Result<Option<SavedMap>> {
+        self.changes.map(&self.db)
+    }
+
+    /// Saves the chunk map of the snapshot just taken (see [`changes::Changes::save_map`]).
+    pub fn save_chunk_map(
+        &self,
+        replace: bool,
+        edits: impl IntoIterator<Item = (String, Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        self.changes.save_map(&self.db, replace, edits)
+    }
+
+    /// Whether destination `dest` is known to hold object `name`.
+    pub fn backup_is_known(&self, dest: &str, name: &str) -> Result<bool> {
+        Ok(self.db.open_tree(BACKUP_KNOWN)?.contains_key(known_key(dest, name))?)
     }
 
     /// What destination `dest` is known to hold under `prefix` (`blobs/`, `chunks/`…), in

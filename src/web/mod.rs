@@ -20,6 +20,7 @@ mod retention;
 mod review;
 mod session;
 mod sorting;
+pub mod stop;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub hot_folder: Option<std::path::PathBuf>,
     /// Uploaded files per batch not yet stored (for the live progress).
     pub uploads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Set when the server is stopping: background threads end.
+    pub stop: stop::Stop,
 }
 
 impl AppState {
@@ -65,7 +68,14 @@ impl AppState {
         let idle = idle.unwrap_or(Duration::from_secs(sec.session_idle_minutes * 60));
         let sessions = session::Sessions::new(idle, Duration::from_secs(sec.session_absolute_hours * 3600));
         let limiter = session::LoginLimiter::new(sec.login_attempts_per_minute);
-        Arc::new(AppState { hozon, sessions, limiter, hot_folder, uploads: Default::default() })
+        Arc::new(AppState {
+            hozon,
+            sessions,
+            limiter,
+            hot_folder,
+            uploads: Default::default(),
+            stop: Default::default(),
+        })
     }
 }
 
@@ -290,7 +300,7 @@ pub fn start_hot_folder(state: &Arc<AppState>) {
         std::thread::spawn(move || {
             let opts = crate::capture::ingest::IngestOptions::default();
             let hotfolder_job = crate::auth::Actor::job("hotfolder");
-            loop {
+            while !st.stop.is_stopping() {
                 match crate::capture::hotfolder::poll(&st.hozon, &hotfolder_job, &root, Duration::from_secs(2), &opts) {
                     Ok(p) => {
                         for (batch, r) in p.ingested {
@@ -304,20 +314,33 @@ pub fn start_hot_folder(state: &Arc<AppState>) {
                     }
                     Err(e) => eprintln!("hozon: hot folder {}: {}", root.display(), crate::error::chain(&e)),
                 }
-                std::thread::sleep(Duration::from_secs(2));
+                if st.stop.wait(Duration::from_secs(2)) {
+                    break;
+                }
             }
         });
     }
 }
 
-/// Serves the UI for `state` on `addr` until Ctrl-C.
+/// Serves the UI for `state` on `addr` until Ctrl-C or SIGTERM (what systemd sends).
 pub async fn serve(state: Arc<AppState>, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("hozon: http://{}/ で待ち受けています (Ctrl-C で終了)", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
         })
         .await?;
     Ok(())

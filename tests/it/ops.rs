@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use crate::util::{TestEnv, hozon_bin, synth};
 
 /// `hozon serve` on an ephemeral port, killed when dropped.
-struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -17,7 +17,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(env: &TestEnv) -> Server {
+pub fn serve(env: &TestEnv) -> Server {
     let child = Command::new(hozon_bin())
         .arg("--data")
         .arg(env.data())
