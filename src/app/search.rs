@@ -37,6 +37,8 @@ pub struct SearchOutcome {
     /// Stored pages only; each `record_id` is a valid [`RecordId`].
     pub results: Vec<Hit>,
     pub facets: Vec<FacetCounts>,
+    /// Near spellings found by the fuzzy tier (listed after the exact hits, marked).
+    pub near: usize,
 }
 
 /// Results of one case together (documents without a case each form their own group).
@@ -213,6 +215,7 @@ impl Hozon {
             snippets: true,
             count: true,
             hash_my_number: &hash,
+            near: opts.sort == crate::index::Sort::Relevance,
         })?;
         let mut results = Vec::with_capacity(found.hits.len());
         for h in found.hits {
@@ -228,7 +231,7 @@ impl Hozon {
         }
         let summary = format!("{} of {} results", results.len(), found.total);
         self.store.audit(Event::new(actor.name(), "search", &summary, "ok"))?;
-        Ok(SearchOutcome { total: found.total, results, facets: found.facets })
+        Ok(SearchOutcome { total: found.total, results, facets: found.facets, near: found.near })
     }
 
     /// How many pages `actor` may see in all.
@@ -448,8 +451,15 @@ impl Hozon {
             self.index.put_many(&docs)?;
             progress(n * BATCH + chunk.len(), pages.len());
         }
+        self.index.mark_current()?;
         self.store.audit(Event::system("index.rebuild", &format!("{} records", pages.len())))?;
         Ok(pages.len())
+    }
+
+    /// The index was built in an older format (see [`crate::index::FORMAT`]) and must be
+    /// rebuilt ([`Hozon::reindex`]) before its answers can be trusted.
+    pub fn index_outdated(&self) -> bool {
+        self.index.outdated()
     }
 }
 
@@ -488,6 +498,7 @@ mod tests {
             name: None,
             status: None,
             snippet_html: String::new(),
+            near: false,
         }
     }
 

@@ -130,10 +130,28 @@ impl Corpus {
         )
     }
 
+    /// Whether document `n` holds its applicant's name misread (one in [`MISREAD_EVERY`]), as
+    /// OCR misreads: a character dropped, a look-alike or variant read instead, or another
+    /// character altogether. Returns the true name (family and given name, no space) and the
+    /// name as the document holds it.
+    pub fn misread(&self, n: u64) -> Option<(String, String)> {
+        if n % MISREAD_EVERY != 7 {
+            return None;
+        }
+        let mut rng = self.rng(1, n);
+        let p = person(&self.reference, &mut rng);
+        let truth: String = p.name.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut rng = self.rng(3, n);
+        Some((truth, misread_name(&p.name, &mut rng)))
+    }
+
     /// Document `n` (always the same for the same seed).
     pub fn doc(&self, n: u64) -> Doc {
         let mut rng = self.rng(1, n);
-        let p = person(&self.reference, &mut rng);
+        let mut p = person(&self.reference, &mut rng);
+        if let Some((_, read)) = self.misread(n) {
+            p.name = read;
+        }
         let case_no = format!("{:08}", 10_000_000 + (n / 4) % 90_000_000);
         let form = ["application", "clinical_survey", "my_number_form", "proof"][(n % 4) as usize];
         let received: DateTime<Utc> =
@@ -249,6 +267,66 @@ impl Corpus {
             })
             .collect()
     }
+}
+
+/// One document in this many has its applicant's name misread.
+pub const MISREAD_EVERY: u64 = 50;
+
+/// Characters OCR confuses with each other in names (look-alikes and old/new forms).
+const CONFUSED: &[(char, char)] = &[
+    ('田', '由'),
+    ('日', '目'),
+    ('木', '本'),
+    ('未', '末'),
+    ('土', '士'),
+    ('大', '太'),
+    ('人', '入'),
+    ('千', '干'),
+    ('王', '玉'),
+    ('崎', '﨑'),
+    ('沢', '澤'),
+    ('辺', '邊'),
+    ('高', '髙'),
+    ('島', '嶋'),
+    ('浜', '濱'),
+    ('広', '廣'),
+    ('斉', '斎'),
+    ('藤', '籐'),
+    ('子', '了'),
+    ('郎', '朗'),
+    ('美', '実'),
+    ('恵', '惠'),
+    ('川', '州'),
+    ('井', '并'),
+];
+
+/// `name` (family and given name, a space between) as OCR might read it: one edit.
+fn misread_name(name: &str, rng: &mut ChaCha8Rng) -> String {
+    let mut chars: Vec<char> = name.chars().collect();
+    let letters: Vec<usize> = (0..chars.len()).filter(|&i| !chars[i].is_whitespace()).collect();
+    let confusable: Vec<(usize, char)> = letters
+        .iter()
+        .filter_map(|&i| {
+            CONFUSED
+                .iter()
+                .find_map(|&(a, b)| (chars[i] == a).then_some((i, b)).or_else(|| (chars[i] == b).then_some((i, a))))
+        })
+        .collect();
+    match rng.gen_range(0..10) {
+        0..=3 if !confusable.is_empty() => {
+            let (i, c) = *confusable.choose(rng).expect("non-empty");
+            chars[i] = c;
+        }
+        0..=6 if letters.len() >= 4 => {
+            chars.remove(*letters.choose(rng).expect("letters"));
+        }
+        _ => {
+            let i = *letters.choose(rng).expect("letters");
+            let others: Vec<char> = "川山野中村小原内石谷".chars().filter(|c| *c != chars[i]).collect();
+            chars[i] = *others.choose(rng).expect("others");
+        }
+    }
+    chars.into_iter().collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,9 +39,17 @@ pub struct Figures {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
-    /// The search page's request: top 20 + total count + facets + snippets.
+    /// The search page's request: top 20 + total count + facets + snippets (no fuzzy tier).
     pub ui_p50_ms: f64,
     pub ui_p99_ms: f64,
+    /// The search page's request as the page makes it: with the fuzzy tier.
+    pub page_p99_ms: f64,
+    /// Name queries (top 10) with the fuzzy tier, over documents whose name OCR misread and
+    /// documents read right: p99, and the share found in the top 10 by the true name.
+    pub fuzzy_p99_ms: f64,
+    pub name_queries: usize,
+    pub misread_found_top10: f64,
+    pub read_right_found_top10: f64,
     pub mean_hits: f64,
     /// p99 by query kind (word, two words, phrase, field filter, date range).
     pub kind_p99_ms: std::collections::BTreeMap<String, f64>,
@@ -119,8 +127,9 @@ struct Latency {
     hits: f64,
 }
 
-/// Runs every query twice (a warm-up pass, then the measured pass).
-fn measure(idx: &SearchIndex, bench: &[BenchQuery], ui: bool) -> anyhow::Result<Latency> {
+/// Runs every query twice (a warm-up pass, then the measured pass). `ui`: as the search page
+/// asks (count, facets, snippets); `near`: with the fuzzy tier.
+fn measure(idx: &SearchIndex, bench: &[BenchQuery], ui: bool, near: bool) -> anyhow::Result<Latency> {
     let queries: Vec<String> = bench.iter().map(BenchQuery::hozon).collect();
     let scope = Scope { my_number: true, hidden_persons: vec![] };
     let hash = |s: &str| s.to_owned();
@@ -135,6 +144,7 @@ fn measure(idx: &SearchIndex, bench: &[BenchQuery], ui: bool) -> anyhow::Result<
             snippets: ui,
             count: ui,
             hash_my_number: &hash,
+            near,
         });
         Ok(r.with_context(|| format!("query {q:?}"))?.hits.len())
     };
@@ -162,6 +172,55 @@ fn measure(idx: &SearchIndex, bench: &[BenchQuery], ui: bool) -> anyhow::Result<
     Ok(Latency { ms, by_kind, hits: hits as f64 / queries.len().max(1) as f64 })
 }
 
+struct NameSearch {
+    /// Latencies, sorted.
+    ms: Vec<f64>,
+    misread_found: f64,
+    right_found: f64,
+}
+
+/// Searches `count` applicants by their true name (half whose name OCR misread, half read
+/// right) with the fuzzy tier, top 10, as a reviewer looking for one person would.
+fn names(idx: &SearchIndex, corpus: &Corpus, docs: u64, count: usize) -> anyhow::Result<NameSearch> {
+    let scope = Scope { my_number: true, hidden_persons: vec![] };
+    let hash = |s: &str| s.to_owned();
+    let every = super::corpus::MISREAD_EVERY;
+    let half = (count / 2).max(1) as u64;
+    let step = (docs / every / half).max(1);
+    let misread: Vec<u64> = (0..half).map(|i| 7 + i * step * every).filter(|n| *n < docs).collect();
+    let right: Vec<u64> = (0..half).map(|i| 13 + i * step * every).filter(|n| *n < docs).collect();
+    let mut ms = Vec::new();
+    let found = |ns: &[u64], ms: &mut Vec<f64>| -> anyhow::Result<f64> {
+        let mut hits = 0;
+        for &n in ns {
+            let truth = match corpus.misread(n) {
+                Some((truth, _)) => truth,
+                None => corpus.doc(n).name.unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect(),
+            };
+            let t = Instant::now();
+            let r = idx.search(&Request {
+                query: &truth,
+                scope: &scope,
+                sort: Sort::Relevance,
+                limit: 10,
+                offset: 0,
+                facets: false,
+                snippets: false,
+                count: false,
+                hash_my_number: &hash,
+                near: true,
+            })?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            hits += usize::from(r.hits.iter().any(|h| h.record_id == format!("{n:032x}")));
+        }
+        Ok(hits as f64 / ns.len().max(1) as f64)
+    };
+    let misread_found = found(&misread, &mut ms)?;
+    let right_found = found(&right, &mut ms)?;
+    ms.sort_by(f64::total_cmp);
+    Ok(NameSearch { ms, misread_found, right_found })
+}
+
 pub fn run(o: &Options, show: bool) -> anyhow::Result<Figures> {
     let tmp;
     let root = match &o.dir {
@@ -185,8 +244,10 @@ pub fn run(o: &Options, show: bool) -> anyhow::Result<Figures> {
     let (build_seconds, raw_text_bytes) = build(enc_dir()?, &corpus, o, show, "encrypted")?;
     let index_bytes = dir_bytes(&enc_path);
     let idx = SearchIndex::open_in(enc_dir()?)?;
-    let top = measure(&idx, &bench_queries, false)?;
-    let ui = measure(&idx, &bench_queries, true)?;
+    let top = measure(&idx, &bench_queries, false, false)?;
+    let ui = measure(&idx, &bench_queries, true, false)?;
+    let page = measure(&idx, &bench_queries, true, true)?;
+    let names = names(&idx, &corpus, o.docs as u64, o.queries.min(400))?;
     drop(idx);
     let peak = peak_rss_mb();
 
@@ -203,6 +264,11 @@ pub fn run(o: &Options, show: bool) -> anyhow::Result<Figures> {
         p99_ms: percentile(&top.ms, 99.0),
         ui_p50_ms: percentile(&ui.ms, 50.0),
         ui_p99_ms: percentile(&ui.ms, 99.0),
+        page_p99_ms: percentile(&page.ms, 99.0),
+        fuzzy_p99_ms: percentile(&names.ms, 99.0),
+        name_queries: names.ms.len(),
+        misread_found_top10: names.misread_found,
+        read_right_found_top10: names.right_found,
         mean_hits: top.hits,
         kind_p99_ms: top.by_kind.clone(),
         peak_rss_mb: peak,
@@ -227,7 +293,7 @@ pub fn run(o: &Options, show: bool) -> anyhow::Result<Figures> {
         let (secs, _) = build(mmap()?, &corpus, o, show, "plain")?;
         f.plain_index_bytes = Some(dir_bytes(&path));
         let idx = SearchIndex::open_in(mmap()?)?;
-        let lat = measure(&idx, &bench_queries, false)?;
+        let lat = measure(&idx, &bench_queries, false, false)?;
         drop(idx);
         f.plain_docs_per_s = Some(o.docs as f64 / secs);
         let p99 = percentile(&lat.ms, 99.0);

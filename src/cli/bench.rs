@@ -169,6 +169,15 @@ pub fn run(c: &BenchCommand) -> anyhow::Result<ExitCode> {
                 "  search page request (count + facets + snippets): p50 {:.2} ms, p99 {:.2} ms",
                 f.ui_p50_ms, f.ui_p99_ms
             );
+            println!("  search page request as the page makes it (with the fuzzy tier): p99 {:.2} ms", f.page_p99_ms);
+            println!(
+                "  name searches with the fuzzy tier ({} queries, top 10): p99 {:.2} ms; found by the true name: \
+                 misread by OCR {:.1}%, read right {:.1}%",
+                f.name_queries,
+                f.fuzzy_p99_ms,
+                f.misread_found_top10 * 100.0,
+                f.read_right_found_top10 * 100.0
+            );
             println!("  mean hits per query {:.1}", f.mean_hits);
             let kinds: Vec<String> = f.kind_p99_ms.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
             println!("  p99 ms by query kind: {}", kinds.join(", "));

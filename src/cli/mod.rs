@@ -130,7 +130,19 @@ impl Cli {
         if let Some(s) = SERVED.with(|s| s.borrow().clone()) {
             return Ok(Opened::Served(s));
         }
-        Ok(Opened::Own(Box::new(crate::Hozon::open(&self.data, &self.key_file())?)))
+        let hozon = crate::Hozon::open(&self.data, &self.key_file())?;
+        if hozon.index_outdated() {
+            // Built by an older version that cut text into terms differently: its answers
+            // would be wrong, so it is rebuilt before anything searches it.
+            let bar = ingest::progress_bar(0, "検索索引を新しい形式で再構築", "件");
+            let n = hozon.reindex(&crate::auth::Actor::system(), |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            eprintln!("検索索引を新しい形式で再構築しました: {n} 件");
+        }
+        Ok(Opened::Own(Box::new(hozon)))
     }
 }
 

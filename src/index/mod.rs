@@ -13,6 +13,10 @@
 //! Permission filtering happens inside the query ([`Scope`]), so hidden documents are
 //! missing from the hits, the total and the facet counts alike.
 
+pub mod dates;
+mod exclude;
+pub mod fold;
+pub mod near;
 pub mod query;
 pub mod tokenizer;
 pub mod vocab;
@@ -38,7 +42,7 @@ use query::{FieldName, Problem};
 pub enum Error {
     #[error("search index")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error("search query: {0}")]
+    #[error(transparent)]
     Query(#[from] Problem),
 }
 
@@ -72,6 +76,9 @@ pub struct SearchIndex {
     writer: Mutex<Option<IndexWriter>>,
     /// The writer's threads and heap, to open it again.
     writer_setup: (usize, usize),
+    /// The directory itself, not tantivy's managed view of it (whose garbage collection
+    /// deletes every file it wrote that no segment refers to): where [`FORMAT_FILE`] lives.
+    raw: Box<dyn tantivy::Directory>,
     f: Fields,
 }
 
@@ -149,6 +156,9 @@ pub struct Request<'a> {
     pub count: bool,
     /// Turns a typed My Number (12 digits) into the keyed hash stored in `mn`.
     pub hash_my_number: &'a dyn Fn(&str) -> String,
+    /// Add near spellings ([`near`]) after the exact hits when these do not fill the page
+    /// (relevance order only).
+    pub near: bool,
 }
 
 /// One matching page.
@@ -163,6 +173,8 @@ pub struct Hit {
     pub status: Option<String>,
     /// HTML: text escaped, matches in `<b>`.
     pub snippet_html: String,
+    /// Found by the fuzzy tier: the words occur only as near spellings (「近い表記」).
+    pub near: bool,
 }
 
 /// A facet dimension and its top values with counts.
@@ -174,42 +186,74 @@ pub struct FacetCounts {
 
 #[derive(Debug, Clone)]
 pub struct Results {
+    /// Exact matches (the near spellings are not counted here).
     pub total: usize,
     pub hits: Vec<Hit>,
     pub facets: Vec<FacetCounts>,
+    /// Near spellings found (up to [`near::POOL`] checked), listed after the exact hits.
+    pub near: usize,
 }
+
+/// How text is cut into terms (tokenizer, folding tables, schema). An index built with another
+/// format would answer wrongly (a query's terms no longer meet the document's), so an index
+/// of another format is rebuilt when the data directory is opened. Raise it with every such
+/// change.
+pub const FORMAT: u32 = 2;
+/// The file in the index directory (sealed like the rest) that records its format.
+const FORMAT_FILE: &str = "hozon-index-format";
 
 /// Facet dimensions shown beside the results.
 pub const FACET_DIMENSIONS: [&str; 5] = ["form", "city", "disease", "status", "year"];
 
 /// Normalises text the way both indexing and querying see it: NFKC (full-width digits and
-/// letters to ASCII, half-width kana to full-width), long-vowel look-alikes after kana folded
-/// to ー (OCR reads パーキンソン as パ一キンソン), and OCR's spaces between CJK characters
-/// removed (Tesseract's `jpn` model emits `山 田 太 郎`).
+/// letters to ASCII, half-width kana to full-width), long-vowel look-alikes inside a katakana
+/// word read as ー (OCR reads パーキンソン as パ一キンソン; 一 stays 一 in 一部 and 一覧), and
+/// OCR's letter spacing removed (Tesseract's `jpn` model emits `山 田 太 郎`) while a space
+/// between words stays a word boundary (`東京都 新宿区`).
 pub fn normalise(text: &str) -> String {
     let nfkc: String = text.nfkc().collect();
     let chars: Vec<char> = nfkc.chars().collect();
     let mut out = String::with_capacity(nfkc.len());
-    let is_kana = |c: char| matches!(c, '\u{3041}'..='\u{309F}' | '\u{30A1}'..='\u{30FA}');
+    let katakana = |c: Option<&char>| c.is_some_and(|c| matches!(c, '\u{30A1}'..='\u{30FA}' | 'ー'));
+    let cjk = |i: Option<usize>| i.and_then(|i| chars.get(i)).is_some_and(|c| tokenizer::is_cjk(*c));
+    let space = |c: char| c == ' ' || c == '\u{3000}';
     for (i, &c) in chars.iter().enumerate() {
-        if c == ' ' || c == '\u{3000}' {
-            let prev = out.chars().last();
-            let next = chars[i + 1..].iter().find(|c| **c != ' ');
-            if prev.is_some_and(tokenizer::is_cjk) && next.is_some_and(|c| tokenizer::is_cjk(*c)) {
+        if space(c) {
+            if out.is_empty() || out.ends_with(' ') {
                 continue;
             }
-            if prev == Some(' ') {
+            // Letter spacing: a CJK character standing alone on either side of the space.
+            let prev = i.checked_sub(1);
+            let next = chars[i + 1..].iter().position(|c| !space(*c)).map(|n| i + 1 + n);
+            let lone = |at: Option<usize>, outward: fn(usize) -> Option<usize>| {
+                cjk(at) && at.and_then(outward).is_none_or(|o| !cjk(Some(o)))
+            };
+            if cjk(prev) && cjk(next) && (lone(prev, |p| p.checked_sub(1)) || lone(next, |n| Some(n + 1))) {
                 continue;
             }
+            out.push(' ');
+            continue;
         }
         let long_vowel = matches!(c, '一' | '―' | '‐' | '-' | '−' | '—' | '～' | '~');
-        if long_vowel && out.chars().last().is_some_and(is_kana) {
+        if long_vowel
+            && katakana(chars.get(i.wrapping_sub(1)))
+            && !chars.get(i + 1).is_some_and(|n| tokenizer::is_cjk(*n) && !katakana(Some(n)))
+        {
             out.push('ー');
             continue;
         }
         out.push(c);
     }
+    if out.ends_with(' ') {
+        out.pop();
+    }
     out
+}
+
+/// `s` normalised, without spaces (a name: the space between family and given name is not a
+/// word boundary).
+fn without_spaces(s: &str) -> String {
+    normalise(s).chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// Removes My Numbers from page text: any 12 digits (spaces or hyphens allowed between them)
@@ -307,6 +351,10 @@ fn jst_midnight(d: NaiveDate) -> i64 {
 struct Mode {
     loose: bool,
     phrased: bool,
+    /// Words of three or more characters become the fuzzy tier's candidate queries.
+    near: bool,
+    /// The words that did (filled in while building).
+    fuzzed: Vec<String>,
 }
 
 /// Turns a [`Doc`] into the tantivy document of the schema.
@@ -333,9 +381,12 @@ impl DocBuilder {
         for p in d.person.iter().chain(&d.markers) {
             doc.add_text(f.person, p);
         }
-        let name: Vec<&str> = [d.name.as_deref(), d.kana.as_deref()].into_iter().flatten().collect();
+        // Name and reading each without the space between family and given name, so that
+        // 山田太郎 and 山田 太郎 meet.
+        let name: Vec<String> =
+            [d.name.as_deref(), d.kana.as_deref()].into_iter().flatten().map(without_spaces).collect();
         if !name.is_empty() {
-            doc.add_text(f.name, normalise(&name.join(" ")));
+            doc.add_text(f.name, name.join(" "));
         }
         if let Some(b) = d.birth {
             doc.add_i64(f.birth, day_number(b));
@@ -413,21 +464,46 @@ impl SearchIndex {
     /// builds want more of both).
     pub fn open_with_memory<D: tantivy::Directory>(dir: D, heap: usize, threads: usize) -> Result<SearchIndex> {
         let (schema, f) = schema();
+        let raw = dir.box_clone();
         let mut index = Index::open_or_create(dir, schema)?;
         index.tokenizers().register(tokenizer::BIGRAM, tokenizer::BigramTokenizer);
         // Segments are searched in parallel (one thread per core): a heavy query over a large
         // archive finishes in a fraction of the time.
         index.set_default_multithread_executor()?;
         let writer = index.writer_with_num_threads(threads, heap)?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex {
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let si = SearchIndex {
             sealed: None,
             index,
             reader,
             writer: Mutex::new(Some(writer)),
             writer_setup: (threads, heap),
+            raw,
             f,
-        })
+        };
+        // A new, empty index is in the current format from the start.
+        if si.stored_format().is_none() && si.num_docs() == 0 {
+            si.mark_current()?;
+        }
+        Ok(si)
+    }
+
+    fn stored_format(&self) -> Option<String> {
+        let bytes = self.raw.atomic_read(std::path::Path::new(FORMAT_FILE)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).trim().to_owned())
+    }
+
+    /// Whether the index was built in another [`FORMAT`] (or before formats were recorded).
+    pub fn outdated(&self) -> bool {
+        self.stored_format().is_none_or(|f| f != FORMAT.to_string())
+    }
+
+    /// Records that the index is in the current [`FORMAT`] (after a rebuild).
+    pub fn mark_current(&self) -> Result<()> {
+        self.raw
+            .atomic_write(std::path::Path::new(FORMAT_FILE), FORMAT.to_string().as_bytes())
+            .map_err(tantivy::TantivyError::from)?;
+        Ok(())
     }
 
     fn tantivy_doc(&self, d: &Doc) -> TantivyDocument {
@@ -517,6 +593,16 @@ impl SearchIndex {
         }
     }
 
+    /// The fuzzy tier's candidates for a word ([`near::candidates`]): a bare word in the text
+    /// and the name, a name in the name.
+    fn near_candidates(&self, c: &query::Clause) -> Option<Box<dyn Query>> {
+        match c.field {
+            FieldName::Text => near::candidates(&[self.f.text, self.f.name], &c.text),
+            FieldName::Name => near::candidates(&[self.f.name], &c.text),
+            _ => None,
+        }
+    }
+
     fn exact(field: Field, value: &str) -> Box<dyn Query> {
         Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
     }
@@ -530,8 +616,15 @@ impl SearchIndex {
         let f = &self.f;
         let bad_date = |field: FieldName| Problem::BadDate { field: field.label(), value: c.text.clone() };
         Ok(match c.field {
+            FieldName::Text | FieldName::Name
+                if mode.near
+                    && let Some(q) = self.near_candidates(c) =>
+            {
+                mode.fuzzed.push(c.text.clone());
+                Some(q)
+            }
             FieldName::Text => self.text_query(f.text, &c.text, mode),
-            FieldName::Name => self.text_query(f.name, &c.text, mode),
+            FieldName::Name => self.text_query(f.name, &without_spaces(&c.text), mode),
             FieldName::City => self.text_query(f.city, &c.text, mode),
             FieldName::Disease => self.text_query(f.disease, &c.text, mode),
             FieldName::Form => {
@@ -575,28 +668,72 @@ impl SearchIndex {
         })
     }
 
-    /// The whole query: the user's clauses, then what the scope hides.
+    /// The whole query: the user's expression, then what the scope hides.
     fn build_query(&self, req: &Request<'_>, mode: &mut Mode) -> Result<Box<dyn Query>> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut positive = 0;
-        for c in query::parse(req.query)? {
-            // An exclusion is always exact: "all bigrams somewhere" would exclude too much.
-            let mut clause_mode = Mode { loose: mode.loose && !c.negated, phrased: false };
-            let q = self.clause_query(&c, req, &mut clause_mode)?;
-            mode.phrased |= clause_mode.phrased;
-            let Some(q) = q else {
-                continue;
-            };
-            positive += usize::from(!c.negated);
-            clauses.push((if c.negated { Occur::MustNot } else { Occur::Must }, q));
-        }
-        if clauses.is_empty() {
-            return Err(Problem::Empty.into());
-        }
-        if positive == 0 {
+        let expr = query::parse_expr(req.query)?.ok_or(Problem::Empty)?;
+        if !expr.positive() {
             return Err(Problem::OnlyExclusions.into());
         }
-        self.restrict(clauses, req.scope)
+        let q = self.expr_query(&expr, req, mode, false)?.ok_or(Problem::Empty)?;
+        self.restrict(vec![(Occur::Must, q)], req.scope)
+    }
+
+    /// The query of one expression (`None`: it has no searchable words). `negated`: it sits
+    /// under an exclusion, where phrases are always exact ("all bigrams somewhere" would
+    /// exclude too much).
+    fn expr_query(
+        &self,
+        e: &query::Expr,
+        req: &Request<'_>,
+        mode: &mut Mode,
+        negated: bool,
+    ) -> Result<Option<Box<dyn Query>>, Problem> {
+        use query::Expr;
+        match e {
+            Expr::Clause(c) => {
+                let mut clause_mode =
+                    Mode { loose: mode.loose && !negated, near: mode.near && !negated, ..Mode::default() };
+                let q = self.clause_query(c, req, &mut clause_mode)?;
+                mode.phrased |= clause_mode.phrased;
+                mode.fuzzed.append(&mut clause_mode.fuzzed);
+                Ok(q)
+            }
+            // A NOT on its own matches nothing; inside a group it is placed as MustNot below.
+            Expr::Not(_) => Err(Problem::OnlyExclusions),
+            Expr::All(parts) => {
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                for part in parts {
+                    let (inner, excluded) = match part {
+                        Expr::Not(inner) => (&**inner, true),
+                        other => (other, false),
+                    };
+                    if let Some(q) = self.expr_query(inner, req, mode, negated ^ excluded)? {
+                        clauses.push(if excluded {
+                            (Occur::MustNot, Box::new(exclude::Exclusion(q)) as Box<dyn Query>)
+                        } else {
+                            (Occur::Must, q)
+                        });
+                    }
+                }
+                if clauses.is_empty() {
+                    return Ok(None);
+                }
+                if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+                    return Err(Problem::OnlyExclusions);
+                }
+                Ok(Some(Box::new(BooleanQuery::new(clauses))))
+            }
+            Expr::Any(parts) => {
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                for part in parts {
+                    if !part.positive() {
+                        return Err(Problem::OnlyExclusions);
+                    }
+                    clauses.extend(self.expr_query(part, req, mode, negated)?.map(|q| (Occur::Should, q)));
+                }
+                Ok((!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>))
+            }
+        }
     }
 
     /// Adds the scope's exclusions to `clauses`.
@@ -617,7 +754,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
         let verified = if req.sort == Sort::Relevance && mode.phrased {
-            let loose = self.build_query(req, &mut Mode { loose: true, phrased: false })?;
+            let loose = self.build_query(req, &mut Mode { loose: true, ..Mode::default() })?;
             self.top_verified(&searcher, &*loose, &*q, req.offset, req.limit.max(1))?
         } else {
             None
@@ -633,45 +770,120 @@ impl SearchIndex {
         };
         let total = if req.count { searcher.search(&q, &Count)? } else { req.offset + addrs.len() };
         let facets = if req.facets { self.facet_counts(&searcher, &*q)? } else { Vec::new() };
-        let snippets = if req.snippets {
-            let mut g = SnippetGenerator::create(&searcher, &*q, self.f.text)?;
-            g.set_max_num_chars(120);
-            Some(g)
-        } else {
-            None
-        };
+        let snippets = if req.snippets { Some(self.snippets(&searcher, &*q)?) } else { None };
         let mut hits = Vec::with_capacity(addrs.len());
         for (score, addr) in addrs {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).map(str::to_owned);
-            let snippet_html = match &snippets {
-                Some(g) => {
-                    let s = g.snippet_from_doc(&doc);
-                    if s.fragment().is_empty() {
-                        lead_html(&text(self.f.text).unwrap_or_default())
-                    } else {
-                        s.to_html()
-                    }
-                }
-                None => String::new(),
-            };
-            let received = doc.get_first(self.f.received).and_then(|v| v.as_i64()).unwrap_or_default();
-            hits.push(Hit {
-                record_id: text(self.f.record_id).unwrap_or_default(),
-                score,
-                received: DateTime::from_timestamp(received, 0).unwrap_or_default(),
-                form: text(self.f.form).unwrap_or_default(),
-                case_no: text(self.f.case_no),
-                name: text(self.f.name),
-                status: text(self.f.status),
-                snippet_html,
-            });
+            hits.push(self.hit(&searcher, addr, score, snippets.as_ref(), false)?);
         }
         if req.sort == Sort::Relevance {
             // Equal scores in a stable order (by id), so the same query gives the same list.
             hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.record_id.cmp(&b.record_id)));
         }
-        Ok(Results { total, hits, facets })
+        let mut near = 0;
+        if req.near && req.sort == Sort::Relevance && hits.len() < req.limit {
+            let exact_total = if req.count { total } else { searcher.search(&q, &Count)? };
+            if let Some((near_q, found)) = self.near_hits(req, &searcher, &*q, exact_total)? {
+                near = found.len();
+                let g = if req.snippets { Some(self.snippets(&searcher, &*near_q)?) } else { None };
+                let skip = req.offset.saturating_sub(exact_total);
+                for (score, addr, near) in found.into_iter().skip(skip).take(req.limit - hits.len()) {
+                    hits.push(self.hit(&searcher, addr, score, g.as_ref(), near)?);
+                }
+            }
+        }
+        Ok(Results { total, hits, facets, near })
+    }
+
+    /// Snippets of the text around what `q` matches.
+    fn snippets(&self, searcher: &Searcher, q: &dyn Query) -> Result<SnippetGenerator> {
+        let mut g = SnippetGenerator::create(searcher, q, self.f.text)?;
+        g.set_max_num_chars(120);
+        Ok(g)
+    }
+
+    /// One hit's display fields and snippet.
+    fn hit(
+        &self,
+        searcher: &Searcher,
+        addr: DocAddress,
+        score: f32,
+        snippets: Option<&SnippetGenerator>,
+        near: bool,
+    ) -> Result<Hit> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).map(str::to_owned);
+        let snippet_html = match snippets {
+            Some(g) => {
+                let s = g.snippet_from_doc(&doc);
+                if s.fragment().is_empty() { lead_html(&text(self.f.text).unwrap_or_default()) } else { s.to_html() }
+            }
+            None => String::new(),
+        };
+        let received = doc.get_first(self.f.received).and_then(|v| v.as_i64()).unwrap_or_default();
+        Ok(Hit {
+            record_id: text(self.f.record_id).unwrap_or_default(),
+            score,
+            received: DateTime::from_timestamp(received, 0).unwrap_or_default(),
+            form: text(self.f.form).unwrap_or_default(),
+            case_no: text(self.f.case_no),
+            name: text(self.f.name),
+            status: text(self.f.status),
+            snippet_html,
+            near,
+        })
+    }
+
+    /// The fuzzy tier ([`near`]): candidates holding enough bigrams of the query's longer
+    /// words, the exact hits excluded, each checked on its stored text and kept when every
+    /// fuzzed word (any, if the query has alternatives) occurs within [`near::allowed`] edits.
+    /// Ordered by edits, then score, each with whether it is near (a page that holds the words
+    /// once spaces are ignored, 山田 太郎 for 山田太郎, is listed here but not marked). With the
+    /// candidate query (for snippets).
+    #[allow(clippy::type_complexity)]
+    fn near_hits(
+        &self,
+        req: &Request<'_>,
+        searcher: &Searcher,
+        exact: &dyn Query,
+        exact_total: usize,
+    ) -> Result<Option<(Box<dyn Query>, Vec<(f32, DocAddress, bool)>)>> {
+        let Some(expr) = query::parse_expr(req.query)? else { return Ok(None) };
+        let mut mode = Mode { near: true, ..Mode::default() };
+        let Some(candidates) = self.expr_query(&expr, req, &mut mode, false)? else { return Ok(None) };
+        if mode.fuzzed.is_empty() {
+            return Ok(None);
+        }
+        let words: Vec<Vec<char>> = mode.fuzzed.iter().map(|w| near::comparable(w)).collect();
+        let any = expr.has_alternatives();
+        // The exact hits are among the candidates (they hold every bigram): dropped by
+        // checking the exact query on the pool, room for them added to it.
+        let q = self.restrict(vec![(Occur::Must, candidates.box_clone())], req.scope)?;
+        let pool = near::POOL + exact_total.min(near::POOL * 16);
+        let top = searcher.search(&q, &TopDocs::with_limit(pool).order_by_score())?;
+        let exact_hits = Self::matching(searcher, exact, &top)?;
+        let mut kept: Vec<(usize, f32, DocAddress)> = Vec::new();
+        for ((score, addr), _) in top.into_iter().zip(exact_hits).filter(|(_, exact)| !exact).take(near::POOL) {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let stored: String = [self.f.text, self.f.name]
+                .iter()
+                .filter_map(|f| doc.get_first(*f).and_then(|v| v.as_str()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let text = near::comparable(&stored);
+            let edits: Vec<Option<usize>> = words
+                .iter()
+                .map(|w| {
+                    let cap = near::allowed(w.len());
+                    Some(near::distance_in(w, &text, cap)).filter(|d| *d <= cap)
+                })
+                .collect();
+            let pass = if any { edits.iter().any(Option::is_some) } else { edits.iter().all(Option::is_some) };
+            if pass {
+                kept.push((edits.iter().flatten().sum(), score, addr));
+            }
+        }
+        kept.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.total_cmp(&a.1)));
+        Ok(Some((candidates, kept.into_iter().map(|(edits, s, a)| (s, a, edits > 0)).collect())))
     }
 
     /// Top hits of a query with phrases, in two passes: the best candidates of `loose` (its
@@ -690,10 +902,24 @@ impl SearchIndex {
         let want = offset + limit;
         let pool = (want * 4).max(100);
         let candidates = searcher.search(loose, &TopDocs::with_limit(pool).order_by_score())?;
-        let weight = exact.weight(tantivy::query::EnableScoring::disabled_from_searcher(searcher))?;
-        let mut matches = vec![false; candidates.len()];
+        let matches = Self::matching(searcher, exact, &candidates)?;
+        let hits: Vec<(f32, DocAddress)> =
+            candidates.iter().zip(&matches).filter(|(_, m)| **m).map(|(c, _)| *c).collect();
+        // Complete if enough passed, or if the loose pass returned everything it matched.
+        if hits.len() >= want || candidates.len() < pool {
+            Ok(Some(hits.into_iter().skip(offset).take(limit).collect()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Which of `docs` match `q`: its scorer walked forward through them, segment by segment
+    /// in doc order (positions read only for these documents).
+    fn matching(searcher: &Searcher, q: &dyn Query, docs: &[(f32, DocAddress)]) -> Result<Vec<bool>> {
+        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(searcher))?;
+        let mut matches = vec![false; docs.len()];
         let mut by_segment: std::collections::BTreeMap<u32, Vec<(u32, usize)>> = Default::default();
-        for (rank, (_, a)) in candidates.iter().enumerate() {
+        for (rank, (_, a)) in docs.iter().enumerate() {
             by_segment.entry(a.segment_ord).or_default().push((a.doc_id, rank));
         }
         for (segment, mut docs) in by_segment {
@@ -706,14 +932,7 @@ impl SearchIndex {
                 matches[rank] = scorer.doc() == doc;
             }
         }
-        let hits: Vec<(f32, DocAddress)> =
-            candidates.iter().zip(&matches).filter(|(_, m)| **m).map(|(c, _)| *c).collect();
-        // Complete if enough passed, or if the loose pass returned everything it matched.
-        if hits.len() >= want || candidates.len() < pool {
-            Ok(Some(hits.into_iter().skip(offset).take(limit).collect()))
-        } else {
-            Ok(None)
-        }
+        Ok(matches)
     }
 
     fn facet_counts(&self, searcher: &Searcher, q: &dyn Query) -> Result<Vec<FacetCounts>> {
@@ -908,8 +1127,13 @@ mod tests {
         assert_eq!(normalise("山 田　太 郎 ＴＥＬ０３"), "山田太郎 TEL03");
         assert_eq!(normalise("ﾔﾏﾀﾞ"), "ヤマダ");
         assert_eq!(normalise("Tokyo  Japan"), "Tokyo Japan");
-        assert_eq!(normalise("パ一キンソン、ﾊﾟｰｷﾝｿﾝ"), "パーキンソン、パーキンソン");
-        assert_eq!(normalise("03-5320 一般"), "03-5320 一般", "only after kana");
+        assert_eq!(
+            normalise("パ一キンソン、ﾊﾟｰｷﾝｿﾝ、センタ一"),
+            "パーキンソン、パーキンソン、センタ一".replace("タ一", "ター")
+        );
+        assert_eq!(normalise("03-5320 一般"), "03-5320 一般", "only inside a katakana word");
+        assert_eq!(normalise("書類の一部 リスト一覧"), "書類の一部 リスト一覧", "一 before a kanji stays 一");
+        assert_eq!(normalise("東京都 新宿区　西新宿 "), "東京都 新宿区 西新宿", "a space between words stays");
     }
 
     #[test]
@@ -937,7 +1161,8 @@ mod tests {
         assert_eq!(ids(&idx, "田"), vec!["c"]);
         assert_eq!(ids(&idx, "郎"), vec!["c"], "the last character of a run");
         assert_eq!(ids(&idx, "炎"), vec!["a"], "inside a run");
-        assert_eq!(ids(&idx, "山田太郎"), vec!["c"]);
+        assert!(ids(&idx, "山田太郎").is_empty(), "a space is a word boundary (the fuzzy tier finds it)");
+        assert!(ids(&idx, "区氏").is_empty(), "no phrase across a space");
         assert_eq!(ids(&idx, "東京 新宿"), vec!["c"]);
         assert!(ids(&idx, "大阪").is_empty());
         assert!(matches!(run(&idx, "  、。 ", &Scope::default()), Err(Error::Query(Problem::Empty))));
@@ -1032,6 +1257,7 @@ mod tests {
             snippets: true,
             count: true,
             hash_my_number: &hash,
+            near: false,
         }
     }
 
@@ -1087,6 +1313,80 @@ mod tests {
         let next = idx.search(&Request { offset: 60, ..request("東京都", &Scope::default()) }).unwrap();
         assert_eq!(next.hits.len(), 3);
         assert!(next.hits.iter().all(|h| !h.record_id.starts_with('x')));
+    }
+
+    #[test]
+    fn an_index_knows_its_format_and_an_older_one_is_outdated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = Key::generate();
+        let open =
+            || SearchIndex::open(EncryptedDirectory::open(tmp.path().to_owned(), vec![key.clone()]).unwrap()).unwrap();
+        let idx = open();
+        assert!(!idx.outdated(), "a new index is current");
+        idx.put(&page("a", "山田")).unwrap();
+        drop(idx);
+        let idx = open();
+        assert!(!idx.outdated(), "still current when opened again: {:?}", idx.stored_format());
+        // An index from before formats were recorded (documents, no mark) is outdated.
+        drop(idx);
+        std::fs::remove_file(tmp.path().join(FORMAT_FILE)).unwrap();
+        let idx = open();
+        assert!(idx.outdated());
+        idx.mark_current().unwrap();
+        assert!(!idx.outdated());
+    }
+
+    #[test]
+    fn or_groups_and_not() {
+        let (_t, idx) = index();
+        idx.put(&page("a", "潰瘍性大腸炎 新宿区")).unwrap();
+        idx.put(&page("b", "クローン病 渋谷区")).unwrap();
+        idx.put(&page("c", "パーキンソン病 新宿区")).unwrap();
+        assert_eq!(ids(&idx, "大腸炎 OR クローン"), vec!["a", "b"]);
+        assert_eq!(ids(&idx, "(大腸炎 | パーキンソン) -渋谷区"), vec!["a", "c"]);
+        assert_eq!(ids(&idx, "新宿区 NOT (大腸炎 OR 渋谷)"), vec!["c"]);
+        assert_eq!(ids(&idx, "区 -(クローン OR パーキンソン)"), vec!["a"]);
+        assert_eq!(ids(&idx, "病 新宿区 OR 渋谷区"), vec!["b", "c"]);
+        // A phrase excluded whose first match in a segment lies after the first candidate.
+        let docs: Vec<Doc> = ["新宿区 一", "新宿区 二", "新宿区 潰瘍性大腸炎の疑い"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| page(&format!("s{i}"), t))
+            .collect();
+        idx.put_many(&docs).unwrap();
+        assert_eq!(ids(&idx, "新宿区 -\"潰瘍性大腸炎の疑い\""), vec!["a", "c", "s0", "s1"]);
+        for q in ["大腸炎 OR -渋谷", "-(大腸炎 OR 渋谷)", "NOT 渋谷"] {
+            assert!(matches!(run(&idx, q, &Scope::default()), Err(Error::Query(Problem::OnlyExclusions))), "{q}");
+        }
+    }
+
+    #[test]
+    fn near_spellings_follow_the_exact_hits_marked_and_never_flood() {
+        let (_t, idx) = index();
+        idx.put(&page("a", "申請者 東洋産業株式会社")).unwrap();
+        idx.put(&page("b", "申請者 東洋産業株会社")).unwrap();
+        idx.put(&page("c", "申請者 東洋產業株式会社")).unwrap();
+        idx.put(&page("d", "申請者 西洋商事株式会社")).unwrap();
+        idx.put(&page("e", "氏名 山田 太郎")).unwrap();
+        let near = |q: &str, limit: usize| {
+            let scope = Scope::default();
+            let r = idx.search(&Request { near: true, limit, ..request(q, &scope) }).unwrap();
+            (r.hits.iter().map(|h| (h.record_id.clone(), h.near)).collect::<Vec<_>>(), r.total, r.near)
+        };
+        let (hits, total, n) = near("東洋産業株式会社", 20);
+        assert_eq!(hits[0], ("a".to_string(), false), "the exact hit first");
+        let mut rest: Vec<_> = hits[1..].to_vec();
+        rest.sort();
+        assert_eq!(rest, vec![("b".to_string(), true), ("c".to_string(), true)], "three edits away (d) is not near");
+        assert_eq!((total, n), (1, 2));
+        assert_eq!(ids(&idx, "東洋産業株式会社"), vec!["a"], "without the tier, exact only");
+        let (hits, _, n) = near("東洋産業株式会社", 1);
+        assert_eq!((hits, n), (vec![("a".to_string(), false)], 0), "a page full of exact hits gets no near ones");
+        assert_eq!(near("山田太郎", 20).0, vec![("e".to_string(), false)], "across a space: found, not marked");
+        assert_eq!(near("山田", 20).2, 0);
+        assert!(near("山由", 20).0.is_empty(), "two characters: no fuzzy tier");
+        let (hits, ..) = near("東洋産業株式会社 -西洋", 20);
+        assert_eq!(hits.len(), 3, "exclusions stay exact and apply to near hits");
     }
 
     #[test]

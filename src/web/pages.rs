@@ -24,6 +24,8 @@ struct ResultRow {
     case_page: Option<String>,
     status: Option<String>,
     snippet_html: String,
+    /// Found as a near spelling (the fuzzy tier), not as written.
+    near: bool,
 }
 
 /// A group of rows: one case, or one loose document.
@@ -54,6 +56,8 @@ struct ResultsView {
     group: String,
     searched: bool,
     total: usize,
+    /// Near spellings listed after the exact hits.
+    near: usize,
     groups: Vec<GroupView>,
     facets: Vec<FacetView>,
     error: Option<String>,
@@ -68,6 +72,8 @@ struct SearchPage {
     nav: Option<Nav>,
     v: ResultsView,
     total_pages: usize,
+    /// The field names a query can use, for the help.
+    fields_help: String,
 }
 
 #[derive(Template)]
@@ -159,11 +165,12 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
     };
     v.searched = true;
     v.total = found.total;
+    v.near = found.near;
     v.first = page * PER_PAGE + 1;
     if page > 0 {
         v.prev_href = Some(search_href(&query, &params.sort, &group, page - 1));
     }
-    if (page + 1) * PER_PAGE < found.total {
+    if (page + 1) * PER_PAGE < found.total + found.near {
         v.next_href = Some(search_href(&query, &params.sort, &group, page + 1));
     }
     let can_cases = ctx.actor.rights().allows(crate::auth::Function::Cases, crate::auth::Level::View);
@@ -175,6 +182,7 @@ async fn results_view(state: &Arc<AppState>, ctx: &Ctx, params: SearchParams) ->
         case_href: r.case_no.as_deref().map(|c| search_href(&format!("受給者番号:{c}"), "", "case", 0)),
         status: r.status.map(|s| label_of(STATUSES, &s).to_owned()),
         snippet_html: r.snippet_html,
+        near: r.near,
     };
     v.groups = if group == "case" {
         crate::app::group_by_case(found.results)
@@ -214,7 +222,12 @@ pub async fn search(
     let v = results_view(&state, &ctx, params).await?;
     let actor = ctx.actor.clone();
     let total_pages = blocking(&state, move |h| h.visible_pages(&actor)).await?;
-    render(&SearchPage { nav: Some(Nav::of(&ctx)), v, total_pages })
+    render(&SearchPage {
+        nav: Some(Nav::of(&ctx)),
+        v,
+        total_pages,
+        fields_help: crate::index::query::FieldName::help(),
+    })
 }
 
 /// The results area alone, fetched by the search box as the reviewer types.

@@ -10,7 +10,7 @@ use hozon::auth::{Actor, Role};
 use hozon::index::Doc;
 use hozon::store::{Record, RecordKind, RecordState};
 
-use crate::util::{TestEnv, synth};
+use crate::util::{TestEnv, hozon_bin, synth};
 
 fn pages(h: &Hozon) -> Vec<Record> {
     let mut v: Vec<Record> = h
@@ -214,6 +214,53 @@ fn planted_terms_never_reach_the_index_files_in_the_clear() {
         snippets: false,
         count: true,
         hash_my_number: &|s: &str| s.to_owned(),
+        near: false,
     });
     assert_eq!(found.unwrap().total, 300);
+}
+
+/// An index written by an older version (no format mark, as before formats were recorded) is
+/// rebuilt by the next command, once; the CLI takes OR and a leading `-` without `--`, says
+/// what is wrong once and in Japanese, and lists near spellings after the exact hits, marked.
+#[test]
+fn an_older_index_is_rebuilt_on_open_and_the_cli_speaks_the_query_language() {
+    let env = TestEnv::new();
+    let h = env.open();
+    env.ingest_first(&h, 4);
+    drop(h);
+    let name: String =
+        synth().truth[0]["fields"]["name"].as_str().unwrap().chars().filter(|c| !c.is_whitespace()).collect();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(hozon_bin()).arg("--data").arg(env.data()).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    std::fs::remove_file(env.data().join("index").join("hozon-index-format")).unwrap();
+    let (ok, stdout, stderr) = run(&["search", &name]);
+    assert!(ok && stderr.contains("再構築しました: 4 件"), "{stdout}{stderr}");
+    assert!(!stdout.contains("〔近い表記〕"), "the name written with its space is not a near spelling: {stdout}");
+    let (ok, _, stderr) = run(&["search", &name]);
+    assert!(ok && !stderr.contains("再構築"), "rebuilt once only: {stderr}");
+
+    let (ok, stdout, stderr) = run(&["search", "-東京都"]);
+    assert!(!ok, "{stdout}");
+    assert_eq!(stderr.matches("除外").count(), 1, "one message, in Japanese: {stderr}");
+    let family = synth().truth[0]["fields"]["name"].as_str().unwrap().split_whitespace().next().unwrap().to_owned();
+    let (ok, stdout, _) = run(&["search", &format!("{family} OR 存在しない語句")]);
+    assert!(ok && !stdout.starts_with("0 件"), "{stdout}");
+
+    // The name with one character misread: no exact hit, the page as a near spelling.
+    let mut chars: Vec<char> = name.chars().collect();
+    let last = chars.len() - 1;
+    chars[last] = if chars[last] == '丸' { '角' } else { '丸' };
+    let misread: String = chars.into_iter().collect();
+    let (ok, stdout, stderr) = run(&["search", "--json", &misread]);
+    assert!(ok, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["total"], 0, "{json}");
+    assert!(json["near"].as_u64().unwrap() >= 1, "{json}");
+    assert!(json["hits"].as_array().unwrap().iter().all(|h| h["near"] == true), "{json}");
 }
